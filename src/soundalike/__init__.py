@@ -1,0 +1,3 @@
+"""soundalike: content-based music recommendation from the audio itself."""
+
+__version__ = "0.1.0"
