@@ -1,0 +1,138 @@
+"""Analyse one audio file: decode, hash, read tags, compute spectrograms and descriptors.
+
+Runs in worker processes during a scan, so it touches no database: it returns plain arrays and values.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import audio
+from .descriptors import describe
+from .features import get_preset, log_mel, power_spectrogram
+
+ANALYSIS_SR = 22050
+# Longer files are analysed from evenly spaced excerpts (audio.load_excerpts), which bounds memory and time.
+MAX_ANALYSED_SECONDS = 600.0
+DEFAULT_PRESETS: tuple[str, ...] = ("melae",)
+
+
+@dataclass
+class Tags:
+    """Artist, album and title as tagged, falling back to folder and file names."""
+
+    artist: str = ""
+    album: str = ""
+    title: str = ""
+
+
+@dataclass
+class Analysis:
+    """Everything a scan stores about one decodable file."""
+
+    audio_hash: str
+    duration: float
+    analysed_seconds: float
+    tags: Tags
+    spectrograms: dict[str, np.ndarray] = field(default_factory=dict)
+    descriptor: np.ndarray | None = None
+
+
+def file_hash(path: str | os.PathLike[str], block: int = 1 << 20) -> str:
+    """BLAKE2b of the file's bytes (finds byte-identical copies without decoding)."""
+    h = hashlib.blake2b(digest_size=16)
+    with open(path, "rb") as f:
+        while chunk := f.read(block):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def audio_hash(y: np.ndarray) -> str:
+    """BLAKE2b of the decoded samples quantised to 16 bits: tag edits, renames and moves keep the same hash."""
+    q = np.clip(np.round(y * 32767.0), -32768, 32767).astype("<i2")
+    return hashlib.blake2b(q.tobytes(), digest_size=16).hexdigest()
+
+
+def _first(values: object) -> str:
+    if isinstance(values, list | tuple):
+        values = values[0] if values else ""
+    return str(values or "").strip()
+
+
+def read_tags(path: str | os.PathLike[str]) -> Tags:
+    """Artist/album/title with mutagen; a missing title becomes the file name, a missing album the folder."""
+    p = os.fsdecode(path)
+    tags = Tags()
+    try:
+        import mutagen
+
+        f = mutagen.File(p, easy=True)
+        if f is not None and f.tags is not None:
+            tags.artist = _first(f.tags.get("artist") or f.tags.get("albumartist"))
+            tags.album = _first(f.tags.get("album"))
+            tags.title = _first(f.tags.get("title"))
+    except Exception:  # noqa: BLE001 - tags are optional: a broken tag block must not fail the file
+        pass
+    name = audio.display_path(os.path.basename(p))
+    tags.title = tags.title or os.path.splitext(name)[0]
+    tags.album = tags.album or audio.display_path(os.path.basename(os.path.dirname(os.path.abspath(p))))
+    return tags
+
+
+@contextlib.contextmanager
+def quiet_native_stderr() -> Iterator[None]:
+    """Silence C libraries (mpg123, ffmpeg) writing to fd 2 while decoding; our own errors are exceptions."""
+    try:
+        saved = os.dup(2)
+    except OSError:
+        yield
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+def analyse_waveform(y: np.ndarray, presets: Sequence[str] = DEFAULT_PRESETS) -> tuple[dict[str, np.ndarray],
+                                                                                       np.ndarray]:
+    """Spectrograms (float16, dB) for ``presets`` and the descriptor vector of mono audio at 22.05 kHz."""
+    spectrograms: dict[str, np.ndarray] = {}
+    base = get_preset("melae")
+    power = power_spectrogram(y, base)
+    mel_db = log_mel(y, base, power=power)
+    descriptor = describe(y, base, power=power, mel_db=mel_db)
+    for name in presets:
+        preset = get_preset(name)
+        spec = mel_db if name == "melae" else log_mel(y, preset)
+        spectrograms[name] = spec.astype(np.float16)
+    return spectrograms, descriptor
+
+
+def analyse_file(path: str | os.PathLike[str], presets: Sequence[str] = DEFAULT_PRESETS,
+                 *, quiet: bool = True) -> Analysis:
+    """Decode and analyse one file; raises :class:`audio.AudioError` with the file and reason when unusable."""
+    p = os.fsdecode(path)
+    ctx = quiet_native_stderr() if quiet else contextlib.nullcontext()
+    with ctx:
+        info = audio.probe(p)
+        y = audio.load_excerpts(p, ANALYSIS_SR, max_duration=MAX_ANALYSED_SECONDS)
+    spectrograms, descriptor = analyse_waveform(y, presets)
+    duration = info.duration if np.isfinite(info.duration) and info.duration > 0 else y.size / ANALYSIS_SR
+    return Analysis(
+        audio_hash=audio_hash(y),
+        duration=float(duration),
+        analysed_seconds=y.size / ANALYSIS_SR,
+        tags=read_tags(p),
+        spectrograms=spectrograms,
+        descriptor=descriptor,
+    )

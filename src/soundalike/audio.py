@@ -1,0 +1,339 @@
+"""Decode any audio file to mono float32 at a target sample rate.
+
+Pure functions, typed errors. soundfile (libsndfile: wav, flac, ogg/vorbis, opus, mp3, aiff) is tried first because
+it seeks cheaply and decodes fast; PyAV (ffmpeg) is the fallback for everything else (m4a/aac, wma, ...).
+Excerpts are read by seeking, so a 2-hour file never has to be held in memory whole.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+import soundfile as sf
+import soxr
+
+DEFAULT_SR = 22050
+# Below this a track is too short to say anything about its sound (and shorter than one MelAE patch, 3 s).
+MIN_DURATION = 1.0
+# Peak below this (about -90 dBFS) counts as digital silence.
+SILENCE_PEAK = 3e-5
+
+AUDIO_EXTENSIONS = frozenset(
+    {".mp3", ".ogg", ".oga", ".opus", ".flac", ".wav", ".aif", ".aiff", ".m4a", ".mp4", ".aac", ".wma", ".wv",
+     ".ape", ".mka", ".webm", ".caf", ".w64"}
+)
+
+
+class AudioError(Exception):
+    """A file that cannot be analysed; ``reason`` is a short human-readable cause."""
+
+    kind = "error"
+
+    def __init__(self, path: str | os.PathLike[str], reason: str) -> None:
+        self.path = display_path(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}")
+
+    def __reduce__(self) -> tuple[type[AudioError], tuple[str, str]]:
+        # Picklable with its real arguments, so errors cross from scan worker processes intact.
+        return (type(self), (self.path, self.reason))
+
+
+class DecodeError(AudioError):
+    """Unreadable or corrupt audio (truncated stream, bad frames, I/O failure)."""
+
+    kind = "corrupt"
+
+
+class MissingFileError(DecodeError):
+    """The file vanished (deleted or moved) between listing and reading."""
+
+    kind = "missing"
+
+
+class NotAudioError(AudioError):
+    """The file holds no audio stream at all (text, image, ...)."""
+
+    kind = "not-audio"
+
+
+class EmptyAudioError(AudioError):
+    """The file decodes to zero samples (zero-byte file, header only)."""
+
+    kind = "empty"
+
+
+class TooShortError(AudioError):
+    """Shorter than the minimum duration worth analysing."""
+
+    kind = "too-short"
+
+
+class SilentAudioError(AudioError):
+    """All digital silence."""
+
+    kind = "silent"
+
+
+class NonFiniteError(AudioError):
+    """Samples contain NaN or infinity."""
+
+    kind = "non-finite"
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    """What a file holds, read from its header without decoding all of it."""
+
+    sample_rate: int
+    channels: int
+    duration: float
+    backend: str
+
+
+def display_path(path: str | os.PathLike[str] | bytes) -> str:
+    """A path as printable text, even when it holds bytes that are not UTF-8."""
+    raw = os.fsencode(path)
+    return raw.decode("utf-8", errors="backslashreplace")
+
+
+def is_audio_path(path: str | os.PathLike[str]) -> bool:
+    """Whether the file name has an extension we try to decode."""
+    return Path(path).suffix.lower() in AUDIO_EXTENSIONS
+
+
+def _needs_file_object(path: str) -> bool:
+    """Names with bytes that are not valid UTF-8 cannot go to the C libraries by name; open them ourselves."""
+    try:
+        path.encode("utf-8")
+        return False
+    except UnicodeEncodeError:
+        return True
+
+
+def _check_file(path: str) -> None:
+    try:
+        size = os.stat(path).st_size
+    except FileNotFoundError:
+        raise MissingFileError(path, "file not found (moved or deleted)") from None
+    except OSError as exc:
+        raise DecodeError(path, f"cannot read file: {exc.strerror or exc}") from None
+    if size == 0:
+        raise EmptyAudioError(path, "empty file (0 bytes)")
+
+
+def probe(path: str | os.PathLike[str]) -> AudioInfo:
+    """Read sample rate, channels and duration from the header (soundfile, then PyAV)."""
+    p = os.fsdecode(path)
+    _check_file(p)
+    try:
+        with _source(p) as src, sf.SoundFile(src) as info:
+            if info.frames > 0 and info.samplerate > 0:
+                return AudioInfo(info.samplerate, info.channels, info.frames / info.samplerate, "soundfile")
+    except (sf.LibsndfileError, RuntimeError, OSError):
+        pass
+    return _probe_av(p)
+
+
+@contextlib.contextmanager
+def _source(path: str) -> Iterator[str | BinaryIO]:
+    """The path itself, or an open binary file when the name cannot be passed to C code."""
+    if not _needs_file_object(path):
+        yield path
+        return
+    with open(path, "rb") as f:
+        yield f
+
+
+def _probe_av(path: str) -> AudioInfo:
+    import av
+
+    try:
+        with _source(path) as src, av.open(src) as container:
+            streams = container.streams.audio
+            if not streams or not streams[0].rate or not streams[0].channels:
+                raise NotAudioError(path, "not an audio file (no decodable audio stream)")
+            stream = streams[0]
+            if container.duration is not None:
+                duration = container.duration / 1_000_000
+            elif stream.duration is not None and stream.time_base is not None:
+                duration = float(stream.duration * stream.time_base)
+            else:
+                duration = float("nan")
+            return AudioInfo(int(stream.rate or 0), int(stream.channels or 0), duration, "av")
+    except AudioError:
+        raise
+    except (av.error.InvalidDataError, av.error.EOFError):
+        raise NotAudioError(path, "not an audio file (no decoder recognises it)") from None
+    except av.error.FFmpegError as exc:
+        raise DecodeError(path, f"cannot open: {exc.strerror or exc}") from None
+
+
+def load(
+    path: str | os.PathLike[str],
+    sr: int = DEFAULT_SR,
+    *,
+    offset: float = 0.0,
+    duration: float | None = None,
+    min_duration: float = MIN_DURATION,
+) -> np.ndarray:
+    """Decode ``path`` (or the excerpt ``offset``..``offset+duration`` seconds) to mono float32 at ``sr``.
+
+    Raises a subclass of :class:`AudioError` naming the file and the reason when it cannot be used.
+    """
+    p = os.fsdecode(path)
+    _check_file(p)
+    y = _load_soundfile(p, sr, offset, duration)
+    if y is None or y.size == 0:
+        # libsndfile does not know the format, or found no samples (e.g. an ogg cut short): let ffmpeg try.
+        recognised = y is not None
+        try:
+            y = _load_av(p, sr, offset, duration)
+        except NotAudioError:
+            if recognised:
+                raise DecodeError(p, "corrupt or truncated audio (no decodable samples)") from None
+            raise
+        if y.size == 0 and recognised:
+            raise DecodeError(p, "corrupt or truncated audio (no decodable samples)")
+    return validate(p, y, sr, min_duration=min_duration)
+
+
+def load_excerpts(
+    path: str | os.PathLike[str],
+    sr: int = DEFAULT_SR,
+    *,
+    max_duration: float = 600.0,
+    excerpts: int = 10,
+    min_duration: float = MIN_DURATION,
+) -> np.ndarray:
+    """Decode the whole file if it is at most ``max_duration`` s long, else ``excerpts`` evenly spaced excerpts.
+
+    The excerpts (each ``max_duration / excerpts`` s) are concatenated; memory stays bounded for hours-long files.
+    """
+    p = os.fsdecode(path)
+    info = probe(p)
+    if not np.isfinite(info.duration) or info.duration <= max_duration:
+        return load(p, sr, min_duration=min_duration)
+    length = max_duration / excerpts
+    starts = np.linspace(0.0, info.duration - length, excerpts)
+    parts = [load(p, sr, offset=float(s), duration=length, min_duration=0.0) for s in starts]
+    return validate(p, np.concatenate(parts), sr, min_duration=min_duration)
+
+
+def validate(path: str, y: np.ndarray, sr: int, *, min_duration: float = MIN_DURATION) -> np.ndarray:
+    """Check decoded samples: non-empty, finite, long enough, not silent. Returns ``y`` unchanged."""
+    if y.size == 0:
+        raise EmptyAudioError(path, "no audio samples decoded")
+    if not np.all(np.isfinite(y)):
+        raise NonFiniteError(path, "audio contains NaN or infinite samples")
+    seconds = y.size / sr
+    if seconds < min_duration:
+        raise TooShortError(path, f"too short ({seconds:.2f} s < {min_duration:g} s)")
+    if float(np.max(np.abs(y))) < SILENCE_PEAK:
+        raise SilentAudioError(path, "digital silence (no signal)")
+    return y
+
+
+def _to_mono_resampled(blocks: Sequence[np.ndarray], native_sr: int, sr: int) -> np.ndarray:
+    if not blocks:
+        return np.zeros(0, dtype=np.float32)
+    x = np.concatenate(blocks)
+    if x.ndim == 2:
+        x = x.mean(axis=1)
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    if native_sr != sr and x.size:
+        x = soxr.resample(x, native_sr, sr, quality="HQ").astype(np.float32, copy=False)
+    return x
+
+
+def _load_soundfile(path: str, sr: int, offset: float, duration: float | None) -> np.ndarray | None:
+    """Decode with libsndfile; None when libsndfile does not know the format (then PyAV tries)."""
+    with contextlib.ExitStack() as stack:
+        try:
+            f = stack.enter_context(sf.SoundFile(stack.enter_context(_source(path))))
+        except (sf.LibsndfileError, RuntimeError) as exc:
+            if _looks_truncated(str(exc)):
+                raise DecodeError(path, f"corrupt or truncated audio ({exc})") from None
+            return None
+        except OSError as exc:
+            raise DecodeError(path, f"cannot read file: {exc.strerror or exc}") from None
+        native = f.samplerate
+        try:
+            if offset > 0 and f.seekable():
+                f.seek(min(int(offset * native), max(f.frames - 1, 0)))
+            remaining = -1 if duration is None else int(round(duration * native))
+            blocks = []
+            block = 1 << 16
+            while remaining != 0:
+                n = block if remaining < 0 else min(block, remaining)
+                data = f.read(n, dtype="float32", always_2d=True)
+                if len(data) == 0:
+                    break
+                blocks.append(data)
+                if remaining > 0:
+                    remaining -= len(data)
+        except (sf.LibsndfileError, RuntimeError) as exc:
+            raise DecodeError(path, f"corrupt or truncated audio ({exc})") from None
+    return _to_mono_resampled(blocks, native, sr)
+
+
+def _looks_truncated(message: str) -> bool:
+    return "Internal psf_fseek" in message or "truncated" in message.lower()
+
+
+def _av_frames(path: str, offset: float, duration: float | None) -> Iterator[tuple[np.ndarray, int]]:
+    import av
+
+    src = open(path, "rb") if _needs_file_object(path) else path  # noqa: SIM115 - closed with the container
+    try:
+        container = av.open(src)
+    except (av.error.InvalidDataError, av.error.EOFError):
+        raise NotAudioError(path, "not an audio file (no decoder recognises it)") from None
+    except av.error.FFmpegError as exc:
+        raise DecodeError(path, f"cannot open: {exc.strerror or exc}") from None
+    with container, (contextlib.nullcontext() if isinstance(src, str) else src):
+        if not container.streams.audio:
+            raise NotAudioError(path, "no audio stream in file")
+        stream = container.streams.audio[0]
+        if not stream.rate or not stream.channels:
+            raise NotAudioError(path, "not an audio file (no decodable audio stream)")
+        resampler = av.AudioResampler(format="flt", layout="mono")
+        end = None if duration is None else offset + duration
+        if offset > 0:
+            container.seek(int(offset * 1_000_000), any_frame=False, backward=True)
+        try:
+            for frame in container.decode(stream):
+                t = float(frame.time) if frame.time is not None else 0.0
+                frame_sr = int(frame.sample_rate)
+                for out in resampler.resample(frame):
+                    samples = out.to_ndarray().reshape(-1)
+                    t0, t1 = t, t + samples.size / frame_sr
+                    if t1 <= offset:
+                        continue
+                    if t0 < offset:
+                        samples = samples[int((offset - t0) * frame_sr):]
+                        t0 = offset
+                    if end is not None and t0 >= end:
+                        return
+                    if end is not None and t1 > end:
+                        samples = samples[: int((end - t0) * frame_sr)]
+                    yield samples, frame_sr
+        except av.error.FFmpegError as exc:
+            raise DecodeError(path, f"corrupt or truncated audio ({exc.strerror or exc})") from None
+
+
+def _load_av(path: str, sr: int, offset: float, duration: float | None) -> np.ndarray:
+    blocks: list[np.ndarray] = []
+    native = 0
+    for samples, frame_sr in _av_frames(path, offset, duration):
+        if native and frame_sr != native:
+            raise DecodeError(path, "sample rate changes mid-stream")
+        native = frame_sr
+        blocks.append(samples)
+    return _to_mono_resampled(blocks, native or sr, sr)

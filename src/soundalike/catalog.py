@@ -1,0 +1,383 @@
+"""The catalogue: a SQLite database (WAL) of files, tracks, tags, analysis status and vectors, plus the feature store.
+
+A *track* is identified by the hash of its decoded audio, so a renamed, moved or re-tagged file stays the same
+track, and byte-identical copies are one track with several paths. A *file* row records one path, its size and
+mtime (to skip unchanged files on the next scan) and its status: ``ok`` or the kind of error that stopped it.
+Paths are stored as bytes, so names that are not valid UTF-8 survive.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .analysis import Analysis
+from .audio import display_path
+from .featurestore import FeatureStore, Location
+
+SCHEMA_VERSION = 1
+DB_NAME = "catalog.sqlite"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS tracks (
+    id INTEGER PRIMARY KEY,
+    audio_hash TEXT NOT NULL UNIQUE,
+    duration REAL NOT NULL,
+    analysed_seconds REAL NOT NULL,
+    artist TEXT NOT NULL DEFAULT '',
+    album TEXT NOT NULL DEFAULT '',
+    title TEXT NOT NULL DEFAULT '',
+    added_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS files (
+    path BLOB PRIMARY KEY,
+    track_id INTEGER REFERENCES tracks(id) ON DELETE CASCADE,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    file_hash TEXT,
+    status TEXT NOT NULL,
+    error TEXT,
+    scanned_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS files_track ON files(track_id);
+CREATE INDEX IF NOT EXISTS files_hash ON files(file_hash);
+CREATE TABLE IF NOT EXISTS spectrograms (
+    track_id INTEGER NOT NULL REFERENCES tracks(id) ON DELETE CASCADE,
+    preset TEXT NOT NULL,
+    chunk INTEGER NOT NULL,
+    offset INTEGER NOT NULL,
+    n_mels INTEGER NOT NULL,
+    n_frames INTEGER NOT NULL,
+    PRIMARY KEY (track_id, preset)
+);
+CREATE TABLE IF NOT EXISTS vectors (
+    track_id INTEGER NOT NULL REFERENCES tracks(id) ON DELETE CASCADE,
+    model TEXT NOT NULL,
+    dim INTEGER NOT NULL,
+    vector BLOB NOT NULL,
+    n_segments INTEGER NOT NULL DEFAULT 0,
+    segments BLOB,
+    PRIMARY KEY (track_id, model)
+);
+"""
+
+DESCRIPTOR_MODEL = "descriptor"
+
+
+class CatalogError(Exception):
+    """A catalogue that cannot be used (missing, newer schema, nothing indexed...)."""
+
+
+def default_library_dir() -> Path:
+    """``$SOUNDALIKE_LIBRARY``, else ``~/.local/share/soundalike``."""
+    env = os.environ.get("SOUNDALIKE_LIBRARY")
+    if env:
+        return Path(env).expanduser()
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    return Path(base) / "soundalike"
+
+
+@dataclass(frozen=True)
+class Track:
+    """One track of the library with its first (sorted) path."""
+
+    id: int
+    path: str
+    artist: str
+    album: str
+    title: str
+    duration: float
+    audio_hash: str
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON-ready fields of the command-line contract."""
+        return {"track_id": self.id, "path": self.path, "artist": self.artist, "album": self.album,
+                "title": self.title, "duration": round(self.duration, 3)}
+
+    @property
+    def label(self) -> str:
+        """``artist - title`` (or the title alone)."""
+        return f"{self.artist} - {self.title}" if self.artist else self.title
+
+
+@dataclass(frozen=True)
+class FileRecord:
+    """What the catalogue knows about one path."""
+
+    path: bytes
+    track_id: int | None
+    size: int
+    mtime_ns: int
+    file_hash: str | None
+    status: str
+    error: str | None
+
+
+def _to_blob(path: str | os.PathLike[str] | bytes) -> bytes:
+    return os.fsencode(os.path.abspath(os.fsencode(path)))
+
+
+class Library:
+    """A music library's catalogue (``catalog.sqlite``) and feature store (``features/``) in one folder."""
+
+    def __init__(self, root: Path, conn: sqlite3.Connection) -> None:
+        self.root = root
+        self.conn = conn
+        self.store = FeatureStore(root / "features")
+
+    @classmethod
+    def open(cls, root: str | os.PathLike[str] | None = None, *, create: bool = True,
+             readonly: bool = False) -> Library:
+        """Open (and with ``create`` make) the library at ``root`` (default: :func:`default_library_dir`)."""
+        path = Path(root).expanduser() if root is not None else default_library_dir()
+        db = path / DB_NAME
+        if not db.exists() and not create:
+            raise CatalogError(f"no library at {path} (run `soundalike index PATH --library {path}` first)")
+        if not readonly:
+            path.mkdir(parents=True, exist_ok=True)
+        uri = f"file:{db}?mode=ro" if readonly else f"file:{db}"
+        conn = sqlite3.connect(uri, uri=True, timeout=30.0, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA foreign_keys = ON")
+        conn.execute("PRAGMA busy_timeout = 30000")
+        if not readonly:
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = NORMAL")
+            conn.executescript(_SCHEMA)
+            version = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+            if version is None:
+                conn.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+            elif int(version[0]) > SCHEMA_VERSION:
+                conn.close()
+                raise CatalogError(f"{db} has schema {version[0]}, newer than this soundalike ({SCHEMA_VERSION})")
+        return cls(path, conn)
+
+    def close(self) -> None:
+        """Close the database connection."""
+        self.conn.close()
+
+    def __enter__(self) -> Library:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- transactions -------------------------------------------------------------------------------------
+    def transaction(self) -> _Transaction:
+        """``with lib.transaction():`` — one atomic write (BEGIN IMMEDIATE ... COMMIT / ROLLBACK)."""
+        return _Transaction(self.conn)
+
+    # --- files --------------------------------------------------------------------------------------------
+    def file_records(self) -> dict[bytes, FileRecord]:
+        """Every known path with its record."""
+        rows = self.conn.execute("SELECT path, track_id, size, mtime_ns, file_hash, status, error FROM files")
+        return {r[0]: FileRecord(*r) for r in rows}
+
+    def track_for_file_hash(self, fhash: str) -> int | None:
+        """The track of an already analysed byte-identical file, if any."""
+        row = self.conn.execute(
+            "SELECT track_id FROM files WHERE file_hash=? AND status='ok' AND track_id IS NOT NULL LIMIT 1",
+            (fhash,)).fetchone()
+        return None if row is None else int(row[0])
+
+    def track_for_audio_hash(self, ahash: str) -> int | None:
+        """The track whose decoded audio has this hash, if any."""
+        row = self.conn.execute("SELECT id FROM tracks WHERE audio_hash=?", (ahash,)).fetchone()
+        return None if row is None else int(row[0])
+
+    def record_error(self, path: bytes, size: int, mtime_ns: int, kind: str, reason: str) -> None:
+        """Record that ``path`` could not be analysed (replacing what was known about it)."""
+        with self.transaction():
+            self.conn.execute(
+                "INSERT OR REPLACE INTO files (path, track_id, size, mtime_ns, file_hash, status, error, scanned_at)"
+                " VALUES (?, NULL, ?, ?, NULL, ?, ?, ?)", (path, size, mtime_ns, kind, reason, time.time()))
+            self._drop_orphan_tracks()
+
+    def link_file(self, path: bytes, size: int, mtime_ns: int, fhash: str, track_id: int) -> None:
+        """Record ``path`` as another copy of an already analysed track."""
+        with self.transaction():
+            self.conn.execute(
+                "INSERT OR REPLACE INTO files (path, track_id, size, mtime_ns, file_hash, status, error, scanned_at)"
+                " VALUES (?, ?, ?, ?, ?, 'ok', NULL, ?)", (path, track_id, size, mtime_ns, fhash, time.time()))
+            self._drop_orphan_tracks()
+
+    def add_analysis(self, path: bytes, size: int, mtime_ns: int, fhash: str, result: Analysis) -> tuple[int, bool]:
+        """Store a new analysis (or link to the track with the same audio); returns ``(track_id, is_new)``."""
+        existing = self.track_for_audio_hash(result.audio_hash)
+        if existing is not None:
+            self.link_file(path, size, mtime_ns, fhash, existing)
+            return existing, False
+        # Data first, then the rows that point at it, in one transaction: a crash leaves at most unused bytes.
+        locations = {name: self.store.append(name, spec) for name, spec in result.spectrograms.items()}
+        with self.transaction():
+            cur = self.conn.execute(
+                "INSERT INTO tracks (audio_hash, duration, analysed_seconds, artist, album, title, added_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (result.audio_hash, result.duration, result.analysed_seconds, result.tags.artist,
+                 result.tags.album, result.tags.title, time.time()))
+            track_id = int(cur.lastrowid or 0)
+            self.conn.execute(
+                "INSERT OR REPLACE INTO files (path, track_id, size, mtime_ns, file_hash, status, error, scanned_at)"
+                " VALUES (?, ?, ?, ?, ?, 'ok', NULL, ?)", (path, track_id, size, mtime_ns, fhash, time.time()))
+            for name, loc in locations.items():
+                self.conn.execute("INSERT INTO spectrograms VALUES (?, ?, ?, ?, ?, ?)",
+                                  (track_id, name, loc.chunk, loc.offset, loc.n_mels, loc.n_frames))
+            if result.descriptor is not None:
+                self._put_vector(track_id, DESCRIPTOR_MODEL, result.descriptor)
+            self._drop_orphan_tracks()
+        return track_id, True
+
+    def remove_files(self, paths: Iterable[bytes]) -> int:
+        """Forget these paths; tracks left without any file leave the index. Returns how many were removed."""
+        paths = list(paths)
+        if not paths:
+            return 0
+        with self.transaction():
+            self.conn.executemany("DELETE FROM files WHERE path=?", [(p,) for p in paths])
+            self._drop_orphan_tracks()
+        return len(paths)
+
+    def _drop_orphan_tracks(self) -> None:
+        self.conn.execute(
+            "DELETE FROM tracks WHERE id NOT IN (SELECT track_id FROM files WHERE track_id IS NOT NULL)")
+
+    # --- vectors ------------------------------------------------------------------------------------------
+    def _put_vector(self, track_id: int, model: str, vector: np.ndarray,
+                    segments: np.ndarray | None = None) -> None:
+        v = np.asarray(vector, dtype=np.float32).ravel()
+        seg_blob = None if segments is None else np.asarray(segments, dtype=np.float16).tobytes()
+        n_seg = 0 if segments is None else int(segments.shape[0])
+        self.conn.execute("INSERT OR REPLACE INTO vectors VALUES (?, ?, ?, ?, ?, ?)",
+                          (track_id, model, v.size, v.tobytes(), n_seg, seg_blob))
+
+    def vectors(self, model: str = DESCRIPTOR_MODEL) -> tuple[np.ndarray, np.ndarray]:
+        """``(track_ids int64 (n,), vectors float32 (n, d))`` of every track embedded by ``model``."""
+        rows = self.conn.execute(
+            "SELECT track_id, dim, vector FROM vectors WHERE model=? ORDER BY track_id", (model,)).fetchall()
+        if not rows:
+            return np.zeros(0, dtype=np.int64), np.zeros((0, 0), dtype=np.float32)
+        dim = rows[0][1]
+        ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+        mat = np.frombuffer(b"".join(r[2] for r in rows), dtype=np.float32).reshape(len(rows), dim)
+        return ids, mat.copy()
+
+    def segments(self, track_id: int, model: str) -> np.ndarray | None:
+        """The sequence of segment embeddings ``(n_segments, dim)`` stored for a track, if any."""
+        row = self.conn.execute("SELECT dim, n_segments, segments FROM vectors WHERE track_id=? AND model=?",
+                                (track_id, model)).fetchone()
+        if row is None or row[2] is None:
+            return None
+        return np.frombuffer(row[2], dtype=np.float16).reshape(row[1], row[0]).astype(np.float32)
+
+    def models(self) -> list[str]:
+        """Names of the embeddings present in the catalogue."""
+        return [r[0] for r in self.conn.execute("SELECT DISTINCT model FROM vectors ORDER BY model")]
+
+    # --- spectrograms -------------------------------------------------------------------------------------
+    def spectrogram(self, track_id: int, preset: str = "melae") -> np.ndarray:
+        """The stored log-mel spectrogram (float16 memory map, ``(n_mels, n_frames)``)."""
+        row = self.conn.execute("SELECT chunk, offset, n_mels, n_frames FROM spectrograms WHERE track_id=? AND "
+                                "preset=?", (track_id, preset)).fetchone()
+        if row is None:
+            raise CatalogError(f"track {track_id} has no {preset!r} spectrogram")
+        return self.store.read(preset, Location(*row))
+
+    # --- tracks -------------------------------------------------------------------------------------------
+    _TRACK_SQL = ("SELECT t.id, MIN(f.path), t.artist, t.album, t.title, t.duration, t.audio_hash FROM tracks t "
+                  "JOIN files f ON f.track_id = t.id AND f.status='ok'")
+
+    def _track(self, row: tuple) -> Track:
+        return Track(int(row[0]), display_path(row[1]), row[2], row[3], row[4], float(row[5]), row[6])
+
+    def track(self, track_id: int) -> Track | None:
+        """The track with this id, or None."""
+        row = self.conn.execute(self._TRACK_SQL + " WHERE t.id=? GROUP BY t.id", (track_id,)).fetchone()
+        return None if row is None or row[0] is None else self._track(row)
+
+    def tracks(self, ids: Iterable[int] | None = None) -> list[Track]:
+        """All tracks (ordered by id), or those with the given ids in that order."""
+        if ids is None:
+            return [self._track(r) for r in self.conn.execute(self._TRACK_SQL + " GROUP BY t.id ORDER BY t.id")]
+        wanted = [int(i) for i in ids]
+        found = {t.id: t for t in self._tracks_in(wanted)}
+        return [found[i] for i in wanted if i in found]
+
+    def _tracks_in(self, ids: list[int]) -> Iterator[Track]:
+        for start in range(0, len(ids), 500):
+            part = ids[start:start + 500]
+            marks = ",".join("?" * len(part))
+            for r in self.conn.execute(self._TRACK_SQL + f" WHERE t.id IN ({marks}) GROUP BY t.id", part):
+                yield self._track(r)
+
+    def track_by_path(self, path: str | os.PathLike[str] | bytes) -> Track | None:
+        """The track of an indexed file (by absolute path), or None."""
+        row = self.conn.execute("SELECT track_id FROM files WHERE path=? AND status='ok'",
+                                (_to_blob(path),)).fetchone()
+        return None if row is None or row[0] is None else self.track(int(row[0]))
+
+    def search(self, text: str, limit: int = 10) -> list[Track]:
+        """Tracks matching ``artist - title`` or words of artist/album/title/path (case-insensitive)."""
+        text = text.strip()
+        if not text:
+            return []
+        if " - " in text:
+            artist, title = (s.strip() for s in text.split(" - ", 1))
+            rows = self.conn.execute(self._TRACK_SQL + " WHERE t.artist LIKE ? AND t.title LIKE ? GROUP BY t.id "
+                                     "ORDER BY t.id LIMIT ?", (f"%{artist}%", f"%{title}%", limit)).fetchall()
+            if rows:
+                return [self._track(r) for r in rows]
+        clauses, params = [], []
+        for word in text.split():
+            clauses.append("(t.artist LIKE ? OR t.title LIKE ? OR t.album LIKE ?)")
+            params += [f"%{word}%"] * 3
+        sql = self._TRACK_SQL + " WHERE " + " AND ".join(clauses) + " GROUP BY t.id ORDER BY t.id LIMIT ?"
+        return [self._track(r) for r in self.conn.execute(sql, [*params, limit])]
+
+    def paths_of(self, track_id: int) -> list[str]:
+        """Every indexed path of a track (duplicates included)."""
+        rows = self.conn.execute("SELECT path FROM files WHERE track_id=? AND status='ok' ORDER BY path",
+                                 (track_id,))
+        return [display_path(r[0]) for r in rows]
+
+    def stats(self) -> dict[str, object]:
+        """Counts of tracks, files, errors by kind, models, and disk use."""
+        q = self.conn.execute
+        errors = dict(q("SELECT status, COUNT(*) FROM files WHERE status!='ok' GROUP BY status").fetchall())
+        return {
+            "library": str(self.root),
+            "tracks": q("SELECT COUNT(*) FROM tracks").fetchone()[0],
+            "files": q("SELECT COUNT(*) FROM files WHERE status='ok'").fetchone()[0],
+            "errors": errors,
+            "hours": round((q("SELECT COALESCE(SUM(duration), 0) FROM tracks").fetchone()[0]) / 3600.0, 3),
+            "models": self.models(),
+            "feature_store_bytes": self.store.disk_bytes(),
+        }
+
+    def fingerprint(self) -> list[tuple[str, str, str]]:
+        """Sorted ``(path, audio_hash, status)`` of every file: equal for catalogues with the same content."""
+        rows = self.conn.execute("SELECT f.path, COALESCE(t.audio_hash, ''), f.status FROM files f "
+                                 "LEFT JOIN tracks t ON t.id = f.track_id ORDER BY f.path")
+        return [(display_path(r[0]), r[1], r[2]) for r in rows]
+
+    def set_meta(self, key: str, value: object) -> None:
+        """Store a JSON value in the meta table."""
+        self.conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, json.dumps(value)))
+
+
+class _Transaction:
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def __enter__(self) -> sqlite3.Connection:
+        self.conn.execute("BEGIN IMMEDIATE")
+        return self.conn
+
+    def __exit__(self, exc_type: object, *rest: object) -> None:
+        self.conn.execute("ROLLBACK" if exc_type else "COMMIT")

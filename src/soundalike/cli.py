@@ -1,0 +1,180 @@
+"""The ``soundalike`` command line: a thin shell over the library's functions."""
+
+from __future__ import annotations
+
+import json
+import sys
+from enum import Enum
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from . import __version__
+from .catalog import CatalogError, Library, default_library_dir
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Content-based music recommendation: index a music library and find what sounds alike.")
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+LibraryOption = typer.Option(None, "--library", "-L", envvar="SOUNDALIKE_LIBRARY",
+                             help="Library folder (catalogue + features). Default: ~/.local/share/soundalike.")
+
+
+class OutputFormat(str, Enum):
+    text = "text"
+    json = "json"
+    m3u = "m3u"
+
+
+class ExportFormat(str, Enum):
+    npz = "npz"
+    parquet = "parquet"
+    csv = "csv"
+
+
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    err.print(f"[red]error:[/red] {message}", markup=True, highlight=False)
+    return typer.Exit(code)
+
+
+def _open(library: Path | None, create: bool = False) -> Library:
+    try:
+        return Library.open(library or default_library_dir(), create=create)
+    except CatalogError as exc:
+        raise _fail(str(exc)) from None
+
+
+@app.command()
+def index(
+    paths: list[Path] = typer.Argument(..., help="Music files or folders to scan (recursively)."),
+    library: Path | None = LibraryOption,
+    jobs: int = typer.Option(0, "--jobs", "-j", help="Worker processes (0 = one per core)."),
+    retry_errors: bool = typer.Option(False, "--retry-errors", help="Analyse again files that failed before."),
+    json_out: bool = typer.Option(False, "--json", help="Print the scan summary as JSON."),
+) -> None:
+    """Scan, analyse and embed music; resumable, incremental (only new or changed files are analysed)."""
+    import os
+
+    from .audio import display_path
+    from .progress import progress_bar
+    from .scan import ScanProblem, scan
+
+    n_jobs = jobs if jobs > 0 else (os.cpu_count() or 1)
+    lib = _open(library, create=True)
+
+    def on_problem(p: ScanProblem) -> None:
+        err.print(f"[yellow]skip[/yellow] {p.line()}", markup=True, highlight=False)
+
+    with progress_bar("analysing", console=err) as on_progress:
+        summary = scan(lib, [p for p in paths], jobs=n_jobs, on_problem=on_problem, on_progress=on_progress,
+                       retry_errors=retry_errors)
+    stats = lib.stats()
+    lib.close()
+    if json_out:
+        out.print_json(json.dumps({"summary": summary.to_dict(), "library": stats}))
+        return
+    kinds = ", ".join(f"{n} {k}" for k, n in sorted(summary.errors_by_kind.items()))
+    out.print(f"scanned {summary.found} audio files in {summary.seconds:.1f} s: {summary.analysed} analysed, "
+              f"{summary.linked} duplicates/moved, {summary.unchanged} unchanged, {summary.removed} removed, "
+              f"{len(summary.problems)} errors{f' ({kinds})' if kinds else ''}"
+              f"{f', {summary.known_bad} known bad skipped' if summary.known_bad else ''}")
+    out.print(f"library {display_path(str(stats['library']))}: {stats['tracks']} tracks, {stats['hours']} h")
+
+
+@app.command()
+def similar(
+    query: str = typer.Argument(..., help="Track id, path of an indexed file, 'artist - title', or any audio file."),
+    k: int = typer.Option(10, "-k", "--k", min=1, help="How many tracks."),
+    library: Path | None = LibraryOption,
+    model: str = typer.Option("descriptor", "--model", help="Which embedding to search."),
+    fmt: OutputFormat = typer.Option(OutputFormat.text, "--format", "-f", help="text, json or m3u."),
+) -> None:
+    """Tracks that sound like QUERY (never the query itself or its duplicates)."""
+    from .playlists import to_m3u
+    from .recommend import QueryError
+    from .recommend import similar as find_similar
+
+    lib = _open(library)
+    try:
+        query_info, results = find_similar(lib, query, k, model=model)
+    except (QueryError, CatalogError) as exc:
+        raise _fail(str(exc)) from None
+    finally:
+        lib.close()
+    if fmt is OutputFormat.json:
+        payload = {"query": query_info.to_dict(), "results": [r.to_dict() for r in results]}
+        sys.stdout.write(json.dumps(payload, ensure_ascii=False, indent=2) + "\n")
+    elif fmt is OutputFormat.m3u:
+        sys.stdout.write(to_m3u([r.track for r in results], title=f"like {query}"))
+    else:
+        head = query_info.track.label if query_info.track else query_info.path
+        out.print(f"more like: {head}")
+        for rank, r in enumerate(results, 1):
+            out.print(f"{rank:3d}. {r.score:6.3f}  {r.track.label}  [{r.track.album}]  (id {r.track.id})")
+
+
+@app.command()
+def export(
+    out_file: Path = typer.Option(..., "--out", "-o", help="File to write."),
+    fmt: ExportFormat | None = typer.Option(None, "--format", "-f", help="npz, parquet or csv (default: by suffix)."),
+    library: Path | None = LibraryOption,
+    model: str = typer.Option("descriptor", "--model", help="Which embedding to export."),
+) -> None:
+    """Export track ids, paths, tags, pooled vectors and segment sequences."""
+    from .export import export as do_export
+
+    lib = _open(library)
+    try:
+        n = do_export(lib, out_file, fmt.value if fmt else None, model=model)
+    except (CatalogError, ValueError) as exc:
+        raise _fail(str(exc)) from None
+    finally:
+        lib.close()
+    out.print(f"wrote {n} tracks to {out_file}")
+
+
+@app.command()
+def info(library: Path | None = LibraryOption) -> None:
+    """Show what the library holds: tracks, files, errors by kind, embeddings, disk use (JSON)."""
+    lib = _open(library)
+    try:
+        out.print_json(json.dumps(lib.stats()))
+    finally:
+        lib.close()
+
+
+@app.command()
+def demo(
+    folder: Path = typer.Option(Path("soundalike-demo"), "--dir", help="Where to write the demo library and report."),
+    tracks_per_style: int = typer.Option(10, "--tracks-per-style", min=2),
+    duration: float = typer.Option(30.0, "--duration", help="Seconds per synthetic track."),
+    jobs: int = typer.Option(0, "--jobs", "-j", help="Worker processes (0 = one per core)."),
+    seed: int = typer.Option(0, "--seed"),
+) -> None:
+    """Generate a synthetic library (8+ styles), index it, show recommendations and same-style precision@10."""
+    import os
+
+    from .demo import run_demo
+
+    n_jobs = jobs if jobs > 0 else (os.cpu_count() or 1)
+    run_demo(folder, tracks_per_style=tracks_per_style, duration=duration, jobs=n_jobs, seed=seed,
+             console=out, progress_console=err)
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"soundalike {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                       help="Print the version.")) -> None:
+    """Content-based music recommendation from the audio itself."""
+
+
+def main() -> None:
+    """Entry point of the ``soundalike`` script."""
+    app()

@@ -1,0 +1,136 @@
+"""Log-mel spectrograms with the presets of the seed papers, and segmenting them into patches/windows.
+
+Pure functions over numpy arrays. Spectrograms are ``(n_mels, n_frames)`` float32 in dB (``10·log10`` of mel
+power, floor 1e-10, no top-dB clipping), so every model can rescale them as its paper says (e.g. MelAE's [0, 1]).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import librosa
+import numpy as np
+
+
+class ParameterError(ValueError):
+    """A bad parameter (unknown preset, impossible segment size...)."""
+
+
+@dataclass(frozen=True)
+class MelPreset:
+    """Everything that fixes a spectrogram and its segmenting; ``source`` cites the seed section."""
+
+    name: str
+    sr: int
+    n_fft: int
+    win_length: int
+    hop_length: int
+    n_mels: int
+    segment_frames: int
+    segment_hop: int
+    source: str
+    fmin: float = 0.0
+    fmax: float | None = None
+
+    @property
+    def frames_per_second(self) -> float:
+        """Spectrogram frames per second of audio."""
+        return self.sr / self.hop_length
+
+    @property
+    def segment_seconds(self) -> float:
+        """Duration of one segment in seconds."""
+        return self.segment_frames * self.hop_length / self.sr
+
+    def to_dict(self) -> dict[str, object]:
+        """A JSON-ready description (stored in the catalogue and in model checkpoints)."""
+        return asdict(self)
+
+
+PRESETS: dict[str, MelPreset] = {
+    # 000 §4.1.3 / §4.2.1: 128-pixel-high spectrograms, ~1296 frames per 30 s preview (hop 512 at 22.05 kHz),
+    # 128x128 patches, window moved by 70 % of its width: floor(0.7·128) = 89 frames -> 14 patches of 1296.
+    "melae": MelPreset("melae", 22050, 2048, 2048, 512, 128, 128, 89, "000 §4.1.3, §4.2.1, table 6"),
+    # 002 §3.1.3: 40 ms windows, 50 % overlap (50 frames/s), 60 bands; §3.2.1: 4 s segments overlapping by 2 s
+    # (14 per 30 s). The sample rate is not given: 22.05 kHz, window 882 samples in a 1024-point FFT.
+    "stollery": MelPreset("stollery", 22050, 1024, 882, 441, 60, 200, 100, "002 §3.1.3, §3.2.1"),
+    # 003 §II-III: 128 bins, 1292 frames per 30 s (hop 512 at 22.05 kHz); 256-frame (~6 s) segments, back to back.
+    "clothier": MelPreset("clothier", 22050, 2048, 2048, 512, 128, 256, 256, "003 §II, §III"),
+    # 004 §5.1: 599 frames x 128 bins per 30 s clip; the hop is not given: 1105 samples at 22.05 kHz gives exactly
+    # 599 centred frames for 30 s (~20 frames/s). Training crops 599-frame clips; windows hop by half a clip.
+    "dieleman": MelPreset("dieleman", 22050, 2048, 2048, 1105, 128, 599, 300, "004 §5.1"),
+}
+
+
+def get_preset(name: str) -> MelPreset:
+    """The preset called ``name``; raises :class:`ParameterError` listing the known ones."""
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise ParameterError(f"unknown mel preset {name!r}; known: {', '.join(sorted(PRESETS))}") from None
+
+
+def _as_preset(preset: MelPreset | str) -> MelPreset:
+    return get_preset(preset) if isinstance(preset, str) else preset
+
+
+def power_spectrogram(y: np.ndarray, preset: MelPreset | str) -> np.ndarray:
+    """``|STFT|²`` of mono ``y`` with the preset's window and hop (centred frames, Hann window)."""
+    preset = _as_preset(preset)
+    stft = librosa.stft(y, n_fft=preset.n_fft, hop_length=preset.hop_length, win_length=preset.win_length)
+    return (np.abs(stft) ** 2).astype(np.float32, copy=False)
+
+
+def mel_filterbank(preset: MelPreset) -> np.ndarray:
+    """The preset's mel filterbank (Slaney-normalised, as ``librosa.feature.melspectrogram``)."""
+    return librosa.filters.mel(
+        sr=preset.sr, n_fft=preset.n_fft, n_mels=preset.n_mels, fmin=preset.fmin, fmax=preset.fmax
+    ).astype(np.float32)
+
+
+def to_db(mel_power: np.ndarray) -> np.ndarray:
+    """Mel power to dB, floored at -100 dB."""
+    return librosa.power_to_db(mel_power, ref=1.0, amin=1e-10, top_db=None).astype(np.float32, copy=False)
+
+
+def log_mel(y: np.ndarray, preset: MelPreset | str, power: np.ndarray | None = None) -> np.ndarray:
+    """Log-mel spectrogram ``(n_mels, frames)`` in dB of mono audio at ``preset.sr``.
+
+    ``power`` may pass an already computed :func:`power_spectrogram` with the same preset, to share the STFT.
+    """
+    p = _as_preset(preset)
+    if power is None:
+        power = power_spectrogram(y, p)
+    return to_db(mel_filterbank(p) @ power)
+
+
+def segment_count(n_frames: int, segment_frames: int, segment_hop: int) -> int:
+    """How many whole segments fit: ``1 + (n_frames - segment_frames) // segment_hop`` (at least 1)."""
+    if segment_frames <= 0 or segment_hop <= 0:
+        raise ParameterError("segment_frames and segment_hop must be positive")
+    return max(1, 1 + (n_frames - segment_frames) // segment_hop)
+
+
+def segment(spec: np.ndarray, segment_frames: int, segment_hop: int) -> np.ndarray:
+    """Cut ``(n_mels, frames)`` into ``(n_segments, n_mels, segment_frames)`` windows at ``segment_hop``.
+
+    Windows start at 0 and move by the hop as long as a whole window fits (the seeds' protocol). A spectrogram
+    shorter than one window is looped to fill it, rather than padded with silence the model would learn from.
+    """
+    if spec.ndim != 2:
+        raise ParameterError(f"spectrogram must be 2-D (n_mels, frames), got shape {spec.shape}")
+    n_frames = spec.shape[1]
+    if n_frames == 0:
+        raise ParameterError("empty spectrogram")
+    if n_frames < segment_frames:
+        spec = np.tile(spec, (1, -(-segment_frames // n_frames)))[:, :segment_frames]
+        n_frames = segment_frames
+    count = segment_count(n_frames, segment_frames, segment_hop)
+    windows = np.lib.stride_tricks.sliding_window_view(spec, segment_frames, axis=1)[:, ::segment_hop][:, :count]
+    return np.ascontiguousarray(windows.transpose(1, 0, 2))
+
+
+def segment_preset(spec: np.ndarray, preset: MelPreset | str) -> np.ndarray:
+    """:func:`segment` with the preset's segment size and hop."""
+    p = _as_preset(preset)
+    return segment(spec, p.segment_frames, p.segment_hop)
