@@ -74,9 +74,14 @@ def read_tags(path: str | os.PathLike[str]) -> Tags:
 
         f = mutagen.File(p, easy=True)
         if f is not None and f.tags is not None:
-            tags.artist = _first(f.tags.get("artist") or f.tags.get("albumartist"))
-            tags.album = _first(f.tags.get("album"))
-            tags.title = _first(f.tags.get("title"))
+            if "TIT2" in f.tags or "TPE1" in f.tags or "TALB" in f.tags:  # ID3 in WAV/AIFF: no "easy" keys
+                get = {"artist": "TPE1", "album": "TALB", "title": "TIT2"}
+                tags.artist, tags.album, tags.title = (
+                    _first(getattr(f.tags.get(get[k]), "text", "")) for k in ("artist", "album", "title"))
+            else:
+                tags.artist = _first(f.tags.get("artist") or f.tags.get("albumartist"))
+                tags.album = _first(f.tags.get("album"))
+                tags.title = _first(f.tags.get("title"))
     except Exception:  # noqa: BLE001 - tags are optional: a broken tag block must not fail the file
         pass
     name = audio.display_path(os.path.basename(p))

@@ -188,6 +188,11 @@ def load(
     Raises a subclass of :class:`AudioError` naming the file and the reason when it cannot be used.
     """
     p = os.fsdecode(path)
+    return validate(p, _decode(p, sr, offset, duration), sr, min_duration=min_duration)
+
+
+def _decode(p: str, sr: int, offset: float, duration: float | None) -> np.ndarray:
+    """Decoded samples without the usability checks (silence is fine inside one excerpt)."""
     _check_file(p)
     y = _load_soundfile(p, sr, offset, duration)
     if y is None or y.size == 0:
@@ -201,7 +206,7 @@ def load(
             raise
         if y.size == 0 and recognised:
             raise DecodeError(p, "corrupt or truncated audio (no decodable samples)")
-    return validate(p, y, sr, min_duration=min_duration)
+    return y
 
 
 def load_excerpts(
@@ -222,7 +227,7 @@ def load_excerpts(
         return load(p, sr, min_duration=min_duration)
     length = max_duration / excerpts
     starts = np.linspace(0.0, info.duration - length, excerpts)
-    parts = [load(p, sr, offset=float(s), duration=length, min_duration=0.0) for s in starts]
+    parts = [_decode(p, sr, float(s), length) for s in starts]
     return validate(p, np.concatenate(parts), sr, min_duration=min_duration)
 
 

@@ -1,0 +1,449 @@
+#!/usr/bin/env bash
+# fetch_debian_music.sh — build a development music collection from Debian's
+# free game soundtracks.
+#
+# Usage:   bash scripts/fetch_debian_music.sh DEST
+#          CACHE=/some/dir bash scripts/fetch_debian_music.sh DEST
+#
+# For each soundtrack package below it runs `apt-get download` (never
+# `apt-get install` of those packages), unpacks the .deb with `dpkg -x` into a
+# temporary directory, copies only the music into DEST/<album>/… (one album =
+# one package's music folder; sub-folders are kept), and deletes the unpacked
+# tree again.  Tracker modules (.it/.xm/.s3m/.mod, pingus) are rendered to Ogg
+# Vorbis with ffmpeg (Debian's build decodes them through libopenmpt).
+#
+#   DEST/<album>/...     the audio files (never point DEST inside the repo)
+#   DEST/MANIFEST.tsv    album, path, seconds, format, package, source path
+#   DEST/NOTES.txt       what was skipped and why, near-duplicates, short jingles
+#   DEST/.cache/         downloaded .debs (or $CACHE); kept so re-runs skip them
+#   DEST/.state/         per-album markers: an album whose package version and
+#                        rules did not change is not rebuilt on a re-run
+#
+# Needs apt-get, dpkg and ffmpeg/ffprobe.  ffmpeg is installed with apt-get when
+# missing and running as root; otherwise the script stops and says so.
+# Packages that this Debian does not have are reported and skipped.
+# Idempotent: re-running only prints the summary again.
+set -euo pipefail
+
+# Bump when the selection rules below change, so existing albums get rebuilt.
+RULES_REV=1
+
+# album | candidate packages (first with an install candidate wins; * allowed)
+#       | music folder(s) inside the package (globs)
+#       | excluded files, relative to the music folder: "path=reason;path=reason"
+ALBUMS=(
+  "wesnoth|wesnoth-1.16-music wesnoth-*-music wesnoth-music|usr/share/games/wesnoth/*/data/core/music|silence.ogg=10 s of digital silence (in-game filler, not music)"
+  "warzone2100|warzone2100-music|usr/share/games/warzone2100/music|"
+  "hyperrogue|hyperrogue-music|usr/share/hyperrogue/music usr/share/games/hyperrogue/music|"
+  "supertux|supertux-data|usr/share/games/supertux2/music|"
+  "supertuxkart|supertuxkart-data|usr/share/games/supertuxkart/data/music|"
+  "pingus|pingus-data|usr/share/games/pingus/data/music|"
+  "flare|flare-game flare-data|usr/share/games/flare/mods/fantasycore/music|wind_ambient.ogg=ambient wind loop (sound effect, not music)"
+  "extremetuxracer|extremetuxracer-data|usr/share/games/etr/music|"
+)
+# Folders that hold sound effects, not music, wherever they appear.
+SFX_DIR_RE='^(sfx|sounds?|soundfx|ambien(t|ce)|environment|wind|thunder|rain|speech|voices?)$'
+# A file this short whose peak stays below SILENCE_DB is silence, not music.
+SILENCE_MAX_SECONDS=30
+SILENCE_DB=-60
+SHORT_SECONDS=10
+
+AUDIO_EXT_RE='^(ogg|oga|opus|flac|mp3|wav)$'
+MODULE_EXT_RE='^(it|xm|s3m|mod|mptm|mtm|669|umx|med|okt|stm|far|ult)$'
+
+say()  { printf '%s\n' "$*"; }
+warn() { printf 'WARNING: %s\n' "$*" >&2; }
+die()  { printf 'ERROR: %s\n' "$*" >&2; exit 1; }
+
+[[ $# -eq 1 && -n $1 && $1 != -* ]] || {
+  sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
+  exit 2
+}
+
+START_TS=$SECONDS
+DEST=$(realpath -m -- "$1")
+REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
+if [[ -d $REPO_ROOT/.git && ( $DEST == "$REPO_ROOT" || $DEST == "$REPO_ROOT"/* ) ]]; then
+  die "DEST ($DEST) is inside the repository $REPO_ROOT: audio files must not go into the repo; pick a directory outside it"
+fi
+mkdir -p -- "$DEST"
+CACHE=$(realpath -m -- "${CACHE:-$DEST/.cache}")
+STATE=$DEST/.state
+mkdir -p -- "$CACHE" "$STATE"
+
+exec 9>"$DEST/.lock"
+flock -n 9 || die "another run is using $DEST"
+
+WORK=""
+cleanup() {
+  if [[ -n $WORK && -d $WORK ]]; then rm -rf -- "$WORK"; fi
+  rm -rf -- "$DEST"/.staging-* "$CACHE"/.dl.* 2>/dev/null || true
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# ---------------------------------------------------------------- tools ----
+APT_UPDATED=0
+apt_update_once() {
+  (( APT_UPDATED )) && return 0
+  APT_UPDATED=1
+  if (( EUID == 0 )); then
+    say "Running apt-get update ..."
+    apt-get update -qq || warn "apt-get update failed; using the package lists as they are"
+  else
+    warn "not root: cannot run apt-get update; package look-ups use the current lists"
+  fi
+}
+
+ensure_ffmpeg() {
+  if ! command -v ffmpeg >/dev/null 2>&1 || ! command -v ffprobe >/dev/null 2>&1; then
+    if (( EUID == 0 )); then
+      say "ffmpeg not found: installing Debian's ffmpeg ..."
+      apt_update_once
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg >/dev/null \
+        || die "apt-get install ffmpeg failed"
+    else
+      die "ffmpeg/ffprobe not found. Install Debian's ffmpeg first (sudo apt-get install ffmpeg) — it is needed to render tracker modules (via libopenmpt) and to measure durations — then re-run."
+    fi
+  fi
+  local demuxers
+  demuxers=$(ffmpeg -hide_banner -demuxers 2>/dev/null || true)
+  if [[ $demuxers == *libopenmpt* ]]; then HAVE_OPENMPT=1; else HAVE_OPENMPT=0; fi
+  local encoders
+  encoders=$(ffmpeg -hide_banner -encoders 2>/dev/null || true)
+  [[ $encoders == *libvorbis* ]] || die "this ffmpeg has no libvorbis encoder; install Debian's ffmpeg"
+}
+
+# ------------------------------------------------------------- packages ----
+# Prints "PKG VERSION" of the first candidate package that apt can download.
+candidate_version() {
+  apt-cache policy "$1" 2>/dev/null | awk '/Candidate:/ {print $2; exit}'
+}
+expand_candidates() {
+  local c
+  for c in "$@"; do
+    if [[ $c == *'*'* ]]; then
+      apt-cache pkgnames "${c%%\**}" 2>/dev/null | while IFS= read -r n; do
+        # shellcheck disable=SC2053
+        if [[ $n == $c ]]; then printf '%s\n' "$n"; fi
+      done | sort -V -r
+    else
+      printf '%s\n' "$c"
+    fi
+  done
+}
+resolve_package() {
+  local try p v
+  for try in 1 2; do
+    while IFS= read -r p; do
+      v=$(candidate_version "$p")
+      if [[ -n $v && $v != "(none)" ]]; then printf '%s %s\n' "$p" "$v"; return 0; fi
+    done < <(expand_candidates "$@")
+    (( APT_UPDATED )) && return 1
+    apt_update_once
+  done
+  return 1
+}
+
+deb_path() {  # PKG VERSION -> cached .deb path, if present
+  local f
+  for f in "$CACHE/${1}_${2//:/%3a}_"*.deb; do
+    [[ -f $f ]] && { printf '%s\n' "$f"; return 0; }
+  done
+  return 1
+}
+
+download_deb() {  # PKG VERSION
+  local pkg=$1 ver=$2 tmp f try
+  local -a opts=(-q)
+  (( EUID == 0 )) && opts+=(-o APT::Sandbox::User=root)  # no "_apt cannot access" warning
+  for try in 1 2; do
+    tmp=$(mktemp -d "$CACHE/.dl.XXXXXX")
+    if (cd "$tmp" && apt-get download "${opts[@]}" "$pkg=$ver" >/dev/null); then
+      rm -f -- "$CACHE/${pkg}_"*.deb  # older versions
+      mv -- "$tmp"/*.deb "$CACHE/"
+      rm -rf -- "$tmp"
+      return 0
+    fi
+    rm -rf -- "$tmp"
+    (( APT_UPDATED )) && break
+    apt_update_once
+  done
+  return 1
+}
+
+# ---------------------------------------------------------------- audio ----
+probe_seconds() {
+  ffprobe -v error -show_entries format=duration -of csv=p=0 -- "$1" 2>/dev/null | awk 'NR==1 && $1+0>0 {printf "%.3f\n", $1}'
+}
+
+# Decodes the whole file; prints "MAX_DB<TAB>first decoder complaint"; fails if undecodable.
+decode_check() {
+  local log maxdb complaint
+  log=$(ffmpeg -hide_banner -nostdin -nostats -loglevel repeat+level+info -i "$1" \
+        -af volumedetect -f null - 2>&1) || return 1
+  maxdb=$(awk '/max_volume:/ {print $(NF-1)}' <<<"$log")
+  complaint=$(grep -E '\[(warning|error|fatal)\]' <<<"$log" | awk 'NR==1' | sed 's/^.*\] //' || true)
+  printf '%s\t%s\n' "${maxdb:-nan}" "$complaint"
+}
+
+render_module() {  # SRC OUT
+  ffmpeg -hide_banner -nostdin -nostats -loglevel error -y -sample_rate 44100 -i "$1" \
+    -map 0:a:0 -c:a libvorbis -q:a 5 -- "$2"
+}
+
+# ---------------------------------------------------------------- build ----
+# Adds one file to the album being staged.  Globals: ALBUM STAGE ROWS NOTES
+# SEEN_SHA (sha256 -> album/path of everything kept so far).
+add_file() {  # SRC_ABS OUT_REL SRC_REL
+  local src=$1 rel=$2 srcrel=$3 ext out sha dur chk maxdb complaint
+  ext=${src##*.}; ext=${ext,,}
+  sha=$(sha256sum -- "$src" | awk '{print $1}')
+  if [[ -n ${SEEN_SHA[$sha]:-} ]]; then
+    NOTES+=("skipped $srcrel: byte-identical to ${SEEN_SHA[$sha]}")
+    return 0
+  fi
+  if [[ $ext =~ $MODULE_EXT_RE ]]; then
+    if (( ! HAVE_OPENMPT )); then
+      NOTES+=("skipped $srcrel: this ffmpeg cannot decode tracker modules (no libopenmpt)")
+      FAILED_BY_EXT[$ext]=$(( ${FAILED_BY_EXT[$ext]:-0} + 1 ))
+      return 0
+    fi
+    rel=${rel%.*}.ogg
+    if [[ -e $STAGE/$rel ]]; then rel=${rel%.ogg}.$ext.ogg; fi
+    mkdir -p -- "$(dirname -- "$STAGE/$rel")"
+    if ! render_module "$src" "$STAGE/$rel" 2>"$STAGE.err"; then
+      NOTES+=("skipped $srcrel: rendering failed: $(head -c 300 "$STAGE.err" | tr '\n' ' ')")
+      FAILED_BY_EXT[$ext]=$(( ${FAILED_BY_EXT[$ext]:-0} + 1 ))
+      rm -f -- "$STAGE/$rel"
+      return 0
+    fi
+    RENDERED=$(( RENDERED + 1 ))
+  else
+    if [[ -e $STAGE/$rel ]]; then rel=${rel%.*}-2.${rel##*.}; fi
+    mkdir -p -- "$(dirname -- "$STAGE/$rel")"
+    cp --preserve=timestamps -- "$src" "$STAGE/$rel"
+  fi
+  out=$STAGE/$rel
+  dur=$(probe_seconds "$out" || true)
+  if [[ -z $dur ]] || ! chk=$(decode_check "$out"); then
+    NOTES+=("skipped $srcrel: ffmpeg cannot decode it")
+    FAILED_BY_EXT[$ext]=$(( ${FAILED_BY_EXT[$ext]:-0} + 1 ))
+    rm -f -- "$out"
+    return 0
+  fi
+  IFS=$'\t' read -r maxdb complaint <<<"$chk" || true
+  if [[ $maxdb != nan ]] && awk -v d="$dur" -v m="$maxdb" -v s="$SILENCE_MAX_SECONDS" -v t="$SILENCE_DB" \
+       'BEGIN {exit !(d < s && m < t)}'; then
+    NOTES+=("skipped $srcrel: silence (peak $maxdb dB over $dur s)")
+    rm -f -- "$out"
+    return 0
+  fi
+  if [[ -n $complaint ]]; then NOTES+=("decoder warning for $rel: $complaint"); fi
+  SEEN_SHA[$sha]=$ALBUM/$rel
+  OK_BY_EXT[$ext]=$(( ${OK_BY_EXT[$ext]:-0} + 1 ))
+  ROWS+=("$rel"$'\t'"$dur"$'\t'"$ext"$'\t'"$sha"$'\t'"$srcrel")
+}
+
+excluded_reason() {  # REL_IN_MUSIC_DIR EXCLUDES -> prints reason if excluded
+  local rel=$1 ex=$2 item comp
+  local -a items parts
+  IFS=';' read -r -a items <<<"$ex"
+  for item in "${items[@]}"; do
+    [[ -z $item ]] && continue
+    # shellcheck disable=SC2053
+    if [[ $rel == ${item%%=*} ]]; then printf '%s\n' "${item#*=}"; return 0; fi
+  done
+  IFS='/' read -r -a parts <<<"$rel"
+  for comp in "${parts[@]:0:${#parts[@]}-1}"; do
+    if [[ ${comp,,} =~ $SFX_DIR_RE ]]; then printf 'sound-effects folder "%s"\n' "$comp"; return 0; fi
+  done
+  return 1
+}
+
+# SuperTuxKart keeps some music next to the tracks that use it, described by
+# <track>/*.music XML files: take the audio those files name (file=, fast-filename=).
+stk_track_music() {  # ROOT
+  local root=$1 m dir f
+  for m in "$root"/usr/share/games/supertuxkart/data/tracks/*/*.music; do
+    [[ -f $m ]] || continue
+    dir=$(dirname -- "$m")
+    while IFS= read -r f; do
+      [[ -f $dir/$f ]] || continue
+      add_file "$dir/$f" "tracks/$f" "${dir#"$root"/}/$f"
+    done < <(grep -oE '(file|fast-filename)[[:space:]]*=[[:space:]]*"[^"]+"' "$m" | sed -E 's/^[^"]*"//; s/"$//')
+  done
+}
+
+build_album() {  # ALBUM PKG VER DEB MUSIC_GLOBS EXCLUDES
+  local dirs_glob=$5 excludes=$6 root g d f rel reason ext n=0
+  local -a dirs=()
+  WORK=$(mktemp -d "$CACHE/.x.XXXXXX")
+  root=$WORK/root
+  dpkg -x "$4" "$root"
+  for g in $dirs_glob; do
+    for d in "$root"/$g; do if [[ -d $d ]]; then dirs+=("$d"); fi; done
+  done
+  if (( ${#dirs[@]} == 0 )); then
+    warn "$1: no music folder ($dirs_glob) in $2 $3; contents with audio:"
+    (cd "$root" && find . -type f -regextype posix-extended -iregex '.*\.(ogg|opus|flac|mp3|it|xm|s3m|mod)$' -printf '%h\n' | sort | uniq -c | sort -rn | awk 'NR<=10') >&2 || true
+    rm -rf -- "$WORK"; WORK=""
+    BUILD_STATUS=nodir
+    return 0
+  fi
+  STAGE=$DEST/.staging-$1
+  rm -rf -- "$STAGE"; mkdir -p -- "$STAGE"
+  for d in "${dirs[@]}"; do
+    while IFS= read -r -d '' f; do
+      rel=${f#"$d"/}
+      ext=${f##*.}; ext=${ext,,}
+      if [[ $ext =~ ^(mid|midi)$ ]]; then NOTES+=("skipped ${f#"$root"/}: MIDI (needs a soundfont to render)"); continue; fi
+      [[ $ext =~ $AUDIO_EXT_RE || $ext =~ $MODULE_EXT_RE ]] || continue
+      if reason=$(excluded_reason "$rel" "$excludes"); then
+        NOTES+=("skipped ${f#"$root"/}: $reason")
+        continue
+      fi
+      add_file "$f" "$rel" "${f#"$root"/}"
+      n=$(( n + 1 ))
+      if (( n % 20 == 0 )); then say "    ... $n files"; fi
+    done < <(find "$d" -type f -print0 | sort -z)
+  done
+  if [[ $1 == supertuxkart ]]; then stk_track_music "$root"; fi
+  rm -rf -- "$WORK"; WORK=""
+  BUILD_STATUS=ok
+}
+
+# -------------------------------------------------------------- notes ----
+near_duplicates() {  # MANIFEST -> "album/path ~ album/path" lines
+  awk -F'\t' '
+    NR > 1 { album=$1; path=$2; sub(/^[^\/]*\//, "", path)
+      n=split(path, p, "/"); stem=p[n]; sub(/\.[^.]*$/, "", stem)
+      paths[album, ++cnt[album]] = path; stems[album, cnt[album]] = stem }
+    END {
+      for (a in cnt) for (i = 1; i <= cnt[a]; i++) {
+        s = stems[a, i]
+        if (match(s, /[-_](fast|f|enhanced|old|remix|remake)$/)) {
+          suffix = substr(s, RSTART + 1); base = substr(s, 1, RSTART - 1)
+          if (suffix == "remake") continue       # a remake with no original here is just a track
+          best = ""
+          for (j = 1; j <= cnt[a]; j++) if (j != i) {
+            t = stems[a, j]
+            if (t == base) { best = paths[a, j]; break }
+            if (best == "" && t ~ ("^" base "[-_]?[0-9]+$")) best = paths[a, j]
+          }
+          if (suffix == "f" && best == "") continue   # "_f" alone is too weak a hint
+          printf "%s/%s ~ %s\n", a, paths[a, i], (best == "" ? "(no plain version in this album)" : a "/" best)
+        }
+      }
+    }' "$1" | sort
+}
+
+# ------------------------------------------------------------------ main ----
+ensure_ffmpeg
+say "DEST=$DEST  CACHE=$CACHE  (ffmpeg $(ffmpeg -version | awk 'NR==1 {print $3}'), libopenmpt: $( ((HAVE_OPENMPT)) && echo yes || echo NO))"
+
+declare -A SEEN_SHA=() OK_BY_EXT=() FAILED_BY_EXT=()
+declare -a DONE_ALBUMS=() MISSING=()
+RENDERED=0
+i=0
+for spec in "${ALBUMS[@]}"; do
+  i=$(( i + 1 ))
+  IFS='|' read -r ALBUM cands dirs_glob excludes <<<"$spec"
+  # shellcheck disable=SC2086
+  if ! read -r pkg ver < <(resolve_package $cands); then
+    warn "[$i/${#ALBUMS[@]}] $ALBUM: none of the packages '$cands' exists in this Debian's lists; skipped"
+    MISSING+=("$ALBUM ($cands)")
+    continue
+  fi
+  key="$pkg $ver rules=$RULES_REV"
+  if [[ -d $DEST/$ALBUM && -f $STATE/$ALBUM.done && $(<"$STATE/$ALBUM.done") == "$key" ]]; then
+    say "[$i/${#ALBUMS[@]}] $ALBUM: $pkg $ver already in place, skipped"
+    while IFS=$'\t' read -r r _ _ sha _; do SEEN_SHA[$sha]=$ALBUM/$r; done <"$STATE/$ALBUM.tsv"
+    DONE_ALBUMS+=("$ALBUM")
+    continue
+  fi
+  if deb=$(deb_path "$pkg" "$ver"); then
+    say "[$i/${#ALBUMS[@]}] $ALBUM: $pkg $ver (cached $(du -h -- "$deb" | cut -f1))"
+  else
+    say "[$i/${#ALBUMS[@]}] $ALBUM: downloading $pkg $ver ..."
+    if ! download_deb "$pkg" "$ver" || ! deb=$(deb_path "$pkg" "$ver"); then
+      warn "$ALBUM: apt-get download $pkg=$ver failed; skipped"
+      MISSING+=("$ALBUM ($pkg: download failed)")
+      continue
+    fi
+    say "    got $(basename -- "$deb") ($(du -h -- "$deb" | cut -f1))"
+  fi
+  say "    unpacking and collecting music ..."
+  ROWS=() NOTES=()
+  build_album "$ALBUM" "$pkg" "$ver" "$deb" "$dirs_glob" "$excludes"
+  if [[ $BUILD_STATUS != ok ]]; then
+    MISSING+=("$ALBUM ($pkg: no music folder)")
+    continue
+  fi
+  if (( ${#ROWS[@]} == 0 )); then
+    warn "$ALBUM: no usable music found in $pkg; skipped"
+    MISSING+=("$ALBUM ($pkg: no usable music)")
+    continue
+  fi
+  rm -rf -- "$DEST/$ALBUM" "$STAGE.err"
+  mv -- "$STAGE" "$DEST/$ALBUM"
+  printf '%s\n' "${ROWS[@]}" | sort >"$STATE/$ALBUM.tsv"
+  { printf 'source: %s %s, music folder: %s\n' "$pkg" "$ver" "$dirs_glob"
+    if ((${#NOTES[@]})); then printf '%s\n' "${NOTES[@]}"; fi; } >"$STATE/$ALBUM.notes"
+  printf '%s\n' "$key" >"$STATE/$ALBUM.done"
+  secs=$(awk -F'\t' '{s += $2} END {printf "%.0f", s}' "$STATE/$ALBUM.tsv")
+  say "    $ALBUM: ${#ROWS[@]} tracks, $((secs / 60)) min, $(( ${#NOTES[@]} )) note(s)"
+  DONE_ALBUMS+=("$ALBUM")
+done
+
+# Albums from earlier runs whose rules no longer list them are left alone but not counted.
+(( ${#DONE_ALBUMS[@]} )) || die "no album could be built"
+
+# MANIFEST.tsv and NOTES.txt are regenerated from the per-album state every run.
+{
+  printf 'album\tpath\tseconds\tformat\tpackage\tsource\n'
+  for a in "${DONE_ALBUMS[@]}"; do
+    pv=$(cut -d' ' -f1,2 "$STATE/$a.done" | tr ' ' '=')
+    awk -F'\t' -v a="$a" -v pv="$pv" -v OFS='\t' '{print a, a "/" $1, $2, $3, pv, $5}' "$STATE/$a.tsv"
+  done
+} >"$DEST/MANIFEST.tsv.tmp"
+mv -- "$DEST/MANIFEST.tsv.tmp" "$DEST/MANIFEST.tsv"
+mapfile -t NEARDUPS < <(near_duplicates "$DEST/MANIFEST.tsv")
+
+{
+  printf 'Development music set built by scripts/fetch_debian_music.sh (rules rev %s).\n' "$RULES_REV"
+  printf 'Regenerated on every run; per-album details come from .state/<album>.notes.\n\n'
+  printf '== Near-duplicates (kept; treat as the same piece when evaluating) ==\n'
+  if ((${#NEARDUPS[@]})); then printf '  %s\n' "${NEARDUPS[@]}"; else printf '  (none)\n'; fi
+  printf '\n== Short tracks (< %s s; jingles, kept) ==\n' "$SHORT_SECONDS"
+  awk -F'\t' -v t="$SHORT_SECONDS" 'NR > 1 && $3 < t {printf "  %s (%.1f s)\n", $2, $3; n++} END {if (!n) print "  (none)"}' "$DEST/MANIFEST.tsv"
+  for a in "${DONE_ALBUMS[@]}"; do
+    printf '\n== %s ==\n' "$a"
+    awk 'NR == 1 {print "  " $0; next} {print "  - " $0; n++} END {if (!n) print "  - nothing skipped"}' "$STATE/$a.notes"
+  done
+  if ((${#MISSING[@]})); then
+    printf '\n== Not available ==\n'; printf '  %s\n' "${MISSING[@]}"
+  fi
+} >"$DEST/NOTES.txt"
+
+# ---------------------------------------------------------------- summary ----
+say ""
+say "Summary ($DEST):"
+awk -F'\t' 'NR > 1 {n[$1]++; s[$1] += $3; if (!($1 in o)) o[$1] = ++k}
+  END {
+    for (a in o) ord[o[a]] = a
+    for (i = 1; i <= k; i++) { a = ord[i]; N += n[a]; S += s[a]
+      printf "  %-16s %4d tracks  %6.2f h\n", a, n[a], s[a] / 3600 }
+    printf "  %-16s %4d tracks  %6.2f h  (%d albums)\n", "TOTAL", N, S / 3600, k
+  }' "$DEST/MANIFEST.tsv"
+fmts=$(awk -F'\t' 'NR > 1 {c[$4]++} END {for (f in c) printf "%s=%d ", f, c[f]}' "$DEST/MANIFEST.tsv")
+say "  formats (rendered modules count as their source format): $fmts"
+if ((${#FAILED_BY_EXT[@]})); then
+  for e in "${!FAILED_BY_EXT[@]}"; do warn "$e: ${FAILED_BY_EXT[$e]} file(s) could not be decoded/rendered (see NOTES.txt)"; done
+fi
+if ((${#NEARDUPS[@]})); then say "  near-duplicates listed in NOTES.txt: ${#NEARDUPS[@]}"; fi
+if ((${#MISSING[@]})); then warn "not available: ${MISSING[*]}"; fi
+music_du=$(du -sh --exclude=.cache --exclude=.state -- "$DEST" | cut -f1)
+cache_du=$(du -sh -- "$CACHE" | cut -f1)
+say "  disk: music $music_du, download cache $cache_du ($CACHE)"
+say "  time: $(( SECONDS - START_TS )) s"

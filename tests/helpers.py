@@ -1,0 +1,49 @@
+"""Helpers for tests: small real audio signals and files written on the fly (no committed audio)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+SR = 22050
+
+
+def make_signal(seconds: float, freq: float = 440.0, sr: int = SR, seed: int = 0, noise: float = 0.02,
+                channels: int = 1) -> np.ndarray:
+    """A harmonic tone with a little noise and an amplitude pulse: distinct per ``freq`` and ``seed``."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * sr)) / sr
+    x = sum(0.25 / h * np.sin(2 * np.pi * freq * h * t) for h in (1, 2, 3))
+    x = x * (0.6 + 0.4 * np.sin(2 * np.pi * (1 + seed % 3) * t) ** 2) + noise * rng.standard_normal(t.size)
+    x = x.astype(np.float32)
+    return np.stack([x, 0.5 * x], axis=1) if channels == 2 else x
+
+
+def write_audio(path: Path, y: np.ndarray, sr: int = SR) -> Path:
+    """Write ``y`` with the format implied by the extension (m4a through PyAV)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ext = path.suffix.lower()
+    if ext == ".m4a":
+        import av
+
+        mono = y if y.ndim == 1 else y.mean(axis=1)
+        with av.open(str(path), "w") as c:
+            s = c.add_stream("aac", rate=sr)
+            s.layout = "mono"
+            frame = av.AudioFrame.from_ndarray(mono.reshape(1, -1).astype(np.float32), format="flt", layout="mono")
+            frame.sample_rate = sr
+            for pkt in s.encode(frame):
+                c.mux(pkt)
+            for pkt in s.encode(None):
+                c.mux(pkt)
+    elif ext == ".opus":
+        import soxr
+
+        sf.write(path, soxr.resample(y, sr, 48000), 48000, format="OGG", subtype="OPUS")
+    elif ext in (".aif", ".aiff"):
+        sf.write(path, y, sr, format="AIFF", subtype="PCM_16")
+    else:
+        sf.write(path, y, sr)
+    return path
