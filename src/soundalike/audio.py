@@ -108,6 +108,30 @@ def is_audio_path(path: str | os.PathLike[str]) -> bool:
     return Path(path).suffix.lower() in AUDIO_EXTENSIONS
 
 
+def _check_ogg_complete(path: str) -> None:
+    """An Ogg stream cut short (interrupted download or copy) still decodes its first part without complaint in
+    libsndfile and ffmpeg; its last page is incomplete or lacks the end-of-stream flag, which we check."""
+    try:
+        with open(path, "rb") as f:
+            if f.read(4) != b"OggS":
+                return
+            size = f.seek(0, os.SEEK_END)
+            f.seek(max(0, size - 65536))
+            tail = f.read()
+    except OSError:
+        return  # reading proper reports I/O problems
+    at = tail.rfind(b"OggS")
+    page = tail[at:]
+    if at < 0 or len(page) < 27 or len(page) < 27 + page[26]:
+        raise DecodeError(path, "truncated Ogg stream (last page incomplete)")
+    n_segments = page[26]
+    page_size = 27 + n_segments + sum(page[27:27 + n_segments])
+    if len(page) < page_size:
+        raise DecodeError(path, "truncated Ogg stream (last page incomplete)")
+    if not page[5] & 0x04:
+        raise DecodeError(path, "truncated Ogg stream (no end-of-stream page)")
+
+
 def _needs_file_object(path: str) -> bool:
     """Names with bytes that are not valid UTF-8 cannot go to the C libraries by name; open them ourselves."""
     try:
@@ -194,6 +218,7 @@ def load(
 def _decode(p: str, sr: int, offset: float, duration: float | None) -> np.ndarray:
     """Decoded samples without the usability checks (silence is fine inside one excerpt)."""
     _check_file(p)
+    _check_ogg_complete(p)
     y = _load_soundfile(p, sr, offset, duration)
     if y is None or y.size == 0:
         # libsndfile does not know the format, or found no samples (e.g. an ogg cut short): let ffmpeg try.

@@ -178,3 +178,7 @@ def _root(version: bool = typer.Option(False, "--version", callback=_version, is
 def main() -> None:
     """Entry point of the ``soundalike`` script."""
     app()
+
+
+if __name__ == "__main__":  # python -m soundalike.cli
+    main()

@@ -201,11 +201,6 @@ def scan(lib: Library, roots: Sequence[str | os.PathLike[str]], *, jobs: int = 1
                 continue
         todo.append(_Job(path, st.st_size, st.st_mtime_ns))
 
-    # Files the catalogue knows under these roots that are no longer there leave the index.
-    prefixes = [os.fsencode(os.path.abspath(os.fsencode(r))) for r in roots]
-    gone = [p for p in known if p not in seen and any(_under(p, pre) for pre in prefixes)]
-    summary.removed = lib.remove_files(gone)
-
     total = len(todo)
     if on_progress:
         on_progress("analyse", 0, total)
@@ -214,7 +209,10 @@ def scan(lib: Library, roots: Sequence[str | os.PathLike[str]], *, jobs: int = 1
         job = out.job
         if out.error is not None:
             problem(ScanProblem(out.error.path, out.error.kind, out.error.reason))
-            lib.record_error(job.path, job.size, job.mtime_ns, out.error.kind, out.error.reason)
+            if isinstance(out.error, audio.MissingFileError):  # gone: nothing to remember about it
+                lib.remove_files([job.path])
+            else:
+                lib.record_error(job.path, job.size, job.mtime_ns, out.error.kind, out.error.reason)
         elif out.linked_track is not None and out.fhash is not None:
             lib.link_file(job.path, job.size, job.mtime_ns, out.fhash, out.linked_track)
             summary.linked += 1
@@ -256,6 +254,11 @@ def scan(lib: Library, roots: Sequence[str | os.PathLike[str]], *, jobs: int = 1
                         on_progress("analyse", done, total)
                     for job in _take(queue, 1):
                         pending.add(pool.submit(_process, job, presets))
+    # Files the catalogue knows under these roots that are no longer there leave the index. This runs after the
+    # new files were linked, so a moved or renamed file keeps its track instead of being analysed again.
+    prefixes = [os.fsencode(os.path.abspath(os.fsencode(r))) for r in roots]
+    gone = [p for p in known if p not in seen and any(_under(p, pre) for pre in prefixes)]
+    summary.removed = lib.remove_files(gone)
     summary.seconds = time.monotonic() - started
     return summary
 
