@@ -133,8 +133,19 @@ class _Outcome:
 _worker_lib: Library | None = None
 
 
+def limit_native_threads() -> None:
+    """One BLAS/OpenMP thread per worker process: N workers on N cores, not N x N threads fighting."""
+    try:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(1)
+    except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
+        pass
+
+
 def _init_worker(library_root: str) -> None:
     global _worker_lib
+    limit_native_threads()
     # Read-only view for the "already have these bytes?" check; WAL lets it read while the parent writes.
     _worker_lib = Library.open(library_root, create=False, readonly=True)
 

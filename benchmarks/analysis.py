@@ -1,0 +1,153 @@
+"""Analysis throughput: soundalike's decode + spectrogram (+ descriptors) against a plain librosa pipeline.
+
+    python benchmarks/analysis.py [FOLDER] [--max-files N] [--jobs 1 2] [--json] [--out FILE]
+
+Without FOLDER a synthetic library is generated (so the benchmark runs anywhere); for real music fetch the
+development set with ``scripts/fetch_debian_music.sh DEST`` and pass DEST. Each configuration runs in the same
+process tree in the same run, so the ratios against the baseline are meaningful on a shared, noisy machine.
+
+Pipelines (each per file, in a process pool of ``--jobs`` workers, warmed up before timing):
+- ``librosa``: ``librosa.load(sr=22050)`` + ``librosa.feature.melspectrogram`` (the baseline);
+- ``soundalike-mel``: ``audio.load_excerpts`` + ``features.log_mel`` (same work as the baseline);
+- ``soundalike-full``: ``analysis.analyse_file`` (decode, content hash, tags, log-mel, descriptor vector) —
+  everything ``soundalike index`` computes per file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+from pathlib import Path
+
+SR = 22050
+
+
+def _init() -> None:
+    from soundalike.scan import limit_native_threads
+
+    limit_native_threads()
+    _warm()
+
+
+def _warm(_: int = 0) -> None:
+    import librosa
+    import numpy as np
+
+    from soundalike.analysis import analyse_waveform
+
+    y = np.random.default_rng(0).standard_normal(SR * 3).astype(np.float32) * 0.1
+    librosa.feature.melspectrogram(y=y, sr=SR)
+    analyse_waveform(y)
+
+
+def _librosa(path: str) -> float:
+    import warnings
+
+    import librosa
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        y, sr = librosa.load(path, sr=SR, mono=True)
+    librosa.power_to_db(librosa.feature.melspectrogram(y=y, sr=sr, n_fft=2048, hop_length=512, n_mels=128))
+    return y.size / SR
+
+
+def _ours_mel(path: str) -> float:
+    from soundalike import audio
+    from soundalike.analysis import MAX_ANALYSED_SECONDS, quiet_native_stderr
+    from soundalike.features import log_mel
+
+    with quiet_native_stderr():
+        y = audio.load_excerpts(path, SR, max_duration=MAX_ANALYSED_SECONDS)
+    log_mel(y, "melae")
+    return y.size / SR
+
+
+def _ours_full(path: str) -> float:
+    from soundalike.analysis import analyse_file
+
+    return analyse_file(path).analysed_seconds
+
+
+PIPELINES = {"librosa": _librosa, "soundalike-mel": _ours_mel, "soundalike-full": _ours_full}
+
+
+def _safe(fn_name: str, path: str) -> float:
+    try:
+        return PIPELINES[fn_name](path)
+    except Exception:  # noqa: BLE001 - a file one pipeline cannot read is counted, not fatal
+        return -1.0
+
+
+def run_config(name: str, files: list[str], jobs: int) -> dict[str, object]:
+    """Time one pipeline over ``files`` with ``jobs`` warmed-up worker processes."""
+    ctx = get_context("spawn")
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_init) as pool:
+        start = time.perf_counter()
+        seconds = list(pool.map(_safe, [name] * len(files), files, chunksize=1))
+        wall = time.perf_counter() - start
+    ok = [s for s in seconds if s >= 0]
+    audio_s = float(sum(ok))
+    return {"pipeline": name, "jobs": jobs, "files": len(files), "failed": len(seconds) - len(ok),
+            "audio_seconds": round(audio_s, 1), "wall_seconds": round(wall, 3),
+            "tracks_per_s": round(len(ok) / wall, 3), "x_realtime": round(audio_s / wall, 1)}
+
+
+def _synthetic_folder(n: int) -> Path:
+    from soundalike import synth
+
+    folder = Path(tempfile.mkdtemp(prefix="soundalike-bench-"))
+    styles = synth.style_names()
+    per_style = max(1, -(-n // len(styles)))
+    synth.make_library(folder, styles=styles, tracks_per_style=per_style, duration=30.0, seed=1,
+                       formats=("mp3", "ogg", "flac", "wav"))
+    return folder
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark and print (or write) JSON."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("folder", nargs="?", help="Folder of audio files (default: a synthetic library).")
+    parser.add_argument("--max-files", type=int, default=40, help="Use at most this many files (default 40).")
+    parser.add_argument("--jobs", type=int, nargs="+", default=[1, 2], help="Worker counts to measure.")
+    parser.add_argument("--json", action="store_true", help="Print only the JSON result.")
+    parser.add_argument("--out", help="Also write the JSON result to this file.")
+    args = parser.parse_args(argv)
+
+    from soundalike.audio import is_audio_path
+
+    folder = Path(args.folder) if args.folder else _synthetic_folder(args.max_files)
+    files = sorted(str(p) for p in folder.rglob("*") if p.is_file() and is_audio_path(p))[: args.max_files]
+    if not files:
+        print(f"no audio files under {folder}", file=sys.stderr)
+        return 2
+    results = []
+    for jobs in args.jobs:
+        for name in PIPELINES:
+            r = run_config(name, files, jobs)
+            results.append(r)
+            if not args.json:
+                print(f"{name:16s} jobs={jobs}  {r['tracks_per_s']:7.2f} tracks/s  {r['x_realtime']:7.1f}x real time"
+                      f"  ({r['failed']} failed)", file=sys.stderr)
+    base = {r["jobs"]: r for r in results if r["pipeline"] == "librosa"}
+    for r in results:
+        b = base[r["jobs"]]
+        r["speed_vs_librosa"] = round(float(r["x_realtime"]) / max(float(b["x_realtime"]), 1e-9), 3)
+    payload = {"benchmark": "analysis", "folder": str(folder), "files": len(files),
+               "machine": {"cpus": os.cpu_count(), "python": platform.python_version()}, "results": results}
+    text = json.dumps(payload, indent=2)
+    print(text)
+    if args.out:
+        Path(args.out).write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
