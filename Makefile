@@ -21,6 +21,7 @@ demo: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks scripts
+	$(BIN)/mypy src/soundalike
 
 test: $(STAMP) lint
 	$(BIN)/python -m pytest -q -m "not slow"

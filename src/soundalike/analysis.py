@@ -44,7 +44,7 @@ class Analysis:
     descriptor: np.ndarray | None = None
 
 
-def file_hash(path: str | os.PathLike[str], block: int = 1 << 20) -> str:
+def file_hash(path: str | bytes | os.PathLike[str], block: int = 1 << 20) -> str:
     """BLAKE2b of the file's bytes (finds byte-identical copies without decoding)."""
     h = hashlib.blake2b(digest_size=16)
     with open(path, "rb") as f:
@@ -123,7 +123,7 @@ def analyse_waveform(y: np.ndarray, presets: Sequence[str] = DEFAULT_PRESETS) ->
     return spectrograms, descriptor
 
 
-def analyse_file(path: str | os.PathLike[str], presets: Sequence[str] = DEFAULT_PRESETS,
+def analyse_file(path: str | bytes | os.PathLike[str], presets: Sequence[str] = DEFAULT_PRESETS,
                  *, quiet: bool = True) -> Analysis:
     """Decode and analyse one file; raises :class:`audio.AudioError` with the file and reason when unusable."""
     p = os.fsdecode(path)

@@ -179,7 +179,7 @@ def _probe_av(path: str) -> AudioInfo:
     import av
 
     try:
-        with _source(path) as src, av.open(src) as container:
+        with _source(path) as src, av.open(src, mode="r") as container:
             streams = container.streams.audio
             if not streams or not streams[0].rate or not streams[0].channels:
                 raise NotAudioError(path, "not an audio file (no decodable audio stream)")
@@ -322,7 +322,7 @@ def _av_frames(path: str, offset: float, duration: float | None) -> Iterator[tup
 
     src = open(path, "rb") if _needs_file_object(path) else path  # noqa: SIM115 - closed with the container
     try:
-        container = av.open(src)
+        container = av.open(src, mode="r")
     except (av.error.InvalidDataError, av.error.EOFError):
         raise NotAudioError(path, "not an audio file (no decoder recognises it)") from None
     except av.error.FFmpegError as exc:

@@ -67,7 +67,7 @@ def walk_audio_files(roots: Sequence[str | os.PathLike[str]],
     Follows symlinks but detects loops; unreadable folders and dangling links are reported, never fatal.
     """
     for root in roots:
-        raw = os.fsencode(os.path.abspath(os.fsencode(root)))
+        raw = _absolute(root)
         try:
             st = os.stat(raw)
         except OSError as exc:
@@ -267,7 +267,7 @@ def scan(lib: Library, roots: Sequence[str | os.PathLike[str]], *, jobs: int = 1
                         pending.add(pool.submit(_process, job, presets))
     # Files the catalogue knows under these roots that are no longer there leave the index. This runs after the
     # new files were linked, so a moved or renamed file keeps its track instead of being analysed again.
-    prefixes = [os.fsencode(os.path.abspath(os.fsencode(r))) for r in roots]
+    prefixes = [_absolute(r) for r in roots]
     gone = [p for p in known if p not in seen and any(_under(p, pre) for pre in prefixes)]
     summary.removed = lib.remove_files(gone)
     summary.seconds = time.monotonic() - started
@@ -282,6 +282,10 @@ def _take(it: Iterator[_Job], n: int) -> list[_Job]:
         except StopIteration:
             break
     return out
+
+
+def _absolute(root: str | os.PathLike[str]) -> bytes:
+    return os.path.abspath(os.path.expanduser(os.fsencode(root)))
 
 
 def _under(path: bytes, prefix: bytes) -> bool:
