@@ -26,7 +26,7 @@
 set -euo pipefail
 
 # Bump when the selection rules below change, so existing albums get rebuilt.
-RULES_REV=1
+RULES_REV=3
 
 # album | candidate packages (first with an install candidate wins; * allowed)
 #       | music folder(s) inside the package (globs)
@@ -50,6 +50,7 @@ SHORT_SECONDS=10
 
 AUDIO_EXT_RE='^(ogg|oga|opus|flac|mp3|wav)$'
 MODULE_EXT_RE='^(it|xm|s3m|mod|mptm|mtm|669|umx|med|okt|stm|far|ult)$'
+US=$'\x1f'  # field separator for internal records
 
 say()  { printf '%s\n' "$*"; }
 warn() { printf 'WARNING: %s\n' "$*" >&2; }
@@ -88,8 +89,8 @@ apt_update_once() {
   (( APT_UPDATED )) && return 0
   APT_UPDATED=1
   if (( EUID == 0 )); then
-    say "Running apt-get update ..."
-    apt-get update -qq || warn "apt-get update failed; using the package lists as they are"
+    say "Running apt-get update ..." >&2  # stderr: callers' stdout is captured
+    apt-get update -qq >&2 || warn "apt-get update failed; using the package lists as they are"
   else
     warn "not root: cannot run apt-get update; package look-ups use the current lists"
   fi
@@ -193,10 +194,38 @@ render_module() {  # SRC OUT
 }
 
 # ---------------------------------------------------------------- build ----
-# Adds one file to the album being staged.  Globals: ALBUM STAGE ROWS NOTES
-# SEEN_SHA (sha256 -> album/path of everything kept so far).
+# Decodes each staged file fully with soundfile (libsndfile, the project's first
+# decoder); stdin: relative paths, one a line; stdout: rel, ok|err, seconds, peak dB,
+# message, separated by \x1f (unlike a tab, never merged when a field is empty).
+SF_CHECK_PY='
+import sys, math, soundfile as sf
+for rel in sys.stdin.read().splitlines():
+    try:
+        with sf.SoundFile(rel) as f:
+            sr, frames, peak = f.samplerate, 0, 0.0
+            for block in f.blocks(blocksize=1 << 18, dtype="float32", always_2d=True):
+                frames += len(block)
+                if len(block):
+                    peak = max(peak, float(abs(block).max()))
+        db = 20 * math.log10(peak) if peak > 0 else -999.0
+        print(f"{rel}\x1fok\x1f{frames / sr:.3f}\x1f{db:.1f}\x1f", flush=True)
+    except Exception as e:
+        print(f"{rel}\x1ferr\x1f\x1f\x1f{str(e).splitlines()[0][:200] if str(e) else type(e).__name__}", flush=True)
+'
+find_sf_python() {
+  local py
+  for py in "$REPO_ROOT/.venv/bin/python" python3; do
+    if command -v "$py" >/dev/null 2>&1 && "$py" -c 'import soundfile' >/dev/null 2>&1; then
+      printf '%s\n' "$py"; return 0
+    fi
+  done
+  return 1
+}
+
+# Stages one file (copy, or render a tracker module) and checks it with ffmpeg.
+# Globals: ALBUM STAGE NOTES PENDING SEEN_SHA (sha256 -> album/path kept so far).
 add_file() {  # SRC_ABS OUT_REL SRC_REL
-  local src=$1 rel=$2 srcrel=$3 ext out sha dur chk maxdb complaint
+  local src=$1 rel=$2 srcrel=$3 ext sha dur chk maxdb complaint ffok=ok
   ext=${src##*.}; ext=${ext,,}
   sha=$(sha256sum -- "$src" | awk '{print $1}')
   if [[ -n ${SEEN_SHA[$sha]:-} ]]; then
@@ -206,7 +235,6 @@ add_file() {  # SRC_ABS OUT_REL SRC_REL
   if [[ $ext =~ $MODULE_EXT_RE ]]; then
     if (( ! HAVE_OPENMPT )); then
       NOTES+=("skipped $srcrel: this ffmpeg cannot decode tracker modules (no libopenmpt)")
-      FAILED_BY_EXT[$ext]=$(( ${FAILED_BY_EXT[$ext]:-0} + 1 ))
       return 0
     fi
     rel=${rel%.*}.ogg
@@ -214,35 +242,60 @@ add_file() {  # SRC_ABS OUT_REL SRC_REL
     mkdir -p -- "$(dirname -- "$STAGE/$rel")"
     if ! render_module "$src" "$STAGE/$rel" 2>"$STAGE.err"; then
       NOTES+=("skipped $srcrel: rendering failed: $(head -c 300 "$STAGE.err" | tr '\n' ' ')")
-      FAILED_BY_EXT[$ext]=$(( ${FAILED_BY_EXT[$ext]:-0} + 1 ))
       rm -f -- "$STAGE/$rel"
       return 0
     fi
-    RENDERED=$(( RENDERED + 1 ))
   else
     if [[ -e $STAGE/$rel ]]; then rel=${rel%.*}-2.${rel##*.}; fi
     mkdir -p -- "$(dirname -- "$STAGE/$rel")"
     cp --preserve=timestamps -- "$src" "$STAGE/$rel"
   fi
-  out=$STAGE/$rel
-  dur=$(probe_seconds "$out" || true)
-  if [[ -z $dur ]] || ! chk=$(decode_check "$out"); then
-    NOTES+=("skipped $srcrel: ffmpeg cannot decode it")
-    FAILED_BY_EXT[$ext]=$(( ${FAILED_BY_EXT[$ext]:-0} + 1 ))
-    rm -f -- "$out"
-    return 0
+  dur=$(probe_seconds "$STAGE/$rel" || true)
+  maxdb=nan complaint=""
+  if [[ -z $dur ]] || ! chk=$(decode_check "$STAGE/$rel"); then
+    ffok=fail
+    complaint=$(ffprobe -v error -- "$STAGE/$rel" 2>&1 | awk 'NR==1' | sed 's/^\[[^]]*\] //' || true)
+  else
+    IFS=$'\t' read -r maxdb complaint <<<"$chk" || true
   fi
-  IFS=$'\t' read -r maxdb complaint <<<"$chk" || true
-  if [[ $maxdb != nan ]] && awk -v d="$dur" -v m="$maxdb" -v s="$SILENCE_MAX_SECONDS" -v t="$SILENCE_DB" \
-       'BEGIN {exit !(d < s && m < t)}'; then
-    NOTES+=("skipped $srcrel: silence (peak $maxdb dB over $dur s)")
-    rm -f -- "$out"
-    return 0
-  fi
-  if [[ -n $complaint ]]; then NOTES+=("decoder warning for $rel: $complaint"); fi
   SEEN_SHA[$sha]=$ALBUM/$rel
-  OK_BY_EXT[$ext]=$(( ${OK_BY_EXT[$ext]:-0} + 1 ))
-  ROWS+=("$rel"$'\t'"$dur"$'\t'"$ext"$'\t'"$sha"$'\t'"$srcrel")
+  PENDING+=("$rel$US$ext$US$sha$US$srcrel$US$ffok$US${dur:-}$US$maxdb$US$complaint")
+}
+
+# Decides on every staged file: kept if ffmpeg or soundfile decodes it (the
+# project reads with soundfile first, PyAV/ffmpeg second); drops silence.  Fills ROWS.
+finalize_album() {
+  local line rel ext sha srcrel ffok dur maxdb complaint sfok sfdur sfdb sfmsg
+  local -A SF=()
+  if [[ -n $SF_PY ]] && ((${#PENDING[@]})); then
+    while IFS= read -r line; do SF[${line%%"$US"*}]=$line; done < <(
+      for line in "${PENDING[@]}"; do printf '%s\n' "${line%%"$US"*}"; done |
+        (cd "$STAGE" && "$SF_PY" -c "$SF_CHECK_PY") || true)
+  fi
+  for line in "${PENDING[@]}"; do
+    IFS=$US read -r rel ext sha srcrel ffok dur maxdb complaint <<<"$line" || true
+    sfok=unchecked sfdur="" sfdb="" sfmsg=""
+    if [[ -n ${SF[$rel]:-} ]]; then IFS=$US read -r _ sfok sfdur sfdb sfmsg <<<"${SF[$rel]}" || true; fi
+    if [[ $ffok != ok && $sfok != ok ]]; then
+      NOTES+=("skipped $srcrel: undecodable (ffmpeg: ${complaint:-failed}; soundfile: ${sfmsg:-$sfok})")
+      unset "SEEN_SHA[$sha]"; rm -f -- "${STAGE:?}/$rel"; continue
+    fi
+    if [[ $ffok != ok ]]; then
+      dur=$sfdur maxdb=$sfdb
+      NOTES+=("kept $rel although ffmpeg ${FFMPEG_VERSION} cannot open it (${complaint:-failed}); soundfile decodes it (${sfdur} s)")
+    elif [[ $sfok == err ]]; then
+      NOTES+=("kept $rel although soundfile cannot decode it (${sfmsg}); ffmpeg does")
+    elif [[ -n $complaint ]]; then
+      NOTES+=("ffmpeg warning for $rel (decodes anyway): $complaint")
+    fi
+    [[ $maxdb == nan || -z $maxdb ]] && maxdb=$sfdb
+    if [[ -n $maxdb && $maxdb != nan ]] && awk -v d="$dur" -v m="$maxdb" -v s="$SILENCE_MAX_SECONDS" -v t="$SILENCE_DB" \
+         'BEGIN {exit !(d < s && m < t)}'; then
+      NOTES+=("skipped $srcrel: silence (peak $maxdb dB over $dur s)")
+      unset "SEEN_SHA[$sha]"; rm -f -- "${STAGE:?}/$rel"; continue
+    fi
+    ROWS+=("$rel"$'\t'"$dur"$'\t'"$ext"$'\t'"$sha"$'\t'"$srcrel")
+  done
 }
 
 excluded_reason() {  # REL_IN_MUSIC_DIR EXCLUDES -> prints reason if excluded
@@ -310,6 +363,8 @@ build_album() {  # ALBUM PKG VER DEB MUSIC_GLOBS EXCLUDES
   done
   if [[ $1 == supertuxkart ]]; then stk_track_music "$root"; fi
   rm -rf -- "$WORK"; WORK=""
+  say "    checking decodability ..."
+  finalize_album
   BUILD_STATUS=ok
 }
 
@@ -338,13 +393,22 @@ near_duplicates() {  # MANIFEST -> "album/path ~ album/path" lines
     }' "$1" | sort
 }
 
+album_complete() {  # every file the state lists is still there
+  local r
+  while IFS=$'\t' read -r r _; do
+    [[ -f $DEST/$1/$r ]] || { say "[$i/${#ALBUMS[@]}] $1: $1/$r is missing, rebuilding"; return 1; }
+  done <"$STATE/$1.tsv"
+}
+
 # ------------------------------------------------------------------ main ----
 ensure_ffmpeg
-say "DEST=$DEST  CACHE=$CACHE  (ffmpeg $(ffmpeg -version | awk 'NR==1 {print $3}'), libopenmpt: $( ((HAVE_OPENMPT)) && echo yes || echo NO))"
+FFMPEG_VERSION=$(ffmpeg -version | awk 'NR==1 {print $3}')
+say "DEST=$DEST  CACHE=$CACHE  (ffmpeg $FFMPEG_VERSION, libopenmpt: $( ((HAVE_OPENMPT)) && echo yes || echo NO))"
 
-declare -A SEEN_SHA=() OK_BY_EXT=() FAILED_BY_EXT=()
+declare -A SEEN_SHA=()
+SF_PY=$(find_sf_python || true)
+if [[ -z $SF_PY ]]; then warn "no python with soundfile found: files are checked with ffmpeg only"; fi
 declare -a DONE_ALBUMS=() MISSING=()
-RENDERED=0
 i=0
 for spec in "${ALBUMS[@]}"; do
   i=$(( i + 1 ))
@@ -356,7 +420,7 @@ for spec in "${ALBUMS[@]}"; do
     continue
   fi
   key="$pkg $ver rules=$RULES_REV"
-  if [[ -d $DEST/$ALBUM && -f $STATE/$ALBUM.done && $(<"$STATE/$ALBUM.done") == "$key" ]]; then
+  if [[ -d $DEST/$ALBUM && -f $STATE/$ALBUM.done && $(<"$STATE/$ALBUM.done") == "$key" ]] && album_complete "$ALBUM"; then
     say "[$i/${#ALBUMS[@]}] $ALBUM: $pkg $ver already in place, skipped"
     while IFS=$'\t' read -r r _ _ sha _; do SEEN_SHA[$sha]=$ALBUM/$r; done <"$STATE/$ALBUM.tsv"
     DONE_ALBUMS+=("$ALBUM")
@@ -374,7 +438,7 @@ for spec in "${ALBUMS[@]}"; do
     say "    got $(basename -- "$deb") ($(du -h -- "$deb" | cut -f1))"
   fi
   say "    unpacking and collecting music ..."
-  ROWS=() NOTES=()
+  ROWS=() NOTES=() PENDING=()
   build_album "$ALBUM" "$pkg" "$ver" "$deb" "$dirs_glob" "$excludes"
   if [[ $BUILD_STATUS != ok ]]; then
     MISSING+=("$ALBUM ($pkg: no music folder)")
@@ -438,9 +502,13 @@ awk -F'\t' 'NR > 1 {n[$1]++; s[$1] += $3; if (!($1 in o)) o[$1] = ++k}
   }' "$DEST/MANIFEST.tsv"
 fmts=$(awk -F'\t' 'NR > 1 {c[$4]++} END {for (f in c) printf "%s=%d ", f, c[f]}' "$DEST/MANIFEST.tsv")
 say "  formats (rendered modules count as their source format): $fmts"
-if ((${#FAILED_BY_EXT[@]})); then
-  for e in "${!FAILED_BY_EXT[@]}"; do warn "$e: ${FAILED_BY_EXT[$e]} file(s) could not be decoded/rendered (see NOTES.txt)"; done
-fi
+# Decoding problems, from the notes of all albums (this run's and earlier ones').
+notes_all=$(for a in "${DONE_ALBUMS[@]}"; do cat -- "$STATE/$a.notes"; done)
+n_bad=$(grep -cE ': (undecodable|rendering failed|this ffmpeg cannot decode)' <<<"$notes_all" || true)
+n_ffbad=$(grep -c '^kept .* although ffmpeg' <<<"$notes_all" || true)
+n_sfbad=$(grep -c '^kept .* although soundfile' <<<"$notes_all" || true)
+n_warn=$(grep -c '^ffmpeg warning' <<<"$notes_all" || true)
+say "  decoding: $n_bad undecodable (skipped), $n_ffbad ffmpeg cannot open but soundfile can, $n_sfbad soundfile cannot but ffmpeg can, $n_warn decoded with ffmpeg warnings (details in NOTES.txt)"
 if ((${#NEARDUPS[@]})); then say "  near-duplicates listed in NOTES.txt: ${#NEARDUPS[@]}"; fi
 if ((${#MISSING[@]})); then warn "not available: ${MISSING[*]}"; fi
 music_du=$(du -sh --exclude=.cache --exclude=.state -- "$DEST" | cut -f1)
