@@ -123,6 +123,18 @@ def test_m3u_and_text_output(indexed: tuple[Path, Path, list[synth.SynthTrack]])
     assert sum(ln.startswith("#EXTINF:8,") for ln in lines) == 3
     code, out, _ = run("similar", "3", "-k", "3", "--library", str(library))
     assert code == 0 and out.startswith("more like: ") and len(out.splitlines()) == 4
+    with Library.open(library) as lib:
+        first = lib.tracks([int(out.splitlines()[1].split("(id ")[1].rstrip(")"))])[0]
+    assert f"[{first.album}]" in out.splitlines()[1]  # square brackets are text, not terminal markup
+
+
+def test_search_ranks_exact_titles_first(indexed: tuple[Path, Path, list[synth.SynthTrack]]) -> None:
+    _, library, tracks = indexed
+    with Library.open(library) as lib:
+        for t in tracks[:6]:
+            assert lib.search(t.title)[0].title == t.title
+            assert lib.search(f"{t.artist} - {t.title}")[0].path == str(t.path.resolve())
+        assert lib.search("") == [] and lib.search("zzz-no-such-words") == []
 
 
 def test_unknown_query_fails_with_a_clear_message(indexed: tuple[Path, Path, list[synth.SynthTrack]]) -> None:

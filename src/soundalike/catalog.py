@@ -323,22 +323,35 @@ class Library:
         return None if row is None or row[0] is None else self.track(int(row[0]))
 
     def search(self, text: str, limit: int = 10) -> list[Track]:
-        """Tracks matching ``artist - title`` or words of artist/album/title/path (case-insensitive)."""
+        """Tracks matching ``artist - title`` or all words of artist/album/title (case-insensitive), best first.
+
+        Exact title (or ``artist - title``) matches rank first, then titles starting with the text, then the rest.
+        """
         text = text.strip()
         if not text:
             return []
+        candidates: list[Track] = []
         if " - " in text:
             artist, title = (s.strip() for s in text.split(" - ", 1))
-            rows = self.conn.execute(self._TRACK_SQL + " WHERE t.artist LIKE ? AND t.title LIKE ? GROUP BY t.id "
-                                     "ORDER BY t.id LIMIT ?", (f"%{artist}%", f"%{title}%", limit)).fetchall()
-            if rows:
-                return [self._track(r) for r in rows]
-        clauses, params = [], []
-        for word in text.split():
-            clauses.append("(t.artist LIKE ? OR t.title LIKE ? OR t.album LIKE ?)")
-            params += [f"%{word}%"] * 3
-        sql = self._TRACK_SQL + " WHERE " + " AND ".join(clauses) + " GROUP BY t.id ORDER BY t.id LIMIT ?"
-        return [self._track(r) for r in self.conn.execute(sql, [*params, limit])]
+            candidates = [self._track(r) for r in self.conn.execute(
+                self._TRACK_SQL + " WHERE t.artist LIKE ? AND t.title LIKE ? GROUP BY t.id LIMIT 500",
+                (f"%{artist}%", f"%{title}%"))]
+        if not candidates:
+            clauses, params = [], []
+            for word in text.split():
+                clauses.append("(t.artist LIKE ? OR t.title LIKE ? OR t.album LIKE ?)")
+                params += [f"%{word}%"] * 3
+            sql = self._TRACK_SQL + " WHERE " + " AND ".join(clauses) + " GROUP BY t.id LIMIT 500"
+            candidates = [self._track(r) for r in self.conn.execute(sql, params)]
+        needle = text.casefold()
+
+        def rank(t: Track) -> tuple[int, int, int]:
+            title, label = t.title.casefold(), t.label.casefold()
+            exact = needle in (title, label)
+            prefix = title.startswith(needle) or label.startswith(needle)
+            return (0 if exact else 1 if prefix else 2, len(title), t.id)
+
+        return sorted(candidates, key=rank)[:limit]
 
     def paths_of(self, track_id: int) -> list[str]:
         """Every indexed path of a track (duplicates included)."""

@@ -9,14 +9,15 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from . import __version__
 from .catalog import CatalogError, Library, default_library_dir
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Content-based music recommendation: index a music library and find what sounds alike.")
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+out = Console(highlight=False, soft_wrap=True, markup=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
 
 LibraryOption = typer.Option(None, "--library", "-L", envvar="SOUNDALIKE_LIBRARY",
                              help="Library folder (catalogue + features). Default: ~/.local/share/soundalike.")
@@ -35,7 +36,7 @@ class ExportFormat(str, Enum):
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
-    err.print(f"[red]error:[/red] {message}", markup=True, highlight=False)
+    err.print(f"[red]error:[/red] {escape(message)}", markup=True)
     return typer.Exit(code)
 
 
@@ -65,7 +66,7 @@ def index(
     lib = _open(library, create=True)
 
     def on_problem(p: ScanProblem) -> None:
-        err.print(f"[yellow]skip[/yellow] {p.line()}", markup=True, highlight=False)
+        err.print(f"[yellow]skip[/yellow] {escape(p.line())}", markup=True)
 
     with progress_bar("analysing", console=err) as on_progress:
         summary = scan(lib, [p for p in paths], jobs=n_jobs, on_problem=on_problem, on_progress=on_progress,

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 
 from .catalog import Library
 from .evaluation import label_retrieval
@@ -31,12 +32,12 @@ def run_demo(folder: Path, *, tracks_per_style: int = 10, duration: float = 30.0
 
     styles = synth.style_names()
     console.print(f"[bold]1/4[/bold] synthesising {len(styles)} styles x {tracks_per_style} tracks "
-                  f"of {duration:g} s into {music}", markup=True)
+                  f"of {duration:g} s into {escape(str(music))}", markup=True)
     made = synth.make_library(music, styles=styles, tracks_per_style=tracks_per_style, duration=duration,
                               seed=seed)
     style_of = {str(t.path.resolve()): t.style for t in made}
 
-    console.print(f"[bold]2/4[/bold] indexing with {jobs} worker(s) into {index_dir}", markup=True)
+    console.print(f"[bold]2/4[/bold] indexing with {jobs} worker(s) into {escape(str(index_dir))}", markup=True)
     with Library.open(index_dir) as lib:
         with progress_bar("analysing", console=progress_console) as on_progress:
             summary = scan(lib, [music], jobs=jobs, on_progress=on_progress,
@@ -56,7 +57,7 @@ def run_demo(folder: Path, *, tracks_per_style: int = 10, duration: float = 30.0
                 continue
             shown.add(style)
             q, results = similar(lib, str(tid), k=5, index=index)
-            console.print(f"  [bold]{q.track.label if q.track else q.path}[/bold]  ({style})", markup=True)
+            console.print(f"  [bold]{escape(q.track.label if q.track else str(q.path))}[/bold]  ({style})", markup=True)
             for r in results:
                 rstyle = style_of.get(str(Path(r.track.path).resolve()), "?")
                 mark = "✓" if rstyle == style else "·"
