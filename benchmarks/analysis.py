@@ -115,7 +115,8 @@ def main(argv: list[str] | None = None) -> int:
     """Run the benchmark and print (or write) JSON."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("folder", nargs="?", help="Folder of audio files (default: a synthetic library).")
-    parser.add_argument("--max-files", type=int, default=40, help="Use at most this many files (default 40).")
+    parser.add_argument("--max-files", type=int, default=40,
+                        help="Use at most this many files, evenly spread over the folder (default 40).")
     parser.add_argument("--jobs", type=int, nargs="+", default=[1, 2], help="Worker counts to measure.")
     parser.add_argument("--json", action="store_true", help="Print only the JSON result.")
     parser.add_argument("--out", help="Also write the JSON result to this file.")
@@ -124,7 +125,10 @@ def main(argv: list[str] | None = None) -> int:
     from soundalike.audio import is_audio_path
 
     folder = Path(args.folder) if args.folder else _synthetic_folder(args.max_files)
-    files = sorted(str(p) for p in folder.rglob("*") if p.is_file() and is_audio_path(p))[: args.max_files]
+    every = sorted(str(p) for p in folder.rglob("*") if p.is_file() and is_audio_path(p))
+    # Evenly spaced over the sorted list, so a capped run still mixes albums and formats.
+    step = max(1.0, len(every) / max(args.max_files, 1))
+    files = [every[int(i * step)] for i in range(min(args.max_files, len(every)))]
     if not files:
         print(f"no audio files under {folder}", file=sys.stderr)
         return 2

@@ -33,8 +33,9 @@ def run_demo(folder: Path, *, tracks_per_style: int = 10, duration: float = 30.0
     styles = synth.style_names()
     console.print(f"[bold]1/4[/bold] synthesising {len(styles)} styles x {tracks_per_style} tracks "
                   f"of {duration:g} s into {escape(str(music))}", markup=True)
-    made = synth.make_library(music, styles=styles, tracks_per_style=tracks_per_style, duration=duration,
-                              seed=seed)
+    with progress_bar("synthesising", unit="tracks", console=progress_console) as on_synth:
+        made = synth.make_library(music, styles=styles, tracks_per_style=tracks_per_style, duration=duration,
+                                  seed=seed, on_progress=on_synth)
     style_of = {str(t.path.resolve()): t.style for t in made}
 
     console.print(f"[bold]2/4[/bold] indexing with {jobs} worker(s) into {escape(str(index_dir))}", markup=True)

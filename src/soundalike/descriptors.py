@@ -66,10 +66,13 @@ def describe(
 
     mfcc = librosa.feature.mfcc(S=mel_db, n_mfcc=N_MFCC)
     dmfcc = np.diff(mfcc, axis=1) if mfcc.shape[1] > 1 else np.zeros_like(mfcc)
-    chroma = librosa.feature.chroma_stft(S=power, sr=sr, n_fft=p.n_fft, hop_length=hop)
+    # tuning=0: A440 reference. librosa's tuning estimate (piptrack) took ~40 % of the descriptor time and a
+    # per-track tuning shift would make two recordings of one piece in different tunings look less alike anyway.
+    chroma = librosa.feature.chroma_stft(S=power, sr=sr, n_fft=p.n_fft, hop_length=hop, tuning=0.0)
     contrast = librosa.feature.spectral_contrast(S=magnitude, sr=sr, n_fft=p.n_fft, hop_length=hop)
     centroid = librosa.feature.spectral_centroid(S=magnitude, sr=sr, n_fft=p.n_fft, hop_length=hop)
-    bandwidth = librosa.feature.spectral_bandwidth(S=magnitude, sr=sr, n_fft=p.n_fft, hop_length=hop)
+    bandwidth = librosa.feature.spectral_bandwidth(S=magnitude, sr=sr, n_fft=p.n_fft, hop_length=hop,
+                                                   centroid=centroid)
     rolloff = librosa.feature.spectral_rolloff(S=magnitude, sr=sr, n_fft=p.n_fft, hop_length=hop)
     flatness = librosa.feature.spectral_flatness(S=magnitude)
     zcr = librosa.feature.zero_crossing_rate(y, frame_length=p.n_fft, hop_length=hop)

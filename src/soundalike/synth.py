@@ -19,7 +19,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -1118,10 +1118,12 @@ def make_library(
     seed: int = 0,
     formats: Sequence[str] = ("wav", "ogg", "mp3", "flac"),
     sr: int = 22050,
+    on_progress: Callable[[str, int, int], None] | None = None,
 ) -> list[SynthTrack]:
     """Write a tagged synthetic library ``dest/<style>/<NN> <title>.<ext>`` plus ``dest/manifest.csv``.
 
     Formats cycle per style; files already present with the same parameters are not re-rendered.
+    ``on_progress(stage, done, total)`` is called after each track.
     """
     dest = Path(dest)
     names = list(styles) if styles is not None else style_names()
@@ -1172,6 +1174,8 @@ def make_library(
                     path=path, style=style, seed=tseed, title=title, artist=artist, album=album, duration=dur
                 )
             )
+            if on_progress:
+                on_progress("synthesise", len(tracks), len(names) * tracks_per_style)
 
     tmp = manifest.with_suffix(".csv.tmp")
     with tmp.open("w", newline="", encoding="utf-8") as fh:
