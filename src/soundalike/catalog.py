@@ -195,17 +195,13 @@ class Library:
     def record_error(self, path: bytes, size: int, mtime_ns: int, kind: str, reason: str) -> None:
         """Record that ``path`` could not be analysed (replacing what was known about it)."""
         with self.transaction():
-            self.conn.execute(
-                "INSERT OR REPLACE INTO files (path, track_id, size, mtime_ns, file_hash, status, error, scanned_at)"
-                " VALUES (?, NULL, ?, ?, NULL, ?, ?, ?)", (path, size, mtime_ns, kind, reason, time.time()))
+            self._upsert_file(path, None, size, mtime_ns, None, kind, reason)
             self._drop_orphan_tracks()
 
     def link_file(self, path: bytes, size: int, mtime_ns: int, fhash: str, track_id: int) -> None:
         """Record ``path`` as another copy of an already analysed track."""
         with self.transaction():
-            self.conn.execute(
-                "INSERT OR REPLACE INTO files (path, track_id, size, mtime_ns, file_hash, status, error, scanned_at)"
-                " VALUES (?, ?, ?, ?, ?, 'ok', NULL, ?)", (path, track_id, size, mtime_ns, fhash, time.time()))
+            self._upsert_file(path, track_id, size, mtime_ns, fhash)
             self._drop_orphan_tracks()
 
     def add_analysis(self, path: bytes, size: int, mtime_ns: int, fhash: str, result: Analysis) -> tuple[int, bool]:
@@ -223,9 +219,7 @@ class Library:
                 (result.audio_hash, result.duration, result.analysed_seconds, result.tags.artist,
                  result.tags.album, result.tags.title, time.time()))
             track_id = int(cur.lastrowid or 0)
-            self.conn.execute(
-                "INSERT OR REPLACE INTO files (path, track_id, size, mtime_ns, file_hash, status, error, scanned_at)"
-                " VALUES (?, ?, ?, ?, ?, 'ok', NULL, ?)", (path, track_id, size, mtime_ns, fhash, time.time()))
+            self._upsert_file(path, track_id, size, mtime_ns, fhash)
             for name, loc in locations.items():
                 self.conn.execute("INSERT INTO spectrograms VALUES (?, ?, ?, ?, ?, ?)",
                                   (track_id, name, loc.chunk, loc.offset, loc.n_mels, loc.n_frames))
@@ -233,6 +227,12 @@ class Library:
                 self._put_vector(track_id, DESCRIPTOR_MODEL, result.descriptor)
             self._drop_orphan_tracks()
         return track_id, True
+
+    def _upsert_file(self, path: bytes, track_id: int | None, size: int, mtime_ns: int, fhash: str | None,
+                     status: str = "ok", error: str | None = None) -> None:
+        self.conn.execute(
+            "INSERT OR REPLACE INTO files (path, track_id, size, mtime_ns, file_hash, status, error, scanned_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)", (path, track_id, size, mtime_ns, fhash, status, error, time.time()))
 
     def remove_files(self, paths: Iterable[bytes]) -> int:
         """Forget these paths; tracks left without any file leave the index. Returns how many were removed."""
