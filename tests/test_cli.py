@@ -203,3 +203,8 @@ def test_moved_library_folder_is_found_again(indexed: tuple[Path, Path, list[syn
     shutil.copytree(library, moved_lib)
     code, out, _ = run("similar", "2", "-k", "2", "--library", str(moved_lib), "-f", "json")
     assert code == 0 and len(json.loads(out)["results"]) == 2
+
+
+def test_index_rejects_an_unknown_model(tmp_path: Path) -> None:
+    code, _, err = run("index", str(tmp_path), "--library", str(tmp_path / "lib"), "--model", "nope")
+    assert code == 2 and "unknown model 'nope'" in err and "descriptor" in err

@@ -52,6 +52,7 @@ def index(
     paths: list[Path] = typer.Argument(..., help="Music files or folders to scan (recursively)."),
     library: Path | None = LibraryOption,
     jobs: int = typer.Option(0, "--jobs", "-j", help="Worker processes (0 = one per core)."),
+    model: str = typer.Option("descriptor", "--model", help="Embedding to compute (models: descriptor)."),
     retry_errors: bool = typer.Option(False, "--retry-errors", help="Analyse again files that failed before."),
     json_out: bool = typer.Option(False, "--json", help="Print the scan summary as JSON."),
 ) -> None:
@@ -63,14 +64,21 @@ def index(
     from .scan import ScanProblem, scan
 
     n_jobs = jobs if jobs > 0 else (os.cpu_count() or 1)
+    if model != "descriptor":
+        raise _fail(f"unknown model {model!r}; available: descriptor")
     lib = _open(library, create=True)
 
     def on_problem(p: ScanProblem) -> None:
         err.print(f"[yellow]skip[/yellow] {escape(p.line())}", markup=True)
 
-    with progress_bar("analysing", console=err) as on_progress:
-        summary = scan(lib, [p for p in paths], jobs=n_jobs, on_problem=on_problem, on_progress=on_progress,
-                       retry_errors=retry_errors)
+    try:
+        with progress_bar("analysing", console=err) as on_progress:
+            summary = scan(lib, list(paths), jobs=n_jobs, on_problem=on_problem, on_progress=on_progress,
+                           retry_errors=retry_errors)
+    except KeyboardInterrupt:
+        lib.close()
+        err.print("interrupted: everything analysed so far is kept; run the same command again to resume")
+        raise typer.Exit(130) from None
     stats = lib.stats()
     lib.close()
     if json_out:
