@@ -224,7 +224,7 @@ class Library:
                 self.conn.execute("INSERT INTO spectrograms VALUES (?, ?, ?, ?, ?, ?)",
                                   (track_id, name, loc.chunk, loc.offset, loc.n_mels, loc.n_frames))
             if result.descriptor is not None:
-                self._put_vector(track_id, DESCRIPTOR_MODEL, result.descriptor)
+                self.put_vector(track_id, DESCRIPTOR_MODEL, result.descriptor)
             self._drop_orphan_tracks()
         return track_id, True
 
@@ -249,8 +249,9 @@ class Library:
             "DELETE FROM tracks WHERE id NOT IN (SELECT track_id FROM files WHERE track_id IS NOT NULL)")
 
     # --- vectors ------------------------------------------------------------------------------------------
-    def _put_vector(self, track_id: int, model: str, vector: np.ndarray,
-                    segments: np.ndarray | None = None) -> None:
+    def put_vector(self, track_id: int, model: str, vector: np.ndarray,
+                   segments: np.ndarray | None = None) -> None:
+        """Store a track's pooled vector (and segment sequence) for ``model``; call inside a transaction."""
         v = np.asarray(vector, dtype=np.float32).ravel()
         seg_blob = None if segments is None else np.asarray(segments, dtype=np.float16).tobytes()
         n_seg = 0 if segments is None else int(segments.shape[0])

@@ -52,7 +52,9 @@ def index(
     paths: list[Path] = typer.Argument(..., help="Music files or folders to scan (recursively)."),
     library: Path | None = LibraryOption,
     jobs: int = typer.Option(0, "--jobs", "-j", help="Worker processes (0 = one per core)."),
-    model: str = typer.Option("descriptor", "--model", help="Embedding to compute (models: descriptor)."),
+    model: str = typer.Option("descriptor", "--model",
+                              help="Also embed with this trained model (a checkpoint file); 'descriptor' is always "
+                                   "computed."),
     retry_errors: bool = typer.Option(False, "--retry-errors", help="Analyse again files that failed before."),
     json_out: bool = typer.Option(False, "--json", help="Print the scan summary as JSON."),
 ) -> None:
@@ -64,8 +66,7 @@ def index(
     from .scan import ScanProblem, scan
 
     n_jobs = jobs if jobs > 0 else (os.cpu_count() or 1)
-    if model != "descriptor":
-        raise _fail(f"unknown model {model!r}; available: descriptor")
+    checkpoint = None if model == "descriptor" else _checkpoint_for(model)
     lib = _open(library, create=True)
 
     def on_problem(p: ScanProblem) -> None:
@@ -79,8 +80,17 @@ def index(
         lib.close()
         err.print("interrupted: everything analysed so far is kept; run the same command again to resume")
         raise typer.Exit(130) from None
+    embedded = None
+    if checkpoint is not None:
+        from .embed import embed_library
+
+        with progress_bar("embedding", unit="tracks", console=err) as on_embed:
+            model_id, count = embed_library(lib, checkpoint, on_progress=on_embed)
+        embedded = {"model_id": model_id, "tracks": count}
     stats = lib.stats()
     lib.close()
+    if embedded:
+        stats["embedded"] = embedded
     if json_out:
         out.print_json(json.dumps({"summary": summary.to_dict(), "library": stats}))
         return
@@ -90,6 +100,78 @@ def index(
               f"{len(summary.problems)} errors{f' ({kinds})' if kinds else ''}"
               f"{f', {summary.known_bad} known bad skipped' if summary.known_bad else ''}")
     out.print(f"library {display_path(str(stats['library']))}: {stats['tracks']} tracks, {stats['hours']} h")
+    if embedded:
+        out.print(f"embedded {embedded['tracks']} tracks with {embedded['model_id']}")
+
+
+def _checkpoint_for(model: str) -> Path:
+    """A checkpoint file given as a path, checked now so a bad one fails before the scan starts."""
+    from .models import ModelError
+    from .models.checkpoint import read_checkpoint
+
+    path = Path(model).expanduser()
+    if not path.is_file():
+        raise _fail(f"{model}: no such checkpoint file (train one with `soundalike train NAME --out FILE`)")
+    try:
+        read_checkpoint(path)
+    except ModelError as exc:
+        raise _fail(str(exc)) from None
+    return path
+
+
+@app.command()
+def train(
+    name: str = typer.Argument(..., help="Model family: melae, clothier, stollery, descriptor-ae, cf-regression, "
+                                         "contrastive (see `soundalike models`)."),
+    library: Path | None = LibraryOption,
+    out_file: Path | None = typer.Option(None, "--out", "-o", help="Checkpoint to write (default: NAME.pt)."),
+    epochs: int | None = typer.Option(None, "--epochs", help="Epochs (default: the paper's)."),
+    batch_size: int | None = typer.Option(None, "--batch-size", help="Batch size (default: the paper's)."),
+    seed: int | None = typer.Option(None, "--seed", help="Random seed (default 0)."),
+    device: str = typer.Option("cpu", "--device", help="torch device: cpu, cuda, cuda:1, mps..."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run whose state is in OUT's .last.pt."),
+    embed: bool = typer.Option(True, "--embed/--no-embed", help="Embed the library with the best checkpoint."),
+) -> None:
+    """Train a model on the library's cached spectrograms; keeps the best checkpoint, a loss curve and plots."""
+    from .embed import embed_library
+    from .models import ModelError
+    from .progress import progress_bar
+    from .training import train as run_training
+
+    lib = _open(library)
+    target = out_file or Path(f"{name}.pt")
+    try:
+        with progress_bar(f"training {name}", unit="steps", console=err) as bar:
+            def on_progress(stage: str, done: int, total: int, info: dict[str, float]) -> None:
+                if stage == "train":
+                    bar(stage, done, total)
+                else:
+                    val = info.get("val_loss", float("nan"))
+                    err.print(f"epoch {done}/{total}: train loss {info['train_loss']:.5f}, "
+                              f"validation loss {val:.5f}")
+
+            result = run_training(lib, name, target, epochs=epochs, batch_size=batch_size, seed=seed,
+                                  device=device, resume=resume, on_progress=on_progress)
+        out.print(f"best checkpoint: {result.checkpoint} ({result.model_id}), {result.epochs_run} epochs in "
+                  f"{result.seconds:.0f} s; plots: {', '.join(str(p) for p in result.plots)}")
+        if embed:
+            with progress_bar("embedding", unit="tracks", console=err) as on_embed:
+                model_id, count = embed_library(lib, result.checkpoint, device=device, on_progress=on_embed)
+            out.print(f"embedded {count} tracks as {model_id}: `soundalike similar QUERY --model {name}`")
+    except (ModelError, CatalogError) as exc:
+        raise _fail(str(exc)) from None
+    finally:
+        lib.close()
+
+
+@app.command()
+def models() -> None:
+    """List the model families with their seed paper and mel preset."""
+    from .models import model_class, model_names
+
+    for name in model_names():
+        cls = model_class(name)
+        out.print(f"{name:15s} preset {cls.preset_name:9s} {cls.source}")
 
 
 @app.command()

@@ -1,7 +1,7 @@
 """Vector search over pooled track vectors: exact cosine similarity with faiss ``IndexFlatIP``.
 
-Vectors are L2-normalised so inner product = cosine similarity. The descriptor embedding is z-scored with the
-library's column statistics first (its raw columns have wildly different scales).
+Vectors are z-scored with the library's column statistics, then L2-normalised, so inner product = cosine
+similarity of standardised vectors.
 """
 
 from __future__ import annotations
@@ -58,9 +58,11 @@ class VectorIndex:
             known = lib.models()
             hint = f" (embeddings present: {', '.join(known)})" if known else " — run `soundalike index PATH` first"
             raise CatalogError(f"no tracks embedded with {model!r} in {lib.root}{hint}")
+        # Every embedding is z-scored with the library's statistics before cosine similarity: descriptor columns
+        # have unrelated units, and learned embeddings share a large common offset that would make every
+        # cosine close to 1.
         embedding = Embedding(model)
-        if model == DESCRIPTOR_MODEL:
-            _, embedding.mean, embedding.std = standardise(raw)
+        _, embedding.mean, embedding.std = standardise(raw)
         return cls(ids, raw, embedding)
 
     def __len__(self) -> int:

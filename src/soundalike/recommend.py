@@ -87,14 +87,20 @@ def _library_query(index: VectorIndex, text: str, track: Track) -> Query:
 
 
 def _outside_query(lib: Library, index: VectorIndex, path: str) -> Query:
-    if index.embedding.model != DESCRIPTOR_MODEL:  # pragma: no cover - other models arrive with the model issue
-        raise QueryError(f"cold-start queries are not supported for model {index.embedding.model!r} yet")
+    from .embed import embed_spectrogram, model_for  # torch only when a learned model is asked for
+
+    model_id = index.embedding.model
+    model = None if model_id == DESCRIPTOR_MODEL else model_for(lib, model_id)
     try:
-        analysis = analyse_file(path, presets=())
+        analysis = analyse_file(path, presets=() if model is None else (model.preset_name,))
     except AudioError as exc:
         raise QueryError(str(exc)) from None
-    assert analysis.descriptor is not None
-    vector = index.embedding.transform(analysis.descriptor)[0]
+    if model is None:
+        assert analysis.descriptor is not None
+        raw = analysis.descriptor
+    else:
+        raw, _ = embed_spectrogram(model, analysis.spectrograms[model.preset_name])
+    vector = index.embedding.transform(raw)[0]
     exclude: set[int] = set()
     same = lib.track_for_audio_hash(analysis.audio_hash)
     if same is not None:  # the same audio is in the library under another name
@@ -106,7 +112,12 @@ def _outside_query(lib: Library, index: VectorIndex, path: str) -> Query:
 def similar(lib: Library, query: str | Query, k: int = 10, *, model: str = DESCRIPTOR_MODEL,
             index: VectorIndex | None = None) -> tuple[Query, list[Recommendation]]:
     """The ``k`` tracks that sound most like ``query``, best first, without the query or its duplicates."""
-    index = index or VectorIndex.from_library(lib, model)
+    if index is None:
+        if model != DESCRIPTOR_MODEL:
+            from .embed import resolve_model
+
+            model = resolve_model(lib, model)
+        index = VectorIndex.from_library(lib, model)
     q = query if isinstance(query, Query) else resolve_query(lib, index, query)
     ids, scores = index.search(q.vector, k + 8, exclude=q.exclude)
     keep = [(int(i), float(s)) for i, s in zip(ids, scores, strict=True) if s < DUPLICATE_SIMILARITY][:k]

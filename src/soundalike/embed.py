@@ -1,0 +1,103 @@
+"""Embed library tracks with a trained model, from the cached spectrograms (no audio decoding).
+
+Vectors are stored under the checkpoint's ``model_id`` (family + weights hash) beside every other model's, with
+the sequence of segment embeddings kept for sequence distances. The catalogue remembers which checkpoint made
+each ``model_id`` so queries (including cold-start files) can embed with the same weights.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .catalog import DESCRIPTOR_MODEL, CatalogError, Library
+from .models import Encoder, ModelError, load_checkpoint
+
+
+def embed_spectrogram(model: Encoder, spec_db: np.ndarray, device: str = "cpu",
+                      max_segments: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """``(pooled vector, segment embeddings)`` of one track's dB spectrogram, in float32."""
+    segs = model.segments(np.asarray(spec_db, dtype=np.float32))
+    outs = []
+    with torch.no_grad():
+        for start in range(0, len(segs), max_segments):
+            x = model.prepare(torch.from_numpy(segs[start:start + max_segments]).to(device))
+            outs.append(model.encode(x).cpu())
+        seq = torch.cat(outs)
+        pooled = model.pool(seq)
+    return pooled.numpy().astype(np.float32), seq.numpy().astype(np.float32)
+
+
+def register_model(lib: Library, payload: dict[str, Any], checkpoint: str | os.PathLike[str]) -> str:
+    """Remember which checkpoint file made ``payload['model_id']``; returns the id."""
+    model_id = str(payload["model_id"])
+    lib.set_meta(f"model:{model_id}", {"name": payload["model"], "checkpoint": str(Path(checkpoint).resolve()),
+                                       "registered_at": time.time()})
+    return model_id
+
+
+def embed_library(lib: Library, checkpoint: str | os.PathLike[str], *, device: str = "cpu", only_missing: bool = True,
+                  on_progress: Callable[[str, int, int], None] | None = None) -> tuple[str, int]:
+    """Embed every track that has the model's preset spectrogram; returns ``(model_id, tracks embedded)``."""
+    model, payload = load_checkpoint(checkpoint, device)
+    model_id = register_model(lib, payload, checkpoint)
+    rows = lib.conn.execute("SELECT track_id FROM spectrograms WHERE preset=? ORDER BY track_id",
+                            (model.preset_name,)).fetchall()
+    have = {int(r[0]) for r in lib.conn.execute("SELECT track_id FROM vectors WHERE model=?", (model_id,))}
+    todo = [int(r[0]) for r in rows if not (only_missing and int(r[0]) in have)]
+    if on_progress:
+        on_progress("embed", 0, len(todo))
+    for n, track_id in enumerate(todo, 1):
+        pooled, seq = embed_spectrogram(model, lib.spectrogram(track_id, model.preset_name), device)
+        with lib.transaction():
+            lib.put_vector(track_id, model_id, pooled, seq)
+        if on_progress:
+            on_progress("embed", n, len(todo))
+    return model_id, len(todo)
+
+
+def registered_models(lib: Library) -> dict[str, dict[str, Any]]:
+    """``model_id -> {name, checkpoint, registered_at}`` of every model the catalogue has embeddings from."""
+    rows = lib.conn.execute("SELECT key, value FROM meta WHERE key LIKE 'model:%'").fetchall()
+    return {k[len("model:"):]: json.loads(v) for k, v in rows}
+
+
+def resolve_model(lib: Library, name: str) -> str:
+    """The catalogue key for ``name``: ``descriptor``, an exact model id, a family name (newest), or a checkpoint."""
+    present = set(lib.models())
+    if name == DESCRIPTOR_MODEL or name in present:
+        return name
+    registered = registered_models(lib)
+    if os.path.isfile(name):
+        from .models.checkpoint import read_checkpoint
+
+        model_id = str(read_checkpoint(name)["model_id"])
+        if model_id in present:
+            return model_id
+        raise CatalogError(f"no tracks embedded with {name} yet — run `soundalike index PATH --model {name}`")
+    family = [(info.get("registered_at", 0), mid) for mid, info in registered.items()
+              if info.get("name") == name and mid in present]
+    if family:
+        return max(family)[1]
+    known = ", ".join(sorted(present)) or "none"
+    raise CatalogError(f"no embeddings for model {name!r} in {lib.root} (present: {known}); "
+                       f"run `soundalike index PATH --model {name}`")
+
+
+def model_for(lib: Library, model_id: str, device: str = "cpu") -> Encoder:
+    """Load the checkpoint that made ``model_id`` (for embedding queries the same way)."""
+    info = registered_models(lib).get(model_id)
+    if info is None:
+        raise ModelError(f"the catalogue does not know which checkpoint made {model_id!r}")
+    model, payload = load_checkpoint(info["checkpoint"], device)
+    if payload["model_id"] != model_id:
+        raise ModelError(f"{info['checkpoint']} changed since it embedded this library "
+                         f"(now {payload['model_id']}, was {model_id}); run `soundalike index --model` again")
+    return model

@@ -1,0 +1,174 @@
+"""The one interface every model family implements, and the registry that maps names to families.
+
+An :class:`Encoder` turns a track's stored log-mel spectrogram (dB) into a sequence of segment embeddings and a
+pooled track vector. Training objectives differ per family (reconstruction, triplets, contrastive pairs, CF
+factors), so each family also says how to draw a training batch and what its loss is; the loop itself lives in
+:mod:`soundalike.training`. Configs are dataclasses whose defaults are the paper's hyper-parameters.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..features import MelPreset, get_preset, segment
+
+
+class ModelError(ValueError):
+    """A model that cannot be built, loaded or used as asked (unknown name, bad checkpoint, wrong preset...)."""
+
+
+@dataclass
+class ModelConfig:
+    """Hyper-parameters shared by every family; subclasses add their own with the paper's defaults."""
+
+    embedding_dim: int = 256
+    lr: float = 1e-3
+    batch_size: int = 32
+    epochs: int = 10
+    validation_fraction: float = 0.1
+    seed: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready values."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> ModelConfig:
+        """Build from stored values, ignoring unknown keys and rejecting wrongly typed ones."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in known})
+
+
+def db_to_unit(spec_db: torch.Tensor, top_db: float = 80.0) -> torch.Tensor:
+    """Scale dB spectrogram patches ``(..., n_mels, frames)`` to [0, 1]: 0 = ``top_db`` below the patch peak, 1 = peak.
+
+    Per-patch peak normalisation (librosa's ``ref=np.max, top_db=80``) makes the input independent of playback
+    gain, which the seeds' spectrograms were too (MelAE's BCE needs inputs in [0, 1]).
+    """
+    peak = spec_db.amax(dim=(-2, -1), keepdim=True)
+    return ((spec_db - peak) / top_db + 1.0).clamp(0.0, 1.0)
+
+
+class Encoder(nn.Module):
+    """Segments in, segment embeddings out; the pooled track vector is their mean unless a family says otherwise."""
+
+    name: ClassVar[str] = ""
+    preset_name: ClassVar[str] = "melae"
+    config_cls: ClassVar[type[ModelConfig]] = ModelConfig
+    source: ClassVar[str] = ""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+
+    @property
+    def preset(self) -> MelPreset:
+        """The mel preset the model was built for."""
+        return get_preset(self.preset_name)
+
+    @property
+    def embedding_dim(self) -> int:
+        """Size of one segment embedding."""
+        return self.config.embedding_dim
+
+    def segments(self, spec_db: np.ndarray) -> np.ndarray:
+        """Cut one track's ``(n_mels, frames)`` spectrogram into the model's input segments (float32)."""
+        return segment(np.asarray(spec_db, dtype=np.float32), self.preset.segment_frames, self.preset.segment_hop)
+
+    def prepare(self, segments: torch.Tensor) -> torch.Tensor:
+        """Scale raw dB segments ``(n, n_mels, frames)`` to what the network takes (default: [0, 1] per patch)."""
+        return db_to_unit(segments)
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """Prepared segments ``(n, n_mels, frames)`` to embeddings ``(n, embedding_dim)``."""
+        raise NotImplementedError
+
+    def reconstruct(self, x: torch.Tensor) -> torch.Tensor | None:
+        """Autoencoders: prepared segments to their reconstructions; other families return None."""
+        return None
+
+    def pool(self, segment_embeddings: torch.Tensor) -> torch.Tensor:
+        """The track vector from its segment embeddings (mean, as seed 000 §4.2 does)."""
+        return segment_embeddings.mean(dim=0)
+
+    def loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+        """The training loss of one batch from :meth:`sample_batch`, and extra metrics to log."""
+        raise NotImplementedError
+
+    def sample_batch(self, tracks: Sequence[np.ndarray], rng: np.random.Generator, batch_size: int
+                     ) -> dict[str, torch.Tensor]:
+        """One training batch drawn from the tracks' dB spectrograms (default: random segments, autoencoders)."""
+        crops = random_segments(tracks, rng, batch_size, self.preset.segment_frames)
+        return {"x": self.prepare(torch.from_numpy(crops))}
+
+    def batches_per_epoch(self, n_tracks: int) -> int:
+        """How many batches make one epoch over ``n_tracks`` tracks."""
+        return max(1, -(-n_tracks // self.config.batch_size))
+
+    def optimizer(self) -> torch.optim.Optimizer:
+        """The paper's optimiser (Adam at ``config.lr`` unless a family says otherwise)."""
+        return torch.optim.Adam(self.parameters(), lr=self.config.lr)
+
+
+def random_segments(tracks: Sequence[np.ndarray], rng: np.random.Generator, count: int, frames: int
+                    ) -> np.ndarray:
+    """``count`` random ``frames``-wide crops, each from a random track (tracks shorter than a crop are looped)."""
+    out = np.empty((count, tracks[0].shape[0], frames), dtype=np.float32)
+    picks = rng.integers(0, len(tracks), size=count)
+    for i, t in enumerate(picks):
+        spec = tracks[int(t)]
+        if spec.shape[1] <= frames:
+            out[i] = segment(np.asarray(spec, dtype=np.float32), frames, frames)[0]
+        else:
+            start = int(rng.integers(0, spec.shape[1] - frames + 1))
+            out[i] = spec[:, start:start + frames]
+    return out
+
+
+_REGISTRY: dict[str, type[Encoder]] = {}
+
+
+def register(cls: type[Encoder]) -> type[Encoder]:
+    """Class decorator: make a family available by its ``name``."""
+    if not cls.name:
+        raise ModelError(f"{cls.__name__} has no name")
+    _REGISTRY[cls.name] = cls
+    return cls
+
+
+def model_names() -> list[str]:
+    """Names of every registered model family."""
+    from . import _load_all
+
+    _load_all()
+    return sorted(_REGISTRY)
+
+
+def model_class(name: str) -> type[Encoder]:
+    """The family called ``name``; raises :class:`ModelError` listing the known ones."""
+    names = model_names()
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise ModelError(f"unknown model {name!r}; known: {', '.join(names)}") from None
+
+
+def build(name: str, **overrides: Any) -> Encoder:
+    """A freshly initialised model of family ``name`` with the paper's config, updated by ``overrides``."""
+    cls = model_class(name)
+    config = cls.config_cls()
+    for key, value in overrides.items():
+        if value is None:
+            continue
+        if not hasattr(config, key):
+            raise ModelError(f"model {name!r} has no setting {key!r}")
+        setattr(config, key, value)
+    torch.manual_seed(config.seed)
+    return cls(config)

@@ -1,0 +1,180 @@
+"""Training loop for every model family: data from the feature store, validation split, best checkpoint, resume.
+
+The loop is family-agnostic: a model draws its own batches (``sample_batch``) and computes its own loss. Training
+reads the spectrograms cached by ``soundalike index``, so no audio is decoded again.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .catalog import CatalogError, Library
+from .models import Encoder, ModelError, build, load_checkpoint, save_checkpoint
+from .models.checkpoint import read_checkpoint
+
+ProgressHook = Callable[[str, int, int, dict[str, float]], None]
+
+
+@dataclass
+class TrainingData:
+    """Spectrograms (float16 memory maps) of the library's tracks, split into training and validation tracks."""
+
+    train_ids: list[int]
+    val_ids: list[int]
+    train: list[np.ndarray]
+    val: list[np.ndarray]
+    preset: str
+
+    def summary(self) -> dict[str, Any]:
+        """What the model was trained on (stored in the checkpoint's model card)."""
+        frames = sum(s.shape[1] for s in self.train + self.val)
+        return {"preset": self.preset, "train_tracks": len(self.train), "validation_tracks": len(self.val),
+                "frames": int(frames)}
+
+
+def load_training_data(lib: Library, preset: str, validation_fraction: float, seed: int,
+                       min_tracks: int = 2) -> TrainingData:
+    """Every track's stored ``preset`` spectrogram, split by track (seeded) into training and validation sets."""
+    rows = lib.conn.execute("SELECT track_id FROM spectrograms WHERE preset=? ORDER BY track_id", (preset,))
+    ids = [int(r[0]) for r in rows]
+    if len(ids) < min_tracks:
+        raise CatalogError(f"{lib.root} has {len(ids)} tracks with {preset!r} spectrograms; training needs at least "
+                           f"{min_tracks} — run `soundalike index PATH` first")
+    order = np.random.default_rng(seed).permutation(len(ids))
+    n_val = int(round(len(ids) * validation_fraction)) if len(ids) >= 10 else 0
+    val_idx, train_idx = sorted(order[:n_val]), sorted(order[n_val:])
+    specs = {i: lib.spectrogram(i, preset) for i in ids}
+    return TrainingData([ids[i] for i in train_idx], [ids[i] for i in val_idx],
+                        [specs[ids[i]] for i in train_idx], [specs[ids[i]] for i in val_idx], preset)
+
+
+@dataclass
+class TrainResult:
+    """Where the best checkpoint went and how training went."""
+
+    checkpoint: Path
+    model_id: str
+    epochs_run: int
+    best_val_loss: float | None
+    seconds: float
+    history: dict[str, list[float]] = field(default_factory=dict)
+    plots: list[Path] = field(default_factory=list)
+
+
+def _rng_state(rng: np.random.Generator) -> dict[str, Any]:
+    state = rng.bit_generator.state
+    # Big integers are stored as strings: checkpoints hold plain values only.
+    return {"bit_generator": state["bit_generator"], "state": str(state["state"]["state"]),
+            "inc": str(state["state"]["inc"]), "has_uint32": state["has_uint32"], "uinteger": state["uinteger"]}
+
+
+def _set_rng_state(rng: np.random.Generator, saved: dict[str, Any]) -> None:
+    rng.bit_generator.state = {"bit_generator": saved["bit_generator"],
+                               "state": {"state": int(saved["state"]), "inc": int(saved["inc"])},
+                               "has_uint32": saved["has_uint32"], "uinteger": saved["uinteger"]}
+
+
+def _validation_loss(model: Encoder, data: TrainingData, seed: int) -> float | None:
+    if not data.val:
+        return None
+    rng = np.random.default_rng(seed + 1_000_003)  # the same validation batches every epoch
+    model.eval()
+    losses = []
+    with torch.no_grad():
+        for _ in range(model.batches_per_epoch(len(data.val))):
+            loss, _ = model.loss(model.sample_batch(data.val, rng, model.config.batch_size))
+            losses.append(loss.item())
+    return float(np.mean(losses))
+
+
+def last_checkpoint_path(out: Path) -> Path:
+    """Where the resumable state of a run writing ``out`` is kept (``NAME.last.pt``)."""
+    return out.with_name(out.stem + ".last" + out.suffix)
+
+
+def train(lib: Library, name: str, out: str | Path, *, epochs: int | None = None, batch_size: int | None = None,
+          seed: int | None = None, device: str = "cpu", resume: bool = False,
+          on_progress: ProgressHook | None = None, plots: bool = True, **overrides: Any) -> TrainResult:
+    """Train model family ``name`` on the library's cached spectrograms; the best checkpoint goes to ``out``.
+
+    With ``resume`` the run continues from ``out``'s ``.last.pt`` state (epoch, optimizer, random state).
+    """
+    out = Path(out)
+    started = time.monotonic()
+    model = build(name, epochs=epochs, batch_size=batch_size, seed=seed, **overrides)
+    cfg = model.config
+    data = load_training_data(lib, model.preset_name, cfg.validation_fraction, cfg.seed)
+    model.to(device)
+    optimizer = model.optimizer()
+    rng = np.random.default_rng(cfg.seed)
+    history: dict[str, list[float]] = {"train_loss": [], "val_loss": []}
+    start_epoch, step, best = 0, 0, float("inf")
+    last = last_checkpoint_path(out)
+    if resume:
+        state = read_checkpoint(last)
+        if state.get("model") != name:
+            raise ModelError(f"{last}: holds a {state.get('model')!r} run, not {name!r}")
+        model, _ = load_checkpoint(last, device)
+        model.config.epochs = cfg.epochs  # a resumed run may be asked to go further
+        cfg = model.config
+        optimizer = model.optimizer()
+        optimizer.load_state_dict(state["optimizer"])
+        _set_rng_state(rng, state["rng"])
+        torch.set_rng_state(state["torch_rng"])
+        start_epoch, step = int(state["epoch"]), int(state["step"])
+        history = {k: list(v) for k, v in state["history"].items()}
+        best = float(state.get("best_val_loss", float("inf")))
+    per_epoch = model.batches_per_epoch(len(data.train))
+    total_steps = per_epoch * cfg.epochs
+    for epoch in range(start_epoch, cfg.epochs):
+        model.train()
+        losses = []
+        for _ in range(per_epoch):
+            batch = {k: v.to(device) for k, v in model.sample_batch(data.train, rng, cfg.batch_size).items()}
+            loss, extra = model.loss(batch)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            step += 1
+            losses.append(loss.item())
+            if on_progress:
+                on_progress("train", step, total_steps, {"epoch": epoch + 1, "loss": float(np.mean(losses[-20:])),
+                                                        **extra})
+        history["train_loss"].append(float(np.mean(losses)))
+        val = _validation_loss(model, data, cfg.seed)
+        score = val if val is not None else history["train_loss"][-1]
+        history["val_loss"].append(float("nan") if val is None else val)
+        card = {"epoch": epoch + 1, "step": step, "history": history, "data": data.summary(),
+                "metrics": {"train_loss": history["train_loss"][-1], "val_loss": val}}
+        if score < best:
+            best = score
+            save_checkpoint(model, out, best_val_loss=best, **card)
+        save_checkpoint(model, last, optimizer=optimizer.state_dict(), rng=_rng_state(rng),
+                        torch_rng=torch.get_rng_state(), best_val_loss=best, **card)
+        if on_progress:
+            on_progress("epoch", epoch + 1, cfg.epochs, {"train_loss": history["train_loss"][-1],
+                                                         "val_loss": val if val is not None else float("nan")})
+    if not out.exists():  # resumed past the last epoch, or zero epochs asked: keep the current weights
+        save_checkpoint(model, out, best_val_loss=best, epoch=start_epoch, step=step, history=history,
+                        data=data.summary(), metrics={})
+    best_model, payload = load_checkpoint(out, device)
+    result = TrainResult(out, str(payload["model_id"]), cfg.epochs - start_epoch,
+                         None if best == float("inf") else best, time.monotonic() - started, history)
+    if plots:
+        from .plots import loss_curve, reconstruction
+
+        result.plots.append(loss_curve(history, out.with_suffix(".loss.png"), title=f"{name} training"))
+        x = best_model.sample_batch(data.val or data.train, np.random.default_rng(0), 3).get("x")
+        with torch.no_grad():
+            y = None if x is None else best_model.reconstruct(x.to(device))
+        if x is not None and y is not None:
+            result.plots.append(reconstruction(x.numpy(), y.cpu().numpy(), out.with_suffix(".reconstruction.png"),
+                                               title=f"{name}: input vs reconstruction"))
+    return result
