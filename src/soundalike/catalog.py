@@ -234,6 +234,13 @@ class Library:
             "INSERT OR REPLACE INTO files (path, track_id, size, mtime_ns, file_hash, status, error, scanned_at)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?)", (path, track_id, size, mtime_ns, fhash, status, error, time.time()))
 
+    def add_spectrogram(self, track_id: int, preset: str, spectrogram: np.ndarray) -> None:
+        """Store another preset's spectrogram for an existing track (data first, then the row)."""
+        loc = self.store.append(preset, spectrogram)
+        with self.transaction():
+            self.conn.execute("INSERT OR REPLACE INTO spectrograms VALUES (?, ?, ?, ?, ?, ?)",
+                              (track_id, preset, loc.chunk, loc.offset, loc.n_mels, loc.n_frames))
+
     def remove_files(self, paths: Iterable[bytes]) -> int:
         """Forget these paths; tracks left without any file leave the index. Returns how many were removed."""
         paths = list(paths)

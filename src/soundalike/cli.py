@@ -131,6 +131,10 @@ def train(
     device: str = typer.Option("cpu", "--device", help="torch device: cpu, cuda, cuda:1, mps..."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run whose state is in OUT's .last.pt."),
     embed: bool = typer.Option(True, "--embed/--no-embed", help="Embed the library with the best checkpoint."),
+    interactions: Path | None = typer.Option(None, "--interactions",
+                                             help="cf-regression: listening data (MPD JSON, M3U folder or CSV)."),
+    features_csv: Path | None = typer.Option(None, "--features-csv",
+                                             help="descriptor-ae: per-track features CSV instead of descriptors."),
 ) -> None:
     """Train a model on the library's cached spectrograms; keeps the best checkpoint, a loss curve and plots."""
     from .embed import embed_library
@@ -140,6 +144,7 @@ def train(
 
     lib = _open(library)
     target = out_file or Path(f"{name}.pt")
+    options = {k: v for k, v in {"interactions": interactions, "features_csv": features_csv}.items() if v}
     try:
         with progress_bar(f"training {name}", unit="steps", console=err) as bar:
             def on_progress(stage: str, done: int, total: int, info: dict[str, float]) -> None:
@@ -151,7 +156,7 @@ def train(
                               f"validation loss {val:.5f}")
 
             result = run_training(lib, name, target, epochs=epochs, batch_size=batch_size, seed=seed,
-                                  device=device, resume=resume, on_progress=on_progress)
+                                  device=device, resume=resume, on_progress=on_progress, options=options)
         out.print(f"best checkpoint: {result.checkpoint} ({result.model_id}), {result.epochs_run} epochs in "
                   f"{result.seconds:.0f} s; plots: {', '.join(str(p) for p in result.plots)}")
         if embed:

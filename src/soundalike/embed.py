@@ -14,25 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import torch
-
 from .catalog import DESCRIPTOR_MODEL, CatalogError, Library
 from .models import Encoder, ModelError, load_checkpoint
-
-
-def embed_spectrogram(model: Encoder, spec_db: np.ndarray, device: str = "cpu",
-                      max_segments: int = 256) -> tuple[np.ndarray, np.ndarray]:
-    """``(pooled vector, segment embeddings)`` of one track's dB spectrogram, in float32."""
-    segs = model.segments(np.asarray(spec_db, dtype=np.float32))
-    outs = []
-    with torch.no_grad():
-        for start in range(0, len(segs), max_segments):
-            x = model.prepare(torch.from_numpy(segs[start:start + max_segments]).to(device))
-            outs.append(model.encode(x).cpu())
-        seq = torch.cat(outs)
-        pooled = model.pool(seq)
-    return pooled.numpy().astype(np.float32), seq.numpy().astype(np.float32)
 
 
 def register_model(lib: Library, payload: dict[str, Any], checkpoint: str | os.PathLike[str]) -> str:
@@ -48,19 +31,32 @@ def embed_library(lib: Library, checkpoint: str | os.PathLike[str], *, device: s
     """Embed every track that has the model's preset spectrogram; returns ``(model_id, tracks embedded)``."""
     model, payload = load_checkpoint(checkpoint, device)
     model_id = register_model(lib, payload, checkpoint)
-    rows = lib.conn.execute("SELECT track_id FROM spectrograms WHERE preset=? ORDER BY track_id",
-                            (model.preset_name,)).fetchall()
+    ids = trackable_ids(lib, model, on_progress=on_progress)
     have = {int(r[0]) for r in lib.conn.execute("SELECT track_id FROM vectors WHERE model=?", (model_id,))}
-    todo = [int(r[0]) for r in rows if not (only_missing and int(r[0]) in have)]
+    todo = [t for t in ids if not (only_missing and t in have)]
     if on_progress:
         on_progress("embed", 0, len(todo))
     for n, track_id in enumerate(todo, 1):
-        pooled, seq = embed_spectrogram(model, lib.spectrogram(track_id, model.preset_name), device)
+        pooled, seq = model.embed_track(model.load_inputs(lib, [track_id])[0], device)
         with lib.transaction():
             lib.put_vector(track_id, model_id, pooled, seq)
         if on_progress:
             on_progress("embed", n, len(todo))
     return model_id, len(todo)
+
+
+def trackable_ids(lib: Library, model: Encoder,
+                  on_progress: Callable[[str, int, int], None] | None = None) -> list[int]:
+    """Ids of the tracks the model can take: with its preset's spectrogram (computed now where missing)."""
+    if model.input_kind == "spectrogram":
+        from .scan import ensure_spectrograms
+
+        ensure_spectrograms(lib, model.preset_name, on_progress=on_progress)
+        rows = lib.conn.execute("SELECT track_id FROM spectrograms WHERE preset=? ORDER BY track_id",
+                                (model.preset_name,))
+    else:
+        rows = lib.conn.execute("SELECT track_id FROM vectors WHERE model=? ORDER BY track_id", (DESCRIPTOR_MODEL,))
+    return [int(r[0]) for r in rows]
 
 
 def registered_models(lib: Library) -> dict[str, dict[str, Any]]:

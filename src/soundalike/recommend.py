@@ -87,7 +87,7 @@ def _library_query(index: VectorIndex, text: str, track: Track) -> Query:
 
 
 def _outside_query(lib: Library, index: VectorIndex, path: str) -> Query:
-    from .embed import embed_spectrogram, model_for  # torch only when a learned model is asked for
+    from .embed import model_for  # torch only when a learned model is asked for
 
     model_id = index.embedding.model
     model = None if model_id == DESCRIPTOR_MODEL else model_for(lib, model_id)
@@ -99,7 +99,7 @@ def _outside_query(lib: Library, index: VectorIndex, path: str) -> Query:
         assert analysis.descriptor is not None
         raw = analysis.descriptor
     else:
-        raw, _ = embed_spectrogram(model, analysis.spectrograms[model.preset_name])
+        raw, _ = model.embed_track(model.query_input(analysis))
     vector = index.embedding.transform(raw)[0]
     exclude: set[int] = set()
     same = lib.track_for_audio_hash(analysis.audio_hash)

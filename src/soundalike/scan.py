@@ -17,7 +17,15 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from dataclasses import dataclass, field
 
 from . import audio
-from .analysis import DEFAULT_PRESETS, Analysis, analyse_file, file_hash
+from .analysis import (
+    ANALYSIS_SR,
+    DEFAULT_PRESETS,
+    MAX_ANALYSED_SECONDS,
+    Analysis,
+    analyse_file,
+    file_hash,
+    quiet_native_stderr,
+)
 from .catalog import Library
 
 
@@ -290,3 +298,48 @@ def _absolute(root: str | os.PathLike[str]) -> bytes:
 
 def _under(path: bytes, prefix: bytes) -> bool:
     return path == prefix or path.startswith(prefix.rstrip(b"/") + b"/")
+
+
+def _preset_spectrogram(path: bytes, preset: str) -> tuple[bytes, object]:
+    """Decode one file and compute one preset's spectrogram (runs in a worker); errors are returned, not raised."""
+    from .features import log_mel
+
+    try:
+        with quiet_native_stderr():
+            y = audio.load_excerpts(os.fsdecode(path), ANALYSIS_SR, max_duration=MAX_ANALYSED_SECONDS)
+        return path, log_mel(y, preset).astype("float16")
+    except audio.AudioError as exc:
+        return path, exc
+
+
+def ensure_spectrograms(lib: Library, preset: str, *, jobs: int = 1,
+                        on_progress: Callable[[str, int, int], None] | None = None) -> int:
+    """Compute and store ``preset`` spectrograms for tracks that lack them (decoding each once); returns how many.
+
+    Scans store the ``melae`` preset; models on other presets (stollery, dieleman) call this before training.
+    """
+    rows = lib.conn.execute(
+        "SELECT t.id, MIN(f.path) FROM tracks t JOIN files f ON f.track_id = t.id AND f.status='ok' "
+        "WHERE t.id NOT IN (SELECT track_id FROM spectrograms WHERE preset=?) GROUP BY t.id", (preset,)).fetchall()
+    if not rows:
+        return 0
+    track_of = {bytes(r[1]): int(r[0]) for r in rows}
+    done = 0
+    if on_progress:
+        on_progress(f"spectrograms {preset}", 0, len(rows))
+    ctx = multiprocessing.get_context("spawn")
+    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=limit_native_threads) if jobs > 1 \
+        else None
+    try:
+        results = pool.map(_preset_spectrogram, track_of, [preset] * len(track_of)) if pool else \
+            (_preset_spectrogram(p, preset) for p in track_of)
+        for path, spec in results:
+            if not isinstance(spec, audio.AudioError):
+                lib.add_spectrogram(track_of[path], preset, spec)  # type: ignore[arg-type]
+            done += 1
+            if on_progress:
+                on_progress(f"spectrograms {preset}", done, len(rows))
+    finally:
+        if pool:
+            pool.shutdown()
+    return len(rows)

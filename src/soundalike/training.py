@@ -17,6 +17,7 @@ import torch
 
 from .catalog import CatalogError, Library
 from .models import Encoder, ModelError, build, load_checkpoint, save_checkpoint
+from .models.base import TrackSet
 from .models.checkpoint import read_checkpoint
 
 ProgressHook = Callable[[str, int, int, dict[str, float]], None]
@@ -24,35 +25,38 @@ ProgressHook = Callable[[str, int, int, dict[str, float]], None]
 
 @dataclass
 class TrainingData:
-    """Spectrograms (float16 memory maps) of the library's tracks, split into training and validation tracks."""
+    """The model's inputs for the library's tracks, split by track into training and validation sets."""
 
-    train_ids: list[int]
-    val_ids: list[int]
-    train: list[np.ndarray]
-    val: list[np.ndarray]
+    train: TrackSet
+    val: TrackSet
+    input_kind: str
     preset: str
 
     def summary(self) -> dict[str, Any]:
         """What the model was trained on (stored in the checkpoint's model card)."""
-        frames = sum(s.shape[1] for s in self.train + self.val)
-        return {"preset": self.preset, "train_tracks": len(self.train), "validation_tracks": len(self.val),
-                "frames": int(frames)}
+        card: dict[str, Any] = {"input": self.input_kind, "preset": self.preset, "train_tracks": len(self.train),
+                                "validation_tracks": len(self.val)}
+        if self.input_kind == "spectrogram":
+            card["frames"] = int(sum(x.shape[1] for x in self.train.inputs + self.val.inputs))
+        return card
 
 
-def load_training_data(lib: Library, preset: str, validation_fraction: float, seed: int,
-                       min_tracks: int = 2) -> TrainingData:
-    """Every track's stored ``preset`` spectrogram, split by track (seeded) into training and validation sets."""
-    rows = lib.conn.execute("SELECT track_id FROM spectrograms WHERE preset=? ORDER BY track_id", (preset,))
-    ids = [int(r[0]) for r in rows]
+def load_training_data(lib: Library, model: Encoder, validation_fraction: float, seed: int,
+                       min_tracks: int = 2, on_progress: Callable[[str, int, int], None] | None = None
+                       ) -> TrainingData:
+    """The model's input for every usable track, split by track (seeded) into training and validation sets."""
+    from .embed import trackable_ids
+
+    ids = trackable_ids(lib, model, on_progress=on_progress)
     if len(ids) < min_tracks:
-        raise CatalogError(f"{lib.root} has {len(ids)} tracks with {preset!r} spectrograms; training needs at least "
+        raise CatalogError(f"{lib.root} has {len(ids)} tracks usable by {model.name!r}; training needs at least "
                            f"{min_tracks} — run `soundalike index PATH` first")
     order = np.random.default_rng(seed).permutation(len(ids))
     n_val = int(round(len(ids) * validation_fraction)) if len(ids) >= 10 else 0
-    val_idx, train_idx = sorted(order[:n_val]), sorted(order[n_val:])
-    specs = {i: lib.spectrogram(i, preset) for i in ids}
-    return TrainingData([ids[i] for i in train_idx], [ids[i] for i in val_idx],
-                        [specs[ids[i]] for i in train_idx], [specs[ids[i]] for i in val_idx], preset)
+    val_ids = [ids[i] for i in sorted(order[:n_val])]
+    train_ids = [ids[i] for i in sorted(order[n_val:])]
+    return TrainingData(TrackSet(train_ids, model.load_inputs(lib, train_ids)),
+                        TrackSet(val_ids, model.load_inputs(lib, val_ids)), model.input_kind, model.preset_name)
 
 
 @dataclass
@@ -82,7 +86,7 @@ def _set_rng_state(rng: np.random.Generator, saved: dict[str, Any]) -> None:
 
 
 def _validation_loss(model: Encoder, data: TrainingData, seed: int) -> float | None:
-    if not data.val:
+    if not len(data.val):
         return None
     rng = np.random.default_rng(seed + 1_000_003)  # the same validation batches every epoch
     model.eval()
@@ -101,16 +105,20 @@ def last_checkpoint_path(out: Path) -> Path:
 
 def train(lib: Library, name: str, out: str | Path, *, epochs: int | None = None, batch_size: int | None = None,
           seed: int | None = None, device: str = "cpu", resume: bool = False,
-          on_progress: ProgressHook | None = None, plots: bool = True, **overrides: Any) -> TrainResult:
+          on_progress: ProgressHook | None = None, plots: bool = True, options: dict[str, Any] | None = None,
+          **overrides: Any) -> TrainResult:
     """Train model family ``name`` on the library's cached spectrograms; the best checkpoint goes to ``out``.
 
     With ``resume`` the run continues from ``out``'s ``.last.pt`` state (epoch, optimizer, random state).
+    ``options`` go to the family's ``setup_training`` (e.g. ``interactions`` for cf-regression); ``overrides``
+    change its config (hyper-parameters).
     """
     out = Path(out)
     started = time.monotonic()
     model = build(name, epochs=epochs, batch_size=batch_size, seed=seed, **overrides)
     cfg = model.config
-    data = load_training_data(lib, model.preset_name, cfg.validation_fraction, cfg.seed)
+    data = load_training_data(lib, model, cfg.validation_fraction, cfg.seed)
+    setup = model.setup_training(lib, data.train, data.val, dict(options or {}))
     model.to(device)
     optimizer = model.optimizer()
     rng = np.random.default_rng(cfg.seed)
@@ -124,6 +132,8 @@ def train(lib: Library, name: str, out: str | Path, *, epochs: int | None = None
         model, _ = load_checkpoint(last, device)
         model.config.epochs = cfg.epochs  # a resumed run may be asked to go further
         cfg = model.config
+        setup = model.setup_training(lib, data.train, data.val, dict(options or {}))
+        model.begin_epoch(int(state["epoch"]))  # restore the training phase before the optimiser state
         optimizer = model.optimizer()
         optimizer.load_state_dict(state["optimizer"])
         _set_rng_state(rng, state["rng"])
@@ -134,6 +144,8 @@ def train(lib: Library, name: str, out: str | Path, *, epochs: int | None = None
     per_epoch = model.batches_per_epoch(len(data.train))
     total_steps = per_epoch * cfg.epochs
     for epoch in range(start_epoch, cfg.epochs):
+        if model.begin_epoch(epoch) and epoch > start_epoch:
+            optimizer = model.optimizer()
         model.train()
         losses = []
         for _ in range(per_epoch):
@@ -151,7 +163,7 @@ def train(lib: Library, name: str, out: str | Path, *, epochs: int | None = None
         val = _validation_loss(model, data, cfg.seed)
         score = val if val is not None else history["train_loss"][-1]
         history["val_loss"].append(float("nan") if val is None else val)
-        card = {"epoch": epoch + 1, "step": step, "history": history, "data": data.summary(),
+        card = {"epoch": epoch + 1, "step": step, "history": history, "data": {**data.summary(), **setup},
                 "metrics": {"train_loss": history["train_loss"][-1], "val_loss": val}}
         if score < best:
             best = score
@@ -163,7 +175,7 @@ def train(lib: Library, name: str, out: str | Path, *, epochs: int | None = None
                                                          "val_loss": val if val is not None else float("nan")})
     if not out.exists():  # resumed past the last epoch, or zero epochs asked: keep the current weights
         save_checkpoint(model, out, best_val_loss=best, epoch=start_epoch, step=step, history=history,
-                        data=data.summary(), metrics={})
+                        data={**data.summary(), **setup}, metrics={})
     best_model, payload = load_checkpoint(out, device)
     result = TrainResult(out, str(payload["model_id"]), cfg.epochs - start_epoch,
                          None if best == float("inf") else best, time.monotonic() - started, history)
@@ -171,7 +183,8 @@ def train(lib: Library, name: str, out: str | Path, *, epochs: int | None = None
         from .plots import loss_curve, reconstruction
 
         result.plots.append(loss_curve(history, out.with_suffix(".loss.png"), title=f"{name} training"))
-        x = best_model.sample_batch(data.val or data.train, np.random.default_rng(0), 3).get("x")
+        shown = data.val if len(data.val) else data.train
+        x = model.sample_batch(shown, np.random.default_rng(0), 3).get("x")
         with torch.no_grad():
             y = None if x is None else best_model.reconstruct(x.to(device))
         if x is not None and y is not None:

@@ -56,6 +56,17 @@ def db_to_unit(spec_db: torch.Tensor, top_db: float = 80.0) -> torch.Tensor:
     return ((spec_db - peak) / top_db + 1.0).clamp(0.0, 1.0)
 
 
+@dataclass
+class TrackSet:
+    """Tracks given to a model: catalogue ids and, aligned, each track's input (a dB spectrogram, or a vector)."""
+
+    ids: list[int]
+    inputs: list[np.ndarray]
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
 class Encoder(nn.Module):
     """Segments in, segment embeddings out; the pooled track vector is their mean unless a family says otherwise."""
 
@@ -102,19 +113,53 @@ class Encoder(nn.Module):
         """The training loss of one batch from :meth:`sample_batch`, and extra metrics to log."""
         raise NotImplementedError
 
-    def sample_batch(self, tracks: Sequence[np.ndarray], rng: np.random.Generator, batch_size: int
-                     ) -> dict[str, torch.Tensor]:
-        """One training batch drawn from the tracks' dB spectrograms (default: random segments, autoencoders)."""
-        crops = random_segments(tracks, rng, batch_size, self.preset.segment_frames)
+    def sample_batch(self, tracks: TrackSet, rng: np.random.Generator, batch_size: int) -> dict[str, torch.Tensor]:
+        """One training batch drawn from the tracks' inputs (default: random segments, for autoencoders)."""
+        crops = random_segments(tracks.inputs, rng, batch_size, self.preset.segment_frames)
         return {"x": self.prepare(torch.from_numpy(crops))}
+
+    # --- data hooks: where inputs come from (defaults: the preset's cached spectrograms) ----------------------
+    input_kind: ClassVar[str] = "spectrogram"
+
+    def load_inputs(self, lib: Any, track_ids: Sequence[int]) -> list[np.ndarray]:
+        """Each track's input from the catalogue ``lib`` (default: its stored dB spectrogram of the preset)."""
+        return [lib.spectrogram(int(t), self.preset_name) for t in track_ids]
+
+    def setup_training(self, lib: Any, train: TrackSet, val: TrackSet, options: dict[str, Any]) -> dict[str, Any]:
+        """Prepare anything training needs besides inputs (e.g. CF targets); returns facts for the model card."""
+        if options:
+            raise ModelError(f"model {self.name!r} takes no training options ({', '.join(sorted(options))})")
+        return {}
+
+    def query_input(self, analysis: Any) -> np.ndarray:
+        """The input for an outside (cold-start) file from its :class:`soundalike.analysis.Analysis`."""
+        return analysis.spectrograms[self.preset_name]
+
+    def embed_track(self, track_input: np.ndarray, device: str = "cpu", max_segments: int = 256
+                    ) -> tuple[np.ndarray, np.ndarray]:
+        """``(pooled vector, segment embeddings)`` of one track's input, float32 (no gradients)."""
+        segs = self.segments(np.asarray(track_input, dtype=np.float32))
+        outs = []
+        with torch.no_grad():
+            for start in range(0, len(segs), max_segments):
+                x = self.prepare(torch.from_numpy(segs[start:start + max_segments]).to(device))
+                outs.append(self.encode(x).cpu())
+            seq = torch.cat(outs)
+            pooled = self.pool(seq)
+        return pooled.numpy().astype(np.float32), seq.numpy().astype(np.float32)
+
+    def begin_epoch(self, epoch: int) -> bool:
+        """Called before each epoch (0-based); return True when the optimiser must be rebuilt (e.g. a new
+        training phase that trains other parameters, as seed 002's phase 2)."""
+        return False
 
     def batches_per_epoch(self, n_tracks: int) -> int:
         """How many batches make one epoch over ``n_tracks`` tracks."""
         return max(1, -(-n_tracks // self.config.batch_size))
 
     def optimizer(self) -> torch.optim.Optimizer:
-        """The paper's optimiser (Adam at ``config.lr`` unless a family says otherwise)."""
-        return torch.optim.Adam(self.parameters(), lr=self.config.lr)
+        """The paper's optimiser (Adam at ``config.lr`` over trainable parameters unless a family says otherwise)."""
+        return torch.optim.Adam([p for p in self.parameters() if p.requires_grad], lr=self.config.lr)
 
 
 def random_segments(tracks: Sequence[np.ndarray], rng: np.random.Generator, count: int, frames: int
