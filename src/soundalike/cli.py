@@ -52,9 +52,9 @@ def index(
     paths: list[Path] = typer.Argument(..., help="Music files or folders to scan (recursively)."),
     library: Path | None = LibraryOption,
     jobs: int = typer.Option(0, "--jobs", "-j", help="Worker processes (0 = one per core)."),
-    model: str = typer.Option("descriptor", "--model",
-                              help="Also embed with this trained model (a checkpoint file); 'descriptor' is always "
-                                   "computed."),
+    model: str = typer.Option("default", "--model",
+                              help="Embedding besides the descriptors (always computed): 'default' (the shipped "
+                                   "pretrained model), 'descriptor' (nothing more), or a checkpoint file."),
     retry_errors: bool = typer.Option(False, "--retry-errors", help="Analyse again files that failed before."),
     json_out: bool = typer.Option(False, "--json", help="Print the scan summary as JSON."),
 ) -> None:
@@ -66,7 +66,12 @@ def index(
     from .scan import ScanProblem, scan
 
     n_jobs = jobs if jobs > 0 else (os.cpu_count() or 1)
-    checkpoint = None if model == "descriptor" else _checkpoint_for(model)
+    if model == "default":
+        from .pretrained import default_checkpoint
+
+        checkpoint = default_checkpoint()
+    else:
+        checkpoint = None if model == "descriptor" else _checkpoint_for(model)
     lib = _open(library, create=True)
 
     def on_problem(p: ScanProblem) -> None:
@@ -184,7 +189,9 @@ def similar(
     query: str = typer.Argument(..., help="Track id, path of an indexed file, 'artist - title', or any audio file."),
     k: int = typer.Option(10, "-k", "--k", min=1, help="How many tracks."),
     library: Path | None = LibraryOption,
-    model: str = typer.Option("descriptor", "--model", help="Which embedding to search."),
+    model: str = typer.Option("default", "--model",
+                              help="Embedding to search: default, descriptor, a family name, a model id or a "
+                                   "checkpoint file."),
     fmt: OutputFormat = typer.Option(OutputFormat.text, "--format", "-f", help="text, json or m3u."),
 ) -> None:
     """Tracks that sound like QUERY (never the query itself or its duplicates)."""

@@ -16,6 +16,7 @@ from typing import Any
 
 from .catalog import DESCRIPTOR_MODEL, CatalogError, Library
 from .models import Encoder, ModelError, load_checkpoint
+from .pretrained import DEFAULT_NAME, default_checkpoint
 
 
 def register_model(lib: Library, payload: dict[str, Any], checkpoint: str | os.PathLike[str]) -> str:
@@ -66,10 +67,20 @@ def registered_models(lib: Library) -> dict[str, dict[str, Any]]:
 
 
 def resolve_model(lib: Library, name: str) -> str:
-    """The catalogue key for ``name``: ``descriptor``, an exact model id, a family name (newest), or a checkpoint."""
+    """The catalogue key for ``name``: ``default`` (the shipped model, else descriptors), ``descriptor``, an exact
+    model id, a family name (its newest embedding), or a checkpoint file."""
     present = set(lib.models())
     if name == DESCRIPTOR_MODEL or name in present:
         return name
+    if name == DEFAULT_NAME:  # the shipped model where this library has its embeddings, else the descriptors
+        shipped = default_checkpoint()
+        if shipped is not None:
+            from .models.checkpoint import read_checkpoint
+
+            model_id = str(read_checkpoint(shipped)["model_id"])
+            if model_id in present:
+                return model_id
+        return DESCRIPTOR_MODEL
     registered = registered_models(lib)
     if os.path.isfile(name):
         from .models.checkpoint import read_checkpoint

@@ -109,7 +109,7 @@ def _outside_query(lib: Library, index: VectorIndex, path: str) -> Query:
                  exclude=exclude)
 
 
-def similar(lib: Library, query: str | Query, k: int = 10, *, model: str = DESCRIPTOR_MODEL,
+def similar(lib: Library, query: str | Query, k: int = 10, *, model: str = "default",
             index: VectorIndex | None = None) -> tuple[Query, list[Recommendation]]:
     """The ``k`` tracks that sound most like ``query``, best first, without the query or its duplicates."""
     if index is None:

@@ -1,0 +1,139 @@
+"""Contrastive: a self-supervised encoder where two excerpts of the same track are a positive pair.
+
+Beyond the seeds. Seed 004 (§3, "what the autoencoders learn") argues that reconstruction objectives spend their
+capacity on details that do not matter for recommendation; seed 002 §3.2.2 already used "another segment of the
+same track" as the positive of a triplet. Here that idea is trained SimCLR-style: a batch holds two random
+excerpts of each of ``batch_size`` tracks; each excerpt must pick its partner out of all other excerpts in the
+batch (InfoNCE / NT-Xent, temperature 0.1), under audio augmentations that should not change what a track
+sounds like (gain against a noise floor, time shift via random crops, frequency masking, additive noise).
+
+Network: log-mel excerpts (preset ``melae``: 128 mels, hop 512; 128 frames ≈ 3 s) scaled to [0, 1] per excerpt,
+4 conv blocks (3x3 conv, batch norm, ReLU, 2x2 max-pool; 16-32-64-128 channels), global mean + max pooling,
+a linear layer to the 256-d embedding, and a 2-layer projection head (128-d) used only by the loss.
+Track vector = mean of the embeddings of excerpts taken every 64 frames.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..features import segment
+from .base import Encoder, ModelConfig, TrackSet, db_to_unit, register
+
+
+@dataclass
+class ContrastiveConfig(ModelConfig):
+    """Hyper-parameters (our choices; see docs/models.md)."""
+
+    embedding_dim: int = 256
+    lr: float = 1e-3
+    batch_size: int = 32
+    epochs: int = 30
+    segment_frames: int = 128
+    segment_hop: int = 64
+    channels: tuple[int, ...] = (16, 32, 64, 128)
+    projection_dim: int = 128
+    temperature: float = 0.1
+    pairs_per_track: int = 4
+    freq_mask: int = 16
+    noise: float = 0.02
+    gain_db: float = 12.0
+    weight_decay: float = 1e-4
+
+
+def _block(c_in: int, c_out: int) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(),
+                         nn.MaxPool2d(2))
+
+
+@register
+class Contrastive(Encoder):
+    """Self-supervised InfoNCE encoder over same-track excerpt pairs."""
+
+    name = "contrastive"
+    preset_name = "melae"
+    config_cls = ContrastiveConfig
+    source = "beyond the seeds (004 §3 motivation, 002 §3.2.2 positives)"
+
+    def __init__(self, config: ContrastiveConfig) -> None:
+        super().__init__(config)
+        channels = list(config.channels)
+        self.convs = nn.Sequential(*[_block(c_in, c_out) for c_in, c_out in zip([1, *channels], channels,
+                                                                                  strict=False)])
+        self.to_embedding = nn.Linear(2 * channels[-1], config.embedding_dim)
+        self.projection = nn.Sequential(nn.Linear(config.embedding_dim, config.embedding_dim), nn.ReLU(),
+                                        nn.Linear(config.embedding_dim, config.projection_dim))
+
+    @property
+    def cfg(self) -> ContrastiveConfig:
+        """The typed config."""
+        assert isinstance(self.config, ContrastiveConfig)
+        return self.config
+
+    def segments(self, spec_db: np.ndarray) -> np.ndarray:
+        """Excerpts of ``segment_frames`` every ``segment_hop`` frames."""
+        return segment(np.asarray(spec_db, dtype=np.float32), self.cfg.segment_frames, self.cfg.segment_hop)
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """Excerpts ``(n, 128, frames)`` in [0, 1] to embeddings ``(n, embedding_dim)``."""
+        h = self.convs(x.unsqueeze(1))
+        h = torch.cat([h.mean(dim=(2, 3)), h.amax(dim=(2, 3))], dim=1)
+        return self.to_embedding(h)
+
+    def _augment(self, spec_db: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
+        n, n_mels, _ = spec_db.shape
+        cfg = self.cfg
+        # Gain against a fixed floor: quiet passages sink into it, loud ones do not — a real level change.
+        gain = torch.from_numpy(rng.uniform(-cfg.gain_db, cfg.gain_db, (n, 1, 1)).astype(np.float32))
+        x = db_to_unit((spec_db + gain).clamp(min=-100.0))
+        if cfg.noise > 0:
+            x = (x + cfg.noise * torch.from_numpy(rng.standard_normal(x.shape).astype(np.float32))).clamp(0, 1)
+        if cfg.freq_mask > 0:
+            widths = rng.integers(0, cfg.freq_mask + 1, n)
+            starts = rng.integers(0, n_mels - widths + 1)
+            for i in range(n):
+                x[i, starts[i]:starts[i] + widths[i], :] = 0.0
+        return x
+
+    def sample_batch(self, tracks: TrackSet, rng: np.random.Generator, batch_size: int) -> dict[str, torch.Tensor]:
+        """Two random, independently augmented excerpts of each of ``batch_size`` distinct tracks."""
+        frames = self.cfg.segment_frames
+        picks = rng.choice(len(tracks), size=min(batch_size, len(tracks)), replace=False)
+        views = []
+        for _ in range(2):
+            crops = np.empty((len(picks), tracks.inputs[0].shape[0], frames), dtype=np.float32)
+            for j, t in enumerate(picks):
+                spec = tracks.inputs[int(t)]
+                if spec.shape[1] <= frames:
+                    crops[j] = segment(np.asarray(spec, dtype=np.float32), frames, frames)[0]
+                else:
+                    start = int(rng.integers(0, spec.shape[1] - frames + 1))
+                    crops[j] = spec[:, start:start + frames]
+            views.append(self._augment(torch.from_numpy(crops), rng))
+        return {"a": views[0], "b": views[1]}
+
+    def loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+        """NT-Xent: each excerpt against its partner, all other 2(B-1) excerpts as negatives."""
+        z = F.normalize(self.projection(self.encode(torch.cat([batch["a"], batch["b"]]))), dim=1)
+        n = batch["a"].shape[0]
+        logits = z @ z.T / self.cfg.temperature
+        logits.fill_diagonal_(float("-inf"))
+        targets = torch.cat([torch.arange(n, 2 * n), torch.arange(0, n)]).to(z.device)
+        loss = F.cross_entropy(logits, targets)
+        accuracy = (logits.argmax(dim=1) == targets).float().mean().item()
+        return loss, {"pair_accuracy": accuracy}
+
+    def batches_per_epoch(self, n_tracks: int) -> int:
+        """``pairs_per_track`` pairs of each track per epoch."""
+        per_batch = min(self.cfg.batch_size, n_tracks)
+        return max(1, -(-n_tracks * self.cfg.pairs_per_track // per_batch))
+
+    def optimizer(self) -> torch.optim.Optimizer:
+        """AdamW (weight decay helps a small self-supervised net on a small library)."""
+        return torch.optim.AdamW([p for p in self.parameters() if p.requires_grad], lr=self.cfg.lr,
+                                 weight_decay=self.cfg.weight_decay)
