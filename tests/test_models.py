@@ -153,3 +153,10 @@ def test_embeddings_live_side_by_side_and_answer_queries(lib_dir: Path, tmp_path
         synth.write_track(outside, synth.render_track("ambient", 123, 6.0), 22050, artist="a", album="b", title="c")
         q, results = similar(lib, str(outside), k=3, model=model_id)
         assert q.track is None and len(results) == 3
+        # A fused key: descriptors and the learned embedding, each z-scored and weighted equally.
+        fused = f"descriptor+{model_id}"
+        assert resolve_model(lib, "descriptor+melae") == fused
+        q, results = similar(lib, str(outside), k=3, model=fused)
+        assert len(results) == 3 and abs(float(np.linalg.norm(q.vector)) - 1.0) < 1e-5
+        q, results = similar(lib, str(tid), k=3, model=fused)
+        assert all(r.track.id != tid for r in results)

@@ -23,19 +23,56 @@ def l2_normalise(x: np.ndarray) -> np.ndarray:
 
 
 @dataclass
-class Embedding:
-    """How a model's stored vectors become searchable ones: optional z-scoring, then unit length."""
+class EmbeddingPart:
+    """One stored embedding inside a (possibly fused) search vector: its columns' statistics and weight."""
 
     model: str
-    mean: np.ndarray | None = None
-    std: np.ndarray | None = None
+    dim: int
+    mean: np.ndarray
+    std: np.ndarray
+    weight: float = 1.0
+
+
+@dataclass
+class Embedding:
+    """How stored (raw) vectors become searchable ones: per part z-scoring and unit length, weighted concatenation.
+
+    A plain key (``descriptor``, ``contrastive-1a2b3c4d``) has one part; a fused key joins parts with ``+``
+    (``descriptor+contrastive-1a2b3c4d``): each part counts equally in the cosine similarity.
+    """
+
+    model: str
+    parts: list[EmbeddingPart]
 
     def transform(self, vectors: np.ndarray) -> np.ndarray:
-        """Stored (raw) vectors ``(n, d)`` to unit-length search vectors."""
+        """Raw vectors ``(n, sum of part dims)`` (parts side by side, in key order) to unit-length search vectors."""
         x = np.atleast_2d(np.asarray(vectors, dtype=np.float32))
-        if self.mean is not None and self.std is not None:
-            x = (x - self.mean) / self.std
-        return l2_normalise(x)
+        blocks, start = [], 0
+        for part in self.parts:
+            block = (x[:, start:start + part.dim] - part.mean) / part.std
+            blocks.append(np.sqrt(part.weight) * l2_normalise(block))
+            start += part.dim
+        return l2_normalise(np.hstack(blocks))
+
+
+def model_parts(key: str) -> list[str]:
+    """The stored embeddings a (possibly fused) key is made of."""
+    return [k for k in key.split("+") if k]
+
+
+def load_raw(lib: Library, key: str) -> tuple[np.ndarray, np.ndarray, list[int]]:
+    """``(track ids, raw vectors side by side, part dims)`` of the tracks that have every part of ``key``."""
+    parts = [lib.vectors(k) for k in model_parts(key)]
+    for k, (ids, _) in zip(model_parts(key), parts, strict=True):
+        if len(ids) == 0:
+            known = lib.models()
+            hint = f" (embeddings present: {', '.join(known)})" if known else " — run `soundalike index PATH` first"
+            raise CatalogError(f"no tracks embedded with {k!r} in {lib.root}{hint}")
+    common = parts[0][0]
+    for ids, _ in parts[1:]:
+        common = np.intersect1d(common, ids)
+    blocks = [mat[np.searchsorted(ids, common)] for ids, mat in parts]
+    return common, np.hstack(blocks), [b.shape[1] for b in blocks]
 
 
 class VectorIndex:
@@ -52,18 +89,17 @@ class VectorIndex:
 
     @classmethod
     def from_library(cls, lib: Library, model: str = DESCRIPTOR_MODEL) -> VectorIndex:
-        """Build the index of every track the library has embedded with ``model``."""
-        ids, raw = lib.vectors(model)
-        if len(ids) == 0:
-            known = lib.models()
-            hint = f" (embeddings present: {', '.join(known)})" if known else " — run `soundalike index PATH` first"
-            raise CatalogError(f"no tracks embedded with {model!r} in {lib.root}{hint}")
-        # Every embedding is z-scored with the library's statistics before cosine similarity: descriptor columns
-        # have unrelated units, and learned embeddings share a large common offset that would make every
-        # cosine close to 1.
-        embedding = Embedding(model)
-        _, embedding.mean, embedding.std = standardise(raw)
-        return cls(ids, raw, embedding)
+        """Build the index of every track the library has embedded with ``model`` (every part of a fused key)."""
+        ids, raw, dims = load_raw(lib, model)
+        # Every part is z-scored with the library's statistics before cosine similarity: descriptor columns have
+        # unrelated units, and learned embeddings share a large common offset that would make every cosine ~1.
+        parts, start = [], 0
+        names = model_parts(model)
+        for name, dim in zip(names, dims, strict=True):
+            _, mean, std = standardise(raw[:, start:start + dim])
+            parts.append(EmbeddingPart(name, dim, mean, std, 1.0 / len(names)))
+            start += dim
+        return cls(ids, raw, Embedding(model, parts))
 
     def __len__(self) -> int:
         return len(self.ids)

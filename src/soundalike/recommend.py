@@ -89,18 +89,21 @@ def _library_query(index: VectorIndex, text: str, track: Track) -> Query:
 def _outside_query(lib: Library, index: VectorIndex, path: str) -> Query:
     from .embed import model_for  # torch only when a learned model is asked for
 
-    model_id = index.embedding.model
-    model = None if model_id == DESCRIPTOR_MODEL else model_for(lib, model_id)
+    models = {part.model: None if part.model == DESCRIPTOR_MODEL else model_for(lib, part.model)
+              for part in index.embedding.parts}
+    presets = tuple(sorted({m.preset_name for m in models.values() if m is not None}))
     try:
-        analysis = analyse_file(path, presets=() if model is None else (model.preset_name,))
+        analysis = analyse_file(path, presets=presets)
     except AudioError as exc:
         raise QueryError(str(exc)) from None
-    if model is None:
-        assert analysis.descriptor is not None
-        raw = analysis.descriptor
-    else:
-        raw, _ = model.embed_track(model.query_input(analysis))
-    vector = index.embedding.transform(raw)[0]
+    raw = []
+    for model in models.values():
+        if model is None:
+            assert analysis.descriptor is not None
+            raw.append(analysis.descriptor)
+        else:
+            raw.append(model.embed_track(model.query_input(analysis))[0])
+    vector = index.embedding.transform(np.concatenate(raw))[0]
     exclude: set[int] = set()
     same = lib.track_for_audio_hash(analysis.audio_hash)
     if same is not None:  # the same audio is in the library under another name
