@@ -118,7 +118,7 @@ def test_kill_9_mid_scan_then_resume_equals_uninterrupted(tmp_path: Path) -> Non
     cmd = [sys.executable, "-m", "soundalike.cli", "index", str(music), "--library", str(library), "--jobs", "1"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + 300
         committed = 0
         while time.monotonic() < deadline and proc.poll() is None:
             if (library / "catalog.sqlite").exists():

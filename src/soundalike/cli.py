@@ -140,6 +140,8 @@ def train(
                                              help="cf-regression: listening data (MPD JSON, M3U folder or CSV)."),
     features_csv: Path | None = typer.Option(None, "--features-csv",
                                              help="descriptor-ae: per-track features CSV instead of descriptors."),
+    track_map: Path | None = typer.Option(None, "--track-map",
+                                          help="cf-regression with MPD JSON: CSV of track_uri,path."),
 ) -> None:
     """Train a model on the library's cached spectrograms; keeps the best checkpoint, a loss curve and plots."""
     from .embed import embed_library
@@ -149,7 +151,8 @@ def train(
 
     lib = _open(library)
     target = out_file or Path(f"{name}.pt")
-    options = {k: v for k, v in {"interactions": interactions, "features_csv": features_csv}.items() if v}
+    options = {k: v for k, v in {"interactions": interactions, "features_csv": features_csv,
+                                 "track_map": track_map}.items() if v}
     try:
         with progress_bar(f"training {name}", unit="steps", console=err) as bar:
             def on_progress(stage: str, done: int, total: int, info: dict[str, float]) -> None:

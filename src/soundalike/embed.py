@@ -57,7 +57,7 @@ def trackable_ids(lib: Library, model: Encoder,
                                 (model.preset_name,))
     else:
         rows = lib.conn.execute("SELECT track_id FROM vectors WHERE model=? ORDER BY track_id", (DESCRIPTOR_MODEL,))
-    return [int(r[0]) for r in rows]
+    return model.trackable(lib, [int(r[0]) for r in rows])
 
 
 def registered_models(lib: Library) -> dict[str, dict[str, Any]]:

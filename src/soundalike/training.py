@@ -133,19 +133,21 @@ def train(lib: Library, name: str, out: str | Path, *, epochs: int | None = None
         model.config.epochs = cfg.epochs  # a resumed run may be asked to go further
         cfg = model.config
         setup = model.setup_training(lib, data.train, data.val, dict(options or {}))
-        model.begin_epoch(int(state["epoch"]))  # restore the training phase before the optimiser state
+        new_phase = model.begin_epoch(int(state["epoch"]))  # restore the training phase before the optimiser
         optimizer = model.optimizer()
-        optimizer.load_state_dict(state["optimizer"])
+        if not new_phase:  # a phase starting now gets a fresh optimiser
+            optimizer.load_state_dict(state["optimizer"])
         _set_rng_state(rng, state["rng"])
         torch.set_rng_state(state["torch_rng"])
         start_epoch, step = int(state["epoch"]), int(state["step"])
         history = {k: list(v) for k, v in state["history"].items()}
-        best = float(state.get("best_val_loss", float("inf")))
+        best = float("inf") if new_phase else float(state.get("best_val_loss", float("inf")))
     per_epoch = model.batches_per_epoch(len(data.train))
     total_steps = per_epoch * cfg.epochs
     for epoch in range(start_epoch, cfg.epochs):
         if model.begin_epoch(epoch) and epoch > start_epoch:
             optimizer = model.optimizer()
+            best = float("inf")  # a new phase's losses are not comparable with the last phase's
         model.train()
         losses = []
         for _ in range(per_epoch):

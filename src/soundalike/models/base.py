@@ -135,6 +135,10 @@ class Encoder(nn.Module):
         """The input for an outside (cold-start) file from its :class:`soundalike.analysis.Analysis`."""
         return analysis.spectrograms[self.preset_name]
 
+    def trackable(self, lib: Any, track_ids: Sequence[int]) -> list[int]:
+        """The subset of ``track_ids`` this model can embed (default: all of them)."""
+        return [int(t) for t in track_ids]
+
     def embed_track(self, track_input: np.ndarray, device: str = "cpu", max_segments: int = 256
                     ) -> tuple[np.ndarray, np.ndarray]:
         """``(pooled vector, segment embeddings)`` of one track's input, float32 (no gradients)."""
