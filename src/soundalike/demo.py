@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from rich.console import Console
@@ -72,6 +73,9 @@ def run_demo(folder: Path, *, tracks_per_style: int = 10, duration: float = 30.0
                       f"MAP@10 = {scores.map_at_k:.3f} "
                       f"(chance ≈ {(tracks_per_style - 1) / (len(labels) - 1):.3f})", markup=True)
 
+        learned = _default_model_scores(lib, labels_of=lambda ids: [style_of.get(
+            str(Path(t.path).resolve()), "?") for t in lib.tracks(ids)], console=console)
+
         from .plots import library_map
 
         map_png = folder / "map.png"
@@ -79,12 +83,43 @@ def run_demo(folder: Path, *, tracks_per_style: int = 10, duration: float = 30.0
     elapsed = time.monotonic() - started
     report = {"styles": len(styles), "tracks": len(labels), "duration_s": duration,
               "precision_ceiling": ceiling,
-              "scan": summary.to_dict(), "same_style": scores.to_dict(), "elapsed_s": round(elapsed, 1),
+              "scan": summary.to_dict(), "same_style": scores.to_dict(), "default_model": learned,
+              "elapsed_s": round(elapsed, 1),
               "examples": examples}
     (folder / "report.json").write_text(json.dumps(report, indent=2, ensure_ascii=False))
     _write_markdown(folder / "report.md", report, scores.per_label)
     console.print(f"report: {folder / 'report.md'}  map: {map_png}  ({elapsed:.0f} s in all)")
     return report
+
+
+def _default_model_scores(lib: Library, labels_of: Callable[[list[int]], list[str]],
+                          console: Console) -> dict[str, object] | None:
+    """Embed with the shipped default model (if this build has one) and score it like the descriptors."""
+    from .pretrained import default_checkpoint
+
+    checkpoint = default_checkpoint()
+    if checkpoint is None:
+        return None
+    from .embed import embed_library
+
+    model_id, _ = embed_library(lib, checkpoint)
+    out: dict[str, object] = {"model_id": model_id}
+    for key in (model_id, f"descriptor+{model_id}"):
+        index = VectorIndex.from_library(lib, key)
+        scores = label_retrieval(index.vectors, labels_of(index.ids.tolist()), k=10)
+        out[key] = scores.to_dict()
+        console.print(f"    {key}: precision@10 = {scores.precision_at_k:.3f}, MAP@10 = {scores.map_at_k:.3f}")
+    return out
+
+
+def _learned_lines(learned: object) -> list[str]:
+    if not isinstance(learned, dict):
+        return []
+    lines = ["## The shipped default model", "", "| embedding | precision@10 | MAP@10 |", "|---|---|---|"]
+    for key, value in learned.items():
+        if isinstance(value, dict):
+            lines.append(f"| {key} | {value['precision_at_10']:.3f} | {value['map_at_10']:.3f} |")
+    return [*lines, ""]
 
 
 def _write_markdown(path: Path, report: dict[str, object], per_label: dict[str, float]) -> None:
@@ -102,6 +137,7 @@ def _write_markdown(path: Path, report: dict[str, object], per_label: dict[str, 
         f"| queries | {same['queries']} |", "",
         "| style | precision@10 |", "|---|---|",
         *[f"| {k} | {v:.3f} |" for k, v in per_label.items()], "",
+        *_learned_lines(report.get("default_model")),
         "## Map", "", "![library map](map.png)", "",
         f"Total time: {report['elapsed_s']} s.", "",
     ]
