@@ -47,3 +47,44 @@ def write_audio(path: Path, y: np.ndarray, sr: int = SR) -> Path:
     else:
         sf.write(path, y, sr)
     return path
+
+
+def synth_library(root: Path, styles: list[str], *, tracks_per_style: int = 3, duration: float = 8.0, seed: int = 3,
+                  presets: tuple[str, ...] = ()) -> Path:
+    """A small synthetic library at ``root/music``, indexed into ``root/lib`` (plus extra preset spectrograms)."""
+    from soundalike import synth
+    from soundalike.catalog import Library
+    from soundalike.scan import ensure_spectrograms, scan
+
+    synth.make_library(root / "music", styles=styles, tracks_per_style=tracks_per_style, duration=duration,
+                       seed=seed)
+    with Library.open(root / "lib") as lib:
+        scan(lib, [root / "music"])
+        for preset in presets:
+            ensure_spectrograms(lib, preset)
+    return root
+
+
+def track_set(lib, preset: str = "melae"):  # type: ignore[no-untyped-def]
+    """Every track of ``lib`` with its stored ``preset`` spectrogram, as a model's TrackSet."""
+    from soundalike.models.base import TrackSet
+
+    ids = [t.id for t in lib.tracks()]
+    return TrackSet(ids, [lib.spectrogram(i, preset) for i in ids])
+
+
+def fit_steps(model, batch, steps: int, *, train_mode: bool = True):  # type: ignore[no-untyped-def]
+    """Loss of one fixed batch before and after ``steps`` optimiser steps on it, and the last extra metrics."""
+    import torch
+
+    opt = model.optimizer()
+    model.train(train_mode)
+    first = model.loss(batch)[0].item()
+    for _ in range(steps):
+        loss, _ = model.loss(batch)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        last, extra = model.loss(batch)
+    return first, last.item(), extra

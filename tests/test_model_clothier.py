@@ -8,13 +8,12 @@ import numpy as np
 import pytest
 import torch
 
-from soundalike import synth
+from helpers import fit_steps, synth_library, track_set
 from soundalike.catalog import Library
 from soundalike.embed import embed_library
 from soundalike.features import segment_count
-from soundalike.models import Encoder, ModelError, build, load_checkpoint, save_checkpoint
+from soundalike.models import ModelError, build, load_checkpoint, save_checkpoint
 from soundalike.models.base import TrackSet
-from soundalike.scan import ensure_spectrograms, scan
 from soundalike.training import train
 
 TINY = {"conv_filters": (8, 8, 16, 16), "dense_units": 32}
@@ -22,32 +21,8 @@ TINY = {"conv_filters": (8, 8, 16, 16), "dense_units": 32}
 
 @pytest.fixture(scope="module")
 def lib_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("clothier")
-    synth.make_library(root / "music", styles=["techno", "ambient", "chiptune"], tracks_per_style=3, duration=8.0,
-                       seed=3)
-    with Library.open(root / "lib") as lib:
-        scan(lib, [root / "music"])
-        ensure_spectrograms(lib, "clothier")
-    return root
-
-
-def tracks_of(lib: Library) -> TrackSet:
-    ids = [t.id for t in lib.tracks()]
-    return TrackSet(ids, [lib.spectrogram(i, "clothier") for i in ids])
-
-
-def fit_steps(model: Encoder, batch: dict[str, torch.Tensor], steps: int) -> tuple[float, float]:
-    """Loss of one fixed batch before and after ``steps`` optimiser steps on it."""
-    opt = model.optimizer()
-    model.train()
-    first = model.loss(batch)[0].item()
-    for _ in range(steps):
-        loss, _ = model.loss(batch)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-    with torch.no_grad():
-        return first, model.loss(batch)[0].item()
+    return synth_library(tmp_path_factory.mktemp("clothier"), ["techno", "ambient", "chiptune"], seed=3,
+                         presets=("clothier",))
 
 
 def test_default_model_follows_the_paper() -> None:
@@ -81,11 +56,11 @@ def test_config_sets_depth_and_width() -> None:
 
 def test_loss_falls_on_real_spectrograms(lib_dir: Path) -> None:
     with Library.open(lib_dir / "lib") as lib:
-        tracks = tracks_of(lib)
+        tracks = track_set(lib, "clothier")
     model = build("clothier", **TINY, lr=3e-3)
     batch = model.sample_batch(tracks, np.random.default_rng(0), 8)
     assert batch["x"].shape == (8, 128, 256)
-    first, last = fit_steps(model, batch, 40)
+    first, last, _ = fit_steps(model, batch, 40)
     assert last < 0.5 * first
 
 

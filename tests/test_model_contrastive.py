@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from helpers import fit_steps
 from soundalike.models import build
 from soundalike.models.base import TrackSet
 
@@ -29,16 +30,8 @@ def test_loss_falls_and_pairs_are_found() -> None:
     model = build("contrastive", channels=(8, 16, 16, 32), embedding_dim=32, lr=3e-3)
     data = tracks()
     batch = model.sample_batch(data, np.random.default_rng(2), 6)
-    opt = model.optimizer()
-    model.train()
-    first, _ = model.loss(batch)
-    for _ in range(30):
-        loss, info = model.loss(batch)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    last, info = model.loss(batch)
-    assert last.item() < first.item() - 0.3 and info["pair_accuracy"] > 0.5
+    first, last, info = fit_steps(model, batch, 30)
+    assert last < first - 0.3 and info["pair_accuracy"] > 0.5
 
 
 def test_embedding_shapes_and_pooling() -> None:

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from helpers import fit_steps
 from soundalike import synth
 from soundalike.analysis import analyse_file
 from soundalike.catalog import Library
@@ -62,15 +63,8 @@ def test_loss_falls_and_checkpoint_round_trip(env, tmp_path: Path) -> None:  # t
     batch = model.sample_batch(tr, np.random.default_rng(0), 8)
     assert batch["features"].shape == (7, 120)  # whole tracks, no repeats
     assert abs(float(batch["features"].mean())) < 1e-4  # standardised
-    opt = model.optimizer()
-    losses = []
-    for _ in range(40):
-        loss, extra = model.loss(batch)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
-    assert losses[-1] < 0.7 * losses[0] and set(extra) == {"mse", "l1"}
+    first, last, extra = fit_steps(model, batch, 40)
+    assert last < 0.7 * first and set(extra) == {"mse", "l1"}
     model.eval()
     save_checkpoint(model, tmp_path / "ae.pt")
     again, payload = load_checkpoint(tmp_path / "ae.pt")

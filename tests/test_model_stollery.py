@@ -8,52 +8,26 @@ import numpy as np
 import pytest
 import torch
 
-from soundalike import synth
+from helpers import fit_steps, synth_library, track_set
 from soundalike.catalog import Library
 from soundalike.embed import embed_library
 from soundalike.features import log_mel
-from soundalike.models import Encoder, ModelError, build, load_checkpoint, save_checkpoint
+from soundalike.models import ModelError, build, load_checkpoint, save_checkpoint
 from soundalike.models.base import TrackSet
 from soundalike.models.stollery import Stollery, duplicate_groups
-from soundalike.scan import ensure_spectrograms, scan
 from soundalike.training import last_checkpoint_path, train
 
 
 @pytest.fixture(scope="module")
 def lib_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("stollery")
-    synth.make_library(root / "music", styles=["techno", "ambient", "chiptune"], tracks_per_style=3, duration=8.0,
-                       seed=5)
-    with Library.open(root / "lib") as lib:
-        scan(lib, [root / "music"])
-        ensure_spectrograms(lib, "stollery")
-    return root
-
-
-def tracks_of(lib: Library) -> TrackSet:
-    ids = [t.id for t in lib.tracks()]
-    return TrackSet(ids, [lib.spectrogram(i, "stollery") for i in ids])
+    return synth_library(tmp_path_factory.mktemp("stollery"), ["techno", "ambient", "chiptune"], seed=5,
+                         presets=("stollery",))
 
 
 def model(**kw: object) -> Stollery:
     m = build("stollery", **kw)
     assert isinstance(m, Stollery)
     return m
-
-
-def fit_steps(m: Encoder, batch: dict[str, torch.Tensor], steps: int) -> tuple[float, float, dict[str, float]]:
-    """Loss of one fixed batch before and after ``steps`` optimiser steps on it, and the last extra metrics."""
-    opt = m.optimizer()
-    m.train()
-    first = m.loss(batch)[0].item()
-    for _ in range(steps):
-        loss, _ = m.loss(batch)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-    with torch.no_grad():
-        loss, extra = m.loss(batch)
-    return first, loss.item(), extra
 
 
 def random_specs(n: int, frames: int = 700, seed: int = 0) -> list[np.ndarray]:
@@ -97,7 +71,7 @@ def test_epochs_are_the_sum_of_phases_or_split_proportionally() -> None:
 
 def test_phase1_loss_falls_and_recreation_accuracy_rises(lib_dir: Path) -> None:
     with Library.open(lib_dir / "lib") as lib:
-        tracks = tracks_of(lib)
+        tracks = track_set(lib, "stollery")
     m = model()
     batch = m.sample_batch(tracks, np.random.default_rng(0), 16)
     assert set(batch) == {"x"} and batch["x"].shape == (16, 60, 200)
@@ -165,7 +139,7 @@ def test_a_one_track_set_draws_negatives_from_the_training_tracks() -> None:
 
 def test_phase2_trains_only_the_projection(lib_dir: Path) -> None:
     with Library.open(lib_dir / "lib") as lib:
-        tracks = tracks_of(lib)
+        tracks = track_set(lib, "stollery")
     m = model(lr=3e-3)
     m.begin_epoch(m.cfg.phase1_epochs)
     frozen = {k: v.clone() for k, v in m.state_dict().items() if not k.startswith("projection")}

@@ -9,24 +9,19 @@ import numpy as np
 import pytest
 import torch
 
+from helpers import fit_steps, synth_library, track_set
 from soundalike import synth
 from soundalike.catalog import Library
 from soundalike.embed import embed_library, resolve_model
 from soundalike.models import ModelError, build, load_checkpoint, model_names, save_checkpoint
-from soundalike.models.base import TrackSet
 from soundalike.recommend import similar
-from soundalike.scan import scan
 from soundalike.training import last_checkpoint_path, train
 
 
 @pytest.fixture(scope="module")
 def lib_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("models")
-    synth.make_library(root / "music", styles=["techno", "ambient", "chiptune"], tracks_per_style=4, duration=6.0,
-                       seed=7)
-    with Library.open(root / "lib") as lib:
-        scan(lib, [root / "music"])
-    return root
+    return synth_library(tmp_path_factory.mktemp("models"), ["techno", "ambient", "chiptune"], tracks_per_style=4,
+                         duration=6.0, seed=7)
 
 
 def small(name: str = "melae", **kw: object):  # type: ignore[no-untyped-def]
@@ -59,18 +54,10 @@ def test_melae_shapes_follow_table_6() -> None:
 
 def test_melae_loss_falls_on_real_spectrograms(lib_dir: Path) -> None:
     with Library.open(lib_dir / "lib") as lib:
-        ids = [t.id for t in lib.tracks()]
-        tracks = TrackSet(ids, [lib.spectrogram(i) for i in ids])
+        tracks = track_set(lib)
     model = small()
-    batch = model.sample_batch(tracks, np.random.default_rng(0), 8)
-    opt = model.optimizer()
-    first = model.loss(batch)[0].item()
-    for _ in range(25):
-        loss, _ = model.loss(batch)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    assert model.loss(batch)[0].item() < first - 0.01
+    first, last, _ = fit_steps(model, model.sample_batch(tracks, np.random.default_rng(0), 8), 25)
+    assert last < first - 0.01
 
 
 def test_checkpoint_round_trip_gives_identical_embeddings(tmp_path: Path) -> None:
