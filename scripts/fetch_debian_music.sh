@@ -1,16 +1,22 @@
 #!/usr/bin/env bash
-# fetch_debian_music.sh — build a development music collection from Debian's
-# free game soundtracks.
+# fetch_debian_music.sh — build a music collection from Debian's free game
+# soundtracks: the development set, or a separate held-out set for evaluation.
 #
-# Usage:   bash scripts/fetch_debian_music.sh DEST
-#          CACHE=/some/dir bash scripts/fetch_debian_music.sh DEST
+# Usage:   bash scripts/fetch_debian_music.sh [--set dev|heldout] DEST
+#          CACHE=/some/dir bash scripts/fetch_debian_music.sh [--set dev|heldout] DEST
 #
-# For each soundtrack package below it runs `apt-get download` (never
-# `apt-get install` of those packages), unpacks the .deb with `dpkg -x` into a
-# temporary directory, copies only the music into DEST/<album>/… (one album =
-# one package's music folder; sub-folders are kept), and deletes the unpacked
-# tree again.  Tracker modules (.it/.xm/.s3m/.mod, pingus) are rendered to Ogg
-# Vorbis with ffmpeg (Debian's build decodes them through libopenmpt).
+#   --set dev      (default) the development set: train and tune models on it
+#   --set heldout  other games' albums, disjoint from the development set, used
+#                  only to evaluate models on music they never saw.  Give each
+#                  set its own DEST: a DEST holding the other set is refused.
+#
+# For each soundtrack package of the chosen set it runs `apt-get download`
+# (never `apt-get install` of those packages), unpacks the .deb with `dpkg -x`
+# into a temporary directory, copies only the music into DEST/<album>/… (one
+# album = one package's music folder; sub-folders are kept), and deletes the
+# unpacked tree again.  Tracker modules (.it/.xm/.s3m/.mod, pingus) are rendered
+# to Ogg Vorbis with ffmpeg (Debian's build decodes them through libopenmpt);
+# Frets on Fire songs (held-out set), shipped as stems, are mixed to one track each.
 #
 #   DEST/<album>/...     the audio files (never point DEST inside the repo)
 #   DEST/MANIFEST.tsv    album, path, seconds, format, package, source path
@@ -25,13 +31,16 @@
 # Idempotent: re-running only prints the summary again.
 set -euo pipefail
 
-# Bump when the selection rules below change, so existing albums get rebuilt.
-RULES_REV=3
+# Bump a set's revision when its selection rules below change, so its existing
+# albums get rebuilt (changes to the shared code below: bump both).
+DEV_RULES_REV=3
+HELDOUT_RULES_REV=1
 
 # album | candidate packages (first with an install candidate wins; * allowed)
 #       | music folder(s) inside the package (globs)
 #       | excluded files, relative to the music folder: "path=reason;path=reason"
-ALBUMS=(
+# Album names must not repeat across the two sets.
+DEV_ALBUMS=(
   "wesnoth|wesnoth-1.16-music wesnoth-*-music wesnoth-music|usr/share/games/wesnoth/*/data/core/music|silence.ogg=10 s of digital silence (in-game filler, not music)"
   "warzone2100|warzone2100-music|usr/share/games/warzone2100/music|"
   "hyperrogue|hyperrogue-music|usr/share/hyperrogue/music usr/share/games/hyperrogue/music|"
@@ -41,6 +50,26 @@ ALBUMS=(
   "flare|flare-game flare-data|usr/share/games/flare/mods/fantasycore/music|wind_ambient.ogg=ambient wind loop (sound effect, not music)"
   "extremetuxracer|extremetuxracer-data|usr/share/games/etr/music|"
 )
+# Held-out set: evaluation only.  Looked at and left out: asc-music (3 tracks),
+# lincity-ng-data (3), fb-music-high (1 module), boswars-data (an intro, no music),
+# planetblupi-music-ogg (its 10 pieces are rendered as 10-29 min loops, 2.7 h),
+# nexuiz-music (music inside a .pk3 zip), 0ad-data (3 GB).
+HELDOUT_ALBUMS=(
+  "singularity|singularity-music|usr/share/games/singularity/music|"
+  "drascula|drascula-music|usr/share/scummvm/drascula/audio|"
+  "colobot|colobot-common-sounds|usr/share/games/colobot/music|"
+  "fillets-ng|fillets-ng-data|usr/share/games/fillets-ng/music|"
+  "freedroidrpg|freedroidrpg-data|usr/share/freedroidrpg/data/sound/music|"
+  "megaglest|megaglest-data|usr/share/games/megaglest/data/core/menu/music usr/share/games/megaglest/techs/*/factions/*/music|"
+  "openclonk|openclonk-data|usr/share/games/openclonk/Music.ocg|"
+  "hedgewars|hedgewars-data|usr/share/games/hedgewars/Data/Music|"
+  "pushover|pushover-data|usr/share/pushover/themes|"
+  "widelands|widelands-data|usr/share/games/widelands/data/music|"
+  "fretsonfire-muldjord|fretsonfire-songs-muldjord|usr/share/games/fretsonfire/data/songs/muldjord|"
+  "fretsonfire-sectoid|fretsonfire-songs-sectoid|usr/share/games/fretsonfire/data/songs/sectoid|"
+)
+# Frets on Fire stems mixed into each song's track (see fof_file).
+FOF_STEMS=(guitar.ogg rhythm.ogg drums.ogg)
 # Folders that hold sound effects, not music, wherever they appear.
 SFX_DIR_RE='^(sfx|sounds?|soundfx|ambien(t|ce)|environment|wind|thunder|rain|speech|voices?)$'
 # A file this short whose peak stays below SILENCE_DB is silence, not music.
@@ -56,10 +85,26 @@ say()  { printf '%s\n' "$*"; }
 warn() { printf 'WARNING: %s\n' "$*" >&2; }
 die()  { printf 'ERROR: %s\n' "$*" >&2; exit 1; }
 
-[[ $# -eq 1 && -n $1 && $1 != -* ]] || {
-  sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
-  exit 2
-}
+usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
+SET=dev
+while (( $# )); do
+  case $1 in
+    --set)   (( $# >= 2 )) || { usage; exit 2; }; SET=$2; shift 2 ;;
+    --set=*) SET=${1#--set=}; shift ;;
+    -h|--help) usage; exit 0 ;;
+    --)      shift; break ;;
+    -*)      usage; exit 2 ;;
+    *)       break ;;
+  esac
+done
+[[ $# -eq 1 && -n $1 ]] || { usage; exit 2; }
+case $SET in
+  dev)     ALBUMS=("${DEV_ALBUMS[@]}") OTHER_ALBUMS=("${HELDOUT_ALBUMS[@]}") RULES_REV=$DEV_RULES_REV
+           SET_TITLE="Development music set" ;;
+  heldout) ALBUMS=("${HELDOUT_ALBUMS[@]}") OTHER_ALBUMS=("${DEV_ALBUMS[@]}") RULES_REV=$HELDOUT_RULES_REV
+           SET_TITLE="Held-out music set (evaluation only: never train or tune on it)" ;;
+  *)       die "unknown set '$SET': use --set dev or --set heldout" ;;
+esac
 
 START_TS=$SECONDS
 DEST=$(realpath -m -- "$1")
@@ -74,6 +119,12 @@ mkdir -p -- "$CACHE" "$STATE"
 
 exec 9>"$DEST/.lock"
 flock -n 9 || die "another run is using $DEST"
+# The sets must stay apart (held-out music must not leak into training data).
+for spec in "${OTHER_ALBUMS[@]}"; do
+  if [[ -e $STATE/${spec%%|*}.done || -e $DEST/${spec%%|*} ]]; then
+    die "DEST ($DEST) already holds album '${spec%%|*}' of the other set; build the dev and held-out sets in separate directories"
+  fi
+done
 
 WORK=""
 cleanup() {
@@ -134,8 +185,8 @@ expand_candidates() {
   done
 }
 resolve_package() {
-  local try p v
-  for try in 1 2; do
+  local p v
+  for _ in 1 2; do
     while IFS= read -r p; do
       v=$(candidate_version "$p")
       if [[ -n $v && $v != "(none)" ]]; then printf '%s %s\n' "$p" "$v"; return 0; fi
@@ -155,10 +206,10 @@ deb_path() {  # PKG VERSION -> cached .deb path, if present
 }
 
 download_deb() {  # PKG VERSION
-  local pkg=$1 ver=$2 tmp f try
+  local pkg=$1 ver=$2 tmp
   local -a opts=(-q)
   (( EUID == 0 )) && opts+=(-o APT::Sandbox::User=root)  # no "_apt cannot access" warning
-  for try in 1 2; do
+  for _ in 1 2; do
     tmp=$(mktemp -d "$CACHE/.dl.XXXXXX")
     if (cd "$tmp" && apt-get download "${opts[@]}" "$pkg=$ver" >/dev/null); then
       rm -f -- "$CACHE/${pkg}_"*.deb  # older versions
@@ -193,6 +244,25 @@ render_module() {  # SRC OUT
     -map 0:a:0 -c:a libvorbis -q:a 5 -- "$2"
 }
 
+# Sums stems at their own levels (as a game plays them together); the sum is
+# turned down only as far as needed to peak at -1 dBFS instead of clipping.
+# asetpts: fresh timestamps, else the Ogg output's last packets come out of order.
+mix_stems() {  # OUT STEM...
+  local out=$1 s peak gain filter
+  local -a in=()
+  shift
+  for s in "$@"; do in+=(-i "$s"); done
+  filter="amix=inputs=$#:duration=longest:normalize=0"
+  # astats, not volumedetect: volumedetect converts to 16 bit and so never sees a peak above 0 dB.
+  peak=$(ffmpeg -hide_banner -nostdin -nostats "${in[@]}" \
+           -filter_complex "$filter,astats=measure_perchannel=none:measure_overall=Peak_level" -f null - 2>&1 |
+         awk '/Peak level dB:/ {print $NF}')
+  [[ -n $peak ]] || { echo "could not measure the mix's peak" >&2; return 1; }
+  gain=$(awk -v p="$peak" 'BEGIN {g = -1 - p; printf "%.2f", (g < 0 ? g : 0)}')
+  ffmpeg -hide_banner -nostdin -nostats -loglevel error -y "${in[@]}" \
+    -filter_complex "$filter,volume=${gain}dB,asetpts=N/SR/TB" -c:a libvorbis -q:a 5 -- "$out"
+}
+
 # ---------------------------------------------------------------- build ----
 # Decodes each staged file fully with soundfile (libsndfile, the project's first
 # decoder); stdin: relative paths, one a line; stdout: rel, ok|err, seconds, peak dB,
@@ -224,8 +294,9 @@ find_sf_python() {
 
 # Stages one file (copy, or render a tracker module) and checks it with ffmpeg.
 # Globals: ALBUM STAGE NOTES PENDING SEEN_SHA (sha256 -> album/path kept so far).
-add_file() {  # SRC_ABS OUT_REL SRC_REL
+add_file() {  # SRC_ABS OUT_REL SRC_REL [STEM_ABS...: mixed with SRC_ABS into OUT_REL]
   local src=$1 rel=$2 srcrel=$3 ext sha dur chk maxdb complaint ffok=ok
+  local -a stems=("${@:4}")
   ext=${src##*.}; ext=${ext,,}
   sha=$(sha256sum -- "$src" | awk '{print $1}')
   if [[ -n ${SEEN_SHA[$sha]:-} ]]; then
@@ -242,6 +313,14 @@ add_file() {  # SRC_ABS OUT_REL SRC_REL
     mkdir -p -- "$(dirname -- "$STAGE/$rel")"
     if ! render_module "$src" "$STAGE/$rel" 2>"$STAGE.err"; then
       NOTES+=("skipped $srcrel: rendering failed: $(head -c 300 "$STAGE.err" | tr '\n' ' ')")
+      rm -f -- "$STAGE/$rel"
+      return 0
+    fi
+  elif (( ${#stems[@]} )); then
+    if [[ -e $STAGE/$rel ]]; then rel=${rel%.*}-2.${rel##*.}; fi
+    mkdir -p -- "$(dirname -- "$STAGE/$rel")"
+    if ! mix_stems "$STAGE/$rel" "$src" "${stems[@]}" 2>"$STAGE.err"; then
+      NOTES+=("skipped $srcrel: mixing failed: $(head -c 300 "$STAGE.err" | tr '\n' ' ')")
       rm -f -- "$STAGE/$rel"
       return 0
     fi
@@ -328,6 +407,35 @@ stk_track_music() {  # ROOT
   done
 }
 
+# Frets on Fire song packs (albums fretsonfire-*) hold one folder per song with
+# stems, not a mix: song.ogg is the backing track and guitar.ogg (rhythm.ogg,
+# drums.ogg) the parts the player plays; they are not contained in song.ogg.
+# Each song becomes one track, <song folder>.ogg = song.ogg + its stems.
+# Returns 1 for files it leaves to the normal rules.
+fof_file() {  # SRC_ABS REL_IN_MUSIC_DIR ROOT
+  local f=$1 rel=$2 root=$3 dir=${1%/*} s label
+  local -a stems=()
+  [[ $rel == */* ]] || return 1
+  case ${rel##*/} in
+    song.ogg)
+      label=${f#"$root"/}
+      for s in "${FOF_STEMS[@]}"; do
+        if [[ -f $dir/$s ]]; then stems+=("$dir/$s"); label+=" + $s"; fi
+      done
+      add_file "$f" "${rel%/*}.ogg" "$label" "${stems[@]}" ;;
+    notes.mid)
+      NOTES+=("skipped ${f#"$root"/}: note chart of the game, not music") ;;
+    *)
+      for s in "${FOF_STEMS[@]}"; do
+        if [[ ${rel##*/} == "$s" && -f $dir/song.ogg ]]; then
+          NOTES+=("skipped ${f#"$root"/}: stem, mixed into $ALBUM/${rel%/*}.ogg")
+          return 0
+        fi
+      done
+      return 1 ;;
+  esac
+}
+
 build_album() {  # ALBUM PKG VER DEB MUSIC_GLOBS EXCLUDES
   local dirs_glob=$5 excludes=$6 root g d f rel reason ext n=0
   local -a dirs=()
@@ -349,6 +457,7 @@ build_album() {  # ALBUM PKG VER DEB MUSIC_GLOBS EXCLUDES
   for d in "${dirs[@]}"; do
     while IFS= read -r -d '' f; do
       rel=${f#"$d"/}
+      if [[ $1 == fretsonfire-* ]] && fof_file "$f" "$rel" "$root"; then continue; fi
       ext=${f##*.}; ext=${ext,,}
       if [[ $ext =~ ^(mid|midi)$ ]]; then NOTES+=("skipped ${f#"$root"/}: MIDI (needs a soundfont to render)"); continue; fi
       [[ $ext =~ $AUDIO_EXT_RE || $ext =~ $MODULE_EXT_RE ]] || continue
@@ -403,7 +512,7 @@ album_complete() {  # every file the state lists is still there
 # ------------------------------------------------------------------ main ----
 ensure_ffmpeg
 FFMPEG_VERSION=$(ffmpeg -version | awk 'NR==1 {print $3}')
-say "DEST=$DEST  CACHE=$CACHE  (ffmpeg $FFMPEG_VERSION, libopenmpt: $( ((HAVE_OPENMPT)) && echo yes || echo NO))"
+say "SET=$SET  DEST=$DEST  CACHE=$CACHE  (ffmpeg $FFMPEG_VERSION, libopenmpt: $( ((HAVE_OPENMPT)) && echo yes || echo NO))"
 
 declare -A SEEN_SHA=()
 SF_PY=$(find_sf_python || true)
@@ -449,7 +558,7 @@ for spec in "${ALBUMS[@]}"; do
     MISSING+=("$ALBUM ($pkg: no usable music)")
     continue
   fi
-  rm -rf -- "$DEST/$ALBUM" "$STAGE.err"
+  rm -rf -- "${DEST:?}/${ALBUM:?}" "$STAGE.err"
   mv -- "$STAGE" "$DEST/$ALBUM"
   printf '%s\n' "${ROWS[@]}" | sort >"$STATE/$ALBUM.tsv"
   { printf 'source: %s %s, music folder: %s\n' "$pkg" "$ver" "$dirs_glob"
@@ -475,7 +584,7 @@ mv -- "$DEST/MANIFEST.tsv.tmp" "$DEST/MANIFEST.tsv"
 mapfile -t NEARDUPS < <(near_duplicates "$DEST/MANIFEST.tsv")
 
 {
-  printf 'Development music set built by scripts/fetch_debian_music.sh (rules rev %s).\n' "$RULES_REV"
+  printf '%s built by scripts/fetch_debian_music.sh (rules rev %s).\n' "$SET_TITLE" "$RULES_REV"
   printf 'Regenerated on every run; per-album details come from .state/<album>.notes.\n\n'
   printf '== Near-duplicates (kept; treat as the same piece when evaluating) ==\n'
   if ((${#NEARDUPS[@]})); then printf '  %s\n' "${NEARDUPS[@]}"; else printf '  (none)\n'; fi
@@ -493,12 +602,13 @@ mapfile -t NEARDUPS < <(near_duplicates "$DEST/MANIFEST.tsv")
 # ---------------------------------------------------------------- summary ----
 say ""
 say "Summary ($DEST):"
-awk -F'\t' 'NR > 1 {n[$1]++; s[$1] += $3; if (!($1 in o)) o[$1] = ++k}
+awk -F'\t' 'NR > 1 {n[$1]++; s[$1] += $3; if (!($1 in o)) o[$1] = ++k; if (length($1) > w) w = length($1)}
   END {
+    fmt = "  %-" (w > 16 ? w : 16) "s %4d tracks  %6.2f h"
     for (a in o) ord[o[a]] = a
     for (i = 1; i <= k; i++) { a = ord[i]; N += n[a]; S += s[a]
-      printf "  %-16s %4d tracks  %6.2f h\n", a, n[a], s[a] / 3600 }
-    printf "  %-16s %4d tracks  %6.2f h  (%d albums)\n", "TOTAL", N, S / 3600, k
+      printf fmt "\n", a, n[a], s[a] / 3600 }
+    printf fmt "  (%d albums)\n", "TOTAL", N, S / 3600, k
   }' "$DEST/MANIFEST.tsv"
 fmts=$(awk -F'\t' 'NR > 1 {c[$4]++} END {for (f in c) printf "%s=%d ", f, c[f]}' "$DEST/MANIFEST.tsv")
 say "  formats (rendered modules count as their source format): $fmts"
