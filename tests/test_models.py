@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -147,3 +148,27 @@ def test_embeddings_live_side_by_side_and_answer_queries(lib_dir: Path, tmp_path
         assert len(results) == 3 and abs(float(np.linalg.norm(q.vector)) - 1.0) < 1e-5
         q, results = similar(lib, str(tid), k=3, model=fused)
         assert all(r.track.id != tid for r in results)
+
+
+def test_index_model_by_name_reembeds_from_cached_spectrograms(lib_dir: Path, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from soundalike.cli import app
+
+    library = tmp_path / "lib"
+    shutil.copytree(lib_dir / "lib", library)
+    with Library.open(library) as lib:
+        result = train(lib, "melae", tmp_path / "named.pt", epochs=1, batch_size=8, plots=False)
+        embed_library(lib, result.checkpoint)
+        lib.conn.execute("DELETE FROM vectors WHERE model=?", (result.model_id,))  # as if never embedded
+        lib.conn.commit()
+    music = tmp_path / "empty"
+    music.mkdir()
+    # Scanning nothing new: the model's vectors come back from the cached spectrograms alone.
+    out = CliRunner().invoke(app, ["index", str(lib_dir / "music"), "--library", str(library), "--model", "melae"])
+    assert out.exit_code == 0, out.output
+    assert f"embedded 12 tracks with {result.model_id}" in out.stdout
+    with Library.open(library) as lib:
+        assert len(lib.vectors(result.model_id)[0]) == 12
+    bad = CliRunner().invoke(app, ["index", str(music), "--library", str(library), "--model", "clothier"])
+    assert bad.exit_code == 2 and "no model of that name was trained on this library" in bad.stderr

@@ -54,7 +54,8 @@ def index(
     jobs: int = typer.Option(0, "--jobs", "-j", help="Worker processes (0 = one per core)."),
     model: str = typer.Option("default", "--model",
                               help="Embedding besides the descriptors (always computed): 'default' (the shipped "
-                                   "pretrained model), 'descriptor' (nothing more), or a checkpoint file."),
+                                   "pretrained model), 'descriptor' (nothing more), a checkpoint file, or the "
+                                   "name/id of a model trained on this library (re-embeds from cached spectrograms)."),
     retry_errors: bool = typer.Option(False, "--retry-errors", help="Analyse again files that failed before."),
     json_out: bool = typer.Option(False, "--json", help="Print the scan summary as JSON."),
 ) -> None:
@@ -71,7 +72,7 @@ def index(
 
         checkpoint = default_checkpoint()
     else:
-        checkpoint = None if model == "descriptor" else _checkpoint_for(model)
+        checkpoint = None if model == "descriptor" else _checkpoint_for(model, library)
     lib = _open(library, create=True)
 
     def on_problem(p: ScanProblem) -> None:
@@ -109,14 +110,28 @@ def index(
         out.print(f"embedded {embedded['tracks']} tracks with {embedded['model_id']}")
 
 
-def _checkpoint_for(model: str) -> Path:
-    """A checkpoint file given as a path, checked now so a bad one fails before the scan starts."""
+def _checkpoint_for(model: str, library: Path | None) -> Path:
+    """The checkpoint named by ``model``: a file, or a family name / model id this library was embedded with
+    (its newest checkpoint); checked now so a bad one fails before the scan starts."""
+    from .embed import registered_models
     from .models import ModelError
     from .models.checkpoint import read_checkpoint
 
     path = Path(model).expanduser()
     if not path.is_file():
-        raise _fail(f"{model}: no such checkpoint file (train one with `soundalike train NAME --out FILE`)")
+        try:
+            with Library.open(library or default_library_dir(), create=False) as lib:
+                registered = registered_models(lib)
+        except CatalogError:
+            registered = {}
+        known = sorted(((info.get("registered_at", 0), mid, info) for mid, info in registered.items()
+                        if model in (mid, info.get("name"))), key=lambda row: row[0])
+        if not known:
+            raise _fail(f"{model}: no such checkpoint file, and no model of that name was trained on this library "
+                        "(train one with `soundalike train NAME`)")
+        path = Path(known[-1][2]["checkpoint"])
+        if not path.is_file():
+            raise _fail(f"{model}: its checkpoint {path} is gone; train it again or give a checkpoint file")
     try:
         read_checkpoint(path)
     except ModelError as exc:

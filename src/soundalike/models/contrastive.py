@@ -36,6 +36,7 @@ class ContrastiveConfig(ModelConfig):
     epochs: int = 30
     segment_frames: int = 128
     segment_hop: int = 64
+    frontend: str = "conv2d"
     channels: tuple[int, ...] = (16, 32, 64, 128)
     projection_dim: int = 128
     temperature: float = 0.1
@@ -51,6 +52,13 @@ def _block(c_in: int, c_out: int) -> nn.Sequential:
                          nn.MaxPool2d(2))
 
 
+def _block1d(c_in: int, c_out: int, pool: bool) -> nn.Sequential:
+    layers: list[nn.Module] = [nn.Conv1d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm1d(c_out), nn.ReLU()]
+    if pool:
+        layers.append(nn.MaxPool1d(2))
+    return nn.Sequential(*layers)
+
+
 @register
 class Contrastive(Encoder):
     """Self-supervised InfoNCE encoder over same-track excerpt pairs."""
@@ -63,8 +71,13 @@ class Contrastive(Encoder):
     def __init__(self, config: ContrastiveConfig) -> None:
         super().__init__(config)
         channels = list(config.channels)
-        self.convs = nn.Sequential(*[_block(c_in, c_out) for c_in, c_out in zip([1, *channels], channels,
-                                                                                  strict=False)])
+        if config.frontend == "conv1d":  # mel bins as channels, convolutions over time only (as seed 004 §5)
+            ins = [self.preset.n_mels, *channels[:-1]]
+            self.convs = nn.Sequential(*[_block1d(c_in, c_out, pool=i < len(channels) - 1)
+                                         for i, (c_in, c_out) in enumerate(zip(ins, channels, strict=True))])
+        else:
+            self.convs = nn.Sequential(*[_block(c_in, c_out) for c_in, c_out in zip([1, *channels], channels,
+                                                                                      strict=False)])
         self.to_embedding = nn.Linear(2 * channels[-1], config.embedding_dim)
         self.projection = nn.Sequential(nn.Linear(config.embedding_dim, config.embedding_dim), nn.ReLU(),
                                         nn.Linear(config.embedding_dim, config.projection_dim))
@@ -81,8 +94,12 @@ class Contrastive(Encoder):
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """Excerpts ``(n, 128, frames)`` in [0, 1] to embeddings ``(n, embedding_dim)``."""
-        h = self.convs(x.unsqueeze(1))
-        h = torch.cat([h.mean(dim=(2, 3)), h.amax(dim=(2, 3))], dim=1)
+        if self.cfg.frontend == "conv1d":
+            h = self.convs(x)
+            h = torch.cat([h.mean(dim=2), h.amax(dim=2)], dim=1)
+        else:
+            h = self.convs(x.unsqueeze(1))
+            h = torch.cat([h.mean(dim=(2, 3)), h.amax(dim=(2, 3))], dim=1)
         return self.to_embedding(h)
 
     def _augment(self, spec_db: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
