@@ -1,0 +1,61 @@
+"""Charts of evaluation results (matplotlib, Agg backend, PNG). Imported on demand, so evaluation needs no display."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .protocol import METRIC_LABELS, ContinuationReport
+
+
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_score_comparison(data: ContinuationReport | Mapping[str, Mapping[str, Mapping[str, float]]],
+                          out: str | os.PathLike[str], *, n: int | None = None,
+                          metrics: Sequence[str] = ("map", "ndcg"), title: str | None = None) -> Path:
+    """Seed 000's figure 4: one panel per metric, bars per score method, one colour per embedding; PNG path back.
+
+    ``data`` is a report (its :meth:`~ContinuationReport.score_comparison` at ``n``, default the smallest N) or
+    ``{metric: {embedding: {score method: value}}}``.
+    """
+    if isinstance(data, ContinuationReport):
+        n = data.top_n[0] if n is None else n
+        values = {m: data.score_comparison(n=n, metric=m) for m in metrics}
+    else:
+        values = {m: {s: dict(v) for s, v in data[m].items()} for m in metrics}
+    systems = list(dict.fromkeys(s for m in metrics for s in values[m]))
+    methods = list(dict.fromkeys(sc for m in metrics for s in values[m].values() for sc in s))
+    if not systems or not methods:
+        raise ValueError("no embedding x score-method results to plot")
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics) + 1, 3.8), dpi=110, squeeze=False)
+    width = 0.8 / len(systems)
+    x = np.arange(len(methods))
+    cmap = plt.get_cmap("tab10")
+    for ax, metric in zip(axes[0], metrics, strict=True):
+        for i, system in enumerate(systems):
+            heights = [values[metric].get(system, {}).get(sc, np.nan) for sc in methods]
+            bars = ax.bar(x + (i - (len(systems) - 1) / 2) * width, heights, width, label=system, color=cmap(i % 10))
+            ax.bar_label(bars, fmt="%.3f", fontsize=7, padding=1)
+        ax.set_xticks(x, methods)
+        ax.set_title(f"{METRIC_LABELS.get(metric, metric)}" + (f"@{n}" if n is not None else ""))
+        ax.set_xlabel("score method")
+        ax.margins(y=0.15)
+    axes[0][0].legend(fontsize=8, frameon=False)
+    fig.suptitle(title or "Score methods" + (f", top@{n}" if n is not None else ""))
+    fig.tight_layout()
+    path = Path(out)
+    fig.savefig(path, format="png")
+    plt.close(fig)
+    return path
