@@ -6,6 +6,7 @@ import json
 import sys
 from enum import Enum
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
@@ -13,6 +14,9 @@ from rich.markup import escape
 
 from . import __version__
 from .catalog import CatalogError, Library, default_library_dir
+
+if TYPE_CHECKING:
+    from .recommend import Filters
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Content-based music recommendation: index a music library and find what sounds alike.")
@@ -202,38 +206,130 @@ def models() -> None:
         out.print(f"{name:15s} preset {cls.preset_name:9s} {cls.source}")
 
 
+def _filters(no_same_artist: bool, no_same_album: bool, max_per_artist: int | None, max_per_album: int | None,
+             keep_duplicates: bool) -> Filters:
+    from .recommend import Filters
+
+    return Filters(exclude_artists=no_same_artist, exclude_albums=no_same_album, max_per_artist=max_per_artist,
+                   max_per_album=max_per_album, skip_duplicates=not keep_duplicates)
+
+
+NoSameArtist = typer.Option(False, "--no-same-artist", help="No track by the query's (or playlist's) artists.")
+NoSameAlbum = typer.Option(False, "--no-same-album", help="No track from the query's (or playlist's) albums.")
+MaxPerArtist = typer.Option(None, "--max-per-artist", min=1, help="At most N results by one artist.")
+MaxPerAlbum = typer.Option(None, "--max-per-album", min=1, help="At most N results from one album.")
+KeepDuplicates = typer.Option(False, "--keep-duplicates",
+                              help="Also list other versions of one recording (same artist and title).")
+ModelOption = typer.Option("default", "--model", help="Embedding to search: default, descriptor, a family name, a "
+                                                      "model id, a fused key (descriptor+melae) or a checkpoint file.")
+FormatOption = typer.Option(OutputFormat.text, "--format", "-f", help="text, json or m3u.")
+
+
+def _print_results(fmt: OutputFormat, head: dict[str, object], heading: str, results: list, title: str,
+                   ranks_from: int = 1) -> None:
+    from .playlists import to_m3u
+
+    if fmt is OutputFormat.json:
+        payload = {**head, "results": [r.to_dict() for r in results]}
+        sys.stdout.write(json.dumps(payload, ensure_ascii=False, indent=2) + "\n")
+    elif fmt is OutputFormat.m3u:
+        sys.stdout.write(to_m3u([r.track for r in results], title=title))
+    else:
+        out.print(heading)
+        for rank, r in enumerate(results, ranks_from):
+            out.print(f"{rank:3d}. {r.score:6.3f}  {r.track.label}  [{r.track.album}]  (id {r.track.id})")
+
+
 @app.command()
 def similar(
     query: str = typer.Argument(..., help="Track id, path of an indexed file, 'artist - title', or any audio file."),
     k: int = typer.Option(10, "-k", "--k", min=1, help="How many tracks."),
     library: Path | None = LibraryOption,
-    model: str = typer.Option("default", "--model",
-                              help="Embedding to search: default, descriptor, a family name, a model id or a "
-                                   "checkpoint file."),
-    fmt: OutputFormat = typer.Option(OutputFormat.text, "--format", "-f", help="text, json or m3u."),
+    model: str = ModelOption,
+    fmt: OutputFormat = FormatOption,
+    no_same_artist: bool = NoSameArtist,
+    no_same_album: bool = NoSameAlbum,
+    max_per_artist: int | None = MaxPerArtist,
+    max_per_album: int | None = MaxPerAlbum,
+    keep_duplicates: bool = KeepDuplicates,
 ) -> None:
     """Tracks that sound like QUERY (never the query itself or its duplicates)."""
-    from .playlists import to_m3u
     from .recommend import QueryError
     from .recommend import similar as find_similar
 
     lib = _open(library)
     try:
-        query_info, results = find_similar(lib, query, k, model=model)
+        query_info, results = find_similar(lib, query, k, model=model, filters=_filters(
+            no_same_artist, no_same_album, max_per_artist, max_per_album, keep_duplicates))
     except (QueryError, CatalogError) as exc:
         raise _fail(str(exc)) from None
     finally:
         lib.close()
-    if fmt is OutputFormat.json:
-        payload = {"query": query_info.to_dict(), "results": [r.to_dict() for r in results]}
-        sys.stdout.write(json.dumps(payload, ensure_ascii=False, indent=2) + "\n")
-    elif fmt is OutputFormat.m3u:
-        sys.stdout.write(to_m3u([r.track for r in results], title=f"like {query}"))
-    else:
-        head = query_info.track.label if query_info.track else query_info.path
-        out.print(f"more like: {head}")
-        for rank, r in enumerate(results, 1):
-            out.print(f"{rank:3d}. {r.score:6.3f}  {r.track.label}  [{r.track.album}]  (id {r.track.id})")
+    head = query_info.track.label if query_info.track else query_info.path
+    _print_results(fmt, {"query": query_info.to_dict()}, f"more like: {head}", results, f"like {query}")
+
+
+@app.command(name="continue")
+def continue_(
+    playlist: Path = typer.Argument(..., help="An M3U/M3U8 playlist, or a JSON list of track ids, paths or "
+                                              "'artist - title' texts."),
+    k: int = typer.Option(10, "-k", "--k", min=1, help="How many tracks to add."),
+    score: str = typer.Option("max", "--score", help="max, mean, topk (mean of the 3 best) or cluster (the "
+                                                     "playlist's largest cluster) — seed 000 eq. 1."),
+    library: Path | None = LibraryOption,
+    model: str = ModelOption,
+    fmt: OutputFormat = FormatOption,
+    no_same_artist: bool = NoSameArtist,
+    no_same_album: bool = NoSameAlbum,
+    max_per_artist: int | None = MaxPerArtist,
+    max_per_album: int | None = MaxPerAlbum,
+    keep_duplicates: bool = KeepDuplicates,
+) -> None:
+    """Tracks that continue PLAYLIST (never its own tracks or their duplicates); outside files are analysed."""
+    from .recommend import QueryError, continue_playlist
+
+    lib = _open(library)
+    try:
+        pq, results = continue_playlist(lib, playlist, k, score=score, model=model, filters=_filters(
+            no_same_artist, no_same_album, max_per_artist, max_per_album, keep_duplicates))
+    except (QueryError, CatalogError) as exc:
+        raise _fail(str(exc)) from None
+    finally:
+        lib.close()
+    for line in pq.skipped:
+        err.print(f"[yellow]skip[/yellow] {escape(line)}", markup=True)
+    _print_results(fmt, {"playlist": pq.to_dict()}, f"continuing {playlist} ({len(pq.queries)} tracks, score {score}):",
+                   results, f"continuing {playlist.name}")
+
+
+@app.command()
+def path(
+    start: str = typer.Argument(..., help="First track: id, indexed path or 'artist - title'."),
+    end: str = typer.Argument(..., help="Last track."),
+    n: int = typer.Option(10, "-n", min=2, help="Tracks in the path, both ends included."),
+    library: Path | None = LibraryOption,
+    model: str = ModelOption,
+    fmt: OutputFormat = FormatOption,
+    no_same_artist: bool = NoSameArtist,
+    no_same_album: bool = NoSameAlbum,
+    max_per_artist: int | None = MaxPerArtist,
+    max_per_album: int | None = MaxPerAlbum,
+    keep_duplicates: bool = KeepDuplicates,
+) -> None:
+    """A smooth sequence of N distinct tracks leading from START to END."""
+    from .recommend import QueryError, path_between
+
+    lib = _open(library)
+    try:
+        a, b, results = path_between(lib, start, end, n, model=model, filters=_filters(
+            no_same_artist, no_same_album, max_per_artist, max_per_album, keep_duplicates))
+    except (QueryError, CatalogError) as exc:
+        raise _fail(str(exc)) from None
+    finally:
+        lib.close()
+    assert a.track is not None and b.track is not None
+    _print_results(fmt, {"start": a.to_dict(), "end": b.to_dict()},
+                   f"from {a.track.label} to {b.track.label}:", results, f"{a.track.label} to {b.track.label}")
 
 
 @app.command()

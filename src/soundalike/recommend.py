@@ -1,12 +1,16 @@
-"""Recommendations: "more like this" for a library track or for any audio file (cold start).
+"""Recommendations: "more like this", "continue this playlist" and "a path from A to B".
 
 A query is a track id, the path of an indexed file, an ``artist - title`` search, or any audio file that is
-analysed on the fly and never added. Results never include the query itself or its duplicates.
+analysed on the fly and never added (cold start). Results never include the query (or the playlist's tracks)
+nor their duplicates, and obey :class:`Filters` (no same artist/album, caps per artist/album).
 """
 
 from __future__ import annotations
 
 import os
+import re
+import unicodedata
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -112,17 +116,231 @@ def _outside_query(lib: Library, index: VectorIndex, path: str) -> Query:
                  exclude=exclude)
 
 
-def similar(lib: Library, query: str | Query, k: int = 10, *, model: str = "default",
-            index: VectorIndex | None = None) -> tuple[Query, list[Recommendation]]:
-    """The ``k`` tracks that sound most like ``query``, best first, without the query or its duplicates."""
-    if index is None:
-        if model != DESCRIPTOR_MODEL:
-            from .embed import resolve_model
+@dataclass(frozen=True)
+class Filters:
+    """What results may not be, beyond the query and its duplicates (which are never returned)."""
 
-            model = resolve_model(lib, model)
-        index = VectorIndex.from_library(lib, model)
+    exclude_artists: bool = False  # no track by an artist of the query / the playlist
+    exclude_albums: bool = False  # no track from an album of the query / the playlist
+    max_per_artist: int | None = None  # at most this many results by one artist
+    max_per_album: int | None = None  # at most this many results from one album
+    skip_duplicates: bool = True  # skip other versions of a recording already in (same artist + title, or ~0 distance)
+
+
+_BRACKETS = re.compile(r"[\(\[][^)\]]*[\)\]]")
+_VERSION_SUFFIX = re.compile(r"\s+-\s+(\d{4}\s+)?(remaster(ed)?|live|mono|stereo|radio edit|single version|"
+                             r"album version|demo|edit)\b.*$")
+
+
+def _norm(text: str) -> str:
+    text = unicodedata.normalize("NFKD", text).casefold()
+    return re.sub(r"[^0-9a-z]+", " ", "".join(c for c in text if not unicodedata.combining(c))).strip()
+
+
+def recording_key(track: Track) -> str | None:
+    """Normalised ``artist|title`` with version notes dropped ("(Remastered 2011)", "- Live"...); None without a
+    title. Two tracks with one key are taken for versions of the same recording."""
+    title = _VERSION_SUFFIX.sub("", _BRACKETS.sub(" ", track.title.casefold()))
+    title = _norm(title)
+    return f"{_norm(track.artist)}|{title}" if title else None
+
+
+class _Selector:
+    """Walks ranked candidates and keeps those the filters allow, until ``k`` are kept."""
+
+    def __init__(self, lib: Library, index: VectorIndex, seeds: Sequence[Track], seed_vectors: np.ndarray,
+                 filters: Filters, exclude: set[int]) -> None:
+        self.lib, self.index, self.filters = lib, index, filters
+        self.exclude = set(exclude) | {t.id for t in seeds}
+        self.artists = {_norm(t.artist) for t in seeds if t.artist.strip()}
+        self.albums = {_norm(t.album) for t in seeds if t.album.strip()}
+        self.keys = {key for t in seeds if (key := recording_key(t))}
+        self.kept_vectors = [np.atleast_2d(seed_vectors).astype(np.float32)]
+        self.per_artist: dict[str, int] = {}
+        self.per_album: dict[str, int] = {}
+        self.kept: list[Recommendation] = []
+
+    def offer(self, track: Track, score: float) -> bool:
+        """Keep ``track`` if allowed; returns whether it was kept."""
+        f = self.filters
+        if track.id in self.exclude:
+            return False
+        artist, album = _norm(track.artist), _norm(track.album)
+        if f.exclude_artists and artist and artist in self.artists:
+            return False
+        if f.exclude_albums and album and album in self.albums:
+            return False
+        if f.max_per_artist is not None and artist and self.per_artist.get(artist, 0) >= f.max_per_artist:
+            return False
+        if f.max_per_album is not None and album and self.per_album.get(album, 0) >= f.max_per_album:
+            return False
+        vector = self.index.vector_of(track.id)
+        known = np.vstack(self.kept_vectors)
+        if known.size and float((known @ vector).max()) >= DUPLICATE_SIMILARITY:
+            return False  # the same audio as the query or a result (another encode, other silence...)
+        key = recording_key(track)
+        if f.skip_duplicates and key is not None and key in self.keys:
+            return False
+        if key is not None:
+            self.keys.add(key)
+        self.kept_vectors.append(vector[None, :])
+        self.exclude.add(track.id)
+        if artist:
+            self.per_artist[artist] = self.per_artist.get(artist, 0) + 1
+        if album:
+            self.per_album[album] = self.per_album.get(album, 0) + 1
+        self.kept.append(Recommendation(track, score))
+        return True
+
+    def take(self, ids: Iterable[int], scores: Iterable[float], k: int) -> None:
+        """Offer candidates in ranked order until ``k`` results are kept."""
+        pairs = [(int(i), float(s)) for i, s in zip(ids, scores, strict=True) if int(i) not in self.exclude]
+        tracks = {t.id: t for t in self.lib.tracks([i for i, _ in pairs])}
+        for i, score in pairs:
+            if len(self.kept) >= k:
+                return
+            if i in tracks:
+                self.offer(tracks[i], score)
+
+
+def load_index(lib: Library, model: str = "default") -> VectorIndex:
+    """The search index of ``model`` (``default``, ``descriptor``, a family, a model id, a fused key, a file)."""
+    if model != DESCRIPTOR_MODEL:
+        from .embed import resolve_model
+
+        model = resolve_model(lib, model)
+    return VectorIndex.from_library(lib, model)
+
+
+def similar(lib: Library, query: str | Query, k: int = 10, *, model: str = "default",
+            index: VectorIndex | None = None, filters: Filters | None = None) -> tuple[Query, list[Recommendation]]:
+    """The ``k`` tracks that sound most like ``query``, best first, without the query or its duplicates."""
+    index = index or load_index(lib, model)
     q = query if isinstance(query, Query) else resolve_query(lib, index, query)
-    ids, scores = index.search(q.vector, k + 8, exclude=q.exclude)
-    keep = [(int(i), float(s)) for i, s in zip(ids, scores, strict=True) if s < DUPLICATE_SIMILARITY][:k]
-    tracks = {t.id: t for t in lib.tracks([i for i, _ in keep])}
-    return q, [Recommendation(tracks[i], s) for i, s in keep if i in tracks]
+    seeds = [q.track] if q.track is not None else []
+    selector = _Selector(lib, index, seeds, q.vector, filters or Filters(), q.exclude)
+    fetch = k + 8
+    while True:
+        ids, scores = index.search(q.vector, fetch, exclude=selector.exclude)
+        selector.take(ids, scores, k)
+        if len(selector.kept) >= k or len(ids) < fetch:
+            return q, selector.kept
+        fetch *= 4  # the filters refused many candidates: look further down the ranking
+
+
+@dataclass
+class PlaylistQuery:
+    """A playlist resolved against the library: its tracks' queries and the entries that could not be used."""
+
+    source: str
+    queries: list[Query]
+    skipped: list[str] = field(default_factory=list)  # "entry: reason" lines
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON-ready description."""
+        return {"playlist": self.source, "tracks": [q.to_dict() for q in self.queries], "skipped": self.skipped}
+
+
+def resolve_playlist(lib: Library, index: VectorIndex, entries: Sequence[object], source: str = "") -> PlaylistQuery:
+    """Resolve playlist entries (:class:`soundalike.playlists.Entry`, ids or texts); outside audio files are
+    analysed on the fly. Entries that name nothing usable are listed in ``skipped`` with the reason."""
+    from .playlists import Entry
+
+    queries: list[Query] = []
+    skipped: list[str] = []
+    seen: set[int] = set()
+    for entry in entries:
+        e = entry if isinstance(entry, Entry) else Entry(str(entry))
+        text = str(e.track_id) if e.track_id is not None else (e.path or e.text)
+        try:
+            q = resolve_query(lib, index, text)
+        except QueryError as exc:
+            skipped.append(f"{e.text}: {exc}")
+            continue
+        if q.track is not None:
+            if q.track.id in seen:
+                skipped.append(f"{e.text}: listed twice (kept once)")
+                continue
+            seen.add(q.track.id)
+        queries.append(q)
+    if not queries:
+        reasons = "; ".join(skipped[:3]) or "it is empty"
+        raise QueryError(f"{source or 'the playlist'}: no usable track ({reasons})")
+    return PlaylistQuery(source, queries, skipped)
+
+
+def continue_playlist(lib: Library, playlist: str | os.PathLike[str] | Sequence[object], k: int = 10, *,
+                      score: str = "max", model: str = "default", index: VectorIndex | None = None,
+                      filters: Filters | None = None) -> tuple[PlaylistQuery, list[Recommendation]]:
+    """The ``k`` library tracks that best continue ``playlist`` (a playlist file, or a list of entries) by seed
+    000's score functions (eq. 1: ``max``, ``mean``, ``topk``; §5.4: ``cluster``), without the playlist's tracks."""
+    from .playlists import read_playlist
+    from .scoring import ScoreError, score_method
+
+    index = index or load_index(lib, model)
+    if isinstance(playlist, str | os.PathLike):
+        source = str(playlist)
+        try:
+            entries: Sequence[object] = read_playlist(playlist)
+        except ValueError as exc:
+            raise QueryError(str(exc)) from None
+    else:
+        source, entries = "playlist", playlist
+    pq = resolve_playlist(lib, index, entries, source)
+    seeds = np.vstack([q.vector for q in pq.queries])
+    try:
+        method = score_method(score)
+    except ScoreError as exc:
+        raise QueryError(str(exc)) from None
+    scores = method(seeds, index.vectors)
+    exclude: set[int] = set().union(*(q.exclude for q in pq.queries))
+    tracks = [q.track for q in pq.queries if q.track is not None]
+    selector = _Selector(lib, index, tracks, seeds, filters or Filters(), exclude)
+    order = np.argsort(-scores, kind="stable")
+    for start in range(0, len(order), 4 * k + 32):  # in slices: the filters may refuse many
+        chunk = order[start:start + 4 * k + 32]
+        selector.take(index.ids[chunk], scores[chunk], k)
+        if len(selector.kept) >= k:
+            break
+    return pq, selector.kept
+
+
+def _slerp(a: np.ndarray, b: np.ndarray, t: float) -> np.ndarray:
+    """The unit vector a fraction ``t`` of the way from ``a`` to ``b`` along the great circle."""
+    omega = float(np.arccos(np.clip(a @ b, -1.0, 1.0)))
+    v = a if omega < 1e-6 else (np.sin((1 - t) * omega) * a + np.sin(t * omega) * b) / np.sin(omega)
+    return (v / max(float(np.linalg.norm(v)), 1e-12)).astype(np.float32)
+
+
+def path_between(lib: Library, start: str, end: str, n: int = 10, *, model: str = "default",
+                 index: VectorIndex | None = None, filters: Filters | None = None
+                 ) -> tuple[Query, Query, list[Recommendation]]:
+    """A smooth sequence of ``n`` distinct tracks from ``start`` to ``end`` (both included): waypoints evenly
+    spaced on the great circle between their vectors, each filled by the nearest unused track."""
+    if n < 2:
+        raise QueryError("a path has at least 2 tracks (the start and the end)")
+    index = index or load_index(lib, model)
+    a, b = resolve_query(lib, index, start), resolve_query(lib, index, end)
+    if a.track is None or b.track is None:
+        raise QueryError("a path runs between library tracks: index the file first, or give a track id")
+    if a.track.id == b.track.id:
+        raise QueryError(f"the start and the end are the same track ({a.track.label})")
+    ends = [a.track, b.track]
+    selector = _Selector(lib, index, ends, np.vstack([a.vector, b.vector]), filters or Filters(),
+                         a.exclude | b.exclude)
+    for i in range(1, n - 1):
+        target = _slerp(a.vector, b.vector, i / (n - 1))
+        before = len(selector.kept)
+        fetch = 32
+        while len(selector.kept) == before:
+            ids, scores = index.search(target, fetch, exclude=selector.exclude)
+            selector.take(ids, scores, before + 1)
+            if len(ids) < fetch:
+                break
+            fetch *= 4
+        if len(selector.kept) == before:
+            break  # the library has no more allowed tracks
+    middle = selector.kept
+    first = Recommendation(a.track, 1.0)
+    last = Recommendation(b.track, float(a.vector @ b.vector))
+    return a, b, [first, *middle, last]

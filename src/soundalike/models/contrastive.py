@@ -15,7 +15,9 @@ Track vector = mean of the embeddings of excerpts taken every 64 frames.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -23,7 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..features import segment
-from .base import Encoder, ModelConfig, TrackSet, db_to_unit, register
+from .base import Encoder, ModelConfig, ModelError, TrackSet, db_to_unit, register
 
 
 @dataclass
@@ -45,6 +47,19 @@ class ContrastiveConfig(ModelConfig):
     noise: float = 0.02
     gain_db: float = 12.0
     weight_decay: float = 1e-4
+    positives: str = "track"
+
+
+def album_groups(albums: Sequence[tuple[int, str]]) -> dict[int, int]:
+    """``track id -> group`` for tracks whose (case-folded) album tag at least one other track shares."""
+    keys = {tid: album.strip().casefold() for tid, album in albums}
+    counts: dict[str, int] = {}
+    for key in keys.values():
+        if key:
+            counts[key] = counts.get(key, 0) + 1
+    names = sorted(k for k, c in counts.items() if c > 1)
+    index = {k: i for i, k in enumerate(names)}
+    return {tid: index[key] for tid, key in keys.items() if key in index}
 
 
 def _block(c_in: int, c_out: int) -> nn.Sequential:
@@ -81,6 +96,9 @@ class Contrastive(Encoder):
         self.to_embedding = nn.Linear(2 * channels[-1], config.embedding_dim)
         self.projection = nn.Sequential(nn.Linear(config.embedding_dim, config.embedding_dim), nn.ReLU(),
                                         nn.Linear(config.embedding_dim, config.projection_dim))
+        if config.positives not in ("track", "album"):
+            raise ModelError(f"contrastive: positives must be 'track' or 'album', not {config.positives!r}")
+        self._groups: dict[int, int] = {}
 
     @property
     def cfg(self) -> ContrastiveConfig:
@@ -132,16 +150,34 @@ class Contrastive(Encoder):
                     start = int(rng.integers(0, spec.shape[1] - frames + 1))
                     crops[j] = spec[:, start:start + frames]
             views.append(self._augment(torch.from_numpy(crops), rng))
-        return {"a": views[0], "b": views[1]}
+        ids = [int(tracks.ids[int(t)]) for t in picks]
+        groups = [self._groups.get(t, -1 - t) for t in ids]  # a track without a group is a group of its own
+        return {"a": views[0], "b": views[1], "groups": torch.tensor(groups, dtype=torch.int64)}
+
+    def setup_training(self, lib: Any, train: TrackSet, val: TrackSet, options: dict[str, Any]) -> dict[str, Any]:
+        """With ``positives="album"``, group tracks by their album tag (tracks of one album are positives)."""
+        super().setup_training(lib, train, val, options)
+        if self.cfg.positives != "album":
+            return {"positives": "track"}
+        ids = [*train.ids, *val.ids]
+        self._groups = album_groups([(t.id, t.album) for t in lib.tracks(ids)])
+        return {"positives": "album", "albums": len(set(self._groups.values()))}
 
     def loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
-        """NT-Xent: each excerpt against its partner, all other 2(B-1) excerpts as negatives."""
+        """NT-Xent: each excerpt against its partner, all other 2(B-1) excerpts as negatives; with album groups,
+        every other excerpt of the same album is a positive too (SupCon, Khosla et al. 2020, "L_out")."""
         z = F.normalize(self.projection(self.encode(torch.cat([batch["a"], batch["b"]]))), dim=1)
         n = batch["a"].shape[0]
         logits = z @ z.T / self.cfg.temperature
         logits.fill_diagonal_(float("-inf"))
         targets = torch.cat([torch.arange(n, 2 * n), torch.arange(0, n)]).to(z.device)
-        loss = F.cross_entropy(logits, targets)
+        groups = batch.get("groups")
+        if groups is None:
+            groups = torch.arange(n)
+        g = torch.cat([groups, groups]).to(z.device)
+        positive = (g[:, None] == g[None, :]).fill_diagonal_(False)
+        log_prob = F.log_softmax(logits, dim=1).masked_fill(~positive, 0.0)
+        loss = -(log_prob.sum(dim=1) / positive.sum(dim=1).clamp(min=1)).mean()
         accuracy = (logits.argmax(dim=1) == targets).float().mean().item()
         return loss, {"pair_accuracy": accuracy}
 
