@@ -333,6 +333,50 @@ def path(
 
 
 @app.command()
+def evaluate(
+    library: Path | None = LibraryOption,
+    models: list[str] | None = typer.Option(None, "--model", "-m",
+                                            help="Embedding to evaluate (repeat). Default: every one the library "
+                                                 "holds, plus spfy10 (seed 000's 10-feature baseline)."),
+    playlists: str = typer.Option("album", "--playlists",
+                                  help="album or artist (playlists derived from tags), an MPD JSON slice or folder, "
+                                       "a folder of M3U files, or a CSV of list,track rows."),
+    track_map: Path | None = typer.Option(None, "--track-map", help="MPD: CSV of track_uri,path."),
+    scores: str = typer.Option("max,mean,topk,cluster", "--scores", help="Score methods, comma-separated."),
+    top_n: str = typer.Option("5,10", "--top-n", help="List lengths N, comma-separated."),
+    holdout: float = typer.Option(0.5, "--holdout", min=0.05, max=0.95, help="Fraction of each playlist held out."),
+    min_length: int = typer.Option(10, "--min-length", min=2, help="Shortest playlist evaluated."),
+    retrieval: str = typer.Option("album", "--retrieval", help="Same-label retrieval by album, artist, or none."),
+    seed: int = typer.Option(0, "--seed"),
+    out_dir: Path = typer.Option(Path("soundalike-eval"), "--out", "-o", help="Folder for report.json/.md and PNGs."),
+) -> None:
+    """Compare embeddings: seed 000's playlist continuation (MAP, nDCG, R-precision, coverage, novelty; baselines
+    most-popular and random) and same-album retrieval; writes a JSON + Markdown report with charts."""
+    from .evaluation import EvaluationError
+    from .evaluation.report import run_evaluation
+    from .progress import progress_bar
+
+    lib = _open(library)
+    try:
+        with progress_bar("evaluating", unit="playlists", console=err) as bar:
+            payload = run_evaluation(
+                lib, out_dir, models=models or None, playlists=playlists, track_map=str(track_map) if track_map
+                else None, scores=[x.strip() for x in scores.split(",") if x.strip()],
+                top_n=[int(x) for x in top_n.split(",") if x.strip()], holdout_fraction=holdout,
+                min_length=min_length, seed=seed, retrieval_by=None if retrieval == "none" else retrieval,
+                on_progress=lambda done, total: bar("evaluate", done, total))
+    except (EvaluationError, CatalogError, ValueError) as exc:
+        raise _fail(str(exc)) from None
+    finally:
+        lib.close()
+    skipped = payload.get("continuation", {}).get("skipped")
+    if skipped:
+        err.print(f"[yellow]playlist continuation skipped:[/yellow] {escape(skipped)}", markup=True)
+    out.print((out_dir / "report.md").read_text())
+    out.print(f"report: {out_dir / 'report.md'}, {out_dir / 'report.json'}")
+
+
+@app.command()
 def export(
     out_file: Path = typer.Option(..., "--out", "-o", help="File to write."),
     fmt: ExportFormat | None = typer.Option(None, "--format", "-f", help="npz, parquet or csv (default: by suffix)."),

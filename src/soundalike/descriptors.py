@@ -107,3 +107,17 @@ def standardise(vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray
     mean = vectors.mean(axis=0)
     std = np.maximum(vectors.std(axis=0), 1e-6)
     return ((vectors - mean) / std).astype(np.float32), mean.astype(np.float32), std.astype(np.float32)
+
+
+# Ten descriptor columns standing in for the 10 Spotify audio features of seed 000's "Spfy" baseline (§5.2):
+# tempo -> tempo, danceability -> pulse clarity, loudness -> mean loudness, energy -> onset strength and loudness
+# spread, acousticness -> spectral flatness, speechiness -> zero-crossing rate, brightness-like (valence has no
+# audio equivalent here) -> centroid, rolloff and bandwidth.
+SPFY_COLUMNS: tuple[str, ...] = ("tempo_log2", "pulse_clarity", "loudness_db_mean", "loudness_db_std", "onset_mean",
+                                 "flatness_mean", "zcr_mean", "centroid_mean", "rolloff_mean", "bandwidth_mean")
+
+
+def spfy_features(descriptors: np.ndarray) -> np.ndarray:
+    """The 10-feature "Spfy"-like vectors ``(n, 10)`` taken from full descriptor vectors ``(n, DESCRIPTOR_DIM)``."""
+    cols = [DESCRIPTOR_NAMES.index(name) for name in SPFY_COLUMNS]
+    return np.asarray(descriptors, dtype=np.float32)[:, cols]
