@@ -376,6 +376,102 @@ def evaluate(
     out.print(f"report: {out_dir / 'report.md'}, {out_dir / 'report.json'}")
 
 
+@app.command(name="map")
+def map_(
+    out_file: Path = typer.Option(Path("library-map.png"), "--out", "-o", help="PNG to write."),
+    library: Path | None = LibraryOption,
+    model: str = ModelOption,
+    method: str = typer.Option("tsne", "--method", help="tsne or pca."),
+    by: str = typer.Option("album", "--by", help="Colour by album or artist (the 19 largest; the rest grey)."),
+    seed: int = typer.Option(0, "--seed"),
+) -> None:
+    """A 2-D map of the whole library (seed 002 fig. 3.7): one point per track, coloured by album or artist."""
+    from collections import Counter
+
+    from .plots import library_map
+    from .recommend import QueryError, load_index
+
+    if method not in ("tsne", "pca") or by not in ("album", "artist"):
+        raise _fail("--method is tsne or pca, --by is album or artist")
+    lib = _open(library)
+    try:
+        index = load_index(lib, model)
+        tracks = {t.id: t for t in lib.tracks(index.ids.tolist())}
+    except (QueryError, CatalogError) as exc:
+        raise _fail(str(exc)) from None
+    finally:
+        lib.close()
+    if len(index) < 3:
+        raise _fail(f"a map needs at least 3 tracks; the library has {len(index)}")
+    labels = [getattr(tracks[int(i)], by) or "(untagged)" for i in index.ids]
+    top = {name for name, _ in Counter(labels).most_common(19)}
+    labels = [name if name in top else "other" for name in labels]
+    library_map(index.vectors, labels, out_file, method=method, seed=seed,
+                title=f"{len(index)} tracks, {index.embedding.model} ({method.upper()}), by {by}")
+    out.print(f"wrote {out_file}")
+
+
+@app.command()
+def inspect(
+    model: str = typer.Argument(..., help="A convolutional model: family name or id trained on this library, or a "
+                                          "checkpoint file."),
+    library: Path | None = LibraryOption,
+    out_dir: Path = typer.Option(Path("soundalike-inspect"), "--out", "-o", help="Folder for PNGs and playlists."),
+    units: str = typer.Option("auto", "--units", help="Units to build playlists for (comma-separated), or auto: "
+                                                      "the 4 units that vary most across tracks."),
+    mode: str = typer.Option("max", "--mode", help="max or mean activation of first-layer filters over time (seed "
+                                                   "004 §6.1, §6.2), or embedding (a dimension of the track vector)."),
+    k: int = typer.Option(10, "-k", min=1, help="Tracks per playlist."),
+    tracks: int = typer.Option(8, "--tracks", min=2, help="Tracks in the segment t-SNE (seed 000 fig. 2)."),
+    seed: int = typer.Option(0, "--seed"),
+) -> None:
+    """Look inside a model: first-layer filters, segment embeddings of a few tracks, max-activation playlists."""
+    import numpy as np
+
+    from .introspect import activation_table, first_layer_filters
+    from .models import ModelError, load_checkpoint
+    from .playlists import to_m3u
+    from .plots import filters_image, segment_map
+    from .progress import progress_bar
+
+    checkpoint = _checkpoint_for(model, library)
+    lib = _open(library)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        net, payload = load_checkpoint(checkpoint)
+        written = [filters_image(first_layer_filters(net), out_dir / "filters.png",
+                                 title=f"{payload['model_id']}: first-layer filters")]
+        from .embed import trackable_ids
+
+        ids = trackable_ids(lib, net)
+        picks = sorted(np.random.default_rng(seed).choice(ids, size=min(tracks, len(ids)), replace=False).tolist())
+        chosen = lib.tracks(picks)
+        seqs = [net.embed_track(net.load_inputs(lib, [t.id])[0])[1] for t in chosen]
+        written.append(segment_map(seqs, [t.label[:40] for t in chosen], out_dir / "segments.png", seed=seed,
+                                   title=f"{payload['model_id']}: segment embeddings of {len(chosen)} tracks"))
+        with progress_bar("activations", unit="tracks", console=err) as bar:
+            table = activation_table(lib, net, mode=mode, track_ids=ids, on_progress=bar)
+        wanted = table.selective_units(4) if units == "auto" else [int(u) for u in units.split(",") if u.strip()]
+        lists = table.playlists(wanted, k)
+        unit_tracks = [lib.tracks(pl.track_ids) for pl in lists]
+    except (ModelError, CatalogError, ValueError) as exc:
+        raise _fail(str(exc)) from None
+    finally:
+        lib.close()
+    summary = []
+    for pl, chosen_tracks in zip(lists, unit_tracks, strict=True):
+        m3u = out_dir / f"unit{pl.unit:03d}-{pl.mode}.m3u"
+        m3u.write_text(to_m3u(chosen_tracks, title=f"unit {pl.unit} ({pl.mode} activation)"))
+        written.append(m3u)
+        out.print(f"unit {pl.unit} ({pl.mode} activation):")
+        for t, v in zip(chosen_tracks, pl.values, strict=False):
+            out.print(f"  {v:8.3f}  {t.label}  [{t.album}]")
+        summary.append({"unit": pl.unit, "mode": pl.mode, "tracks": [
+            {**t.to_dict(), "activation": round(v, 6)} for t, v in zip(chosen_tracks, pl.values, strict=False)]})
+    (out_dir / "playlists.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False))
+    out.print("wrote " + ", ".join(str(p) for p in written))
+
+
 @app.command()
 def export(
     out_file: Path = typer.Option(..., "--out", "-o", help="File to write."),

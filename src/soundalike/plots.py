@@ -89,3 +89,56 @@ def reconstruction(inputs: np.ndarray, outputs: np.ndarray, out: str | os.PathLi
     fig.savefig(out)
     plt.close(fig)
     return Path(out)
+
+
+def filters_image(filters: np.ndarray, out: str | os.PathLike[str], *, title: str = "First-layer filters",
+                  max_filters: int = 64) -> Path:
+    """First-layer filters ``(n, height, width)`` side by side, as seed 004 §6: negative red, positive blue, zero
+    white; frequency (or kernel height) increases upwards. Each filter is scaled to its own largest magnitude."""
+    plt = _pyplot()
+    f = np.asarray(filters, dtype=np.float32)[:max_filters]
+    n, h, w = f.shape
+    scale = np.abs(f).reshape(n, -1).max(axis=1)[:, None, None] + 1e-12
+    gap = np.full((h, 1), np.nan, dtype=np.float32)
+    strip = np.hstack([part for i in range(n) for part in ((f[i] / scale[i]), gap)][:-1])
+    fig_w = min(18.0, max(6.0, 0.12 * strip.shape[1] + 1))
+    fig, ax = plt.subplots(figsize=(fig_w, 3.2 if h > 8 else 2.0), dpi=110)
+    cmap = plt.get_cmap("RdBu").with_extremes(bad="#5a0000")  # dark red separators, as in the seed's figure
+    ax.imshow(strip, origin="lower", aspect="auto", cmap=cmap, vmin=-1, vmax=1, interpolation="nearest")
+    ax.set_xticks([(w + 1) * i + (w - 1) / 2 for i in range(n)], [str(i) for i in range(n)], fontsize=6)
+    ax.set_ylabel("mel bin" if h > 8 else "kernel row")
+    ax.set_xlabel("filter (each: time →)")
+    ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(out)
+    plt.close(fig)
+    return Path(out)
+
+
+def segment_map(sequences: Sequence[np.ndarray], labels: Sequence[str], out: str | os.PathLike[str], *,
+                title: str = "Segment embeddings (t-SNE)", seed: int = 0) -> Path:
+    """Seed 000 fig. 2: a t-SNE of every segment embedding of a few tracks, one colour per track, a black star at
+    each track's centre of mass (the mean of its segments' map positions)."""
+    from sklearn.manifold import TSNE
+
+    plt = _pyplot()
+    seqs = [np.asarray(s, dtype=np.float64) for s in sequences]
+    x = np.vstack(seqs)
+    owner = np.concatenate([np.full(len(s), i) for i, s in enumerate(seqs)])
+    xy = TSNE(n_components=2, perplexity=min(30.0, max(2.0, (len(x) - 1) / 3)), random_state=seed,
+              init="pca").fit_transform(x)
+    cmap = plt.get_cmap("tab10" if len(seqs) <= 10 else "tab20")
+    fig, ax = plt.subplots(figsize=(8, 6.5), dpi=110)
+    for i, label in enumerate(labels):
+        pts = xy[owner == i]
+        ax.scatter(pts[:, 0], pts[:, 1], s=16, color=cmap(i % cmap.N), alpha=0.8, label=label, edgecolors="none")
+        centre = pts.mean(axis=0)
+        ax.scatter([centre[0]], [centre[1]], marker="*", s=180, color="black", edgecolors="white", linewidths=0.6)
+    ax.set_title(title)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.legend(fontsize=7, loc="best", frameon=False, ncol=2 if len(seqs) > 8 else 1)
+    fig.tight_layout()
+    fig.savefig(out)
+    plt.close(fig)
+    return Path(out)
