@@ -15,7 +15,7 @@ from soundalike import synth
 from soundalike.catalog import Library
 from soundalike.embed import embed_library, resolve_model
 from soundalike.models import ModelError, build, load_checkpoint, model_names, save_checkpoint
-from soundalike.recommend import similar
+from soundalike.recommend import QueryError, similar
 from soundalike.training import last_checkpoint_path, train
 
 
@@ -141,6 +141,19 @@ def test_embeddings_live_side_by_side_and_answer_queries(lib_dir: Path, tmp_path
         synth.write_track(outside, synth.render_track("ambient", 123, 6.0), 22050, artist="a", album="b", title="c")
         q, results = similar(lib, str(outside), k=3, model=model_id)
         assert q.track is None and len(results) == 3
+        # Sequence distances re-rank the pooled-vector candidates (seed 002 §3.3.1), for library and outside queries.
+        for distance in ("mean", "minpoint", "frechet", "dtw"):
+            _, ranked = similar(lib, str(tid), k=5, model=model_id, distance=distance, candidates=11)
+            dists = [r.distance for r in ranked]
+            assert len(ranked) == 5 and None not in dists and dists == sorted(dists)  # type: ignore[type-var]
+            assert all(abs(r.score - (1 - r.distance)) < 1e-6 for r in ranked)  # type: ignore[operator]
+            assert tid not in {r.track.id for r in ranked}
+        _, ranked = similar(lib, str(outside), k=3, model=model_id, distance="frechet")
+        assert len(ranked) == 3
+        with pytest.raises(QueryError, match="has none"):
+            similar(lib, str(tid), k=3, model="descriptor", distance="dtw")
+        with pytest.raises(QueryError, match="unknown distance"):
+            similar(lib, str(tid), k=3, model=model_id, distance="hamming")
         # A fused key: descriptors and the learned embedding, each z-scored and weighted equally.
         fused = f"descriptor+{model_id}"
         assert resolve_model(lib, "descriptor+melae") == fused

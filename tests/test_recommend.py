@@ -185,3 +185,30 @@ def test_vectors_used_are_unit_length(root: Path) -> None:
     with Library.open(root / "lib") as lib:
         index = load_index(lib, "descriptor")
     np.testing.assert_allclose(np.linalg.norm(index.vectors, axis=1), 1.0, rtol=1e-5)
+
+
+def test_large_library_index_is_persisted_and_follows_the_library(root: Path, tmp_path: Path) -> None:
+    from soundalike.index import VectorIndex, ann_paths
+
+    library = tmp_path / "lib"
+    shutil.copytree(root / "lib", library)
+    with Library.open(library) as lib:
+        exact = VectorIndex.from_library(lib, "descriptor", ann=False)
+        forced = VectorIndex.from_library(lib, "descriptor", ann=True)
+        index_file, stats_file = ann_paths(lib, "descriptor")
+        assert forced.ann is not None and index_file.exists() and stats_file.exists()
+        q = exact.vector_of(int(exact.ids[0]))
+        assert forced.search(q, 5)[0].tolist() == exact.search(q, 5)[0].tolist()  # one cell: exact here
+        built = index_file.stat().st_mtime_ns
+        again = VectorIndex.from_library(lib, "descriptor", ann=True)
+        assert index_file.stat().st_mtime_ns == built and again.ann is not None  # reused, not rebuilt
+        # A track leaves the library: the persisted index drops it on the next open.
+        gone = int(exact.ids[3])
+        lib.conn.execute("DELETE FROM vectors WHERE track_id=?", (gone,))
+        lib.conn.commit()
+        after = VectorIndex.from_library(lib, "descriptor", ann=True)
+        assert after.ann is not None and gone not in after.ann and len(after.ann) == len(exact) - 1
+        assert gone not in after.search(q, 23)[0].tolist()
+        # A corrupt index file is rebuilt, not fatal.
+        index_file.write_bytes(b"garbage")
+        assert len(VectorIndex.from_library(lib, "descriptor", ann=True).ann or []) == len(exact) - 1

@@ -247,6 +247,11 @@ def similar(
     library: Path | None = LibraryOption,
     model: str = ModelOption,
     fmt: OutputFormat = FormatOption,
+    distance: str = typer.Option("cosine", "--distance",
+                                 help="cosine (pooled vectors), or re-rank the nearest candidates by a distance "
+                                      "between segment sequences: mean, minpoint, frechet, dtw (seed 002)."),
+    candidates: int = typer.Option(200, "--candidates", min=1, help="How many candidates a sequence distance "
+                                                                     "re-ranks."),
     no_same_artist: bool = NoSameArtist,
     no_same_album: bool = NoSameAlbum,
     max_per_artist: int | None = MaxPerArtist,
@@ -259,8 +264,9 @@ def similar(
 
     lib = _open(library)
     try:
-        query_info, results = find_similar(lib, query, k, model=model, filters=_filters(
-            no_same_artist, no_same_album, max_per_artist, max_per_album, keep_duplicates))
+        query_info, results = find_similar(lib, query, k, model=model, distance=distance, candidates=candidates,
+                                           filters=_filters(no_same_artist, no_same_album, max_per_artist,
+                                                            max_per_album, keep_duplicates))
     except (QueryError, CatalogError) as exc:
         raise _fail(str(exc)) from None
     finally:

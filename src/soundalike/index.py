@@ -1,18 +1,29 @@
-"""Vector search over pooled track vectors: exact cosine similarity with faiss ``IndexFlatIP``.
+"""Vector search over pooled track vectors: exact (faiss ``IndexFlatIP``) or, for large libraries, approximate.
 
 Vectors are z-scored with the library's column statistics, then L2-normalised, so inner product = cosine
-similarity of standardised vectors.
+similarity of standardised vectors. Above :data:`soundalike.ann.EXACT_MAX_TRACKS` tracks the search goes through
+an IVF index (:mod:`soundalike.ann`) kept in ``LIBRARY/indexes/``: it is built once, with the z-scoring statistics
+of that moment frozen beside it (so stored and query vectors stay comparable), then brought up to date on every
+open — tracks added to the library are added to it, removed ones removed — and rebuilt when the library has grown
+past :data:`soundalike.ann.STALE_GROWTH` times what it was trained on.
 """
 
 from __future__ import annotations
 
+import json
+import re
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import faiss
 import numpy as np
 
 from .catalog import DESCRIPTOR_MODEL, CatalogError, Library
 from .descriptors import standardise
+
+if TYPE_CHECKING:
+    from .ann import AnnIndex
 
 
 def l2_normalise(x: np.ndarray) -> np.ndarray:
@@ -75,31 +86,113 @@ def load_raw(lib: Library, key: str) -> tuple[np.ndarray, np.ndarray, list[int]]
     return common, np.hstack(blocks), [b.shape[1] for b in blocks]
 
 
-class VectorIndex:
-    """Exact top-k cosine search over track vectors, returning track ids."""
+INDEX_DIR = "indexes"
 
-    def __init__(self, ids: np.ndarray, vectors: np.ndarray, embedding: Embedding) -> None:
+
+def _library_embedding(model: str, raw: np.ndarray, dims: list[int]) -> Embedding:
+    # Every part is z-scored with the library's statistics before cosine similarity: descriptor columns have
+    # unrelated units, and learned embeddings share a large common offset that would make every cosine ~1.
+    parts, start = [], 0
+    names = model_parts(model)
+    for name, dim in zip(names, dims, strict=True):
+        _, mean, std = standardise(raw[:, start:start + dim])
+        parts.append(EmbeddingPart(name, dim, mean, std, 1.0 / len(names)))
+        start += dim
+    return Embedding(model, parts)
+
+
+def ann_paths(lib: Library, model: str) -> tuple[Path, Path]:
+    """Where the persisted ANN index of ``model`` and its frozen statistics live in the library folder."""
+    safe = re.sub(r"[^A-Za-z0-9_.+-]", "_", model)
+    folder = Path(lib.root) / INDEX_DIR
+    return folder / f"{safe}.ann", folder / f"{safe}.stats.json"
+
+
+def _read_stats(path: Path, model: str, dims: list[int]) -> Embedding | None:
+    try:
+        saved = json.loads(path.read_text())
+        parts = [EmbeddingPart(p["model"], int(p["dim"]), np.asarray(p["mean"], np.float32),
+                               np.asarray(p["std"], np.float32), float(p["weight"])) for p in saved["parts"]]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if saved.get("model") != model or [p.dim for p in parts] != dims:
+        return None
+    return Embedding(model, parts)
+
+
+def _write_stats(path: Path, embedding: Embedding) -> None:
+    payload = {"model": embedding.model, "parts": [
+        {"model": p.model, "dim": p.dim, "mean": p.mean.tolist(), "std": p.std.tolist(), "weight": p.weight}
+        for p in embedding.parts]}
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(payload))
+    tmp.replace(path)
+
+
+class VectorIndex:
+    """Top-k cosine search over track vectors, returning track ids: exact, or through a persisted ANN index."""
+
+    def __init__(self, ids: np.ndarray, vectors: np.ndarray, embedding: Embedding, ann: AnnIndex | None = None
+                 ) -> None:
         self.ids = np.asarray(ids, dtype=np.int64)
         self.embedding = embedding
         self.vectors = embedding.transform(vectors) if len(ids) else np.zeros((0, 1), np.float32)
-        self._faiss = faiss.IndexFlatIP(self.vectors.shape[1])
-        if len(ids):
-            self._faiss.add(self.vectors)
+        self.ann = ann  # over ``vectors`` (same ids), or None for exact search
+        self._faiss: faiss.Index | None = None
+        if ann is None:
+            self._faiss = faiss.IndexFlatIP(self.vectors.shape[1])
+            if len(ids):
+                self._faiss.add(self.vectors)
         self._row = {int(t): i for i, t in enumerate(self.ids)}
 
     @classmethod
-    def from_library(cls, lib: Library, model: str = DESCRIPTOR_MODEL) -> VectorIndex:
-        """Build the index of every track the library has embedded with ``model`` (every part of a fused key)."""
+    def from_library(cls, lib: Library, model: str = DESCRIPTOR_MODEL, *, ann: bool | None = None) -> VectorIndex:
+        """The index of every track the library has embedded with ``model`` (every part of a fused key); ``ann``
+        forces (True) or forbids (False) the approximate index, which by default serves libraries above
+        :data:`soundalike.ann.EXACT_MAX_TRACKS` tracks."""
+        from .ann import choose_kind
+
         ids, raw, dims = load_raw(lib, model)
-        # Every part is z-scored with the library's statistics before cosine similarity: descriptor columns have
-        # unrelated units, and learned embeddings share a large common offset that would make every cosine ~1.
-        parts, start = [], 0
-        names = model_parts(model)
-        for name, dim in zip(names, dims, strict=True):
-            _, mean, std = standardise(raw[:, start:start + dim])
-            parts.append(EmbeddingPart(name, dim, mean, std, 1.0 / len(names)))
-            start += dim
-        return cls(ids, raw, Embedding(model, parts))
+        if not (ann if ann is not None else choose_kind(len(ids)) == "ivf"):
+            return cls(ids, raw, _library_embedding(model, raw, dims))
+        return cls._with_ann(lib, model, ids, raw, dims)
+
+    @classmethod
+    def _with_ann(cls, lib: Library, model: str, ids: np.ndarray, raw: np.ndarray, dims: list[int]) -> VectorIndex:
+        from .ann import STALE_GROWTH, AnnError, AnnIndex
+
+        index_path, stats_path = ann_paths(lib, model)
+        embedding = _read_stats(stats_path, model, dims)
+        index: AnnIndex | None = None
+        changed = False
+        if embedding is not None and index_path.exists():
+            try:
+                index = AnnIndex.load(index_path, dim=sum(dims))
+            except AnnError:
+                index = None  # unreadable or from another version: rebuilt below
+        if index is not None and embedding is not None:
+            vectors = embedding.transform(raw)
+            new = ~np.isin(ids, index.ids)
+            if new.any():
+                index.add(ids[new], vectors[new])
+                changed = True
+            changed = index.remove(np.setdiff1d(index.ids, ids)) > 0 or changed
+            if index.kind == "ivf" and len(index) > STALE_GROWTH * max(index.params.trained_on, 1):
+                index = None  # the library outgrew the cells: rebuild with today's statistics
+        if index is None or embedding is None:
+            embedding = _library_embedding(model, raw, dims)
+            vectors = embedding.transform(raw)
+            index = AnnIndex.build(ids, vectors, kind="ivf")
+            changed = True
+        result = cls(ids, raw, embedding, ann=index)
+        if changed:
+            try:
+                index_path.parent.mkdir(parents=True, exist_ok=True)
+                _write_stats(stats_path, embedding)
+                index.save(index_path)
+            except OSError:
+                pass  # a read-only library still answers; the index is rebuilt next time
+        return result
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -117,10 +210,13 @@ class VectorIndex:
         want = min(len(self.ids), k + len(exclude))
         if want <= 0:
             return np.zeros(0, np.int64), np.zeros(0, np.float32)
-        scores, rows = self._faiss.search(np.atleast_2d(query).astype(np.float32), want)
-        keep = [(self.ids[r], s) for r, s in zip(rows[0], scores[0], strict=True)
-                if r >= 0 and int(self.ids[r]) not in exclude][:k]
-        if not keep:
-            return np.zeros(0, np.int64), np.zeros(0, np.float32)
-        ids, sc = zip(*keep, strict=True)
-        return np.array(ids, dtype=np.int64), np.array(sc, dtype=np.float32)
+        q = np.atleast_2d(query).astype(np.float32)
+        if self.ann is None:
+            assert self._faiss is not None
+            scores, rows = self._faiss.search(q, want)
+            found = [(self.ids[r], s) for r, s in zip(rows[0], scores[0], strict=True) if r >= 0]
+        else:
+            found_ids, found_scores = self.ann.search(q, want)
+            found = [(i, s) for i, s in zip(found_ids[0], found_scores[0], strict=True) if i >= 0]
+        keep = [(t, s) for t, s in found if int(t) not in exclude][:k]
+        return (np.array([t for t, _ in keep], dtype=np.int64), np.array([s for _, s in keep], dtype=np.float32))

@@ -38,6 +38,7 @@ class Query:
     path: str | None = None
     audio_hash: str | None = None
     exclude: set[int] = field(default_factory=set)
+    sequence: np.ndarray | None = None  # raw segment embeddings of an outside file (single learned model only)
 
     def to_dict(self) -> dict[str, object]:
         """JSON-ready description of the query."""
@@ -48,14 +49,18 @@ class Query:
 
 @dataclass
 class Recommendation:
-    """One result: a track and its cosine similarity to the query."""
+    """One result: a track and its score (cosine similarity, or 1 - a sequence distance) to the query."""
 
     track: Track
     score: float
+    distance: float | None = None  # the sequence distance it was ranked by, if any
 
     def to_dict(self) -> dict[str, object]:
         """The contract's result object."""
-        return {**self.track.to_dict(), "score": round(float(self.score), 6)}
+        out = {**self.track.to_dict(), "score": round(float(self.score), 6)}
+        if self.distance is not None:
+            out["distance"] = round(float(self.distance), 6)
+        return out
 
 
 def resolve_query(lib: Library, index: VectorIndex, text: str) -> Query:
@@ -101,19 +106,21 @@ def _outside_query(lib: Library, index: VectorIndex, path: str) -> Query:
     except AudioError as exc:
         raise QueryError(str(exc)) from None
     raw = []
+    sequence = None
     for model in models.values():
         if model is None:
             assert analysis.descriptor is not None
             raw.append(analysis.descriptor)
         else:
-            raw.append(model.embed_track(model.query_input(analysis))[0])
+            pooled, sequence = model.embed_track(model.query_input(analysis))
+            raw.append(pooled)
     vector = index.embedding.transform(np.concatenate(raw))[0]
     exclude: set[int] = set()
     same = lib.track_for_audio_hash(analysis.audio_hash)
     if same is not None:  # the same audio is in the library under another name
         exclude.add(same)
     return Query(path, vector, path=display_path(os.path.abspath(path)), audio_hash=analysis.audio_hash,
-                 exclude=exclude)
+                 exclude=exclude, sequence=sequence if len(models) == 1 else None)
 
 
 @dataclass(frozen=True)
@@ -212,13 +219,54 @@ def load_index(lib: Library, model: str = "default") -> VectorIndex:
     return VectorIndex.from_library(lib, model)
 
 
+DISTANCES = ("cosine", "mean", "minpoint", "frechet", "dtw")
+"""``cosine`` between pooled vectors, or a sequence distance of seed 002 §3.3.1 (and DTW, §4.2) used to re-rank."""
+
+
+def _sequences(lib: Library, index: VectorIndex, q: Query, ids: Sequence[int]) -> tuple[np.ndarray, list[int],
+                                                                                          list[np.ndarray]]:
+    """The query's and the candidates' segment sequences, z-scored like the pooled vectors."""
+    part = index.embedding.parts[0]
+    if len(index.embedding.parts) != 1 or part.model == DESCRIPTOR_MODEL:
+        raise QueryError(f"sequence distances compare segment embeddings; {index.embedding.model!r} has none "
+                         "(use a learned model: --model NAME)")
+    query_seq = lib.segments(q.track.id, part.model) if q.track is not None else q.sequence
+    if query_seq is None:
+        raise QueryError(f"the query has no {part.model!r} segment sequence; run `soundalike index` again")
+    kept, seqs = [], []
+    for tid in ids:
+        seq = lib.segments(int(tid), part.model)
+        if seq is not None and len(seq):
+            kept.append(int(tid))
+            seqs.append((seq - part.mean) / part.std)
+    return (query_seq - part.mean) / part.std, kept, seqs
+
+
 def similar(lib: Library, query: str | Query, k: int = 10, *, model: str = "default",
-            index: VectorIndex | None = None, filters: Filters | None = None) -> tuple[Query, list[Recommendation]]:
-    """The ``k`` tracks that sound most like ``query``, best first, without the query or its duplicates."""
+            index: VectorIndex | None = None, filters: Filters | None = None, distance: str = "cosine",
+            candidates: int = 200) -> tuple[Query, list[Recommendation]]:
+    """The ``k`` tracks that sound most like ``query``, best first, without the query or its duplicates.
+
+    With a sequence ``distance`` the ``candidates`` nearest tracks by pooled cosine are re-ranked by that distance
+    between segment sequences (the score is then 1 - distance, with cosine distance between segments)."""
+    if distance not in DISTANCES:
+        raise QueryError(f"unknown distance {distance!r}; choose one of {', '.join(DISTANCES)}")
     index = index or load_index(lib, model)
     q = query if isinstance(query, Query) else resolve_query(lib, index, query)
     seeds = [q.track] if q.track is not None else []
     selector = _Selector(lib, index, seeds, q.vector, filters or Filters(), q.exclude)
+    if distance != "cosine":
+        from .distances import sequence_distances
+
+        pool_ids, _ = index.search(q.vector, max(candidates, k), exclude=selector.exclude)
+        query_seq, kept, seqs = _sequences(lib, index, q, pool_ids.tolist())
+        dist = sequence_distances(query_seq, seqs, distance) if seqs else np.zeros(0)
+        order = np.argsort(dist, kind="stable")
+        selector.take([kept[i] for i in order], [1.0 - float(dist[i]) for i in order], k)
+        by_id = {kept[i]: float(dist[i]) for i in order}
+        for r in selector.kept:
+            r.distance = by_id.get(r.track.id)
+        return q, selector.kept
     fetch = k + 8
     while True:
         ids, scores = index.search(q.vector, fetch, exclude=selector.exclude)

@@ -49,6 +49,7 @@ class ContrastiveConfig(ModelConfig):
     gain_db: float = 12.0
     weight_decay: float = 1e-4
     positives: str = "track"
+    excerpts_per_view: int = 1
 
 
 def album_groups(albums: Sequence[tuple[int, str]]) -> dict[int, int]:
@@ -140,12 +141,12 @@ class Contrastive(Encoder):
 
     def sample_batch(self, tracks: TrackSet, rng: np.random.Generator, batch_size: int) -> dict[str, torch.Tensor]:
         """Two random, independently augmented excerpts of each of ``batch_size`` distinct tracks."""
-        frames = self.cfg.segment_frames
+        frames, per_view = self.cfg.segment_frames, max(1, self.cfg.excerpts_per_view)
         picks = rng.choice(len(tracks), size=min(batch_size, len(tracks)), replace=False)
         views = []
         for _ in range(2):
-            crops = np.empty((len(picks), tracks.inputs[0].shape[0], frames), dtype=np.float32)
-            for j, t in enumerate(picks):
+            crops = np.empty((len(picks) * per_view, tracks.inputs[0].shape[0], frames), dtype=np.float32)
+            for j, t in enumerate(np.repeat(picks, per_view)):
                 spec = tracks.inputs[int(t)]
                 if spec.shape[1] <= frames:
                     crops[j] = segment(np.asarray(spec, dtype=np.float32), frames, frames)[0]
@@ -169,8 +170,12 @@ class Contrastive(Encoder):
     def loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
         """NT-Xent: each excerpt against its partner, all other 2(B-1) excerpts as negatives; with album groups,
         every other excerpt of the same album is a positive too (SupCon, Khosla et al. 2020, "L_out")."""
-        z = F.normalize(self.projection(self.encode(torch.cat([batch["a"], batch["b"]]))), dim=1)
-        n = batch["a"].shape[0]
+        per_view = max(1, self.cfg.excerpts_per_view)
+        h = self.encode(torch.cat([batch["a"], batch["b"]]))
+        if per_view > 1:  # a view is several excerpts of the track: their mean embedding is contrasted
+            h = h.view(-1, per_view, h.shape[-1]).mean(dim=1)
+        z = F.normalize(self.projection(h), dim=1)
+        n = batch["a"].shape[0] // per_view
         logits = z @ z.T / self.cfg.temperature
         logits.fill_diagonal_(float("-inf"))
         targets = torch.cat([torch.arange(n, 2 * n), torch.arange(0, n)]).to(z.device)
