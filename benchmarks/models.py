@@ -76,32 +76,37 @@ def benchmark_model(lib: Any, name: str, epochs: int | None, checkpoints: Path, 
     """Train (or reuse) one family, embed, and measure it."""
     from soundalike.embed import embed_library
     from soundalike.models import build, load_checkpoint
-    from soundalike.training import train
+    from soundalike.models.checkpoint import read_checkpoint
+    from soundalike.training import last_checkpoint_path, train
 
     ckpt = checkpoints / f"{name}.pt"
     timing = checkpoints / f"{name}.timing.json"
     row: dict[str, Any] = {"model": name}
-    if ckpt.exists():
+    last = last_checkpoint_path(ckpt)
+    wanted = epochs or build(name).config.epochs
+    resume = last.exists() and int(read_checkpoint(last).get("epoch", 0)) < wanted  # a run cut short goes on
+    if ckpt.exists() and not resume:
         _, payload = load_checkpoint(ckpt)
         row.update({"trained": "reused checkpoint", "epochs": payload.get("epoch")})
         if timing.exists():
             row.update(json.loads(timing.read_text()))
     else:
-        steps = {"n": 0}
+        steps: dict[str, int] = {"n": 0}
 
         def count(stage: str, done: int, total: int, info: dict[str, float]) -> None:
-            if stage == "train":
-                steps["n"] = done
+            if stage == "train":  # steps of this run only (a resumed run's counter starts where it stopped)
+                steps.setdefault("first", done - 1)
+                steps["n"] = done - steps["first"]
 
         started = time.perf_counter()
-        result = train(lib, name, ckpt, epochs=epochs, on_progress=count, options=options or None)
+        result = train(lib, name, ckpt, epochs=wanted, on_progress=count, options=options or None, resume=resume)
         seconds = time.perf_counter() - started
         model = build(name, epochs=epochs)
         per_step = model.config.batch_size * SEGMENTS_PER_STEP.get(name, 1)
         measured = {"seconds_per_epoch": round(seconds / max(result.epochs_run, 1), 2),
                     "train_segments_per_s": round(steps["n"] * per_step / seconds, 1)}
         timing.write_text(json.dumps(measured))
-        row.update({"trained": "now", "epochs": result.epochs_run, **measured})
+        row.update({"trained": "resumed" if resume else "now", "epochs": wanted, **measured})
     started = time.perf_counter()
     model_id, count_embedded = embed_library(lib, ckpt, only_missing=False)
     row["embed_tracks_per_s"] = round(count_embedded / (time.perf_counter() - started), 2)

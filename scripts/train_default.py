@@ -62,8 +62,16 @@ def _table(results: dict[str, dict[str, Any]]) -> list[str]:
     return lines
 
 
+def _epoch_seconds(payload: dict[str, Any], seconds: float, epochs: int) -> float:
+    """Median measured epoch time (runs before epoch timing was recorded: wall time over epochs)."""
+    times = payload.get("history", {}).get("epoch_seconds") or []
+    return float(sorted(times)[len(times) // 2]) if times else seconds / max(epochs, 1)
+
+
 def model_card(payload: dict[str, Any], results: dict[str, dict[str, Any]], seconds: float, args: Any) -> str:
     """The Markdown model card."""
+    import torch
+
     data = payload.get("data", {})
     cfg = payload["config"]
     return "\n".join([
@@ -81,8 +89,9 @@ def model_card(payload: dict[str, Any], results: dict[str, dict[str, Any]], seco
         f"Self-supervised (no labels): InfoNCE between two augmented excerpts of the same track (temperature "
         f"{cfg['temperature']}; gain ±{cfg['gain_db']} dB, frequency masks ≤ {cfg['freq_mask']} bands, noise "
         f"{cfg['noise']}), AdamW lr {cfg['lr']}, batch {cfg['batch_size']} tracks, {payload.get('epoch')} epochs "
-        f"(best by validation loss of {args.epochs}), seed {cfg['seed']}; {seconds / 60:.0f} min on "
-        "2 CPU cores.",
+        f"(best by validation loss of {args.epochs}), seed {cfg['seed']}; "
+        f"{_epoch_seconds(payload, seconds, args.epochs):.0f} s per epoch with {torch.get_num_threads()} CPU "
+        "thread(s).",
         f"Data: {data.get('train_tracks')} training + {data.get('validation_tracks')} validation tracks "
         f"({data.get('frames', 0) * 512 / 22050 / 3600:.1f} h): the development soundtracks of "
         "`scripts/fetch_debian_music.sh` (Debian game-music packages: wesnoth, warzone2100, hyperrogue, supertux, "
@@ -122,18 +131,22 @@ def main(argv: list[str] | None = None) -> int:
 
     from soundalike.catalog import Library
     from soundalike.models import load_checkpoint
-    from soundalike.training import train
+    from soundalike.models.checkpoint import read_checkpoint
+    from soundalike.training import last_checkpoint_path, train
 
     if args.threads:
         torch.set_num_threads(args.threads)
     args.work.mkdir(parents=True, exist_ok=True)
     checkpoint = args.work / "default.pt"
     started = time.monotonic()
-    if not checkpoint.exists():
+    last = last_checkpoint_path(checkpoint)
+    if last.exists() or not checkpoint.exists():  # a run cut short resumes from its last epoch
         with Library.open(args.library, create=False) as lib:
-            train(lib, FAMILY, checkpoint, epochs=args.epochs, **DEFAULT_CONFIG)
+            train(lib, FAMILY, checkpoint, epochs=args.epochs, resume=last.exists(), **DEFAULT_CONFIG)
     seconds = time.monotonic() - started
     _, payload = load_checkpoint(checkpoint)
+    if last.exists():  # the last epoch's history has every epoch's time; the best checkpoint's may stop earlier
+        payload["history"] = read_checkpoint(last).get("history", payload.get("history", {}))
     results = {"development": measure(args.eval_library or args.library, args.music_root, checkpoint)}
     if args.heldout_library:
         results["held-out"] = measure(args.heldout_library, args.heldout_root, checkpoint)

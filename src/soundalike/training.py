@@ -122,7 +122,7 @@ def train(lib: Library, name: str, out: str | Path, *, epochs: int | None = None
     model.to(device)
     optimizer = model.optimizer()
     rng = np.random.default_rng(cfg.seed)
-    history: dict[str, list[float]] = {"train_loss": [], "val_loss": []}
+    history: dict[str, list[float]] = {"train_loss": [], "val_loss": [], "epoch_seconds": []}
     start_epoch, step, best = 0, 0, float("inf")
     last = last_checkpoint_path(out)
     if resume:
@@ -140,7 +140,7 @@ def train(lib: Library, name: str, out: str | Path, *, epochs: int | None = None
         _set_rng_state(rng, state["rng"])
         torch.set_rng_state(state["torch_rng"])
         start_epoch, step = int(state["epoch"]), int(state["step"])
-        history = {k: list(v) for k, v in state["history"].items()}
+        history = {"epoch_seconds": [], **{k: list(v) for k, v in state["history"].items()}}
         best = float("inf") if new_phase else float(state.get("best_val_loss", float("inf")))
     per_epoch = model.batches_per_epoch(len(data.train))
     total_steps = per_epoch * cfg.epochs
@@ -150,6 +150,7 @@ def train(lib: Library, name: str, out: str | Path, *, epochs: int | None = None
             best = float("inf")  # a new phase's losses are not comparable with the last phase's
         model.train()
         losses = []
+        epoch_started = time.monotonic()
         for _ in range(per_epoch):
             batch = {k: v.to(device) for k, v in model.sample_batch(data.train, rng, cfg.batch_size).items()}
             loss, extra = model.loss(batch)
@@ -163,6 +164,7 @@ def train(lib: Library, name: str, out: str | Path, *, epochs: int | None = None
                                                         **extra})
         history["train_loss"].append(float(np.mean(losses)))
         val = _validation_loss(model, data, cfg.seed)
+        history["epoch_seconds"].append(round(time.monotonic() - epoch_started, 2))
         score = val if val is not None else history["train_loss"][-1]
         history["val_loss"].append(float("nan") if val is None else val)
         card = {"epoch": epoch + 1, "step": step, "history": history, "data": {**data.summary(), **setup},
