@@ -39,7 +39,10 @@ def plot_score_comparison(data: ContinuationReport | Mapping[str, Mapping[str, M
     if not systems or not methods:
         raise ValueError("no embedding x score-method results to plot")
     plt = _pyplot()
-    fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics) + 1, 3.8), dpi=110, squeeze=False)
+    crowded = len(systems) > 4  # many bars per group: labels turned upright so they do not overlap
+    wide = 4.2 + (0.35 * (len(systems) - 4) if crowded else 0)
+    fig, axes = plt.subplots(1, len(metrics), figsize=(wide * len(metrics) + 1, 3.8 + crowded * 0.6), dpi=110,
+                             squeeze=False)
     width = 0.8 / len(systems)
     x = np.arange(len(methods))
     cmap = plt.get_cmap("tab10")
@@ -47,11 +50,12 @@ def plot_score_comparison(data: ContinuationReport | Mapping[str, Mapping[str, M
         for i, system in enumerate(systems):
             heights = [values[metric].get(system, {}).get(sc, np.nan) for sc in methods]
             bars = ax.bar(x + (i - (len(systems) - 1) / 2) * width, heights, width, label=system, color=cmap(i % 10))
-            ax.bar_label(bars, fmt="%.3f", fontsize=7, padding=1)
+            ax.bar_label(bars, fmt="%.2f" if crowded else "%.3f", fontsize=6 if crowded else 7, padding=1,
+                         rotation=90 if crowded else 0)
         ax.set_xticks(x, methods)
         ax.set_title(f"{METRIC_LABELS.get(metric, metric)}" + (f"@{n}" if n is not None else ""))
         ax.set_xlabel("score method")
-        ax.margins(y=0.15)
+        ax.margins(y=0.25 if crowded else 0.15)
     handles, labels = axes[0][0].get_legend_handles_labels()
     fig.legend(handles, labels, fontsize=8, frameon=False, loc="lower center", ncol=min(len(systems), 4))
     fig.suptitle(title or "Score methods" + (f", top@{n}" if n is not None else ""))
