@@ -526,6 +526,33 @@ def demo(
              console=out, progress_console=err)
 
 
+@app.command()
+def serve(
+    library: Path | None = LibraryOption,
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to bind. Anything but loopback needs --token."),
+    port: int = typer.Option(8000, "--port", min=1, max=65535),
+    token: str | None = typer.Option(None, "--token", envvar="SOUNDALIKE_TOKEN",
+                                     help="Require this token (Authorization: Bearer T, or ?token=T)."),
+    insecure: bool = typer.Option(False, "--insecure", help="Allow a non-loopback bind without a token."),
+    cors_origin: list[str] = typer.Option([], "--cors-origin", help="Web origin allowed to call the API from a "
+                                                                     "browser (repeat). Default: none."),
+    max_upload_mb: int = typer.Option(50, "--max-upload-mb", min=1, max=2048, help="Largest accepted upload."),
+) -> None:
+    """Web page and HTTP API (OpenAPI docs at /docs, OpenSubsonic sonicSimilarity under /rest)."""
+    from .server.run import serve as run_server
+    from .server.security import BindError
+
+    root = library or default_library_dir()
+    _open(root).close()  # a clear message now if there is no library
+    try:
+        run_server(root, host=host, port=port, token=token, insecure=insecure, cors_origins=cors_origin,
+                   max_upload_bytes=max_upload_mb << 20,
+                   on_ready=lambda url: err.print(f"serving {root} at {url}  (API docs: {url.split('?')[0]}docs; "
+                                                  "Ctrl+C stops)"))
+    except BindError as exc:
+        raise _fail(str(exc)) from None
+
+
 def _version(value: bool) -> None:
     if value:
         out.print(f"soundalike {__version__}")

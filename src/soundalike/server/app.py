@@ -1,0 +1,600 @@
+"""The FastAPI application: a JSON API over the recommendation engine, the web page, and OpenSubsonic endpoints.
+
+Every endpoint calls the same functions as the command line (:mod:`soundalike.recommend`). Clients name tracks
+only by catalogue id: no endpoint takes a path, so nothing outside the catalogue can be read or analysed, except
+an uploaded file, which is checked in a separate process, analysed, and deleted (never added to the library).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import os
+import shutil
+import tempfile
+import threading
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
+from fastapi import Path as PathParam
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse, Response
+from fastapi.security import APIKeyQuery, HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+from starlette.middleware.cors import CORSMiddleware
+from starlette.middleware.gzip import GZipMiddleware
+
+from .. import __version__
+from ..audio import AUDIO_EXTENSIONS
+from ..catalog import CatalogError, Track
+from ..index import VectorIndex
+from ..recommend import DISTANCES, Filters, QueryError, Recommendation, continue_playlist, path_between, similar
+from .maps import METHODS, TSNE_INLINE_MAX, BackgroundJobs, map_payload, pca_2d, tsne_2d
+from .media import audio_content_type, spectrogram_png
+from .middleware import BodyLimitMiddleware, LoopbackHostMiddleware, SecurityHeadersMiddleware
+from .security import token_matches
+from .state import LibraryState, ModelNameError, search
+from .uploads import CHECK_TIMEOUT_S, check_audio_file
+
+log = logging.getLogger("soundalike.server")
+
+DEFAULT_MAX_UPLOAD_BYTES = 50 << 20
+JSON_BODY_LIMIT = 1 << 20
+MAX_K = 200
+MAX_ID = (1 << 63) - 1  # SQLite's largest integer: anything above cannot be a catalogue id
+STATIC_DIR = Path(str(resources.files("soundalike.server").joinpath("static")))
+
+
+@dataclass
+class ServerConfig:
+    """How one server instance behaves (see :func:`create_app`)."""
+
+    library: Path
+    token: str | None = None
+    loopback_only: bool = False
+    cors_origins: tuple[str, ...] = ()
+    max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
+    refresh_seconds: float = 3.0
+    check_timeout: float = CHECK_TIMEOUT_S
+    max_concurrent_uploads: int = 2
+
+
+class Server:
+    """The state behind one app: configuration, library caches, background map jobs, upload slots."""
+
+    def __init__(self, config: ServerConfig) -> None:
+        import faiss
+
+        # Requests run concurrently on worker threads, each search on one thread. faiss's OpenMP workers would
+        # otherwise spin beside scikit-learn's (t-SNE maps): measured 45 s instead of 1 s for a 12-track t-SNE.
+        faiss.omp_set_num_threads(1)
+        self.config = config
+        self.state = LibraryState(config.library, refresh_seconds=config.refresh_seconds)
+        self.maps = BackgroundJobs()
+        self.upload_slots = threading.BoundedSemaphore(config.max_concurrent_uploads)
+
+
+def get_server(request: Request) -> Server:
+    """The :class:`Server` of the app handling ``request``."""
+    server: Server = request.app.state.server
+    return server
+
+
+ServerDep = Annotated[Server, Depends(get_server)]
+_bearer = HTTPBearer(auto_error=False, description="The server's token (soundalike serve --token).")
+_token_query = APIKeyQuery(name="token", auto_error=False,
+                           description="The token as a query parameter, for <audio src> and <img src>.")
+
+
+def require_token(request: Request,
+                  bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+                  token: Annotated[str | None, Depends(_token_query)]) -> None:
+    """Let the request through when no token is configured, or when it presents the right one."""
+    expected = get_server(request).config.token
+    if expected is None:
+        return
+    given = bearer.credentials if bearer is not None else token
+    if not token_matches(given, expected):
+        raise HTTPException(401, "missing or wrong token (Authorization: Bearer TOKEN, or ?token=TOKEN)",
+                            headers={"WWW-Authenticate": "Bearer"})
+
+
+# --- response shapes (for the OpenAPI document) -------------------------------------------------------------------
+class TrackOut(BaseModel):
+    """A library track, as in the command line's JSON."""
+
+    track_id: int
+    path: str
+    artist: str
+    album: str
+    title: str
+    duration: float
+
+
+class ResultOut(TrackOut):
+    """A recommended track with its score (cosine similarity, or 1 - a sequence distance)."""
+
+    score: float
+    distance: float | None = None
+
+
+class TrackPage(BaseModel):
+    """One page of a track listing or search."""
+
+    total: int
+    offset: int
+    limit: int
+    items: list[TrackOut]
+
+
+class TrackDetail(TrackOut):
+    """A track with its files and links to its audio and spectrogram."""
+
+    paths: list[str]
+    format: str
+    size_bytes: int | None
+    audio_url: str
+    spectrogram_url: str
+
+
+class SimilarOut(BaseModel):
+    """The command line's ``similar --format json`` shape."""
+
+    query: dict[str, Any]
+    results: list[ResultOut]
+
+
+class ContinueIn(BaseModel):
+    """A playlist to continue, as catalogue ids in order."""
+
+    track_ids: list[Annotated[int, Field(ge=1, le=MAX_ID)]] = Field(..., min_length=1, max_length=1000)
+    k: int = Field(10, ge=1, le=MAX_K)
+    score: str = Field("max", max_length=20, description="max, mean, topk or cluster (seed 000 eq. 1, §5.4)")
+    model: str = Field("default", max_length=200)
+    no_same_artist: bool = False
+    no_same_album: bool = False
+    max_per_artist: int | None = Field(None, ge=1, le=1000)
+    max_per_album: int | None = Field(None, ge=1, le=1000)
+    keep_duplicates: bool = False
+
+
+class ContinueOut(BaseModel):
+    """The command line's ``continue --format json`` shape."""
+
+    playlist: dict[str, Any]
+    results: list[ResultOut]
+
+
+class PathOut(BaseModel):
+    """The command line's ``path --format json`` shape: both ends included in ``results``."""
+
+    start: dict[str, Any]
+    end: dict[str, Any]
+    results: list[ResultOut]
+
+
+class Health(BaseModel):
+    """Liveness."""
+
+    status: str
+    version: str
+
+
+# --- shared parameters --------------------------------------------------------------------------------------------
+def filter_params(
+    no_same_artist: Annotated[bool, Query(description="No track by the query's artists.")] = False,
+    no_same_album: Annotated[bool, Query(description="No track from the query's albums.")] = False,
+    max_per_artist: Annotated[int | None, Query(ge=1, le=1000, description="At most N results by one artist.")]
+    = None,
+    max_per_album: Annotated[int | None, Query(ge=1, le=1000, description="At most N results per album.")] = None,
+    keep_duplicates: Annotated[bool, Query(description="Also list other versions of one recording.")] = False,
+) -> Filters:
+    """The result filters of the command line, as query parameters."""
+    return Filters(exclude_artists=no_same_artist, exclude_albums=no_same_album, max_per_artist=max_per_artist,
+                   max_per_album=max_per_album, skip_duplicates=not keep_duplicates)
+
+
+FiltersDep = Annotated[Filters, Depends(filter_params)]
+ModelParam = Annotated[str, Query(max_length=200, description="default, descriptor, a model family or id, or a "
+                                                              "fused key such as descriptor+melae.")]
+KParam = Annotated[int, Query(ge=1, le=MAX_K, description="How many tracks.")]
+TrackId = Annotated[int, PathParam(ge=1, le=MAX_ID, description="A catalogue track id.")]
+TrackIdQuery = Annotated[int, Query(ge=1, le=MAX_ID, description="A catalogue track id.")]
+
+
+def _track_or_404(server: Server, track_id: int) -> Track:
+    track = server.state.track(track_id)
+    if track is None:
+        raise HTTPException(404, f"no track with id {track_id}")
+    return track
+
+
+def _results(results: Sequence[Recommendation]) -> list[dict[str, object]]:
+    return [r.to_dict() for r in results]
+
+
+def _index(server: Server, model: str, track_ids: Sequence[int] = ()) -> VectorIndex:
+    try:
+        return server.state.index_for(model, track_ids)
+    except ModelNameError as exc:
+        raise HTTPException(400, str(exc)) from None
+
+
+# --- the JSON API -------------------------------------------------------------------------------------------------
+api = APIRouter(prefix="/api", dependencies=[Depends(require_token)])
+
+
+@api.get("/library", summary="What the library holds")
+def library_stats(server: ServerDep) -> dict[str, Any]:
+    """Counts of tracks, files, errors by kind, embeddings, hours, disk use."""
+    stats = server.state.lib().stats()
+    return {**stats, "models_offered": sorted(server.state.allowed_models())}
+
+
+@api.get("/tracks", response_model=TrackPage, summary="List or search tracks, with paging")
+def list_tracks(server: ServerDep,
+                q: Annotated[str, Query(max_length=200, description="Words of the artist, album or title.")] = "",
+                offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+                limit: Annotated[int, Query(ge=1, le=500)] = 50) -> dict[str, Any]:
+    """Every track (by artist, album, title), or those matching every word of ``q`` (best first)."""
+    found = search(server.state.snapshot(), q)
+    return {"total": len(found), "offset": offset, "limit": limit,
+            "items": [t.to_dict() for t in found[offset:offset + limit]]}
+
+
+def _file_of(server: Server, track: Track) -> str | None:
+    for path in server.state.lib().paths_of(track.id):
+        if os.path.isfile(path):
+            return path
+    return None
+
+
+@api.get("/tracks/{track_id}", response_model=TrackDetail, summary="One track: tags, files, links")
+def track_detail(server: ServerDep, track_id: TrackId) -> dict[str, Any]:
+    """Tags, duration, every indexed path, and the URLs of its audio and spectrogram."""
+    track = _track_or_404(server, track_id)
+    paths = server.state.lib().paths_of(track.id)
+    size = None
+    for p in paths:
+        try:
+            size = os.stat(p).st_size
+            break
+        except OSError:
+            continue
+    return {**track.to_dict(), "paths": paths, "format": Path(track.path).suffix.lstrip(".").lower(),
+            "size_bytes": size, "audio_url": f"/api/tracks/{track.id}/audio",
+            "spectrogram_url": f"/api/tracks/{track.id}/spectrogram.png"}
+
+
+@api.get("/tracks/{track_id}/audio", summary="Stream a track's audio (HTTP range requests)",
+         response_class=FileResponse, responses={200: {"content": {"audio/*": {}}}, 206: {"description": "A range"}})
+def track_audio(server: ServerDep, track_id: TrackId) -> FileResponse:
+    """The track's file as it is on disk, found by catalogue id only; ``Range: bytes=...`` gives 206 answers."""
+    track = _track_or_404(server, track_id)
+    path = _file_of(server, track)
+    if path is None:
+        raise HTTPException(404, f"the file of track {track_id} is gone (moved or deleted since the last scan)")
+    return FileResponse(path, media_type=audio_content_type(path), filename=os.path.basename(path),
+                        content_disposition_type="inline", headers={"Cache-Control": "private, max-age=3600"})
+
+
+@api.get("/tracks/{track_id}/spectrogram.png", summary="The stored log-mel spectrogram as an image",
+         response_class=Response, responses={200: {"content": {"image/png": {}}}})
+def track_spectrogram(server: ServerDep, request: Request, track_id: TrackId,
+                      width: Annotated[int, Query(ge=64, le=2400)] = 900,
+                      height: Annotated[int, Query(ge=32, le=600)] = 200) -> Response:
+    """128 mel bands (hop 512 at 22.05 kHz), the loudest 80 dB in colour, low frequencies at the bottom."""
+    track = _track_or_404(server, track_id)
+    etag = f'"{track.audio_hash}-{width}x{height}"'
+    headers = {"ETag": etag, "Cache-Control": "private, max-age=86400"}
+    if request.headers.get("if-none-match") == etag:
+        return Response(status_code=304, headers=headers)
+
+    def render() -> bytes:
+        try:
+            spec = server.state.lib().spectrogram(track.id, "melae")
+        except CatalogError:
+            raise HTTPException(404, f"track {track_id} has no stored spectrogram") from None
+        return spectrogram_png(spec, width=width, height=height)
+
+    data = server.state.png((track.audio_hash, width, height), render)
+    return Response(data, media_type="image/png", headers=headers)
+
+
+@api.get("/tracks/{track_id}/similar", response_model=SimilarOut, summary="More like this track")
+def track_similar(server: ServerDep, track_id: TrackId, filters: FiltersDep, k: KParam = 10,
+                  model: ModelParam = "default",
+                  distance: Annotated[str, Query(max_length=20, description=", ".join(DISTANCES))] = "cosine",
+                  candidates: Annotated[int, Query(ge=1, le=2000, description="Candidates a sequence distance "
+                                                                             "re-ranks.")] = 200) -> dict[str, Any]:
+    """The ``k`` tracks that sound most like this one (never itself or its duplicates), best first."""
+    _track_or_404(server, track_id)
+    index = _index(server, model, [track_id])
+    query, results = similar(server.state.lib(), str(track_id), k, index=index, filters=filters, distance=distance,
+                             candidates=candidates)
+    return {"query": query.to_dict(), "results": _results(results)}
+
+
+@api.post("/continue", response_model=ContinueOut, summary="Continue a playlist")
+def playlist_continue(server: ServerDep, body: ContinueIn) -> dict[str, Any]:
+    """The ``k`` library tracks that best continue the playlist (seed 000's score functions), without its tracks."""
+    index = _index(server, body.model, body.track_ids)
+    filters = Filters(exclude_artists=body.no_same_artist, exclude_albums=body.no_same_album,
+                      max_per_artist=body.max_per_artist, max_per_album=body.max_per_album,
+                      skip_duplicates=not body.keep_duplicates)
+    playlist, results = continue_playlist(server.state.lib(), list(body.track_ids), body.k, score=body.score,
+                                          index=index, filters=filters)
+    return {"playlist": playlist.to_dict(), "results": _results(results)}
+
+
+@api.get("/path", response_model=PathOut, summary="A path of tracks from one track to another")
+def tracks_path(server: ServerDep, start: TrackIdQuery, end: TrackIdQuery, filters: FiltersDep,
+                n: Annotated[int, Query(ge=2, le=MAX_K, description="Tracks in the path, both ends included.")] = 10,
+                model: ModelParam = "default") -> dict[str, Any]:
+    """``n`` distinct tracks leading smoothly from ``start`` to ``end`` (both included)."""
+    _track_or_404(server, start)
+    _track_or_404(server, end)
+    a, b, results = path_between(server.state.lib(), str(start), str(end), n, index=_index(server, model, [start, end]),
+                                 filters=filters)
+    return {"start": a.to_dict(), "end": b.to_dict(), "results": _results(results)}
+
+
+@api.get("/map", summary="2-D map of the library",
+         responses={200: {"description": "Columnar JSON: model, method, count, ids, x, y (in [0, 1]), title, "
+                                         "artist, album"},
+                    202: {"description": "t-SNE is being computed; ask again shortly (Retry-After)"}})
+def library_map(server: ServerDep, model: ModelParam = "default",
+                method: Annotated[str, Query(pattern="^(pca|tsne)$", description=" or ".join(METHODS))] = "pca"
+                ) -> Response:
+    """Every track's 2-D position (PCA at once; t-SNE computed in the background for large libraries)."""
+    index = _index(server, model)
+    state = server.state
+
+    def build(kind: str) -> bytes:
+        xy = pca_2d(index.vectors) if kind == "pca" else tsne_2d(index.vectors)
+        tracks = state.snapshot().by_id
+        missing = [int(i) for i in index.ids if int(i) not in tracks]
+        extra = {t.id: t for t in state.lib().tracks(missing)} if missing else {}
+        return map_payload(index.embedding.model, kind, index.ids.tolist(), xy, {**tracks, **extra})
+
+    if method == "pca" or len(index) <= TSNE_INLINE_MAX:
+        data = state.cached(("map", model, method), lambda: build(method))
+        return Response(data, media_type="application/json")
+    key = (model, method, state.generation())
+    done = server.maps.get(key)
+    if isinstance(done, bytes):
+        return Response(done, media_type="application/json")
+    failure = server.maps.failure(key)
+    if failure:
+        raise HTTPException(500, f"the t-SNE map failed: {failure}")
+    server.maps.start(key, lambda: build(method))
+    return JSONResponse({"detail": f"computing the t-SNE map of {len(index)} tracks; ask again in a few seconds"},
+                        status_code=202, headers={"Retry-After": "5"})
+
+
+def _safe_suffix(filename: str) -> str:
+    suffix = Path(filename).suffix.lower()
+    return suffix if suffix in AUDIO_EXTENSIONS else ".bin"
+
+
+@api.post("/upload/similar", response_model=SimilarOut, summary="Find library tracks like an uploaded file",
+          openapi_extra={"requestBody": {"required": True, "content": {
+              "multipart/form-data": {"schema": {"type": "object", "required": ["file"],
+                                                 "properties": {"file": {"type": "string", "format": "binary"}}}},
+              "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}},
+          responses={400: {"description": "Not decodable audio"}, 413: {"description": "Too large"},
+                     415: {"description": "Not audio at all"}})
+async def upload_similar(server: ServerDep, request: Request, filters: FiltersDep, k: KParam = 10,
+                         model: ModelParam = "default",
+                         filename: Annotated[str, Query(max_length=255, description="Name of a raw-body upload "
+                                                                                     "(for its extension).")] = "upload"
+                         ) -> dict[str, Any]:
+    """Analyse an audio file (multipart field ``file``, or the raw body) and return the library tracks that sound
+    like it (cold start). The file is checked by decoding it in a separate process, then deleted; it is never added
+    to the library."""
+    limit = server.config.max_upload_bytes
+    folder = tempfile.mkdtemp(prefix="soundalike-upload-")
+    try:
+        ctype = request.headers.get("content-type", "")
+        if ctype.startswith("multipart/form-data"):
+            form = await request.form(max_files=1, max_fields=8)
+            upload = form.get("file")
+            if upload is None or isinstance(upload, str):
+                raise HTTPException(400, "send the audio file in a multipart field named 'file'")
+            name = upload.filename or "upload"
+            target = os.path.join(folder, "upload" + _safe_suffix(name))
+            size = 0
+            with open(target, "wb") as out:
+                while chunk := await upload.read(1 << 20):
+                    size += len(chunk)
+                    if size > limit:
+                        raise HTTPException(413, f"file too large (limit {limit // (1 << 20)} MB)")
+                    out.write(chunk)
+            await upload.close()
+        else:
+            name = filename
+            target = os.path.join(folder, "upload" + _safe_suffix(name))
+            size = 0
+            with open(target, "wb") as out:
+                async for chunk in request.stream():
+                    size += len(chunk)
+                    if size > limit:
+                        raise HTTPException(413, f"file too large (limit {limit // (1 << 20)} MB)")
+                    out.write(chunk)
+        if size == 0:
+            raise HTTPException(400, "empty upload (0 bytes)")
+        return await run_in_threadpool(_similar_to_file, server, target, os.path.basename(name), k, model, filters)
+    finally:
+        await run_in_threadpool(shutil.rmtree, folder, True)
+
+
+def _similar_to_file(server: Server, path: str, name: str, k: int, model: str, filters: Filters) -> dict[str, Any]:
+    from ..recommend import resolve_query
+
+    index = _index(server, model)
+    if not server.upload_slots.acquire(timeout=30):
+        raise HTTPException(503, "too many uploads being analysed; try again shortly")
+    try:
+        check = check_audio_file(path, timeout=server.config.check_timeout)
+        if not check.ok:
+            status = 415 if check.kind in ("not-audio",) else 400
+            raise HTTPException(status, f"{name}: {check.reason or 'not usable audio'}")
+        lib = server.state.lib()
+        try:
+            query = resolve_query(lib, index, path)
+        except QueryError as exc:
+            raise HTTPException(400, f"{name}: {str(exc).replace(path, '').lstrip(': ') or 'not usable audio'}"
+                                ) from None
+        query, results = similar(lib, query, k, index=index, filters=filters)
+    finally:
+        server.upload_slots.release()
+    same = sorted(query.exclude)
+    info: dict[str, Any] = {"input": name, "in_library": False, "duration": round(check.duration, 3)}
+    if same:
+        twin = server.state.track(same[0])
+        if twin is not None:
+            info["same_audio_as"] = twin.to_dict()
+    return {"query": info, "results": _results(results)}
+
+
+@api.get("/playlist.m3u", summary="A playlist of tracks as an M3U file", response_class=PlainTextResponse,
+         responses={200: {"content": {"audio/x-mpegurl": {}}}})
+def playlist_m3u(server: ServerDep, request: Request,
+                 ids: Annotated[str, Query(max_length=20_000, pattern=r"^\d+(,\d+)*$",
+                                           description="Comma-separated track ids, in order.")],
+                 title: Annotated[str, Query(max_length=200)] = "soundalike playlist",
+                 target: Annotated[str, Query(pattern="^(paths|urls)$",
+                                              description="paths (for a player on this machine) or urls (stream "
+                                                          "URLs of this server)")] = "paths") -> Response:
+    """Extended M3U (UTF-8) of the given tracks, as a download."""
+    wanted = [i for i in (int(text) for text in ids.split(",")[:5000]) if 0 < i <= MAX_ID]
+    lib = server.state.lib()
+    tracks = lib.tracks(wanted)
+    if not tracks:
+        raise HTTPException(404, "none of these ids is a library track")
+    if target == "urls":
+        base = str(request.base_url).rstrip("/")
+        token = server.config.token
+        suffix = f"?token={quote(token)}" if token else ""
+        tracks = [dataclasses.replace(t, path=f"{base}/api/tracks/{t.id}/audio{suffix}") for t in tracks]
+    from ..playlists import to_m3u
+
+    text = to_m3u(tracks, title=title.replace("\n", " ").replace("\r", " "))
+    return Response(text.encode("utf-8"), media_type="audio/x-mpegurl",
+                    headers={"Content-Disposition": 'attachment; filename="playlist.m3u8"'})
+
+
+# --- health, page, docs -------------------------------------------------------------------------------------------
+public = APIRouter()
+
+
+@public.get("/api/health", response_model=Health, summary="Liveness (no token needed)")
+def health() -> dict[str, str]:
+    """``{"status": "ok"}`` while the server runs."""
+    return {"status": "ok", "version": __version__}
+
+
+@public.get("/", include_in_schema=False)
+def index_page() -> FileResponse:
+    """The web page."""
+    return FileResponse(STATIC_DIR / "index.html", media_type="text/html", headers={"Cache-Control": "no-cache"})
+
+
+@public.get("/docs", include_in_schema=False)
+def swagger_page() -> HTMLResponse:
+    """Swagger UI, served from local files (no CDN)."""
+    return get_swagger_ui_html(openapi_url="/openapi.json", title="soundalike API",
+                               swagger_js_url="/docs-static/swagger-ui-bundle.js",
+                               swagger_css_url="/docs-static/swagger-ui.css",
+                               swagger_favicon_url="/static/favicon.svg")
+
+
+@public.get("/redoc", include_in_schema=False)
+def redoc_page() -> HTMLResponse:
+    """ReDoc, served from local files (no CDN)."""
+    return get_redoc_html(openapi_url="/openapi.json", title="soundalike API",
+                          redoc_js_url="/docs-static/redoc.standalone.js", redoc_favicon_url="/static/favicon.svg",
+                          with_google_fonts=False)
+
+
+def _short(exc: RequestValidationError) -> str:
+    parts = []
+    for error in exc.errors()[:3]:
+        loc = [str(x) for x in error.get("loc", ())]
+        where = ".".join(x for x in loc if x not in ("query", "body", "path")) or (loc[0] if loc else "")
+        if error.get("type") == "json_invalid":
+            where = "body"  # the position inside the JSON text says little
+        parts.append(f"{where}: {error.get('msg', 'invalid')}" if where else str(error.get("msg", "invalid")))
+    return "; ".join(parts) or "invalid request"
+
+
+def create_app(library: str | os.PathLike[str], *, token: str | None = None, loopback_only: bool = False,
+               cors_origins: Sequence[str] = (), max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
+               refresh_seconds: float = 3.0, check_timeout: float = CHECK_TIMEOUT_S) -> FastAPI:
+    """The app serving the library at ``library``. ``token`` protects every data endpoint; ``loopback_only``
+    answers only requests addressed to localhost (for a tokenless loopback server); ``cors_origins`` lists the
+    web origins allowed to call the API from a browser (none by default)."""
+    config = ServerConfig(Path(library), token=token or None, loopback_only=loopback_only,
+                          cors_origins=tuple(cors_origins), max_upload_bytes=max_upload_bytes,
+                          refresh_seconds=refresh_seconds, check_timeout=check_timeout)
+    server = Server(config)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        await asyncio.to_thread(server.state.close)
+
+    app = FastAPI(title="soundalike", version=__version__, docs_url=None, redoc_url=None, lifespan=lifespan,
+                  description="Content-based music recommendation: search the library, stream tracks, find what "
+                              "sounds alike, continue playlists, walk paths between tracks, map the library, and "
+                              "find library tracks like any uploaded file. OpenSubsonic `sonicSimilarity` "
+                              "endpoints live under `/rest`.")
+    app.state.server = server
+
+    from .subsonic import rest
+
+    app.include_router(public)
+    app.include_router(api)
+    app.include_router(rest)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.mount("/docs-static", StaticFiles(directory=str(resources.files("fastapi_offline").joinpath("static"))),
+              name="docs-static")
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse({"detail": _short(exc)}, status_code=422)
+
+    @app.exception_handler(QueryError)
+    async def _query_error(request: Request, exc: QueryError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=400)
+
+    @app.exception_handler(CatalogError)
+    async def _catalog_error(request: Request, exc: CatalogError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=400)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("error answering %s %s", request.method, request.url.path)
+        return JSONResponse({"detail": "internal error (details are in the server log)"}, status_code=500)
+
+    app.add_middleware(GZipMiddleware, minimum_size=2048, compresslevel=5)
+    if config.cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=list(config.cors_origins), allow_methods=["GET", "POST"],
+                           allow_headers=["Authorization", "Content-Type", "Range"], max_age=600)
+    app.add_middleware(SecurityHeadersMiddleware)
+    upload_limit = max_upload_bytes + (1 << 20)  # multipart framing
+    app.add_middleware(BodyLimitMiddleware, default_limit=JSON_BODY_LIMIT,
+                       limits={"/api/upload/": upload_limit})
+    if loopback_only:
+        app.add_middleware(LoopbackHostMiddleware)
+    return app

@@ -1,0 +1,116 @@
+"""The 2-D library map: PCA (instant) or t-SNE (computed in the background, cached per catalogue generation)."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from ..catalog import Track
+
+METHODS = ("pca", "tsne")
+# t-SNE below this many tracks is quick enough to compute inside the request.
+TSNE_INLINE_MAX = 1500
+
+
+def pca_2d(vectors: np.ndarray) -> np.ndarray:
+    """The first two principal components of the rows (sign fixed so the map does not flip between runs)."""
+    x = np.asarray(vectors, dtype=np.float64)
+    if len(x) == 0:
+        return np.zeros((0, 2))
+    x = x - x.mean(axis=0)
+    if len(x) < 2:
+        return np.zeros((len(x), 2))
+    _, _, vt = np.linalg.svd(x, full_matrices=False)
+    comps = vt[:2]
+    if comps.shape[0] < 2:
+        comps = np.vstack([comps, np.zeros_like(comps)])
+    signs = np.sign(comps[np.arange(2), np.abs(comps).argmax(axis=1)])
+    xy = x @ (comps * signs[:, None]).T
+    return xy
+
+
+def tsne_2d(vectors: np.ndarray, seed: int = 0) -> np.ndarray:
+    """A t-SNE embedding of the rows (PCA initialisation, perplexity up to 30)."""
+    from sklearn.manifold import TSNE
+    from threadpoolctl import threadpool_limits
+
+    x = np.asarray(vectors, dtype=np.float32)
+    if len(x) < 5:
+        return pca_2d(x)
+    # One thread: OpenMP workers of several runtimes (faiss, torch, scikit-learn) in one process spin against each
+    # other, and a server has other requests to answer.
+    with threadpool_limits(1):
+        return TSNE(n_components=2, perplexity=min(30.0, max(2.0, (len(x) - 1) / 3)), random_state=seed,
+                    init="pca").fit_transform(x)
+
+
+def map_payload(model: str, method: str, ids: Sequence[int], xy: np.ndarray, tracks: Mapping[int, Track]) -> bytes:
+    """The map as compact columnar JSON: ids, coordinates scaled to [0, 1], titles, artists, albums."""
+    xy = np.asarray(xy, dtype=np.float64).reshape(-1, 2)
+    if len(xy):
+        lo, hi = xy.min(axis=0), xy.max(axis=0)
+        xy = (xy - lo) / np.where(hi - lo > 0, hi - lo, 1.0)
+    known = [i for i, tid in enumerate(ids) if int(tid) in tracks]
+    rows = [tracks[int(ids[i])] for i in known]
+    payload = {
+        "model": model, "method": method, "count": len(rows),
+        "ids": [t.id for t in rows],
+        "x": [round(float(xy[i, 0]), 4) for i in known],
+        "y": [round(float(xy[i, 1]), 4) for i in known],
+        "title": [t.title for t in rows],
+        "artist": [t.artist for t in rows],
+        "album": [t.album for t in rows],
+    }
+    return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+class BackgroundJobs:
+    """At most one background computation per key; results kept until replaced."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._running: set[object] = set()
+        self._done: dict[object, object] = {}
+        self._failed: dict[object, str] = {}
+
+    def get(self, key: object) -> object | None:
+        """The finished result for ``key``, if any."""
+        with self._lock:
+            return self._done.get(key)
+
+    def failure(self, key: object) -> str | None:
+        """Why the computation for ``key`` failed, if it did."""
+        with self._lock:
+            return self._failed.get(key)
+
+    def start(self, key: object, work: object) -> bool:
+        """Run ``work()`` in a daemon thread unless one runs for ``key`` already; returns whether it started."""
+        with self._lock:
+            if key in self._running or key in self._done:
+                return False
+            self._running.add(key)
+            self._failed.pop(key, None)
+
+        def run() -> None:
+            try:
+                result = work()  # type: ignore[operator]
+            except Exception as exc:  # noqa: BLE001 - reported to the client that asked, not raised in a thread
+                with self._lock:
+                    self._failed[key] = str(exc) or type(exc).__name__
+                    self._running.discard(key)
+                return
+            with self._lock:
+                self._done = {k: v for k, v in self._done.items() if not _same_family(k, key)}
+                self._done[key] = result
+                self._running.discard(key)
+
+        threading.Thread(target=run, name=f"soundalike-map-{key}", daemon=True).start()
+        return True
+
+
+def _same_family(a: object, b: object) -> bool:
+    """Keys ``(model, method, generation)`` of one model and method: an older generation is dropped."""
+    return isinstance(a, tuple) and isinstance(b, tuple) and a[:-1] == b[:-1]

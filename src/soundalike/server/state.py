@@ -1,0 +1,246 @@
+"""What the server keeps between requests: one catalogue connection per worker thread, and caches (search
+indexes, the track list, maps, spectrogram images) that are rebuilt when the catalogue changes.
+
+Changes are noticed through SQLite's ``PRAGMA data_version`` on a connection of its own, asked at most every
+``refresh_seconds``: it changes whenever another connection (``soundalike index`` running beside the server)
+commits. A cache built for an older generation is rebuilt by the first request that needs it, while requests
+that arrive during the rebuild keep answering from the previous one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import threading
+import time
+import unicodedata
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Generic, TypeVar
+
+from ..catalog import DESCRIPTOR_MODEL, CatalogError, Library, Track
+from ..index import VectorIndex
+
+T = TypeVar("T")
+
+# A model name from a client is one of the library's embeddings or family names, or a fusion of them: never a
+# file path (recommend.load_index would read a checkpoint file by that name).
+_MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,200}$")
+
+
+class ModelNameError(ValueError):
+    """A model name that the library does not offer."""
+
+
+def fold(text: str) -> str:
+    """Lower-case text without accents, for search."""
+    text = unicodedata.normalize("NFKD", text).casefold()
+    return "".join(c for c in text if not unicodedata.combining(c))
+
+
+@dataclass
+class Snapshot:
+    """Every track of the library at one generation, with what search needs."""
+
+    generation: int
+    tracks: list[Track]
+    by_id: dict[int, Track]
+    haystacks: list[str]
+    sorted_rows: list[int]  # rows of ``tracks`` by artist, album, title
+
+
+def _snapshot(generation: int, tracks: list[Track]) -> Snapshot:
+    hay = [fold(f"{t.artist} {t.album} {t.title}") for t in tracks]
+    rows = sorted(range(len(tracks)), key=lambda i: (fold(tracks[i].artist), fold(tracks[i].album),
+                                                     fold(tracks[i].title), tracks[i].id))
+    return Snapshot(generation, tracks, {t.id: t for t in tracks}, hay, rows)
+
+
+@dataclass
+class _Entry(Generic[T]):
+    generation: int
+    value: T
+
+
+@dataclass
+class _Slot(Generic[T]):
+    """A value rebuilt when the generation moves on; one rebuild at a time, others use the last value."""
+
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    entry: _Entry[T] | None = None
+
+
+class LibraryState:
+    """Per-process server state for one library folder."""
+
+    def __init__(self, root: Path, *, refresh_seconds: float = 3.0) -> None:
+        self.root = Path(root)
+        self.refresh_seconds = refresh_seconds
+        with Library.open(self.root, create=False):  # fail now, with the catalogue's message, if there is none
+            pass
+        self._local = threading.local()
+        self._connections: list[Library] = []
+        self._connections_lock = threading.Lock()
+        self._watch_lock = threading.Lock()
+        self._watcher = Library.open(self.root, create=False)
+        self._data_version = self._read_data_version()
+        self._generation = 0
+        self._checked_at = time.monotonic()
+        self._slots: dict[tuple[str, ...], _Slot[object]] = {}
+        self._slots_lock = threading.Lock()
+        self._png_cache: OrderedDict[tuple[object, ...], bytes] = OrderedDict()
+        self._png_lock = threading.Lock()
+
+    # --- connections ------------------------------------------------------------------------------------------
+    def lib(self) -> Library:
+        """This thread's catalogue connection (opened on first use; SQLite connections are not shared)."""
+        lib = getattr(self._local, "lib", None)
+        if lib is None:
+            lib = Library.open(self.root, create=False)
+            self._local.lib = lib
+            with self._connections_lock:
+                self._connections.append(lib)
+        return lib
+
+    def close(self) -> None:
+        """Close every connection this state opened."""
+        with self._connections_lock:
+            for lib in self._connections:
+                with contextlib.suppress(Exception):  # closing at shutdown, from another thread: best effort
+                    lib.close()
+            self._connections.clear()
+        with self._watch_lock:
+            self._watcher.close()
+
+    # --- change detection -------------------------------------------------------------------------------------
+    def _read_data_version(self) -> int:
+        return int(self._watcher.conn.execute("PRAGMA data_version").fetchone()[0])
+
+    def generation(self) -> int:
+        """A number that grows when the catalogue has changed (checked at most every ``refresh_seconds``)."""
+        now = time.monotonic()
+        if now - self._checked_at < self.refresh_seconds:
+            return self._generation
+        with self._watch_lock:
+            if now - self._checked_at >= self.refresh_seconds:
+                version = self._read_data_version()
+                if version != self._data_version:
+                    self._data_version = version
+                    self._generation += 1
+                self._checked_at = time.monotonic()
+            return self._generation
+
+    def cached(self, key: tuple[str, ...], build: Callable[[], T]) -> T:
+        """The value for ``key`` at the current generation, built by ``build`` when missing or outdated; while
+        another thread rebuilds it, the previous value is returned."""
+        gen = self.generation()
+        with self._slots_lock:
+            slot = self._slots.setdefault(key, _Slot())
+        entry = slot.entry
+        if entry is not None and entry.generation == gen:
+            return entry.value  # type: ignore[return-value]
+        if entry is not None and not slot.lock.acquire(blocking=False):
+            return entry.value  # type: ignore[return-value]
+        if entry is None:
+            slot.lock.acquire()
+        try:
+            entry = slot.entry
+            if entry is not None and entry.generation == gen:
+                return entry.value  # type: ignore[return-value]
+            value = build()
+            slot.entry = _Entry(gen, value)
+            return value
+        finally:
+            slot.lock.release()
+
+    # --- library data -----------------------------------------------------------------------------------------
+    def snapshot(self) -> Snapshot:
+        """Every track, for listing and search."""
+        return self.cached(("snapshot",), lambda: _snapshot(self._generation, self.lib().tracks()))
+
+    def allowed_models(self) -> set[str]:
+        """Names a client may ask for: default, descriptor, every stored embedding and every trained family."""
+        def build() -> set[str]:
+            lib = self.lib()
+            names = {"default", DESCRIPTOR_MODEL, *lib.models()}
+            try:
+                from ..embed import registered_models
+
+                names |= {str(info.get("name")) for info in registered_models(lib).values() if info.get("name")}
+            except Exception:  # noqa: BLE001 - without torch or a model registry: stored names only
+                pass
+            return names
+
+        return self.cached(("models",), build)
+
+    def check_model(self, model: str) -> str:
+        """``model`` if the library offers it (each part of a fused ``a+b`` key too), else :class:`ModelNameError`."""
+        if not _MODEL_NAME.match(model) or ".." in model:
+            raise ModelNameError(f"unknown model {model[:60]!r}")
+        allowed = self.allowed_models()
+        for part in model.split("+"):
+            if part not in allowed:
+                raise ModelNameError(f"unknown model {part[:60]!r}; this library offers: "
+                                     f"{', '.join(sorted(allowed))}")
+        return model
+
+    def index(self, model: str = "default") -> VectorIndex:
+        """The search index of ``model`` (checked by :meth:`check_model`), kept in memory per generation."""
+        from ..recommend import load_index
+
+        self.check_model(model)
+        return self.cached(("index", model), lambda: load_index(self.lib(), model))
+
+    def index_for(self, model: str, track_ids: Iterable[int]) -> VectorIndex:
+        """The index of ``model`` to query with these library tracks. While ``soundalike index`` embeds the library
+        with the shipped model, ``default`` already means that model but covers only part of the library: a track
+        it has not reached yet is answered from the descriptor index instead of failing."""
+        index = self.index(model)
+        if model == "default":
+            try:
+                for track_id in track_ids:
+                    index.vector_of(track_id)
+            except KeyError:
+                return self.index(DESCRIPTOR_MODEL)
+        return index
+
+    def track(self, track_id: int) -> Track | None:
+        """A track by id (from the snapshot, else the catalogue: it may have been added a moment ago)."""
+        found = self.snapshot().by_id.get(track_id)
+        return found if found is not None else self.lib().track(track_id)
+
+    def png(self, key: tuple[object, ...], render: Callable[[], bytes], capacity: int = 256) -> bytes:
+        """A rendered image from a small LRU cache."""
+        with self._png_lock:
+            if key in self._png_cache:
+                self._png_cache.move_to_end(key)
+                return self._png_cache[key]
+        data = render()
+        with self._png_lock:
+            self._png_cache[key] = data
+            while len(self._png_cache) > capacity:
+                self._png_cache.popitem(last=False)
+        return data
+
+
+def search(snapshot: Snapshot, text: str) -> list[Track]:
+    """Tracks whose artist, album or title contain every word of ``text`` (accents and case ignored), ranked like
+    :meth:`soundalike.catalog.Library.search`: exact title or ``artist - title`` first, then prefixes."""
+    words = [w for w in fold(text).split() if any(c.isalnum() for c in w)]
+    if not words:
+        return [snapshot.tracks[i] for i in snapshot.sorted_rows]
+    found = [t for t, hay in zip(snapshot.tracks, snapshot.haystacks, strict=True) if all(w in hay for w in words)]
+    needle = fold(text.strip())
+
+    def rank(t: Track) -> tuple[int, int, str, int]:
+        title, label = fold(t.title), fold(t.label)
+        exact = needle in (title, label)
+        prefix = title.startswith(needle) or label.startswith(needle)
+        return (0 if exact else 1 if prefix else 2, len(title), fold(t.artist), t.id)
+
+    return sorted(found, key=rank)
+
+
+__all__ = ["CatalogError", "LibraryState", "ModelNameError", "Snapshot", "fold", "search"]
