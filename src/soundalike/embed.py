@@ -7,6 +7,7 @@ each ``model_id`` so queries (including cold-start files) can embed with the sam
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import time
@@ -66,6 +67,14 @@ def registered_models(lib: Library) -> dict[str, dict[str, Any]]:
     return {k[len("model:"):]: json.loads(v) for k, v in rows}
 
 
+@functools.lru_cache(maxsize=8)
+def _checkpoint_model_id(path: str, mtime_ns: int) -> str:
+    """The model id stored in a checkpoint (cached per file version: every query of ``default`` asks for it)."""
+    from .models.checkpoint import read_checkpoint
+
+    return str(read_checkpoint(path)["model_id"])
+
+
 def resolve_model(lib: Library, name: str) -> str:
     """The catalogue key for ``name``: ``default`` (the shipped model, else descriptors), ``descriptor``, an exact
     model id, a family name (its newest embedding), or a checkpoint file."""
@@ -77,9 +86,7 @@ def resolve_model(lib: Library, name: str) -> str:
     if name == DEFAULT_NAME:  # the shipped model where this library has its embeddings, else the descriptors
         shipped = default_checkpoint()
         if shipped is not None:
-            from .models.checkpoint import read_checkpoint
-
-            model_id = str(read_checkpoint(shipped)["model_id"])
+            model_id = _checkpoint_model_id(str(shipped), shipped.stat().st_mtime_ns)
             if model_id in present:
                 # The shipped model fused with the descriptors: measured better than either alone (docs/models.md).
                 return f"{DESCRIPTOR_MODEL}+{model_id}"
