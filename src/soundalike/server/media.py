@@ -34,8 +34,8 @@ def _magma() -> np.ndarray:
 
 def spectrogram_png(spectrogram: np.ndarray, *, width: int = 900, height: int = 200, dynamic_range: float = 80.0
                     ) -> bytes:
-    """A log-mel spectrogram ``(n_mels, frames)`` in dB as a PNG: low frequencies at the bottom, the loudest
-    ``dynamic_range`` dB coloured (magma), time squeezed to at most ``width`` pixels by averaging frames."""
+    """A log-mel spectrogram ``(n_mels, frames)`` in dB as a ``width`` x ``height`` PNG: low frequencies at the
+    bottom, the loudest ``dynamic_range`` dB coloured (magma), time squeezed to ``width`` by averaging frames."""
     from PIL import Image
 
     spec = np.asarray(spectrogram, dtype=np.float32)
@@ -43,8 +43,8 @@ def spectrogram_png(spectrogram: np.ndarray, *, width: int = 900, height: int = 
         raise ValueError("a spectrogram is a non-empty 2-D array")
     spec = np.nan_to_num(spec, nan=-200.0, posinf=0.0, neginf=-200.0)
     n_mels, frames = spec.shape
-    width = max(1, min(width, frames))
-    edges = np.linspace(0, frames, width + 1).astype(np.int64)
+    columns = max(1, min(width, frames))  # a long track: frames averaged; a short one: stretched below
+    edges = np.linspace(0, frames, columns + 1).astype(np.int64)
     pooled = np.add.reduceat(spec, edges[:-1], axis=1) / np.maximum(np.diff(edges), 1)
     top = float(pooled.max())
     level = np.clip((pooled - (top - dynamic_range)) / dynamic_range, 0.0, 1.0)

@@ -39,6 +39,14 @@
     return { status: response.status, body };
   }
 
+  // Only the newest of overlapping requests of one kind may update the page: a slow answer to an older request
+  // must not overwrite a newer one. ticket(kind) returns a function that tells whether its request is still the newest.
+  const tickets = {};
+  function ticket(kind) {
+    const mine = (tickets[kind] = (tickets[kind] || 0) + 1);
+    return () => tickets[kind] === mine;
+  }
+
   // ---------------------------------------------------------------- DOM helpers
   function el(tag, attrs = {}, ...children) {
     const node = document.createElement(tag);
@@ -60,9 +68,14 @@
   const $ = (sel, root = document) => root.querySelector(sel);
   const view = () => $("#view");
 
+  /** Replace a node's children, skipping null/false (optional parts). */
+  function fill(node, ...children) {
+    node.replaceChildren(...children.flat().filter((c) => c !== null && c !== undefined && c !== false));
+  }
+
   function setView(...children) {
     const main = view();
-    main.replaceChildren(...children);
+    fill(main, ...children);
     main.focus({ preventScroll: true });
   }
 
@@ -108,7 +121,7 @@
     player.dataset.trackId = track.track_id;
     const now = $("#now-playing");
     now.className = "";
-    now.replaceChildren(el("span", { class: "muted", text: "Now playing " }),
+    fill(now, el("span", { class: "muted", text: "Now playing " }),
       el("a", { href: `#/track/${track.track_id}`, text: label(track) }),
       track.album ? el("span", { class: "muted", text: ` · ${track.album}` }) : null);
     player.play().catch(() => { /* autoplay may be refused; the controls stay usable */ });
@@ -167,9 +180,11 @@
     const page = Math.max(0, parseInt(params.get("page") || "0", 10) || 0);
     $("#search").value = q;
     setView(el("p", { class: "muted", text: "Loading…" }));
+    const current = ticket("view");
     try {
       const query = new URLSearchParams({ q, offset: String(page * PAGE_SIZE), limit: String(PAGE_SIZE) });
       const { body } = await api(`/api/tracks?${query}`);
+      if (!current()) return;
       const from = body.total ? body.offset + 1 : 0;
       const to = body.offset + body.items.length;
       const nav = (p) => `#/?${new URLSearchParams({ q, page: String(p) })}`;
@@ -182,14 +197,16 @@
         body.items.length ? el("ol", { class: "tracks", id: "track-list" }, body.items.map((t) => trackRow(t)))
           : el("p", { class: "muted", text: q ? "Nothing matches. Try fewer words." : "The library is empty: run `soundalike index PATH`." }),
         body.total > PAGE_SIZE ? pager : null));
-    } catch (err) { if (err.status !== 401) setView(errorBox(err)); }
+    } catch (err) { if (err.status !== 401 && current()) setView(errorBox(err)); }
   }
 
   // ---------------------------------------------------------------- track page
   async function showTrack(id) {
     setView(el("p", { class: "muted", text: "Loading…" }));
     let track;
-    try { track = (await api(`/api/tracks/${id}`)).body; } catch (err) { if (err.status !== 401) setView(errorBox(err)); return; }
+    const current = ticket("view");
+    try { track = (await api(`/api/tracks/${id}`)).body; } catch (err) { if (err.status !== 401 && current()) setView(errorBox(err)); return; }
+    if (!current()) return;
     const audio = el("audio", { id: "track-audio", controls: true, preload: "metadata", src: withToken(track.audio_url) });
     const k = el("select", { id: "similar-k", "aria-label": "How many" }, [10, 20, 50].map((n) => el("option", { value: n, text: `${n} tracks` })));
     const distance = el("select", { id: "similar-distance", "aria-label": "Distance" },
@@ -204,14 +221,16 @@
       const query = new URLSearchParams({ k: k.value, distance: distance.value });
       if (noArtist.checked) query.set("no_same_artist", "true");
       if (noAlbum.checked) query.set("no_same_album", "true");
+      const newest = ticket("similar");
       try {
         const { body } = await api(`/api/tracks/${id}/similar?${query}`);
-        results.replaceChildren(body.results.length ? resultList(body.results) : el("p", { class: "muted", text: "No other track to compare with." }),
+        if (!newest()) return;
+        fill(results, body.results.length ? resultList(body.results) : el("p", { class: "muted", text: "No other track to compare with." }),
           body.results.length ? el("button", { class: "secondary", onclick: () => {
             const added = body.results.filter((r) => playlist.add(r, true)).length;
             toast(`Added ${added} track${added === 1 ? "" : "s"} to the playlist`);
           } }, "Add all to playlist") : null);
-      } catch (err) { if (err.status !== 401) results.replaceChildren(errorBox(err)); }
+      } catch (err) { if (err.status !== 401 && newest()) results.replaceChildren(errorBox(err)); }
     }
     for (const control of [k, distance, noArtist, noAlbum]) control.addEventListener("change", loadSimilar);
 
@@ -329,18 +348,20 @@
       el("div", { class: "map-wrap" }, canvas, tip), picked, legend));
 
     let data;
+    const current = ticket("view");
     for (let attempt = 0; ; attempt++) {
       try {
         const response = await api(`/api/map?method=${mapState.method}`);
+        if (!current()) return;
         if (response.status === 202) {
           info.textContent = `${response.body.detail} (${attempt * 3} s)`;
           await new Promise((r) => setTimeout(r, 3000));
-          if (location.hash.startsWith("#/map")) continue;
+          if (current()) continue;
           return;
         }
         data = response.body;
         break;
-      } catch (err) { if (err.status !== 401) info.replaceWith(errorBox(err)); return; }
+      } catch (err) { if (err.status !== 401 && current()) info.replaceWith(errorBox(err)); return; }
     }
     mapState.data = data;
     mapState.transform = { k: 1, x: 0, y: 0 };
@@ -369,7 +390,8 @@
     }
     function draw() {
       ctx.clearRect(0, 0, width, height);
-      const r = Math.min(7, 2.5 + Math.log2(mapState.transform.k + 1));
+      const base = data.count < 300 ? 5 : data.count < 3000 ? 3.5 : 2.2;  // big dots for small libraries
+      const r = Math.min(9, base + Math.log2(mapState.transform.k));
       for (let i = 0; i < data.count; i++) {
         const [x, y] = screen(i);
         if (x < -10 || y < -10 || x > width + 10 || y > height + 10) continue;
@@ -425,7 +447,9 @@
       if (i !== hover) { hover = i; draw(); }
       if (i >= 0) {
         tip.textContent = `${data.title[i]}${data.artist[i] ? " — " + data.artist[i] : ""}${data.album[i] ? " (" + data.album[i] + ")" : ""}`;
-        tip.style.left = `${mx + 14}px`; tip.style.top = `${my + 10}px`; tip.className = "tip show";
+        tip.className = "tip show";
+        const flip = mx + 14 + tip.offsetWidth > width;  // near the right edge: show the title on the left
+        tip.style.left = `${flip ? mx - 14 - tip.offsetWidth : mx + 14}px`; tip.style.top = `${my + 10}px`;
       } else tip.className = "tip";
     });
     canvas.addEventListener("mouseleave", () => { hover = -1; tip.className = "tip"; draw(); });
@@ -452,15 +476,17 @@
   // ---------------------------------------------------------------- sounds like a file
   async function findLike(file, target) {
     target.replaceChildren(el("p", { class: "muted", id: "upload-progress", text: `Analysing ${file.name} (${(file.size / 1048576).toFixed(1)} MB)…` }));
+    const newest = ticket("upload");
     try {
       const form = new FormData();
       form.append("file", file, file.name);
       const { body } = await api(`/api/upload/similar?k=20`, { method: "POST", body: form });
+      if (!newest()) return;
       const twin = body.query.same_audio_as;
-      target.replaceChildren(el("h2", { id: "upload-heading", text: `Sounds like ${file.name}` }),
+      fill(target, el("h2", { id: "upload-heading", text: `Sounds like ${file.name}` }),
         twin ? el("p", { class: "ok" }, "The same audio is in the library: ", el("a", { href: `#/track/${twin.track_id}`, text: label(twin) })) : null,
         body.results.length ? resultList(body.results) : el("p", { class: "muted", text: "The library has no other track." }));
-    } catch (err) { if (err.status !== 401) target.replaceChildren(errorBox(err)); }
+    } catch (err) { if (err.status !== 401 && newest()) target.replaceChildren(errorBox(err)); }
   }
 
   let pendingFile = null;

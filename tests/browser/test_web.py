@@ -1,0 +1,199 @@
+"""The web page in a real browser: search, play, similar tracks, playlist builder and export, map, file drop."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+from typing import Any
+
+from helpers import make_signal, running_server, write_audio
+from soundalike.catalog import Library
+
+TOKEN = "browser-test-token"
+
+DROP_FILE = """([data, name, type]) => {
+  const bytes = Uint8Array.from(atob(data), (c) => c.charCodeAt(0));
+  const transfer = new DataTransfer();
+  transfer.items.add(new File([bytes], name, { type }));
+  return transfer;
+}"""
+
+
+def _expect() -> Any:
+    from playwright.sync_api import expect
+
+    return expect
+
+
+def _wait_audio_loaded(page: Any, selector: str) -> dict[str, float]:
+    """Wait until the audio element has its metadata (readyState >= 1, a duration); return both."""
+    page.wait_for_function(f"() => {{ const a = document.querySelector('{selector}');"
+                           " return a && a.readyState >= 1 && a.duration > 0; }")
+    state: dict[str, float] = page.eval_on_selector(selector, "a => ({ready: a.readyState, duration: a.duration, "
+                                                              "error: a.error ? a.error.code : 0})")
+    return state
+
+
+def test_open_the_page_and_search(page: Any, server_url: str, screenshots: Path) -> None:
+    expect = _expect()
+    page.goto(server_url)
+    expect(page.locator("#track-list li")).to_have_count(12)
+    expect(page.locator("h1")).to_contain_text("Library · 12 tracks")
+    page.screenshot(path=str(screenshots / "01-library.png"), full_page=True)
+    page.fill("#search", "chip")
+    page.press("#search", "Enter")
+    expect(page.locator("h1")).to_contain_text("3 tracks matching")
+    expect(page.locator("#track-list li")).to_have_count(3)
+    assert page.url.endswith("#/?q=chip")
+    page.screenshot(path=str(screenshots / "02-search.png"), full_page=True)
+
+
+def test_play_a_track(page: Any, server_url: str, screenshots: Path) -> None:
+    expect = _expect()
+    page.goto(server_url)
+    row = page.locator("#track-list li").first
+    row.locator("button.play").click()
+    state = _wait_audio_loaded(page, "#player")
+    assert state["duration"] > 5.0 and state["error"] == 0
+    page.wait_for_function("() => document.querySelector('#player').currentTime > 0")  # it really plays
+    expect(page.locator("#now-playing")).to_contain_text("Now playing")
+    page.screenshot(path=str(screenshots / "03-playing.png"))
+
+
+def test_track_page_with_spectrogram_and_similar_tracks(page: Any, server_url: str, screenshots: Path) -> None:
+    expect = _expect()
+    page.goto(server_url)
+    first = page.locator("#track-list li a.title").first
+    title = first.inner_text()
+    first.click()
+    expect(page.locator("#track-title")).to_have_text(title)
+    assert _wait_audio_loaded(page, "#track-audio")["duration"] > 5.0
+    page.wait_for_function("() => { const i = document.querySelector('#spectrogram');"
+                           " return i && i.complete && i.naturalWidth > 0; }")
+    results = page.locator("#similar ol li")
+    expect(results).to_have_count(10)
+    scores = [float(s) for s in results.locator(".score .value").all_inner_texts()]
+    assert scores == sorted(scores, reverse=True)
+    page.screenshot(path=str(screenshots / "04-track-similar.png"), full_page=True)
+    # Every other track, then only those from other albums.
+    album = page.locator(".sub.big").inner_text().split(" · ")[1]
+    page.select_option("#similar-k", "20")
+    expect(results).to_have_count(11)
+    with page.expect_response(lambda r: "no_same_album=true" in r.url):
+        page.check("#no-same-album")
+    page.wait_for_function("""(album) => {
+        const subs = [...document.querySelectorAll('#similar ol li .sub')].map((e) => e.textContent);
+        return subs.length > 0 && subs.every((s) => !s.endsWith(' · ' + album));
+    }""", arg=album)
+    # Open a similar track: its own page.
+    other = results.first.locator("a.title")
+    other_title = other.inner_text()
+    other.click()
+    expect(page.locator("#track-title")).to_have_text(other_title)
+
+
+def test_build_reorder_continue_and_export_a_playlist(page: Any, server_url: str, screenshots: Path,
+                                                      tmp_path: Path) -> None:
+    expect = _expect()
+    page.goto(server_url)
+    rows = page.locator("#track-list li")
+    titles = [rows.nth(i).locator("a.title").inner_text() for i in range(3)]
+    for i in range(3):
+        rows.nth(i).locator("button.add").click()
+    expect(page.locator("#playlist-count")).to_have_text("3")
+    page.click("nav a[data-nav=playlist]")
+    items = page.locator("#playlist li")
+    expect(items).to_have_count(3)
+    assert items.locator("a.title").all_inner_texts() == titles
+    items.nth(0).locator("button.down").click()  # reorder
+    expect(items.nth(0).locator("a.title")).to_have_text(titles[1])
+    expect(items.nth(1).locator("a.title")).to_have_text(titles[0])
+    page.select_option("#continue-k", "5")
+    page.click("#continue")
+    expect(page.locator("#playlist-status")).to_contain_text("Added 5 tracks")
+    expect(items).to_have_count(8)
+    expect(page.locator("#playlist-count")).to_have_text("8")
+    page.fill("#playlist-title", "Browser mix")
+    page.screenshot(path=str(screenshots / "05-playlist.png"), full_page=True)
+    with page.expect_download() as download_info:
+        page.click("#export-m3u")
+    target = tmp_path / "export.m3u8"
+    download_info.value.save_as(target)
+    lines = target.read_text(encoding="utf-8").splitlines()
+    assert lines[0] == "#EXTM3U" and "#PLAYLIST:Browser mix" in lines
+    paths = [ln for ln in lines if ln and not ln.startswith("#")]
+    assert len(paths) == 8 and all(Path(p).is_file() for p in paths)
+    shown = items.locator("a.title").all_inner_texts()
+    extinf = [ln.split(",", 1)[1] for ln in lines if ln.startswith("#EXTINF")]
+    assert [e.split(" - ", 1)[-1] for e in extinf] == shown  # the order of the page
+    # The playlist survives a reload (kept in the browser).
+    page.reload()
+    expect(page.locator("#playlist li")).to_have_count(8)
+
+
+def test_map_hover_zoom_and_click_to_play(page: Any, server_url: str, screenshots: Path) -> None:
+    expect = _expect()
+    page.goto(f"{server_url}/#/map")
+    page.wait_for_function("() => window.soundalikeMap && window.soundalikeMap.count === 12")
+    canvas = page.locator("#map-canvas")
+    box = canvas.bounding_box()
+    track_id = page.evaluate("() => window.soundalikeMap.ids[3]")
+    x, y = page.evaluate(f"() => window.soundalikeMap.position({track_id})")
+    page.mouse.move(box["x"] + x, box["y"] + y)
+    expect(page.locator("#map-tip")).to_have_class("tip show")
+    page.mouse.click(box["x"] + x, box["y"] + y)
+    expect(page.locator("#map-picked .picked")).to_be_visible()
+    page.wait_for_function(f"() => document.querySelector('#player').src.includes('/api/tracks/{track_id}/audio')")
+    assert _wait_audio_loaded(page, "#player")["duration"] > 5.0
+    page.screenshot(path=str(screenshots / "06-map.png"), full_page=True)
+    page.click("#zoom-in")
+    x2, y2 = page.evaluate(f"() => window.soundalikeMap.position({track_id})")
+    assert (x2, y2) != (x, y)  # the view zoomed
+    page.click("#zoom-reset")
+    assert page.evaluate(f"() => window.soundalikeMap.position({track_id})") == [x, y]
+    page.click("#map-picked a.button")
+    expect(page.locator("#track")).to_have_attribute("data-track-id", str(track_id))
+
+
+def test_drop_a_file_to_find_what_sounds_like_it(page: Any, server_url: str, screenshots: Path,
+                                                 web_library: Path, tmp_path: Path) -> None:
+    expect = _expect()
+    page.goto(server_url)
+    expect(page.locator("#track-list li")).to_have_count(12)
+    song = write_audio(tmp_path / "my demo.wav", make_signal(5.0, 220.0, seed=5))
+    data = base64.b64encode(song.read_bytes()).decode()
+    transfer = page.evaluate_handle(DROP_FILE, [data, song.name, "audio/wav"])
+    page.dispatch_event("#view", "dragenter", {"dataTransfer": transfer})
+    expect(page.locator("#drop-overlay")).to_have_class("show")
+    page.dispatch_event("#view", "drop", {"dataTransfer": transfer})
+    expect(page.locator("#upload-heading")).to_have_text("Sounds like my demo.wav")
+    expect(page.locator("#upload-results ol li")).to_have_count(12)  # k=20, a 12-track library
+    page.screenshot(path=str(screenshots / "07-upload.png"), full_page=True)
+    # A library file under another name is recognised; a broken file is refused with a short message.
+    with Library.open(web_library / "lib") as lib:
+        twin = lib.tracks()[0]
+    data = base64.b64encode(Path(twin.path).read_bytes()).decode()
+    page.dispatch_event("#view", "drop", {"dataTransfer": page.evaluate_handle(DROP_FILE, [data, "copy.bin", ""])})
+    expect(page.locator("#upload-results .ok")).to_contain_text(twin.title)
+    broken = base64.b64encode(b"not audio" * 400).decode()
+    page.dispatch_event("#view", "drop", {"dataTransfer": page.evaluate_handle(DROP_FILE, [broken, "bad.mp3", ""])})
+    expect(page.locator("#upload-results .error-box")).to_contain_text("bad.mp3")
+    page.screenshot(path=str(screenshots / "08-upload-refused.png"))
+    page.problems.clear()  # the browser logs the 415 answer as a console error
+
+
+def test_token_server_asks_for_the_token_and_keeps_it_out_of_the_address(browser: Any, web_library: Path,
+                                                                         screenshots: Path) -> None:
+    expect = _expect()
+    with running_server(web_library / "lib", "--token", TOKEN) as url:
+        context = browser.new_context()
+        page = context.new_page()
+        page.goto(url)
+        expect(page.locator("#token-form")).to_be_visible()
+        page.screenshot(path=str(screenshots / "09-token-form.png"))
+        page.goto(f"{url}/?token={TOKEN}")
+        expect(page.locator("#track-list li")).to_have_count(12)
+        assert "token" not in page.url
+        page.locator("#track-list li button.play").first.click()
+        assert _wait_audio_loaded(page, "#player")["duration"] > 5.0  # <audio src> carries the token
+        context.close()
