@@ -18,11 +18,12 @@ import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from helpers import make_signal, running_server, synth_library, write_audio
+from helpers import make_signal, synth_library, write_audio
 from soundalike.catalog import Library, Track
 from soundalike.cli import app as cli_app
 from soundalike.server import app as server_app
 from soundalike.server.app import create_app
+from soundalike.server.run import background_server
 from soundalike.server.security import BindError, check_bind, is_loopback
 
 STYLES = ["techno", "ambient", "chiptune", "classical"]
@@ -270,6 +271,10 @@ def test_map(client: TestClient, tracks: list[Track], method: str) -> None:
     assert sorted(body["ids"]) == sorted(t.id for t in tracks)
     assert all(0.0 <= v <= 1.0 for v in body["x"] + body["y"])
     assert len(body["title"]) == len(body["album"]) == len(tracks)
+    zipped = client.get("/api/map", params={"method": method}, headers={"Accept-Encoding": "gzip"})
+    plain = client.get("/api/map", params={"method": method}, headers={"Accept-Encoding": "identity"})
+    assert zipped.headers["content-encoding"] == "gzip" and "content-encoding" not in plain.headers
+    assert zipped.json() == plain.json() == body
 
 
 def test_large_tsne_map_is_computed_in_the_background(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -537,7 +542,8 @@ def test_concurrent_requests_from_many_threads(client: TestClient, tracks: list[
 
 
 def test_serve_command_runs_a_real_server(root: Path) -> None:
-    with running_server(root / "lib") as url:
+    with background_server(root / "lib") as server:
+        url = server.url
         with urllib.request.urlopen(f"{url}/api/tracks?limit=2") as answer:
             assert json.load(answer)["total"] == 12
         request = urllib.request.Request(f"{url}/api/tracks", headers={"Host": "attacker.example"})

@@ -15,7 +15,8 @@ from typing import Any
 
 import pytest
 
-from helpers import running_server, synth_library
+from helpers import synth_library
+from soundalike.server.run import background_server
 
 STYLES = ["techno", "ambient", "chiptune", "classical"]
 
@@ -64,8 +65,8 @@ def web_library(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="package")
 def server_url(web_library: Path) -> Iterator[str]:
     """A real ``soundalike serve`` on a free loopback port."""
-    with running_server(web_library / "lib") as url:
-        yield url
+    with background_server(web_library / "lib") as server:
+        yield server.url
 
 
 @pytest.fixture(scope="package")

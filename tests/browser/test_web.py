@@ -6,8 +6,9 @@ import base64
 from pathlib import Path
 from typing import Any
 
-from helpers import make_signal, running_server, write_audio
+from helpers import make_signal, write_audio
 from soundalike.catalog import Library
+from soundalike.server.run import background_server
 
 TOKEN = "browser-test-token"
 
@@ -185,7 +186,8 @@ def test_drop_a_file_to_find_what_sounds_like_it(page: Any, server_url: str, scr
 def test_token_server_asks_for_the_token_and_keeps_it_out_of_the_address(browser: Any, web_library: Path,
                                                                          screenshots: Path) -> None:
     expect = _expect()
-    with running_server(web_library / "lib", "--token", TOKEN) as url:
+    with background_server(web_library / "lib", "--token", TOKEN) as server:
+        url = server.url
         context = browser.new_context()
         page = context.new_page()
         page.goto(url)

@@ -39,7 +39,7 @@ from ..audio import AUDIO_EXTENSIONS
 from ..catalog import CatalogError, Track
 from ..index import VectorIndex
 from ..recommend import DISTANCES, Filters, QueryError, Recommendation, continue_playlist, path_between, similar
-from .maps import METHODS, TSNE_INLINE_MAX, BackgroundJobs, map_payload, pca_2d, tsne_2d
+from .maps import METHODS, TSNE_INLINE_MAX, BackgroundJobs, PackedJson, map_payload, pca_2d, tsne_2d
 from .media import audio_content_type, spectrogram_png
 from .middleware import BodyLimitMiddleware, LoopbackHostMiddleware, SecurityHeadersMiddleware
 from .security import token_matches
@@ -353,27 +353,28 @@ def tracks_path(server: ServerDep, start: TrackIdQuery, end: TrackIdQuery, filte
          responses={200: {"description": "Columnar JSON: model, method, count, ids, x, y (in [0, 1]), title, "
                                          "artist, album"},
                     202: {"description": "t-SNE is being computed; ask again shortly (Retry-After)"}})
-def library_map(server: ServerDep, model: ModelParam = "default",
+def library_map(server: ServerDep, request: Request, model: ModelParam = "default",
                 method: Annotated[str, Query(pattern="^(pca|tsne)$", description=" or ".join(METHODS))] = "pca"
                 ) -> Response:
     """Every track's 2-D position (PCA at once; t-SNE computed in the background for large libraries)."""
     index = _index(server, model)
     state = server.state
 
-    def build(kind: str) -> bytes:
+    accept = request.headers.get("accept-encoding", "")
+
+    def build(kind: str) -> PackedJson:
         xy = pca_2d(index.vectors) if kind == "pca" else tsne_2d(index.vectors)
         tracks = state.snapshot().by_id
         missing = [int(i) for i in index.ids if int(i) not in tracks]
         extra = {t.id: t for t in state.lib().tracks(missing)} if missing else {}
-        return map_payload(index.embedding.model, kind, index.ids.tolist(), xy, {**tracks, **extra})
+        return PackedJson.of(map_payload(index.embedding.model, kind, index.ids.tolist(), xy, {**tracks, **extra}))
 
     if method == "pca" or len(index) <= TSNE_INLINE_MAX:
-        data = state.cached(("map", model, method), lambda: build(method))
-        return Response(data, media_type="application/json")
+        return state.cached(("map", model, method), lambda: build(method)).response(accept)
     key = (model, method, state.generation())
     done = server.maps.get(key)
-    if isinstance(done, bytes):
-        return Response(done, media_type="application/json")
+    if isinstance(done, PackedJson):
+        return done.response(accept)
     failure = server.maps.failure(key)
     if failure:
         raise HTTPException(500, f"the t-SNE map failed: {failure}")

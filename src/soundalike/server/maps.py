@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import threading
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
+from starlette.responses import Response
 
 from ..catalog import Track
 
@@ -65,6 +68,27 @@ def map_payload(model: str, method: str, ids: Sequence[int], xy: np.ndarray, tra
         "album": [t.album for t in rows],
     }
     return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+@dataclass(frozen=True)
+class PackedJson:
+    """A JSON answer kept with its gzip form: a 10k-track map is compressed once, not on every request."""
+
+    raw: bytes
+    gzipped: bytes
+
+    @classmethod
+    def of(cls, raw: bytes) -> PackedJson:
+        """Pack JSON bytes."""
+        return cls(raw, gzip.compress(raw, compresslevel=6))
+
+    def response(self, accept_encoding: str) -> Response:
+        """The gzip form to a client that accepts it, else the plain JSON."""
+        headers = {"Vary": "Accept-Encoding"}
+        if "gzip" in accept_encoding.lower():
+            return Response(self.gzipped, media_type="application/json",
+                            headers={**headers, "Content-Encoding": "gzip"})
+        return Response(self.raw, media_type="application/json", headers=headers)
 
 
 class BackgroundJobs:

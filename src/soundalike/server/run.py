@@ -1,11 +1,19 @@
-"""Run the server under uvicorn with the bind rules of :mod:`soundalike.server.security`."""
+"""Run the server under uvicorn with the bind rules of :mod:`soundalike.server.security`; or in a child process on
+a free loopback port (:func:`background_server`, for tests and benchmarks)."""
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import socket
-from collections.abc import Callable, Sequence
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 
 from .security import BindError, check_bind, is_loopback
 
@@ -51,3 +59,57 @@ def serve(library: str | os.PathLike[str], *, host: str = "127.0.0.1", port: int
         on_ready(page_url(host, port, token))
     uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=log_level == "debug",
                 server_header=False, proxy_headers=False, timeout_graceful_shutdown=5)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass(frozen=True)
+class BackgroundServer:
+    """A server started by :func:`background_server`: its base URL and process id."""
+
+    url: str
+    pid: int
+
+
+@contextlib.contextmanager
+def background_server(library: str | os.PathLike[str], *args: str, timeout: float = 90.0
+                      ) -> Iterator[BackgroundServer]:
+    """``soundalike serve --library LIBRARY ARGS`` on a free loopback port in a child process, yielded once
+    ``/api/health`` answers; the process is stopped afterwards."""
+    port = free_port()
+    cmd = [sys.executable, "-m", "soundalike.cli", "serve", "--library", str(library), "--port", str(port), *args]
+    url = f"http://127.0.0.1:{port}"
+    # Output to a file, not a pipe: a pipe nobody reads would block a chatty server.
+    with tempfile.TemporaryFile() as log:
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + timeout
+            while not _healthy(url):
+                if proc.poll() is not None:
+                    log.seek(0)
+                    raise RuntimeError(f"soundalike serve exited with {proc.returncode}:\n"
+                                       f"{log.read().decode(errors='replace')}")
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"soundalike serve did not answer within {timeout:.0f} s")
+                time.sleep(0.2)
+            yield BackgroundServer(url, proc.pid)
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def _healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/api/health", timeout=2) as answer:
+            return bool(answer.status == 200)
+    except OSError:
+        return False

@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Generic, TypeVar
 
+import numpy as np
+
 from ..catalog import DESCRIPTOR_MODEL, CatalogError, Library, Track
 from ..index import VectorIndex
 
@@ -42,20 +44,28 @@ def fold(text: str) -> str:
 
 @dataclass
 class Snapshot:
-    """Every track of the library at one generation, with what search needs."""
+    """Every track of the library at one generation, with what search needs (tags folded by :func:`fold`)."""
 
     generation: int
     tracks: list[Track]
     by_id: dict[int, Track]
-    haystacks: list[str]
+    titles: list[str]
+    labels: list[str]  # "artist - title"
+    artists: list[str]
+    text: str  # every track's "artist album title", one per line: searched by the regex engine, not a Python loop
+    starts: np.ndarray  # where each track's line starts in ``text``
     sorted_rows: list[int]  # rows of ``tracks`` by artist, album, title
 
 
 def _snapshot(generation: int, tracks: list[Track]) -> Snapshot:
-    hay = [fold(f"{t.artist} {t.album} {t.title}") for t in tracks]
-    rows = sorted(range(len(tracks)), key=lambda i: (fold(tracks[i].artist), fold(tracks[i].album),
-                                                     fold(tracks[i].title), tracks[i].id))
-    return Snapshot(generation, tracks, {t.id: t for t in tracks}, hay, rows)
+    titles = [fold(t.title) for t in tracks]
+    artists = [fold(t.artist) for t in tracks]
+    albums = [fold(t.album) for t in tracks]
+    lines = [f"{a} {b} {c}".replace("\n", " ") for a, b, c in zip(artists, albums, titles, strict=True)]
+    starts = np.cumsum([0] + [len(line) + 1 for line in lines[:-1]]) if lines else np.zeros(0, dtype=np.int64)
+    rows = sorted(range(len(tracks)), key=lambda i: (artists[i], albums[i], titles[i], tracks[i].id))
+    return Snapshot(generation, tracks, {t.id: t for t in tracks}, titles, [fold(t.label) for t in tracks], artists,
+                    "\n".join(lines), np.asarray(starts, dtype=np.int64), rows)
 
 
 @dataclass
@@ -231,16 +241,22 @@ def search(snapshot: Snapshot, text: str) -> list[Track]:
     words = [w for w in fold(text).split() if any(c.isalnum() for c in w)]
     if not words:
         return [snapshot.tracks[i] for i in snapshot.sorted_rows]
-    found = [t for t, hay in zip(snapshot.tracks, snapshot.haystacks, strict=True) if all(w in hay for w in words)]
+    found: set[int] | None = None
+    for word in sorted(words, key=len, reverse=True):  # the longest word is usually the rarest
+        hits = [m.start() for m in re.finditer(re.escape(word), snapshot.text)]
+        rows = set((np.searchsorted(snapshot.starts, hits, side="right") - 1).tolist()) if hits else set()
+        found = rows if found is None else found & rows
+        if not found:
+            return []
     needle = fold(text.strip())
 
-    def rank(t: Track) -> tuple[int, int, str, int]:
-        title, label = fold(t.title), fold(t.label)
+    def rank(row: int) -> tuple[int, int, str, int]:
+        title, label = snapshot.titles[row], snapshot.labels[row]
         exact = needle in (title, label)
         prefix = title.startswith(needle) or label.startswith(needle)
-        return (0 if exact else 1 if prefix else 2, len(title), fold(t.artist), t.id)
+        return (0 if exact else 1 if prefix else 2, len(title), snapshot.artists[row], snapshot.tracks[row].id)
 
-    return sorted(found, key=rank)
+    return [snapshot.tracks[row] for row in sorted(found or (), key=rank)]
 
 
 __all__ = ["CatalogError", "LibraryState", "ModelNameError", "Snapshot", "fold", "search"]
