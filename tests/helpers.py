@@ -2,14 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import socket
-import subprocess
-import sys
-import tempfile
-import time
-import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -96,46 +88,3 @@ def fit_steps(model, batch, steps: int, *, train_mode: bool = True):  # type: ig
     with torch.no_grad():
         last, extra = model.loss(batch)
     return first, last.item(), extra
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextlib.contextmanager
-def running_server(library: Path, *args: str, timeout: float = 90.0) -> Iterator[str]:
-    """``soundalike serve --library library ARGS`` on a free loopback port in a child process: yields its base URL
-    once ``/api/health`` answers, and stops it afterwards."""
-    port = free_port()
-    cmd = [sys.executable, "-m", "soundalike.cli", "serve", "--library", str(library), "--port", str(port), *args]
-    url = f"http://127.0.0.1:{port}"
-    # Output to a file, not a pipe: a pipe nobody reads would block a chatty server.
-    with tempfile.TemporaryFile() as log:
-        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
-        try:
-            deadline = time.monotonic() + timeout
-            while True:
-                if proc.poll() is not None:
-                    log.seek(0)
-                    raise RuntimeError(f"soundalike serve exited with {proc.returncode}:\n"
-                                       f"{log.read().decode(errors='replace')}")
-                try:
-                    with urllib.request.urlopen(f"{url}/api/health", timeout=2) as answer:
-                        if answer.status == 200:
-                            break
-                except OSError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"soundalike serve did not answer within {timeout:.0f} s")
-                time.sleep(0.2)
-            yield url
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
