@@ -130,7 +130,7 @@ def markdown(payload: dict[str, Any]) -> str:
     if held:
         head += ["held-out MAP@10", "held-out P@10", "held-out MAP vs descr."]
     head += ["fused dev MAP@10"] + (["fused held-out MAP@10"] if held else [])
-    head += ["s/epoch", "train seg/s", "embed tracks/s"]
+    head += ["epochs", "s/epoch", "train seg/s", "embed tracks/s"]
     lines = ["| " + " | ".join(head) + " |", "|---|" + "---:|" * (len(head) - 1)]
 
     def ratio(row: dict[str, Any], key: str) -> str:
@@ -149,7 +149,8 @@ def markdown(payload: dict[str, Any]) -> str:
         cells.append(f"{r['dev_fused']['map_at_10']:.3f}" if "dev_fused" in r else "–")
         if held:
             cells.append(f"{r['heldout_fused']['map_at_10']:.3f}" if "heldout_fused" in r else "–")
-        cells += [str(r.get("seconds_per_epoch", "–")), str(r.get("train_segments_per_s", "–")),
+        cells += [str(r.get("epochs", "–")), str(r.get("seconds_per_epoch", "–")),
+                  str(r.get("train_segments_per_s", "–")),
                   str(r.get("embed_tracks_per_s", "–"))]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
