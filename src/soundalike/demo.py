@@ -103,12 +103,13 @@ def _default_model_scores(lib: Library, labels_of: Callable[[list[int]], list[st
     from .embed import embed_library
 
     model_id, _ = embed_library(lib, checkpoint)
+    console.print("    the shipped default model (its training data included synthetic music like this):")
     out: dict[str, object] = {"model_id": model_id}
     for key in (model_id, f"descriptor+{model_id}"):
         index = VectorIndex.from_library(lib, key)
         scores = label_retrieval(index.vectors, labels_of(index.ids.tolist()), k=10)
         out[key] = scores.to_dict()
-        console.print(f"    {key}: precision@10 = {scores.precision_at_k:.3f}, MAP@10 = {scores.map_at_k:.3f}")
+        console.print(f"      {key}: precision@10 = {scores.precision_at_k:.3f}, MAP@10 = {scores.map_at_k:.3f}")
     return out
 
 
