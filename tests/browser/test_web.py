@@ -75,6 +75,7 @@ def test_track_page_with_spectrogram_and_similar_tracks(page: Any, server_url: s
     expect(results).to_have_count(10)
     scores = [float(s) for s in results.locator(".score .value").all_inner_texts()]
     assert scores == sorted(scores, reverse=True)
+    expect(page.locator("#similar-model option")).to_have_text(["default model", "descriptor"])
     page.screenshot(path=str(screenshots / "04-track-similar.png"), full_page=True)
     # Every other track, then only those from other albums.
     album = page.locator(".sub.big").inner_text().split(" · ")[1]

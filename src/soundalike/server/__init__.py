@@ -6,19 +6,15 @@ package is cheap: FastAPI loads only when the app is created.
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 __all__ = ["create_app", "serve"]
+_HOMES = {"create_app": ".app", "serve": ".run"}
 
 
 def __getattr__(name: str) -> Any:
-    """``create_app`` and ``serve`` imported on first use."""
-    if name == "create_app":
-        from .app import create_app
-
-        return create_app
-    if name == "serve":
-        from .run import serve
-
-        return serve
-    raise AttributeError(f"module 'soundalike.server' has no attribute {name!r}")
+    """``create_app`` and ``serve`` imported on first use (they load FastAPI and uvicorn)."""
+    if name in _HOMES:
+        return getattr(importlib.import_module(_HOMES[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

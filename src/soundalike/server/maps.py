@@ -5,7 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -110,7 +110,7 @@ class BackgroundJobs:
         with self._lock:
             return self._failed.get(key)
 
-    def start(self, key: object, work: object) -> bool:
+    def start(self, key: object, work: Callable[[], object]) -> bool:
         """Run ``work()`` in a daemon thread unless one runs for ``key`` already; returns whether it started."""
         with self._lock:
             if key in self._running or key in self._done:
@@ -120,7 +120,7 @@ class BackgroundJobs:
 
         def run() -> None:
             try:
-                result = work()  # type: ignore[operator]
+                result = work()
             except Exception as exc:  # noqa: BLE001 - reported to the client that asked, not raised in a thread
                 with self._lock:
                     self._failed[key] = str(exc) or type(exc).__name__

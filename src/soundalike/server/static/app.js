@@ -201,6 +201,13 @@
   }
 
   // ---------------------------------------------------------------- track page
+  let libraryPromise = null;
+  /** /api/library, asked once per page load (the models a client may choose). */
+  function libraryInfo() {
+    if (!libraryPromise) libraryPromise = api("/api/library").then(({ body }) => body).catch((err) => { libraryPromise = null; throw err; });
+    return libraryPromise;
+  }
+
   async function showTrack(id) {
     setView(el("p", { class: "muted", text: "Loading…" }));
     let track;
@@ -209,6 +216,11 @@
     if (!current()) return;
     const audio = el("audio", { id: "track-audio", controls: true, preload: "metadata", src: withToken(track.audio_url) });
     const k = el("select", { id: "similar-k", "aria-label": "How many" }, [10, 20, 50].map((n) => el("option", { value: n, text: `${n} tracks` })));
+    const model = el("select", { id: "similar-model", "aria-label": "Model" },
+      el("option", { value: "default", text: "default model" }));
+    libraryInfo().then((info) => {
+      for (const name of info.models_offered.filter((m) => m !== "default")) model.append(el("option", { value: name, text: name }));
+    }).catch(() => { /* the default model still works */ });
     const distance = el("select", { id: "similar-distance", "aria-label": "Distance" },
       [["cosine", "cosine (pooled)"], ["dtw", "DTW (segments)"], ["frechet", "Fréchet (segments)"], ["minpoint", "min point (segments)"], ["mean", "mean (segments)"]]
         .map(([v, t]) => el("option", { value: v, text: t })));
@@ -218,7 +230,7 @@
 
     async function loadSimilar() {
       results.replaceChildren(el("p", { class: "muted", text: "Finding what sounds alike…" }));
-      const query = new URLSearchParams({ k: k.value, distance: distance.value });
+      const query = new URLSearchParams({ k: k.value, distance: distance.value, model: model.value });
       if (noArtist.checked) query.set("no_same_artist", "true");
       if (noAlbum.checked) query.set("no_same_album", "true");
       const newest = ticket("similar");
@@ -232,7 +244,7 @@
           } }, "Add all to playlist") : null);
       } catch (err) { if (err.status !== 401 && newest()) results.replaceChildren(errorBox(err)); }
     }
-    for (const control of [k, distance, noArtist, noAlbum]) control.addEventListener("change", loadSimilar);
+    for (const control of [k, model, distance, noArtist, noAlbum]) control.addEventListener("change", loadSimilar);
 
     const spectrogram = el("img", { id: "spectrogram", class: "spectrogram", alt: `Log-mel spectrogram of ${label(track)}`,
       src: withToken(`${track.spectrogram_url}?width=1000&height=200`), width: 1000, height: 200 });
@@ -248,7 +260,7 @@
       el("details", { class: "paths" }, el("summary", { text: `${track.paths.length} file${track.paths.length === 1 ? "" : "s"}` }),
         el("ul", {}, track.paths.map((p) => el("li", { class: "mono", text: p })))),
       el("h2", { text: "Sounds like this" }),
-      el("div", { class: "controls" }, k, distance,
+      el("div", { class: "controls" }, k, model, distance,
         el("label", {}, noArtist, " no same artist"), el("label", {}, noAlbum, " no same album")),
       results));
     loadSimilar();
