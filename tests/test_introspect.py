@@ -23,7 +23,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
                          tracks_per_style=3, duration=6.0, seed=4)
     with Library.open(root / "lib") as lib:
         result = train(lib, "contrastive", root / "c.pt", epochs=1, batch_size=8, plots=False, frontend="conv1d",
-                       channels=(16, 16, 16, 16), embedding_dim=8)
+                       input_pool=1, channels=(16, 16, 16, 16), embedding_dim=8)
     from soundalike.embed import embed_library
 
     with Library.open(root / "lib") as lib:
