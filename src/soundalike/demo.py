@@ -89,6 +89,7 @@ def run_demo(folder: Path, *, tracks_per_style: int = 10, duration: float = 30.0
     (folder / "report.json").write_text(json.dumps(report, indent=2, ensure_ascii=False))
     _write_markdown(folder / "report.md", report, scores.per_label)
     console.print(f"report: {folder / 'report.md'}  map: {map_png}  ({elapsed:.0f} s in all)")
+    console.print(f"listen in a browser: soundalike serve --library {index_dir}", markup=False)
     return report
 
 
