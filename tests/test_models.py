@@ -116,6 +116,7 @@ def test_train_keeps_best_checkpoint_plots_and_resumes(lib_dir: Path, tmp_path: 
             state["data"]["train_tracks"])
         resumed = train(lib, "melae", out, epochs=3, batch_size=8, resume=True)
         assert resumed.epochs_run == 1 and len(resumed.history["train_loss"]) == 3
+        assert len(resumed.history["epoch_seconds"]) == 3 and min(resumed.history["epoch_seconds"]) > 0
         assert resumed.history["train_loss"][:2] == first.history["train_loss"]
         later = torch.load(last_checkpoint_path(out), weights_only=True)
         assert later["epoch"] == 3 and later["step"] == state["step"] * 3 // 2
