@@ -12,6 +12,7 @@ import json
 import os
 import sqlite3
 import time
+import unicodedata
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -123,6 +124,20 @@ class FileRecord:
 
 def _to_blob(path: str | os.PathLike[str] | bytes) -> bytes:
     return os.fsencode(os.path.abspath(os.fsencode(path)))
+
+
+def fold(text: str) -> str:
+    """Lower-case text without accents (for search and for matching tags)."""
+    text = unicodedata.normalize("NFKD", text).casefold()
+    return "".join(c for c in text if not unicodedata.combining(c))
+
+
+def match_rank(needle: str, title: str, label: str) -> int:
+    """How well a search text matches a track (all three normalised alike): 0 the exact title or
+    ``artist - title``, 1 a title or label starting with it, 2 anything else."""
+    if needle in (title, label):
+        return 0
+    return 1 if title.startswith(needle) or label.startswith(needle) else 2
 
 
 class Library:
@@ -354,10 +369,8 @@ class Library:
         needle = text.casefold()
 
         def rank(t: Track) -> tuple[int, int, int]:
-            title, label = t.title.casefold(), t.label.casefold()
-            exact = needle in (title, label)
-            prefix = title.startswith(needle) or label.startswith(needle)
-            return (0 if exact else 1 if prefix else 2, len(title), t.id)
+            title = t.title.casefold()
+            return (match_rank(needle, title, t.label.casefold()), len(title), t.id)
 
         return sorted(candidates, key=rank)[:limit]
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import re
-import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -17,7 +16,7 @@ import numpy as np
 
 from .analysis import analyse_file
 from .audio import AudioError, display_path, is_audio_path
-from .catalog import DESCRIPTOR_MODEL, Library, Track
+from .catalog import DESCRIPTOR_MODEL, Library, Track, fold
 from .index import VectorIndex
 
 # Cosine similarity at or above this is the same recording (another encode, a copy with different silence...).
@@ -140,8 +139,7 @@ _VERSION_SUFFIX = re.compile(r"\s+-\s+(\d{4}\s+)?(remaster(ed)?|live|mono|stereo
 
 
 def _norm(text: str) -> str:
-    text = unicodedata.normalize("NFKD", text).casefold()
-    return re.sub(r"[^0-9a-z]+", " ", "".join(c for c in text if not unicodedata.combining(c))).strip()
+    return re.sub(r"[^0-9a-z]+", " ", fold(text)).strip()
 
 
 def recording_key(track: Track) -> str | None:

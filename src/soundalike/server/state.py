@@ -13,7 +13,6 @@ import contextlib
 import re
 import threading
 import time
-import unicodedata
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -22,7 +21,7 @@ from typing import Generic, TypeVar
 
 import numpy as np
 
-from ..catalog import DESCRIPTOR_MODEL, CatalogError, Library, Track
+from ..catalog import DESCRIPTOR_MODEL, CatalogError, Library, Track, fold, match_rank
 from ..index import VectorIndex
 
 T = TypeVar("T")
@@ -34,12 +33,6 @@ _MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,200}$")
 
 class ModelNameError(ValueError):
     """A model name that the library does not offer."""
-
-
-def fold(text: str) -> str:
-    """Lower-case text without accents, for search."""
-    text = unicodedata.normalize("NFKD", text).casefold()
-    return "".join(c for c in text if not unicodedata.combining(c))
 
 
 @dataclass
@@ -251,10 +244,9 @@ def search(snapshot: Snapshot, text: str) -> list[Track]:
     needle = fold(text.strip())
 
     def rank(row: int) -> tuple[int, int, str, int]:
-        title, label = snapshot.titles[row], snapshot.labels[row]
-        exact = needle in (title, label)
-        prefix = title.startswith(needle) or label.startswith(needle)
-        return (0 if exact else 1 if prefix else 2, len(title), snapshot.artists[row], snapshot.tracks[row].id)
+        title = snapshot.titles[row]
+        return (match_rank(needle, title, snapshot.labels[row]), len(title), snapshot.artists[row],
+                snapshot.tracks[row].id)
 
     return [snapshot.tracks[row] for row in sorted(found or (), key=rank)]
 
