@@ -252,13 +252,6 @@ def list_tracks(server: ServerDep,
             "items": [t.to_dict() for t in found[offset:offset + limit]]}
 
 
-def _file_of(server: Server, track: Track) -> str | None:
-    for path in server.state.lib().paths_of(track.id):
-        if os.path.isfile(path):
-            return path
-    return None
-
-
 @api.get("/tracks/{track_id}", response_model=TrackDetail, summary="One track: tags, files, links")
 def track_detail(server: ServerDep, track_id: TrackId) -> dict[str, Any]:
     """Tags, duration, every indexed path, and the URLs of its audio and spectrogram."""
@@ -280,8 +273,8 @@ def track_detail(server: ServerDep, track_id: TrackId) -> dict[str, Any]:
          response_class=FileResponse, responses={200: {"content": {"audio/*": {}}}, 206: {"description": "A range"}})
 def track_audio(server: ServerDep, track_id: TrackId) -> FileResponse:
     """The track's file as it is on disk, found by catalogue id only; ``Range: bytes=...`` gives 206 answers."""
-    track = _track_or_404(server, track_id)
-    path = _file_of(server, track)
+    _track_or_404(server, track_id)
+    path = server.state.file_of(track_id)
     if path is None:
         raise HTTPException(404, f"the file of track {track_id} is gone (moved or deleted since the last scan)")
     return FileResponse(path, media_type=audio_content_type(path), filename=os.path.basename(path),
@@ -329,9 +322,9 @@ def track_similar(server: ServerDep, track_id: TrackId, filters: FiltersDep, k: 
 def playlist_continue(server: ServerDep, body: ContinueIn) -> dict[str, Any]:
     """The ``k`` library tracks that best continue the playlist (seed 000's score functions), without its tracks."""
     index = _index(server, body.model, body.track_ids)
-    filters = Filters(exclude_artists=body.no_same_artist, exclude_albums=body.no_same_album,
-                      max_per_artist=body.max_per_artist, max_per_album=body.max_per_album,
-                      skip_duplicates=not body.keep_duplicates)
+    filters = filter_params(no_same_artist=body.no_same_artist, no_same_album=body.no_same_album,
+                            max_per_artist=body.max_per_artist, max_per_album=body.max_per_album,
+                            keep_duplicates=body.keep_duplicates)
     playlist, results = continue_playlist(server.state.lib(), list(body.track_ids), body.k, score=body.score,
                                           index=index, filters=filters)
     return {"playlist": playlist.to_dict(), "results": _results(results)}
@@ -414,29 +407,34 @@ async def upload_similar(server: ServerDep, request: Request, filters: FiltersDe
                 raise HTTPException(400, "send the audio file in a multipart field named 'file'")
             name = upload.filename or "upload"
             target = os.path.join(folder, "upload" + _safe_suffix(name))
-            size = 0
-            with open(target, "wb") as out:
+
+            async def parts() -> AsyncIterator[bytes]:
                 while chunk := await upload.read(1 << 20):
-                    size += len(chunk)
-                    if size > limit:
-                        raise HTTPException(413, f"file too large (limit {limit // (1 << 20)} MB)")
-                    out.write(chunk)
+                    yield chunk
+
+            size = await _save(parts(), target, limit)
             await upload.close()
         else:
             name = filename
             target = os.path.join(folder, "upload" + _safe_suffix(name))
-            size = 0
-            with open(target, "wb") as out:
-                async for chunk in request.stream():
-                    size += len(chunk)
-                    if size > limit:
-                        raise HTTPException(413, f"file too large (limit {limit // (1 << 20)} MB)")
-                    out.write(chunk)
+            size = await _save(request.stream(), target, limit)
         if size == 0:
             raise HTTPException(400, "empty upload (0 bytes)")
         return await run_in_threadpool(_similar_to_file, server, target, os.path.basename(name), k, model, filters)
     finally:
         await run_in_threadpool(shutil.rmtree, folder, True)
+
+
+async def _save(chunks: AsyncIterator[bytes], target: str, limit: int) -> int:
+    """Write an upload to ``target`` as it arrives, stopping with 413 past ``limit`` bytes; returns its size."""
+    size = 0
+    with open(target, "wb") as out:
+        async for chunk in chunks:
+            size += len(chunk)
+            if size > limit:
+                raise HTTPException(413, f"file too large (limit {limit // (1 << 20)} MB)")
+            out.write(chunk)
+    return size
 
 
 def _similar_to_file(server: Server, path: str, name: str, k: int, model: str, filters: Filters) -> dict[str, Any]:

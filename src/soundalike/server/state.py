@@ -10,6 +10,7 @@ that arrive during the rebuild keep answering from the previous one.
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 import threading
 import time
@@ -213,6 +214,13 @@ class LibraryState:
         """A track by id (from the snapshot, else the catalogue: it may have been added a moment ago)."""
         found = self.snapshot().by_id.get(track_id)
         return found if found is not None else self.lib().track(track_id)
+
+    def file_of(self, track_id: int) -> str | None:
+        """The first of the track's indexed files that still exists (None when every one is gone)."""
+        for path in self.lib().paths_of(track_id):
+            if os.path.isfile(path):
+                return path
+        return None
 
     def png(self, key: tuple[object, ...], render: Callable[[], bytes], capacity: int = 256) -> bytes:
         """A rendered image from a small LRU cache."""

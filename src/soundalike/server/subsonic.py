@@ -15,7 +15,6 @@ Authentication: with ``soundalike serve --token T``, pass ``apiKey=T`` (the ``ap
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -204,9 +203,9 @@ def stream(request: Request) -> Response:
     def work() -> Response:
         server = request.app.state.server
         song = _song_id(request, "id")
-        for path in server.state.lib().paths_of(song):
-            if os.path.isfile(path):
-                return FileResponse(path, media_type=audio_content_type(path))
-        raise SubsonicError(70, f"The file of song {song} is gone")
+        path = server.state.file_of(song)
+        if path is None:
+            raise SubsonicError(70, f"The file of song {song} is gone")
+        return FileResponse(path, media_type=audio_content_type(path))
 
     return _answer(request, work)
