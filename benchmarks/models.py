@@ -83,7 +83,8 @@ def benchmark_model(lib: Any, name: str, epochs: int | None, checkpoints: Path, 
     timing = checkpoints / f"{name}.timing.json"
     row: dict[str, Any] = {"model": name}
     last = last_checkpoint_path(ckpt)
-    wanted = epochs or build(name).config.epochs
+    config = build(name).config
+    wanted = epochs or config.epochs
     resume = last.exists() and int(read_checkpoint(last).get("epoch", 0)) < wanted  # a run cut short goes on
     if ckpt.exists() and not resume:
         _, payload = load_checkpoint(ckpt)
@@ -101,8 +102,7 @@ def benchmark_model(lib: Any, name: str, epochs: int | None, checkpoints: Path, 
         started = time.perf_counter()
         result = train(lib, name, ckpt, epochs=wanted, on_progress=count, options=options or None, resume=resume)
         seconds = time.perf_counter() - started
-        model = build(name, epochs=epochs)
-        per_step = model.config.batch_size * SEGMENTS_PER_STEP.get(name, 1)
+        per_step = config.batch_size * SEGMENTS_PER_STEP.get(name, 1)
         measured = {"seconds_per_epoch": round(seconds / max(result.epochs_run, 1), 2),
                     "train_segments_per_s": round(steps["n"] * per_step / seconds, 1)}
         timing.write_text(json.dumps(measured))

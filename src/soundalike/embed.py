@@ -93,9 +93,7 @@ def resolve_model(lib: Library, name: str) -> str:
         return DESCRIPTOR_MODEL
     registered = registered_models(lib)
     if os.path.isfile(name):
-        from .models.checkpoint import read_checkpoint
-
-        model_id = str(read_checkpoint(name)["model_id"])
+        model_id = _checkpoint_model_id(name, os.stat(name).st_mtime_ns)
         if model_id in present:
             return model_id
         raise CatalogError(f"no tracks embedded with {name} yet — run `soundalike index PATH --model {name}`")
