@@ -9,6 +9,15 @@ from pathlib import Path
 import numpy as np
 
 
+def tsne_2d(x: np.ndarray, seed: int = 0) -> np.ndarray:
+    """t-SNE of the rows to 2-D as every map here draws it: PCA initialisation, perplexity (n - 1) / 3 within
+    [2, 30] (at least 3 rows)."""
+    from sklearn.manifold import TSNE
+
+    return TSNE(n_components=2, perplexity=min(30.0, max(2.0, (len(x) - 1) / 3)), random_state=seed,
+                init="pca").fit_transform(x)
+
+
 def library_map(unit_vectors: np.ndarray, labels: Sequence[str], out: str | os.PathLike[str], *,
                 title: str = "Library map", method: str = "pca", seed: int = 0) -> None:
     """A 2-D map (PCA or t-SNE) of track vectors, one colour per label, saved as PNG."""
@@ -19,10 +28,7 @@ def library_map(unit_vectors: np.ndarray, labels: Sequence[str], out: str | os.P
 
     x = np.asarray(unit_vectors, dtype=np.float64)
     if method == "tsne":
-        from sklearn.manifold import TSNE
-
-        xy = TSNE(n_components=2, perplexity=min(30.0, max(2.0, (len(x) - 1) / 3)), random_state=seed,
-                  init="pca").fit_transform(x)
+        xy = tsne_2d(x, seed)
     else:
         from sklearn.decomposition import PCA
 
@@ -119,14 +125,11 @@ def segment_map(sequences: Sequence[np.ndarray], labels: Sequence[str], out: str
                 title: str = "Segment embeddings (t-SNE)", seed: int = 0) -> Path:
     """Seed 000 fig. 2: a t-SNE of every segment embedding of a few tracks, one colour per track, a black star at
     each track's centre of mass (the mean of its segments' map positions)."""
-    from sklearn.manifold import TSNE
-
     plt = _pyplot()
     seqs = [np.asarray(s, dtype=np.float64) for s in sequences]
     x = np.vstack(seqs)
     owner = np.concatenate([np.full(len(s), i) for i, s in enumerate(seqs)])
-    xy = TSNE(n_components=2, perplexity=min(30.0, max(2.0, (len(x) - 1) / 3)), random_state=seed,
-              init="pca").fit_transform(x)
+    xy = tsne_2d(x, seed)
     cmap = plt.get_cmap("tab10" if len(seqs) <= 10 else "tab20")
     fig, ax = plt.subplots(figsize=(8, 6.5), dpi=110)
     for i, label in enumerate(labels):

@@ -37,8 +37,9 @@ def pca_2d(vectors: np.ndarray) -> np.ndarray:
 
 def tsne_2d(vectors: np.ndarray, seed: int = 0) -> np.ndarray:
     """A t-SNE embedding of the rows (PCA initialisation, perplexity up to 30)."""
-    from sklearn.manifold import TSNE
     from threadpoolctl import threadpool_limits
+
+    from ..plots import tsne_2d as tsne
 
     x = np.asarray(vectors, dtype=np.float32)
     if len(x) < 5:
@@ -46,8 +47,7 @@ def tsne_2d(vectors: np.ndarray, seed: int = 0) -> np.ndarray:
     # One thread: OpenMP workers of several runtimes (faiss, torch, scikit-learn) in one process spin against each
     # other, and a server has other requests to answer.
     with threadpool_limits(1):
-        return TSNE(n_components=2, perplexity=min(30.0, max(2.0, (len(x) - 1) / 3)), random_state=seed,
-                    init="pca").fit_transform(x)
+        return tsne(x, seed)
 
 
 def map_payload(model: str, method: str, ids: Sequence[int], xy: np.ndarray, tracks: Mapping[int, Track]) -> bytes:
