@@ -14,16 +14,12 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-import faiss
 import numpy as np
 
+from .ann import STALE_GROWTH, AnnError, AnnIndex, choose_kind
 from .catalog import DESCRIPTOR_MODEL, CatalogError, Library
 from .descriptors import standardise
-
-if TYPE_CHECKING:
-    from .ann import AnnIndex
 
 
 def l2_normalise(x: np.ndarray) -> np.ndarray:
@@ -137,12 +133,8 @@ class VectorIndex:
         self.ids = np.asarray(ids, dtype=np.int64)
         self.embedding = embedding
         self.vectors = embedding.transform(vectors) if len(ids) else np.zeros((0, 1), np.float32)
-        self.ann = ann  # over ``vectors`` (same ids), or None for exact search
-        self._faiss: faiss.Index | None = None
-        if ann is None:
-            self._faiss = faiss.IndexFlatIP(self.vectors.shape[1])
-            if len(ids):
-                self._faiss.add(self.vectors)
+        # ``ann`` (over ``vectors``, same ids) when given, else an exact flat index of them.
+        self.ann = ann if ann is not None else AnnIndex.build(self.ids, self.vectors, kind="flat")
         self._row = {int(t): i for i, t in enumerate(self.ids)}
 
     @classmethod
@@ -150,8 +142,6 @@ class VectorIndex:
         """The index of every track the library has embedded with ``model`` (every part of a fused key); ``ann``
         forces (True) or forbids (False) the approximate index, which by default serves libraries above
         :data:`soundalike.ann.EXACT_MAX_TRACKS` tracks."""
-        from .ann import choose_kind
-
         ids, raw, dims = load_raw(lib, model)
         if not (ann if ann is not None else choose_kind(len(ids)) == "ivf"):
             return cls(ids, raw, _library_embedding(model, raw, dims))
@@ -159,8 +149,6 @@ class VectorIndex:
 
     @classmethod
     def _with_ann(cls, lib: Library, model: str, ids: np.ndarray, raw: np.ndarray, dims: list[int]) -> VectorIndex:
-        from .ann import STALE_GROWTH, AnnError, AnnIndex
-
         index_path, stats_path = ann_paths(lib, model)
         embedding = _read_stats(stats_path, model, dims)
         index: AnnIndex | None = None
@@ -210,13 +198,7 @@ class VectorIndex:
         want = min(len(self.ids), k + len(exclude))
         if want <= 0:
             return np.zeros(0, np.int64), np.zeros(0, np.float32)
-        q = np.atleast_2d(query).astype(np.float32)
-        if self.ann is None:
-            assert self._faiss is not None
-            scores, rows = self._faiss.search(q, want)
-            found = [(self.ids[r], s) for r, s in zip(rows[0], scores[0], strict=True) if r >= 0]
-        else:
-            found_ids, found_scores = self.ann.search(q, want)
-            found = [(i, s) for i, s in zip(found_ids[0], found_scores[0], strict=True) if i >= 0]
+        found_ids, found_scores = self.ann.search(np.atleast_2d(query).astype(np.float32), want)
+        found = [(i, s) for i, s in zip(found_ids[0], found_scores[0], strict=True) if i >= 0]
         keep = [(t, s) for t, s in found if int(t) not in exclude][:k]
         return (np.array([t for t, _ in keep], dtype=np.int64), np.array([s for _, s in keep], dtype=np.float32))
