@@ -30,7 +30,7 @@ SR = 22050
 
 
 def _init() -> None:
-    from soundalike.scan import limit_native_threads
+    from soundalike.library.scan import limit_native_threads
 
     limit_native_threads()
     _warm()
@@ -40,7 +40,7 @@ def _warm(_: int = 0) -> None:
     import librosa
     import numpy as np
 
-    from soundalike.analysis import analyse_waveform
+    from soundalike.audio.analysis import analyse_waveform
 
     y = np.random.default_rng(0).standard_normal(SR * 3).astype(np.float32) * 0.1
     librosa.feature.melspectrogram(y=y, sr=SR)
@@ -60,9 +60,9 @@ def _librosa(path: str) -> float:
 
 
 def _ours_mel(path: str) -> float:
-    from soundalike import audio
-    from soundalike.analysis import MAX_ANALYSED_SECONDS, quiet_native_stderr
-    from soundalike.features import log_mel
+    from soundalike.audio import decode as audio
+    from soundalike.audio.analysis import MAX_ANALYSED_SECONDS, quiet_native_stderr
+    from soundalike.audio.features import log_mel
 
     with quiet_native_stderr():
         y = audio.load_excerpts(path, SR, max_duration=MAX_ANALYSED_SECONDS)
@@ -71,7 +71,7 @@ def _ours_mel(path: str) -> float:
 
 
 def _ours_full(path: str) -> float:
-    from soundalike.analysis import analyse_file
+    from soundalike.audio.analysis import analyse_file
 
     return analyse_file(path).analysed_seconds
 
@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", help="Also write the JSON result to this file.")
     args = parser.parse_args(argv)
 
-    from soundalike.audio import is_audio_path
+    from soundalike.audio.decode import is_audio_path
 
     folder = Path(args.folder) if args.folder else _synthetic_folder(args.max_files)
     every = sorted(str(p) for p in folder.rglob("*") if p.is_file() and is_audio_path(p))

@@ -52,7 +52,7 @@ def album_labels(lib: Any, ids: list[int], music_root: Path | None) -> list[str]
 def retrieval_row(lib: Any, model_key: str, music_root: Path | None) -> dict[str, Any]:
     """MAP@10 and precision@10 of same-album retrieval with one (possibly fused) embedding."""
     from soundalike.evaluation import label_retrieval
-    from soundalike.index import VectorIndex
+    from soundalike.search.index import VectorIndex
 
     index = VectorIndex.from_library(lib, model_key, ann=False)
     scores = label_retrieval(index.vectors, album_labels(lib, index.ids.tolist(), music_root), k=10)
@@ -62,7 +62,7 @@ def retrieval_row(lib: Any, model_key: str, music_root: Path | None) -> dict[str
 
 def album_playlists(music_root: Path, out: Path) -> Path:
     """One M3U per first-level folder of ``music_root`` (listening data made of albums, for cf-regression)."""
-    from soundalike.audio import is_audio_path
+    from soundalike.audio.decode import is_audio_path
 
     out.mkdir(parents=True, exist_ok=True)
     for album in sorted(p for p in music_root.iterdir() if p.is_dir() and not p.name.startswith(".")):
@@ -74,10 +74,10 @@ def album_playlists(music_root: Path, out: Path) -> Path:
 def benchmark_model(lib: Any, name: str, epochs: int | None, checkpoints: Path, music_root: Path | None,
                     options: dict[str, Any], heldout: tuple[Any, Path | None] | None) -> dict[str, Any]:
     """Train (or reuse) one family, embed, and measure it."""
-    from soundalike.embed import embed_library
     from soundalike.models import build, load_checkpoint
     from soundalike.models.checkpoint import read_checkpoint
-    from soundalike.training import last_checkpoint_path, train
+    from soundalike.models.embedding import embed_library
+    from soundalike.models.training import last_checkpoint_path, train
 
     ckpt = checkpoints / f"{name}.pt"
     timing = checkpoints / f"{name}.timing.json"
@@ -158,8 +158,8 @@ def markdown(payload: dict[str, Any]) -> str:
 
 def _synthetic(root: Path) -> tuple[Path, Path]:
     from soundalike import synth
-    from soundalike.catalog import Library
-    from soundalike.scan import scan
+    from soundalike.library.catalog import Library
+    from soundalike.library.scan import scan
 
     music = root / "music"
     synth.make_library(music, tracks_per_style=6, duration=20.0, seed=11)
@@ -189,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from soundalike.catalog import Library
+    from soundalike.library.catalog import Library
     from soundalike.models import model_names
 
     if args.threads:

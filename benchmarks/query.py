@@ -43,7 +43,7 @@ import faiss
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from soundalike import ann, distances
+from soundalike.search import ann, distances
 
 DIM = 256
 SEGMENTS = 14

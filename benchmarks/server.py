@@ -59,8 +59,8 @@ def log(msg: str) -> None:
 def synthetic_library(root: Path, tracks: int, seed: int = 0) -> Path:
     """A real synthetic library grown to ``tracks`` catalogue entries (see the module docstring); its folder."""
     from soundalike import synth
-    from soundalike.catalog import Library
-    from soundalike.scan import scan
+    from soundalike.library.catalog import Library
+    from soundalike.library.scan import scan
 
     music = root / "music"
     synth.make_library(music, tracks_per_style=3, duration=10.0, seed=seed)
@@ -78,7 +78,7 @@ def synthetic_library(root: Path, tracks: int, seed: int = 0) -> Path:
 
 
 def _grow(lib: Any, real: list[Any], extra: int, links: Path, seed: int) -> None:
-    from soundalike.catalog import DESCRIPTOR_MODEL
+    from soundalike.library.catalog import DESCRIPTOR_MODEL
 
     rng = np.random.default_rng(seed)
     links.mkdir(parents=True, exist_ok=True)
@@ -263,7 +263,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not 1 <= args.clients <= 500 or not 1 <= args.seconds <= 600:
         parser.error("--clients must be 1-500 and --seconds 1-600")
-    from soundalike.server.run import background_server
+    from soundalike.app.server.run import background_server
 
     with tempfile.TemporaryDirectory(prefix="soundalike-bench-") as tmp:
         library = args.library or synthetic_library(Path(tmp), args.tracks)

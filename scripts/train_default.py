@@ -1,7 +1,7 @@
-"""Train the pretrained default model shipped in ``src/soundalike/pretrained/`` and write its model card.
+"""Train the pretrained default model shipped in ``src/soundalike/models/pretrained/`` and write its model card.
 
     .venv/bin/python scripts/train_default.py --library TRAINLIB --music-root DEVMUSIC \\
-        --heldout-library HELDLIB --heldout-root HELDMUSIC [--epochs 60] [--out-dir src/soundalike/pretrained]
+        --heldout-library HELDLIB --heldout-root HELDMUSIC [--epochs 60] [--out-dir src/soundalike/models/pretrained]
 
 TRAINLIB is an indexed library holding the development soundtracks (``scripts/fetch_debian_music.sh DEVMUSIC``)
 and, optionally, synthetic music (``soundalike demo`` style, see ``--synthetic``); HELDLIB the held-out
@@ -38,8 +38,8 @@ def _retrieval(lib: Any, key: str, root: Path | None) -> dict[str, float]:
 
 def measure(lib_path: Path, root: Path | None, checkpoint: Path) -> dict[str, Any]:
     """Descriptors, the model, and both fused, on one library (the model is embedded into it first)."""
-    from soundalike.catalog import Library
-    from soundalike.embed import embed_library
+    from soundalike.library.catalog import Library
+    from soundalike.models.embedding import embed_library
 
     with Library.open(lib_path, create=False) as lib:
         model_id, _ = embed_library(lib, checkpoint)
@@ -123,16 +123,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=60)
     parser.add_argument("--synthetic", action="store_true", help="Say in the card that --library has synthetic music.")
     parser.add_argument("--work", type=Path, default=Path("default-model-work"), help="Folder for checkpoints.")
-    parser.add_argument("--out-dir", type=Path, default=Path("src/soundalike/pretrained"))
+    parser.add_argument("--out-dir", type=Path, default=Path("src/soundalike/models/pretrained"))
     parser.add_argument("--threads", type=int, default=None)
     args = parser.parse_args(argv)
 
     import torch
 
-    from soundalike.catalog import Library
+    from soundalike.library.catalog import Library
     from soundalike.models import load_checkpoint
     from soundalike.models.checkpoint import read_checkpoint
-    from soundalike.training import last_checkpoint_path, train
+    from soundalike.models.training import last_checkpoint_path, train
 
     if args.threads:
         torch.set_num_threads(args.threads)

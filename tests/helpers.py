@@ -53,8 +53,8 @@ def synth_library(root: Path, styles: list[str], *, tracks_per_style: int = 3, d
                   presets: tuple[str, ...] = ()) -> Path:
     """A small synthetic library at ``root/music``, indexed into ``root/lib`` (plus extra preset spectrograms)."""
     from soundalike import synth
-    from soundalike.catalog import Library
-    from soundalike.scan import ensure_spectrograms, scan
+    from soundalike.library.catalog import Library
+    from soundalike.library.scan import ensure_spectrograms, scan
 
     synth.make_library(root / "music", styles=styles, tracks_per_style=tracks_per_style, duration=duration,
                        seed=seed)

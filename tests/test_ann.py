@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from soundalike import ann
+from soundalike.search import ann
 
 
 def clustered(n: int, d: int = 32, clusters: int = 40, seed: int = 0) -> np.ndarray:

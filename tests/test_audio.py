@@ -9,7 +9,7 @@ import pytest
 import soundfile as sf
 
 from helpers import SR, make_signal, write_audio
-from soundalike import audio
+from soundalike.audio import decode as audio
 
 
 @pytest.mark.parametrize("ext", [".wav", ".flac", ".ogg", ".opus", ".mp3", ".aiff", ".m4a"])

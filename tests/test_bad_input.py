@@ -10,9 +10,9 @@ import pytest
 import soundfile as sf
 
 from helpers import SR, make_signal, write_audio
-from soundalike import audio
-from soundalike.catalog import Library
-from soundalike.scan import scan
+from soundalike.audio import decode as audio
+from soundalike.library.catalog import Library
+from soundalike.library.scan import scan
 
 
 def _corrupt_mp3(path: Path) -> Path:

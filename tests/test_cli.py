@@ -12,8 +12,8 @@ import pytest
 from typer.testing import CliRunner
 
 from soundalike import synth
-from soundalike.catalog import Library
-from soundalike.cli import app
+from soundalike.app.cli import app
+from soundalike.library.catalog import Library
 
 STYLES = ["techno", "ambient", "chiptune", "classical"]
 
@@ -212,10 +212,10 @@ def test_index_rejects_an_unknown_model(tmp_path: Path) -> None:
 
 def test_index_embeds_with_the_shipped_default(indexed: tuple[Path, Path, list[synth.SynthTrack]]) -> None:
     from soundalike.models import load_checkpoint
-    from soundalike.pretrained import default_checkpoint, model_card
+    from soundalike.models.pretrained import default_checkpoint, model_card
 
     checkpoint = default_checkpoint()
-    assert checkpoint is not None, "the package ships src/soundalike/pretrained/default.pt"
+    assert checkpoint is not None, "the package ships src/soundalike/models/pretrained/default.pt"
     assert checkpoint.stat().st_size <= 20 * 1024 * 1024
     _, payload = load_checkpoint(checkpoint)
     card = model_card()

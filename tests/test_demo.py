@@ -7,7 +7,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from soundalike.demo import run_demo
+from soundalike.app.demo import run_demo
 
 
 def test_demo_writes_a_report_and_finds_same_style_tracks(tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from soundalike import distances as D
+from soundalike.search import distances as D
 
 METHODS = sorted(D.METHODS)
 

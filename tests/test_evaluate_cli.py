@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from helpers import synth_library
-from soundalike.cli import app
+from soundalike.app.cli import app
 
 
 @pytest.fixture(scope="module")

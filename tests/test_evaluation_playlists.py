@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 
 from helpers import synth_library
-from soundalike.catalog import Library
 from soundalike.evaluation import (
     EvalPlaylist,
     EvaluationError,
@@ -22,6 +21,7 @@ from soundalike.evaluation import (
     split_playlists,
     tag_playlists,
 )
+from soundalike.library.catalog import Library
 
 STYLES = ["techno", "ambient", "chiptune"]
 PER_ALBUM = 4  # synth: 2 albums (one per artist) per style, tracks alternate between them

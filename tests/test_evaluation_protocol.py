@@ -12,7 +12,7 @@ import pytest
 from soundalike.evaluation import EvalPlaylist, EvaluationError, PlaylistSet, evaluate_continuation
 from soundalike.evaluation.charts import plot_score_comparison
 from soundalike.evaluation.protocol import METRICS, top_rows
-from soundalike.scoring import score_method
+from soundalike.recommend.scoring import score_method
 
 N_ALBUMS, ALBUM = 30, 10
 

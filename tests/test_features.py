@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from soundalike import features as F
+from soundalike.audio import features as F
 
 SR = 22050
 THIRTY_S = np.random.default_rng(0).standard_normal(30 * SR).astype(np.float32) * 0.1

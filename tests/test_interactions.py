@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from soundalike import synth
-from soundalike.catalog import Library
-from soundalike.interactions import InteractionsError, als_item_factors, load_interactions
-from soundalike.scan import scan
+from soundalike.evaluation.interactions import InteractionsError, als_item_factors, load_interactions
+from soundalike.library.catalog import Library
+from soundalike.library.scan import scan
 
 
 @pytest.fixture(scope="module")

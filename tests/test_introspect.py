@@ -10,11 +10,11 @@ import pytest
 from typer.testing import CliRunner
 
 from helpers import synth_library
-from soundalike.catalog import Library
-from soundalike.cli import app
-from soundalike.introspect import activation_table, first_layer_filters, unit_activations
+from soundalike.app.cli import app
+from soundalike.library.catalog import Library
 from soundalike.models import ModelError, build, load_checkpoint
-from soundalike.training import train
+from soundalike.models.introspect import activation_table, first_layer_filters, unit_activations
+from soundalike.models.training import train
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +24,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     with Library.open(root / "lib") as lib:
         result = train(lib, "contrastive", root / "c.pt", epochs=1, batch_size=8, plots=False, frontend="conv1d",
                        input_pool=1, channels=(16, 16, 16, 16), embedding_dim=8)
-    from soundalike.embed import embed_library
+    from soundalike.models.embedding import embed_library
 
     with Library.open(root / "lib") as lib:
         embed_library(lib, result.checkpoint)

@@ -10,12 +10,12 @@ import torch
 
 from helpers import fit_steps
 from soundalike import synth
-from soundalike.catalog import Library
-from soundalike.embed import embed_library
+from soundalike.library.catalog import Library
+from soundalike.library.scan import scan
 from soundalike.models import ModelError, build, load_checkpoint, save_checkpoint
 from soundalike.models.base import TrackSet
-from soundalike.scan import scan
-from soundalike.training import train
+from soundalike.models.embedding import embed_library
+from soundalike.models.training import train
 
 TINY = {"conv_channels": (8, 8, 16, 16), "dense_units": 32, "batch_size": 4, "lr": 0.05}
 

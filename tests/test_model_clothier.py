@@ -9,12 +9,12 @@ import pytest
 import torch
 
 from helpers import fit_steps, synth_library, track_set
-from soundalike.catalog import Library
-from soundalike.embed import embed_library
-from soundalike.features import segment_count
+from soundalike.audio.features import segment_count
+from soundalike.library.catalog import Library
 from soundalike.models import ModelError, build, load_checkpoint, save_checkpoint
 from soundalike.models.base import TrackSet
-from soundalike.training import train
+from soundalike.models.embedding import embed_library
+from soundalike.models.training import train
 
 TINY = {"conv_filters": (8, 8, 16, 16), "dense_units": 32}
 

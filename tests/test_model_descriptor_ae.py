@@ -10,15 +10,15 @@ import torch
 
 from helpers import fit_steps
 from soundalike import synth
-from soundalike.analysis import analyse_file
-from soundalike.catalog import Library
-from soundalike.descriptors import DESCRIPTOR_DIM
-from soundalike.embed import embed_library
+from soundalike.audio.analysis import analyse_file
+from soundalike.audio.descriptors import DESCRIPTOR_DIM
+from soundalike.library.catalog import Library
+from soundalike.library.scan import scan
 from soundalike.models import ModelError, build, load_checkpoint, save_checkpoint
 from soundalike.models.base import TrackSet
 from soundalike.models.descriptor_ae import within_threshold
-from soundalike.scan import scan
-from soundalike.training import train
+from soundalike.models.embedding import embed_library
+from soundalike.models.training import train
 
 
 @pytest.fixture(scope="module")

@@ -9,13 +9,13 @@ import pytest
 import torch
 
 from helpers import fit_steps, synth_library, track_set
-from soundalike.catalog import Library
-from soundalike.embed import embed_library
-from soundalike.features import log_mel
+from soundalike.audio.features import log_mel
+from soundalike.library.catalog import Library
 from soundalike.models import ModelError, build, load_checkpoint, save_checkpoint
 from soundalike.models.base import TrackSet
+from soundalike.models.embedding import embed_library
 from soundalike.models.stollery import Stollery, duplicate_groups
-from soundalike.training import last_checkpoint_path, train
+from soundalike.models.training import last_checkpoint_path, train
 
 
 @pytest.fixture(scope="module")

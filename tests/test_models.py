@@ -12,11 +12,11 @@ import torch
 
 from helpers import fit_steps, synth_library, track_set
 from soundalike import synth
-from soundalike.catalog import Library
-from soundalike.embed import embed_library, resolve_model
+from soundalike.library.catalog import Library
 from soundalike.models import ModelError, build, load_checkpoint, model_names, save_checkpoint
-from soundalike.recommend import QueryError, similar
-from soundalike.training import last_checkpoint_path, train
+from soundalike.models.embedding import embed_library, resolve_model
+from soundalike.models.training import last_checkpoint_path, train
+from soundalike.recommend.engine import QueryError, similar
 
 
 @pytest.fixture(scope="module")
@@ -167,7 +167,7 @@ def test_embeddings_live_side_by_side_and_answer_queries(lib_dir: Path, tmp_path
 def test_index_model_by_name_reembeds_from_cached_spectrograms(lib_dir: Path, tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
-    from soundalike.cli import app
+    from soundalike.app.cli import app
 
     library = tmp_path / "lib"
     shutil.copytree(lib_dir / "lib", library)

@@ -11,10 +11,9 @@ import pytest
 from typer.testing import CliRunner
 
 from helpers import synth_library
-from soundalike.catalog import Library, Track
-from soundalike.cli import app
-from soundalike.playlists import PlaylistError, read_playlist
-from soundalike.recommend import (
+from soundalike.app.cli import app
+from soundalike.library.catalog import Library, Track
+from soundalike.recommend.engine import (
     Filters,
     QueryError,
     continue_playlist,
@@ -23,6 +22,7 @@ from soundalike.recommend import (
     recording_key,
     similar,
 )
+from soundalike.recommend.playlists import PlaylistError, read_playlist
 
 STYLES = ["techno", "ambient", "chiptune", "classical"]
 
@@ -188,7 +188,7 @@ def test_vectors_used_are_unit_length(root: Path) -> None:
 
 
 def test_large_library_index_is_persisted_and_follows_the_library(root: Path, tmp_path: Path) -> None:
-    from soundalike.index import VectorIndex, ann_paths
+    from soundalike.search.index import VectorIndex, ann_paths
 
     library = tmp_path / "lib"
     shutil.copytree(root / "lib", library)

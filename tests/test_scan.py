@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from helpers import make_signal, write_audio
-from soundalike.catalog import Library
-from soundalike.scan import scan
+from soundalike.library.catalog import Library
+from soundalike.library.scan import scan
 
 
 def test_first_scan_analyses_everything_and_second_nothing(tmp_path: Path, music_dir: Path) -> None:
@@ -115,7 +115,7 @@ def test_kill_9_mid_scan_then_resume_equals_uninterrupted(tmp_path: Path) -> Non
     for i in range(24):
         write_audio(music / f"t{i:02d}.flac", make_signal(12.0, 100.0 + 37 * i, seed=i))
     library = tmp_path / "killed"
-    cmd = [sys.executable, "-m", "soundalike.cli", "index", str(music), "--library", str(library), "--jobs", "1"]
+    cmd = [sys.executable, "-m", "soundalike", "index", str(music), "--library", str(library), "--jobs", "1"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         deadline = time.monotonic() + 300

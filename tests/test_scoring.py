@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from soundalike.scoring import (
+from soundalike.recommend.scoring import (
     SCORES,
     ClusterScore,
     ScoreError,

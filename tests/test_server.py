@@ -19,12 +19,12 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from helpers import make_signal, synth_library, write_audio
-from soundalike.catalog import Library, Track
-from soundalike.cli import app as cli_app
-from soundalike.server import app as server_app
-from soundalike.server.app import create_app
-from soundalike.server.run import background_server
-from soundalike.server.security import BindError, check_bind, is_loopback
+from soundalike.app.cli import app as cli_app
+from soundalike.app.server import app as server_app
+from soundalike.app.server.app import create_app
+from soundalike.app.server.run import background_server
+from soundalike.app.server.security import BindError, check_bind, is_loopback
+from soundalike.library.catalog import Library, Track
 
 STYLES = ["techno", "ambient", "chiptune", "classical"]
 TOKEN = "s3cret-token"
@@ -504,7 +504,7 @@ def test_server_answers_while_index_adds_tracks(tmp_path: Path) -> None:
     totals: list[int] = []
     with TestClient(create_app(root / "lib", refresh_seconds=0.0), raise_server_exceptions=False) as c:
         first = c.get("/api/tracks").json()["items"][0]["track_id"]
-        indexer = subprocess.Popen([sys.executable, "-m", "soundalike.cli", "index", str(tmp_path / "more"),
+        indexer = subprocess.Popen([sys.executable, "-m", "soundalike", "index", str(tmp_path / "more"),
                                     "--library", str(root / "lib"), "--jobs", "1"],
                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         while indexer.poll() is None or len(totals) < 5:

@@ -9,7 +9,7 @@ The Python API is a handful of verbs, the same ones the command line and the HTT
         playlist, more = continue_playlist(lib, "road-trip.m3u", k=20, score="topk")
         start, end, journey = path_between(lib, "12", "345", n=10)
 
-``train`` (``soundalike.training.train``) and ``evaluate`` (``soundalike.evaluation.report.run_evaluation``) load
+``train`` (``soundalike.models.training.train``) and ``evaluate`` (``soundalike.evaluation.report.run_evaluation``) load
 PyTorch / the evaluation stack on first use.
 """
 
@@ -17,9 +17,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from .catalog import Library
+from .library.catalog import Library
+from .library.scan import scan as index
 from .recommend import Filters, continue_playlist, path_between, similar
-from .scan import scan as index
 
 __version__ = "0.1.0"
 
@@ -30,7 +30,7 @@ __all__ = ["Filters", "Library", "__version__", "continue_playlist", "evaluate",
 def __getattr__(name: str) -> Any:
     """Heavy verbs imported on first use: ``train`` (PyTorch) and ``evaluate``."""
     if name == "train":
-        from .training import train
+        from .models.training import train
 
         return train
     if name == "evaluate":

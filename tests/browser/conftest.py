@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from helpers import synth_library
-from soundalike.server.run import background_server
+from soundalike.app.server.run import background_server
 
 STYLES = ["techno", "ambient", "chiptune", "classical"]
 

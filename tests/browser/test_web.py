@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from helpers import make_signal, write_audio
-from soundalike.catalog import Library
-from soundalike.server.run import background_server
+from soundalike.app.server.run import background_server
+from soundalike.library.catalog import Library
 
 TOKEN = "browser-test-token"
 

@@ -35,7 +35,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from ..interactions import Interactions, InteractionsError, load_interactions
+from .interactions import Interactions, InteractionsError, load_interactions
 
 DEFAULT_MIN_LENGTH = 10
 """Seed 000 §5.1 keeps MPD playlists of at least 10 tracks."""

@@ -38,7 +38,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from ..scoring import ScoreError, ScoreMethod, score_method
+from soundalike.recommend.scoring import ScoreError, ScoreMethod, score_method
+
 from . import metrics as M
 from .playlists import (
     DEFAULT_HOLDOUT_FRACTION,
@@ -192,8 +193,8 @@ class ContinuationReport:
 # --- helpers ----------------------------------------------------------------------------------------------------
 def library_embeddings(lib: Any, models: Iterable[str]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """``{model: (track ids, unit search vectors)}`` from the catalogue (plain or fused keys), as the index."""
-    from ..catalog import CatalogError
-    from ..index import VectorIndex
+    from soundalike.library.catalog import CatalogError
+    from soundalike.search.index import VectorIndex
 
     out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     for model in models:

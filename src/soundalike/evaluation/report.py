@@ -18,9 +18,10 @@ from typing import Any
 
 import numpy as np
 
-from ..catalog import DESCRIPTOR_MODEL, CatalogError, Library
-from ..descriptors import spfy_features, standardise
-from ..index import VectorIndex, l2_normalise
+from soundalike.audio.descriptors import spfy_features, standardise
+from soundalike.library.catalog import DESCRIPTOR_MODEL, CatalogError, Library
+from soundalike.search.index import VectorIndex, l2_normalise
+
 from .playlists import EvaluationError, load_playlists
 from .protocol import ContinuationReport, evaluate_continuation
 from .retrieval import label_retrieval
@@ -31,7 +32,7 @@ SPFY = "spfy10"
 def default_models(lib: Library) -> list[str]:
     """The embeddings a library holds, descriptors first, then ``spfy10``, then learned models (and the shipped
     default fused with the descriptors, as ``similar`` uses it)."""
-    from ..embed import resolve_model
+    from soundalike.models.embedding import resolve_model
 
     present = lib.models()
     if DESCRIPTOR_MODEL not in present:
@@ -46,7 +47,7 @@ def default_models(lib: Library) -> list[str]:
 def embedding_vectors(lib: Library, model: str) -> tuple[np.ndarray, np.ndarray]:
     """``(track ids, unit search vectors)`` of one embedding: a catalogue key (plain, fused, a family name, a
     checkpoint) or ``spfy10``."""
-    from ..embed import resolve_model
+    from soundalike.models.embedding import resolve_model
 
     if model == SPFY:
         ids, raw = lib.vectors(DESCRIPTOR_MODEL)

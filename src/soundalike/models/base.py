@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..features import MelPreset, get_preset, segment
+from soundalike.audio.features import MelPreset, get_preset, segment
 
 
 class ModelError(ValueError):

@@ -51,7 +51,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..features import segment
+from soundalike.audio.features import segment
+
 from .base import Encoder, ModelConfig, ModelError, TrackSet, register
 
 BLOG_CHANNELS = (256, 256, 512, 512)
@@ -196,7 +197,7 @@ class CFRegression(Encoder):
     # --- training data: CF factors from listening data ----------------------------------------------------------
     def setup_training(self, lib: Any, train: TrackSet, val: TrackSet, options: dict[str, Any]) -> dict[str, Any]:
         """Fit ALS on the listening data, keep unit-norm factors as targets, drop tracks without any (in place)."""
-        from ..interactions import InteractionsError, als_item_factors, load_interactions
+        from soundalike.evaluation.interactions import InteractionsError, als_item_factors, load_interactions
 
         unknown = sorted(set(options) - {"interactions", "track_map"})
         if unknown:

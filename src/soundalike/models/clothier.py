@@ -42,7 +42,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..features import segment_count
+from soundalike.audio.features import segment_count
+
 from .base import Encoder, ModelConfig, ModelError, TrackSet, register
 
 

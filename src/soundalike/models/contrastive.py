@@ -24,7 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..features import segment
+from soundalike.audio.features import segment
+
 from .base import Encoder, ModelConfig, ModelError, TrackSet, db_to_unit, register
 
 

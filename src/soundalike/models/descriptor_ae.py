@@ -46,8 +46,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..catalog import DESCRIPTOR_MODEL
-from ..descriptors import DESCRIPTOR_DIM
+from soundalike.audio.descriptors import DESCRIPTOR_DIM
+from soundalike.library.catalog import DESCRIPTOR_MODEL
+
 from .base import Encoder, ModelConfig, ModelError, TrackSet, register
 
 DESCRIPTOR_SOURCE = "descriptor"
@@ -118,7 +119,7 @@ def read_features_csv(lib: Any, path: str | os.PathLike[str]) -> FeatureTable:
     the reason when it cannot be used."""
     import csv
 
-    from ..interactions import InteractionsError, TrackResolver, csv_rows
+    from soundalike.evaluation.interactions import InteractionsError, TrackResolver, csv_rows
 
     p = Path(os.path.expanduser(os.fspath(path)))
     if not p.is_file():

@@ -17,9 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
+from soundalike.audio.descriptors import standardise
+from soundalike.library.catalog import DESCRIPTOR_MODEL, CatalogError, Library
+
 from .ann import STALE_GROWTH, AnnError, AnnIndex, choose_kind
-from .catalog import DESCRIPTOR_MODEL, CatalogError, Library
-from .descriptors import standardise
 
 
 def l2_normalise(x: np.ndarray) -> np.ndarray:

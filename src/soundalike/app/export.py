@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .catalog import DESCRIPTOR_MODEL, CatalogError, Library
-from .descriptors import DESCRIPTOR_NAMES
+from soundalike.audio.descriptors import DESCRIPTOR_NAMES
+from soundalike.library.catalog import DESCRIPTOR_MODEL, CatalogError, Library
 
 FORMATS = ("npz", "parquet", "csv")
 

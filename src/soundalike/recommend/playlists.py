@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
-from .catalog import Track
+from soundalike.library.catalog import Track
 
 M3U_SUFFIXES = (".m3u", ".m3u8")
 

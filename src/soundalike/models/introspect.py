@@ -16,8 +16,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from .catalog import Library
-from .models import Encoder, ModelError
+from soundalike.library.catalog import Library
+
+from . import Encoder, ModelError
 
 ACTIVATION_MODES = ("max", "mean", "embedding")
 
@@ -109,7 +110,7 @@ def activation_table(lib: Library, model: Encoder, *, mode: str = "max", track_i
     004 §6.1, §6.2), or ``embedding``: the track vector's dimensions (§6.3's high-level units)."""
     if mode not in ACTIVATION_MODES:
         raise ModelError(f"unknown activation mode {mode!r}; choose from {', '.join(ACTIVATION_MODES)}")
-    from .embed import trackable_ids
+    from .embedding import trackable_ids
 
     ids = [int(t) for t in (track_ids if track_ids is not None else trackable_ids(lib, model))]
     if not ids:

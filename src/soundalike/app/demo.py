@@ -13,18 +13,19 @@ from pathlib import Path
 from rich.console import Console
 from rich.markup import escape
 
-from .catalog import Library
-from .evaluation import label_retrieval
-from .index import VectorIndex
+from soundalike.evaluation import label_retrieval
+from soundalike.library.catalog import Library
+from soundalike.library.scan import scan
+from soundalike.recommend.engine import similar
+from soundalike.search.index import VectorIndex
+
 from .progress import progress_bar
-from .recommend import similar
-from .scan import scan
 
 
 def run_demo(folder: Path, *, tracks_per_style: int = 10, duration: float = 30.0, jobs: int = 2, seed: int = 0,
              console: Console | None = None, progress_console: Console | None = None) -> dict[str, object]:
     """Generate, index, recommend and report; returns the report's numbers (also written as JSON/Markdown)."""
-    from . import synth
+    from soundalike import synth
 
     console = console or Console()
     folder = Path(folder)
@@ -76,7 +77,7 @@ def run_demo(folder: Path, *, tracks_per_style: int = 10, duration: float = 30.0
         learned = _default_model_scores(lib, labels_of=lambda ids: [style_of.get(
             str(Path(t.path).resolve()), "?") for t in lib.tracks(ids)], console=console)
 
-        from .plots import library_map
+        from soundalike.plots.figures import library_map
 
         map_png = folder / "map.png"
         library_map(index.vectors, labels, map_png, title="Demo library: descriptor vectors (PCA), by style")
@@ -96,12 +97,12 @@ def run_demo(folder: Path, *, tracks_per_style: int = 10, duration: float = 30.0
 def _default_model_scores(lib: Library, labels_of: Callable[[list[int]], list[str]],
                           console: Console) -> dict[str, object] | None:
     """Embed with the shipped default model (if this build has one) and score it like the descriptors."""
-    from .pretrained import default_checkpoint
+    from soundalike.models.pretrained import default_checkpoint
 
     checkpoint = default_checkpoint()
     if checkpoint is None:
         return None
-    from .embed import embed_library
+    from soundalike.models.embedding import embed_library
 
     model_id, _ = embed_library(lib, checkpoint)
     console.print("    the shipped default model (its training data included synthetic music like this):")

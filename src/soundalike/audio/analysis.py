@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import audio
+from soundalike.audio import decode as audio
+
 from .descriptors import describe
 from .features import get_preset, log_mel, power_spectrogram
 

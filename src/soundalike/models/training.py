@@ -15,10 +15,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from .catalog import CatalogError, Library
-from .models import Encoder, ModelError, build, load_checkpoint, save_checkpoint
-from .models.base import TrackSet
-from .models.checkpoint import read_checkpoint
+from soundalike.library.catalog import CatalogError, Library
+
+from . import Encoder, ModelError, build, load_checkpoint, save_checkpoint
+from .base import TrackSet
+from .checkpoint import read_checkpoint
 
 ProgressHook = Callable[[str, int, int, dict[str, float]], None]
 
@@ -45,7 +46,7 @@ def load_training_data(lib: Library, model: Encoder, validation_fraction: float,
                        min_tracks: int = 2, on_progress: Callable[[str, int, int], None] | None = None
                        ) -> TrainingData:
     """The model's input for every usable track, split by track (seeded) into training and validation sets."""
-    from .embed import trackable_ids
+    from .embedding import trackable_ids
 
     ids = trackable_ids(lib, model, on_progress=on_progress)
     if len(ids) < min_tracks:
@@ -184,7 +185,7 @@ def train(lib: Library, name: str, out: str | Path, *, epochs: int | None = None
     result = TrainResult(out, str(payload["model_id"]), cfg.epochs - start_epoch,
                          None if best == float("inf") else best, time.monotonic() - started, history)
     if plots:
-        from .plots import loss_curve, reconstruction
+        from soundalike.plots.figures import loss_curve, reconstruction
 
         result.plots.append(loss_curve(history, out.with_suffix(".loss.png"), title=f"{name} training"))
         shown = data.val if len(data.val) else data.train

@@ -15,8 +15,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .catalog import DESCRIPTOR_MODEL, CatalogError, Library
-from .models import Encoder, ModelError, load_checkpoint
+from soundalike.library.catalog import DESCRIPTOR_MODEL, CatalogError, Library
+
+from . import Encoder, ModelError, load_checkpoint
 from .pretrained import DEFAULT_NAME, default_checkpoint
 
 
@@ -51,7 +52,7 @@ def trackable_ids(lib: Library, model: Encoder,
                   on_progress: Callable[[str, int, int], None] | None = None) -> list[int]:
     """Ids of the tracks the model can take: with its preset's spectrogram (computed now where missing)."""
     if model.input_kind == "spectrogram":
-        from .scan import ensure_spectrograms
+        from soundalike.library.scan import ensure_spectrograms
 
         ensure_spectrograms(lib, model.preset_name, on_progress=on_progress)
         rows = lib.conn.execute("SELECT track_id FROM spectrograms WHERE preset=? ORDER BY track_id",
@@ -70,7 +71,7 @@ def registered_models(lib: Library) -> dict[str, dict[str, Any]]:
 @functools.lru_cache(maxsize=8)
 def _checkpoint_model_id(path: str, mtime_ns: int) -> str:
     """The model id stored in a checkpoint (cached per file version: every query of ``default`` asks for it)."""
-    from .models.checkpoint import read_checkpoint
+    from .checkpoint import read_checkpoint
 
     return str(read_checkpoint(path)["model_id"])
 

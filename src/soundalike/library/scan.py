@@ -16,8 +16,8 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 
-from . import audio
-from .analysis import (
+from soundalike.audio import decode as audio
+from soundalike.audio.analysis import (
     ANALYSIS_SR,
     DEFAULT_PRESETS,
     MAX_ANALYSED_SECONDS,
@@ -26,6 +26,7 @@ from .analysis import (
     file_hash,
     quiet_native_stderr,
 )
+
 from .catalog import Library
 
 
@@ -302,7 +303,7 @@ def _under(path: bytes, prefix: bytes) -> bool:
 
 def _preset_spectrogram(path: bytes, preset: str) -> tuple[bytes, object]:
     """Decode one file and compute one preset's spectrogram (runs in a worker); errors are returned, not raised."""
-    from .features import log_mel
+    from soundalike.audio.features import log_mel
 
     try:
         with quiet_native_stderr():

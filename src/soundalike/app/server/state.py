@@ -22,8 +22,8 @@ from typing import Generic, TypeVar
 
 import numpy as np
 
-from ..catalog import DESCRIPTOR_MODEL, CatalogError, Library, Track, fold, match_rank
-from ..index import VectorIndex
+from soundalike.library.catalog import DESCRIPTOR_MODEL, CatalogError, Library, Track, fold, match_rank
+from soundalike.search.index import VectorIndex
 
 T = TypeVar("T")
 
@@ -170,7 +170,7 @@ class LibraryState:
             lib = self.lib()
             names = {"default", DESCRIPTOR_MODEL, *lib.models()}
             try:
-                from ..embed import registered_models
+                from soundalike.models.embedding import registered_models
 
                 names |= {str(info.get("name")) for info in registered_models(lib).values() if info.get("name")}
             except Exception:  # noqa: BLE001 - without torch or a model registry: stored names only
@@ -192,7 +192,7 @@ class LibraryState:
 
     def index(self, model: str = "default") -> VectorIndex:
         """The search index of ``model`` (checked by :meth:`check_model`), kept in memory per generation."""
-        from ..recommend import load_index
+        from soundalike.recommend.engine import load_index
 
         self.check_model(model)
         return self.cached(("index", model), lambda: load_index(self.lib(), model))

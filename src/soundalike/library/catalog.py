@@ -19,8 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .analysis import Analysis
-from .audio import display_path
+from soundalike.audio.analysis import Analysis
+from soundalike.audio.decode import display_path
+
 from .featurestore import FeatureStore, Location
 
 SCHEMA_VERSION = 1

@@ -82,7 +82,7 @@ def background_server(library: str | os.PathLike[str], *args: str, timeout: floa
     """``soundalike serve --library LIBRARY ARGS`` on a free loopback port in a child process, yielded once
     ``/api/health`` answers; the process is stopped afterwards."""
     port = free_port()
-    cmd = [sys.executable, "-m", "soundalike.cli", "serve", "--library", str(library), "--port", str(port), *args]
+    cmd = [sys.executable, "-m", "soundalike", "serve", "--library", str(library), "--port", str(port), *args]
     url = f"http://127.0.0.1:{port}"
     # Output to a file, not a pipe: a pipe nobody reads would block a chatty server.
     with tempfile.TemporaryFile() as log:

@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .analysis import analyse_file
-from .audio import AudioError, display_path, is_audio_path
-from .catalog import DESCRIPTOR_MODEL, Library, Track, fold
-from .index import VectorIndex
+from soundalike.audio.analysis import analyse_file
+from soundalike.audio.decode import AudioError, display_path, is_audio_path
+from soundalike.library.catalog import DESCRIPTOR_MODEL, Library, Track, fold
+from soundalike.search.index import VectorIndex
 
 # Cosine similarity at or above this is the same recording (another encode, a copy with different silence...).
 DUPLICATE_SIMILARITY = 0.9999
@@ -95,7 +95,7 @@ def _library_query(index: VectorIndex, text: str, track: Track) -> Query:
 
 
 def _outside_query(lib: Library, index: VectorIndex, path: str) -> Query:
-    from .embed import model_for  # torch only when a learned model is asked for
+    from soundalike.models.embedding import model_for  # torch only when a learned model is asked for
 
     models = {part.model: None if part.model == DESCRIPTOR_MODEL else model_for(lib, part.model)
               for part in index.embedding.parts}
@@ -211,7 +211,7 @@ class _Selector:
 def load_index(lib: Library, model: str = "default") -> VectorIndex:
     """The search index of ``model`` (``default``, ``descriptor``, a family, a model id, a fused key, a file)."""
     if model != DESCRIPTOR_MODEL:
-        from .embed import resolve_model
+        from soundalike.models.embedding import resolve_model
 
         model = resolve_model(lib, model)
     return VectorIndex.from_library(lib, model)
@@ -254,7 +254,7 @@ def similar(lib: Library, query: str | Query, k: int = 10, *, model: str = "defa
     seeds = [q.track] if q.track is not None else []
     selector = _Selector(lib, index, seeds, q.vector, filters or Filters(), q.exclude)
     if distance != "cosine":
-        from .distances import sequence_distances
+        from soundalike.search.distances import sequence_distances
 
         pool_ids, _ = index.search(q.vector, max(candidates, k), exclude=selector.exclude)
         query_seq, kept, seqs = _sequences(lib, index, q, pool_ids.tolist())

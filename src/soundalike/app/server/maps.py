@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 from starlette.responses import Response
 
-from ..catalog import Track
+from soundalike.library.catalog import Track
 
 METHODS = ("pca", "tsne")
 # t-SNE below this many tracks is quick enough to compute inside the request.
@@ -39,7 +39,7 @@ def tsne_2d(vectors: np.ndarray, seed: int = 0) -> np.ndarray:
     """A t-SNE embedding of the rows (PCA initialisation, perplexity up to 30)."""
     from threadpoolctl import threadpool_limits
 
-    from ..plots import tsne_2d as tsne
+    from soundalike.plots.figures import tsne_2d as tsne
 
     x = np.asarray(vectors, dtype=np.float32)
     if len(x) < 5:

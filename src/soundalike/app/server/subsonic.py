@@ -22,9 +22,10 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 
-from .. import __version__
-from ..catalog import CatalogError, Track
-from ..recommend import QueryError, path_between, similar
+from soundalike import __version__
+from soundalike.library.catalog import CatalogError, Track
+from soundalike.recommend.engine import QueryError, path_between, similar
+
 from .media import audio_content_type
 from .security import token_matches
 from .state import ModelNameError

@@ -31,7 +31,7 @@ class CheckResult:
 def check_audio_file(path: str, *, timeout: float = CHECK_TIMEOUT_S) -> CheckResult:
     """Decode ``path`` in a child process (limited CPU time and memory) and report whether it is usable audio."""
     try:
-        done = subprocess.run([sys.executable, "-m", "soundalike.server.uploads", path], capture_output=True,
+        done = subprocess.run([sys.executable, "-m", "soundalike.app.server.uploads", path], capture_output=True,
                               timeout=timeout, stdin=subprocess.DEVNULL, check=False,
                               env={**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"})
     except subprocess.TimeoutExpired:
@@ -60,8 +60,8 @@ def _limit_resources(timeout: float) -> None:
 
 def _main(argv: list[str]) -> int:
     _limit_resources(CHECK_TIMEOUT_S)
-    from ..analysis import ANALYSIS_SR, MAX_ANALYSED_SECONDS, quiet_native_stderr
-    from ..audio import AudioError, load_excerpts, probe
+    from soundalike.audio.analysis import ANALYSIS_SR, MAX_ANALYSED_SECONDS, quiet_native_stderr
+    from soundalike.audio.decode import AudioError, load_excerpts, probe
 
     if len(argv) != 1:
         print(json.dumps({"ok": False, "kind": "usage", "reason": "usage: python -m soundalike.server.uploads FILE"}))

@@ -12,11 +12,11 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from . import __version__
-from .catalog import CatalogError, Library, default_library_dir
+from soundalike import __version__
+from soundalike.library.catalog import CatalogError, Library, default_library_dir
 
 if TYPE_CHECKING:
-    from .recommend import Filters
+    from soundalike.recommend.engine import Filters
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Content-based music recommendation: index a music library and find what sounds alike.")
@@ -66,13 +66,14 @@ def index(
     """Scan, analyse and embed music; resumable, incremental (only new or changed files are analysed)."""
     import os
 
-    from .audio import display_path
+    from soundalike.audio.decode import display_path
+    from soundalike.library.scan import ScanProblem, scan
+
     from .progress import progress_bar
-    from .scan import ScanProblem, scan
 
     n_jobs = jobs if jobs > 0 else (os.cpu_count() or 1)
     if model == "default":
-        from .pretrained import default_checkpoint
+        from soundalike.models.pretrained import default_checkpoint
 
         checkpoint = default_checkpoint()
     else:
@@ -92,7 +93,7 @@ def index(
         raise typer.Exit(130) from None
     embedded = None
     if checkpoint is not None:
-        from .embed import embed_library
+        from soundalike.models.embedding import embed_library
 
         with progress_bar("embedding", unit="tracks", console=err) as on_embed:
             model_id, count = embed_library(lib, checkpoint, on_progress=on_embed)
@@ -117,9 +118,9 @@ def index(
 def _checkpoint_for(model: str, library: Path | None) -> Path:
     """The checkpoint named by ``model``: a file, or a family name / model id this library was embedded with
     (its newest checkpoint); checked now so a bad one fails before the scan starts."""
-    from .embed import registered_models
-    from .models import ModelError
-    from .models.checkpoint import read_checkpoint
+    from soundalike.models import ModelError
+    from soundalike.models.checkpoint import read_checkpoint
+    from soundalike.models.embedding import registered_models
 
     path = Path(model).expanduser()
     if not path.is_file():
@@ -163,10 +164,11 @@ def train(
                                           help="cf-regression with MPD JSON: CSV of track_uri,path."),
 ) -> None:
     """Train a model on the library's cached spectrograms; keeps the best checkpoint, a loss curve and plots."""
-    from .embed import embed_library
-    from .models import ModelError
+    from soundalike.models import ModelError
+    from soundalike.models.embedding import embed_library
+    from soundalike.models.training import train as run_training
+
     from .progress import progress_bar
-    from .training import train as run_training
 
     lib = _open(library)
     target = out_file or Path(f"{name}.pt")
@@ -199,7 +201,7 @@ def train(
 @app.command()
 def models() -> None:
     """List the model families with their seed paper and mel preset."""
-    from .models import model_class, model_names
+    from soundalike.models import model_class, model_names
 
     for name in model_names():
         cls = model_class(name)
@@ -208,7 +210,7 @@ def models() -> None:
 
 def _filters(no_same_artist: bool, no_same_album: bool, max_per_artist: int | None, max_per_album: int | None,
              keep_duplicates: bool) -> Filters:
-    from .recommend import Filters
+    from soundalike.recommend.engine import Filters
 
     return Filters(exclude_artists=no_same_artist, exclude_albums=no_same_album, max_per_artist=max_per_artist,
                    max_per_album=max_per_album, skip_duplicates=not keep_duplicates)
@@ -227,7 +229,7 @@ FormatOption = typer.Option(OutputFormat.text, "--format", "-f", help="text, jso
 
 def _print_results(fmt: OutputFormat, head: dict[str, object], heading: str, results: list, title: str,
                    ranks_from: int = 1) -> None:
-    from .playlists import to_m3u
+    from soundalike.recommend.playlists import to_m3u
 
     if fmt is OutputFormat.json:
         payload = {**head, "results": [r.to_dict() for r in results]}
@@ -259,8 +261,8 @@ def similar(
     keep_duplicates: bool = KeepDuplicates,
 ) -> None:
     """Tracks that sound like QUERY (never the query itself or its duplicates)."""
-    from .recommend import QueryError
-    from .recommend import similar as find_similar
+    from soundalike.recommend.engine import QueryError
+    from soundalike.recommend.engine import similar as find_similar
 
     lib = _open(library)
     try:
@@ -292,7 +294,7 @@ def continue_(
     keep_duplicates: bool = KeepDuplicates,
 ) -> None:
     """Tracks that continue PLAYLIST (never its own tracks or their duplicates); outside files are analysed."""
-    from .recommend import QueryError, continue_playlist
+    from soundalike.recommend.engine import QueryError, continue_playlist
 
     lib = _open(library)
     try:
@@ -323,7 +325,7 @@ def path(
     keep_duplicates: bool = KeepDuplicates,
 ) -> None:
     """A smooth sequence of N distinct tracks leading from START to END."""
-    from .recommend import QueryError, path_between
+    from soundalike.recommend.engine import QueryError, path_between
 
     lib = _open(library)
     try:
@@ -358,8 +360,9 @@ def evaluate(
 ) -> None:
     """Compare embeddings: seed 000's playlist continuation (MAP, nDCG, R-precision, coverage, novelty; baselines
     most-popular and random) and same-album retrieval; writes a JSON + Markdown report with charts."""
-    from .evaluation import EvaluationError
-    from .evaluation.report import run_evaluation
+    from soundalike.evaluation import EvaluationError
+    from soundalike.evaluation.report import run_evaluation
+
     from .progress import progress_bar
 
     lib = _open(library)
@@ -394,8 +397,8 @@ def map_(
     """A 2-D map of the whole library (seed 002 fig. 3.7): one point per track, coloured by album or artist."""
     from collections import Counter
 
-    from .plots import library_map
-    from .recommend import QueryError, load_index
+    from soundalike.plots.figures import library_map
+    from soundalike.recommend.engine import QueryError, load_index
 
     if method not in ("tsne", "pca") or by not in ("album", "artist"):
         raise _fail("--method is tsne or pca, --by is album or artist")
@@ -434,10 +437,11 @@ def inspect(
     """Look inside a model: first-layer filters, segment embeddings of a few tracks, max-activation playlists."""
     import numpy as np
 
-    from .introspect import activation_table, first_layer_filters
-    from .models import ModelError, load_checkpoint
-    from .playlists import to_m3u
-    from .plots import filters_image, segment_map
+    from soundalike.models import ModelError, load_checkpoint
+    from soundalike.models.introspect import activation_table, first_layer_filters
+    from soundalike.plots.figures import filters_image, segment_map
+    from soundalike.recommend.playlists import to_m3u
+
     from .progress import progress_bar
 
     checkpoint = _checkpoint_for(model, library)
@@ -447,7 +451,7 @@ def inspect(
         net, payload = load_checkpoint(checkpoint)
         written = [filters_image(first_layer_filters(net), out_dir / "filters.png",
                                  title=f"{payload['model_id']}: first-layer filters")]
-        from .embed import trackable_ids
+        from soundalike.models.embedding import trackable_ids
 
         ids = trackable_ids(lib, net)
         picks = sorted(np.random.default_rng(seed).choice(ids, size=min(tracks, len(ids)), replace=False).tolist())
@@ -539,8 +543,8 @@ def serve(
     max_upload_mb: int = typer.Option(50, "--max-upload-mb", min=1, max=2048, help="Largest accepted upload."),
 ) -> None:
     """Web page and HTTP API (OpenAPI docs at /docs, OpenSubsonic sonicSimilarity under /rest)."""
-    from .server.run import serve as run_server
-    from .server.security import BindError
+    from soundalike.app.server.run import serve as run_server
+    from soundalike.app.server.security import BindError
 
     root = library or default_library_dir()
     _open(root).close()  # a clear message now if there is no library
@@ -570,5 +574,5 @@ def main() -> None:
     app()
 
 
-if __name__ == "__main__":  # python -m soundalike.cli
+if __name__ == "__main__":  # python -m soundalike.app.cli
     main()

@@ -34,11 +34,20 @@ from starlette.concurrency import run_in_threadpool
 from starlette.middleware.cors import CORSMiddleware
 from starlette.middleware.gzip import GZipMiddleware
 
-from .. import __version__
-from ..audio import AUDIO_EXTENSIONS
-from ..catalog import CatalogError, Track
-from ..index import VectorIndex
-from ..recommend import DISTANCES, Filters, QueryError, Recommendation, continue_playlist, path_between, similar
+from soundalike import __version__
+from soundalike.audio.decode import AUDIO_EXTENSIONS
+from soundalike.library.catalog import CatalogError, Track
+from soundalike.recommend.engine import (
+    DISTANCES,
+    Filters,
+    QueryError,
+    Recommendation,
+    continue_playlist,
+    path_between,
+    similar,
+)
+from soundalike.search.index import VectorIndex
+
 from .maps import METHODS, TSNE_INLINE_MAX, BackgroundJobs, PackedJson, map_payload, pca_2d, tsne_2d
 from .media import audio_content_type, spectrogram_png
 from .middleware import BodyLimitMiddleware, LoopbackHostMiddleware, SecurityHeadersMiddleware
@@ -52,7 +61,7 @@ DEFAULT_MAX_UPLOAD_BYTES = 50 << 20
 JSON_BODY_LIMIT = 1 << 20
 MAX_K = 200
 MAX_ID = (1 << 63) - 1  # SQLite's largest integer: anything above cannot be a catalogue id
-STATIC_DIR = Path(str(resources.files("soundalike.server").joinpath("static")))
+STATIC_DIR = Path(str(resources.files("soundalike.app.server").joinpath("static")))
 
 
 @dataclass
@@ -438,7 +447,7 @@ async def _save(chunks: AsyncIterator[bytes], target: str, limit: int) -> int:
 
 
 def _similar_to_file(server: Server, path: str, name: str, k: int, model: str, filters: Filters) -> dict[str, Any]:
-    from ..recommend import resolve_query
+    from soundalike.recommend.engine import resolve_query
 
     index = _index(server, model)
     if not server.upload_slots.acquire(timeout=30):
@@ -486,7 +495,7 @@ def playlist_m3u(server: ServerDep, request: Request,
         token = server.config.token
         suffix = f"?token={quote(token)}" if token else ""
         tracks = [dataclasses.replace(t, path=f"{base}/api/tracks/{t.id}/audio{suffix}") for t in tracks]
-    from ..playlists import to_m3u
+    from soundalike.recommend.playlists import to_m3u
 
     text = to_m3u(tracks, title=title.replace("\n", " ").replace("\r", " "))
     return Response(text.encode("utf-8"), media_type="audio/x-mpegurl",
