@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 from soundalike import synth
 from soundalike.app.cli import app
 from soundalike.library.catalog import Library
+from soundalike.recommend import Filters, load_index, similar
 
 STYLES = ["techno", "ambient", "chiptune", "classical"]
 
@@ -134,7 +135,8 @@ def test_search_ranks_exact_titles_first(indexed: tuple[Path, Path, list[synth.S
         for t in tracks[:6]:
             assert lib.search(t.title)[0].title == t.title
             assert lib.search(f"{t.artist} - {t.title}")[0].path == str(t.path.resolve())
-        assert lib.search("") == [] and lib.search("zzz-no-such-words") == []
+        assert lib.search("zzz-no-such-words") == [] and lib.search_count("zzz") == 0
+        assert len(lib.search("", limit=None)) == lib.search_count("  -  ") == 20  # no words: every track
 
 
 def test_unknown_query_fails_with_a_clear_message(indexed: tuple[Path, Path, list[synth.SynthTrack]]) -> None:
@@ -162,30 +164,60 @@ def test_empty_library_says_what_to_run(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("fmt", ["npz", "parquet", "csv"])
-def test_export_round_trips(indexed: tuple[Path, Path, list[synth.SynthTrack]], tmp_path: Path, fmt: str) -> None:
+def test_export_writes_the_search_vectors_of_default(indexed: tuple[Path, Path, list[synth.SynthTrack]],
+                                                     tmp_path: Path, fmt: str) -> None:
     _, library, _ = indexed
     out_file = tmp_path / f"export.{fmt}"
     code, out, _ = run("export", "--out", str(out_file), "--library", str(library))
-    assert code == 0 and "20 tracks" in out
     with Library.open(library) as lib:
-        ids, vectors = lib.vectors()
+        index = load_index(lib, "default")
+        _, found = similar(lib, str(int(index.ids[0])), 5, filters=Filters(skip_duplicates=False))
+    key = index.embedding.model
+    assert key.startswith("descriptor+contrastive-")
+    assert code == 0 and "20 tracks" in out and key in out and "search vectors" in out
     if fmt == "npz":
         data = np.load(out_file)
-        np.testing.assert_array_equal(data["track_id"], ids)
-        np.testing.assert_allclose(data["vectors"], vectors)
-        assert data["path"].shape == (20,) and len(data["vector_names"]) == vectors.shape[1]
+        ids, vectors = data["track_id"], data["vectors"]
+        meta = json.loads(str(data["meta"]))
+        assert meta["model"] == key and [p["model"] for p in meta["parts"]] == key.split("+")
+        lengths = data["segment_lengths"]
+        assert (lengths > 0).all() and data["segments"].shape == (lengths.sum(), vectors.shape[1])
+        np.testing.assert_allclose(np.linalg.norm(data["segments"], axis=1), 1.0, atol=1e-5)
     elif fmt == "parquet":
         import pyarrow.parquet as pq
 
         table = pq.read_table(out_file)
-        assert table.num_rows == 20 and table.schema.metadata[b"model"] == b"descriptor"
-        np.testing.assert_allclose(np.array(table.column("vector").to_pylist()), vectors)
+        assert table.schema.metadata[b"model"] == key.encode()
+        ids, vectors = np.array(table.column("track_id")), np.array(table.column("vector").to_pylist())
     else:
         with open(out_file, newline="") as f:
             rows = list(csv.reader(f))
         assert rows[0][:6] == ["track_id", "path", "artist", "album", "title", "duration"]
-        assert len(rows) == 21 and rows[0][6] == "mfcc00_mean"
-        np.testing.assert_allclose(np.array(rows[1][6:], dtype=float), vectors[0], rtol=1e-5, atol=1e-6)
+        assert rows[0][6] == "descriptor:mfcc00_mean" and rows[0][-1].startswith("contrastive-")
+        ids = np.array([int(r[0]) for r in rows[1:]])
+        vectors = np.array([r[6:] for r in rows[1:]], dtype=float)
+    np.testing.assert_array_equal(ids, index.ids)
+    np.testing.assert_allclose(vectors, index.vectors, rtol=1e-4, atol=1e-5)
+    # what `similar` ranks is the inner product of exported vectors
+    scores = vectors @ vectors[0]
+    scores[0] = -np.inf
+    assert [r.track.id for r in found] == ids[np.argsort(-scores, kind="stable")[:5]].tolist()
+
+
+def test_export_raw_descriptors_by_name(indexed: tuple[Path, Path, list[synth.SynthTrack]], tmp_path: Path) -> None:
+    _, library, _ = indexed
+    out_file = tmp_path / "raw.csv"
+    code, out, _ = run("export", "--out", str(out_file), "--library", str(library), "--model", "descriptor",
+                       "--raw")
+    assert code == 0 and "stored vectors" in out
+    with Library.open(library) as lib:
+        ids, vectors = lib.vectors()
+    with open(out_file, newline="") as f:
+        rows = list(csv.reader(f))
+    assert len(rows) == 21 and rows[0][6] == "mfcc00_mean"
+    np.testing.assert_allclose(np.array([r[6:] for r in rows[1:]], dtype=float), vectors, rtol=1e-5, atol=1e-5)
+    code, _, err = run("export", "--out", str(tmp_path / "x.npz"), "--library", str(library), "--model", "melae")
+    assert code == 2 and "melae" in err
 
 
 def test_info_and_version(indexed: tuple[Path, Path, list[synth.SynthTrack]]) -> None:

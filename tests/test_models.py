@@ -16,7 +16,7 @@ from soundalike.library.catalog import Library
 from soundalike.models import ModelError, build, load_checkpoint, model_names, save_checkpoint
 from soundalike.models.embedding import embed_library, resolve_model
 from soundalike.models.training import last_checkpoint_path, train
-from soundalike.recommend.engine import QueryError, similar
+from soundalike.recommend import QueryError, similar
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from helpers import synth_library
 from soundalike.app.cli import app
 from soundalike.library.catalog import Library, Track
-from soundalike.recommend.engine import (
+from soundalike.recommend import (
     Filters,
     QueryError,
     continue_playlist,
@@ -188,14 +188,14 @@ def test_vectors_used_are_unit_length(root: Path) -> None:
 
 
 def test_large_library_index_is_persisted_and_follows_the_library(root: Path, tmp_path: Path) -> None:
-    from soundalike.search.index import VectorIndex, ann_paths
+    from soundalike.search.index import VectorIndex, index_paths
 
     library = tmp_path / "lib"
     shutil.copytree(root / "lib", library)
     with Library.open(library) as lib:
         exact = VectorIndex.from_library(lib, "descriptor", ann=False)
         forced = VectorIndex.from_library(lib, "descriptor", ann=True)
-        index_file, stats_file = ann_paths(lib, "descriptor")
+        index_file, stats_file = index_paths(lib, "descriptor")
         assert forced.ann is not None and index_file.exists() and stats_file.exists()
         q = exact.vector_of(int(exact.ids[0]))
         assert forced.search(q, 5)[0].tolist() == exact.search(q, 5)[0].tolist()  # one cell: exact here

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from helpers import make_signal, write_audio
-from soundalike.library.catalog import Library
+from soundalike.library.catalog import CatalogError, Library
 from soundalike.library.scan import scan
 
 
@@ -122,8 +122,11 @@ def test_kill_9_mid_scan_then_resume_equals_uninterrupted(tmp_path: Path) -> Non
         committed = 0
         while time.monotonic() < deadline and proc.poll() is None:
             if (library / "catalog.sqlite").exists():
-                with Library.open(library, create=False, readonly=True) as peek:
-                    committed = peek.stats()["tracks"]
+                try:
+                    with Library.open(library, create=False, readonly=True) as peek:
+                        committed = peek.stats()["tracks"]
+                except CatalogError:  # the file exists, its schema is not committed yet
+                    pass
                 if committed >= 3:
                     break
             time.sleep(0.05)

@@ -16,7 +16,7 @@ from soundalike import __version__
 from soundalike.library.catalog import CatalogError, Library, default_library_dir
 
 if TYPE_CHECKING:
-    from soundalike.recommend.engine import Filters
+    from soundalike.recommend import Filters
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Content-based music recommendation: index a music library and find what sounds alike.")
@@ -210,7 +210,7 @@ def models() -> None:
 
 def _filters(no_same_artist: bool, no_same_album: bool, max_per_artist: int | None, max_per_album: int | None,
              keep_duplicates: bool) -> Filters:
-    from soundalike.recommend.engine import Filters
+    from soundalike.recommend import Filters
 
     return Filters(exclude_artists=no_same_artist, exclude_albums=no_same_album, max_per_artist=max_per_artist,
                    max_per_album=max_per_album, skip_duplicates=not keep_duplicates)
@@ -228,17 +228,20 @@ FormatOption = typer.Option(OutputFormat.text, "--format", "-f", help="text, jso
 
 
 def _print_results(fmt: OutputFormat, head: dict[str, object], heading: str, results: list, title: str,
-                   ranks_from: int = 1) -> None:
+                   model: str, notes: list[str]) -> None:
+    """Results as text, JSON or M3U on stdout; notes (fallbacks, left-out candidates) also on stderr."""
     from soundalike.recommend.playlists import to_m3u
 
+    for note in notes:
+        err.print(f"[yellow]note:[/yellow] {escape(note)}", markup=True)
     if fmt is OutputFormat.json:
-        payload = {**head, "results": [r.to_dict() for r in results]}
+        payload = {**head, "model": model, "notes": notes, "results": [r.to_dict() for r in results]}
         sys.stdout.write(json.dumps(payload, ensure_ascii=False, indent=2) + "\n")
     elif fmt is OutputFormat.m3u:
         sys.stdout.write(to_m3u([r.track for r in results], title=title))
     else:
         out.print(heading)
-        for rank, r in enumerate(results, ranks_from):
+        for rank, r in enumerate(results, 1):
             out.print(f"{rank:3d}. {r.score:6.3f}  {r.track.label}  [{r.track.album}]  (id {r.track.id})")
 
 
@@ -261,8 +264,8 @@ def similar(
     keep_duplicates: bool = KeepDuplicates,
 ) -> None:
     """Tracks that sound like QUERY (never the query itself or its duplicates)."""
-    from soundalike.recommend.engine import QueryError
-    from soundalike.recommend.engine import similar as find_similar
+    from soundalike.recommend import QueryError
+    from soundalike.recommend import similar as find_similar
 
     lib = _open(library)
     try:
@@ -274,7 +277,8 @@ def similar(
     finally:
         lib.close()
     head = query_info.track.label if query_info.track else query_info.path
-    _print_results(fmt, {"query": query_info.to_dict()}, f"more like: {head}", results, f"like {query}")
+    _print_results(fmt, {"query": query_info.to_dict()}, f"more like: {head}", results, f"like {query}",
+                   query_info.model, query_info.notes)
 
 
 @app.command(name="continue")
@@ -294,7 +298,7 @@ def continue_(
     keep_duplicates: bool = KeepDuplicates,
 ) -> None:
     """Tracks that continue PLAYLIST (never its own tracks or their duplicates); outside files are analysed."""
-    from soundalike.recommend.engine import QueryError, continue_playlist
+    from soundalike.recommend import QueryError, continue_playlist
 
     lib = _open(library)
     try:
@@ -307,7 +311,7 @@ def continue_(
     for line in pq.skipped:
         err.print(f"[yellow]skip[/yellow] {escape(line)}", markup=True)
     _print_results(fmt, {"playlist": pq.to_dict()}, f"continuing {playlist} ({len(pq.queries)} tracks, score {score}):",
-                   results, f"continuing {playlist.name}")
+                   results, f"continuing {playlist.name}", pq.model, pq.notes)
 
 
 @app.command()
@@ -325,7 +329,7 @@ def path(
     keep_duplicates: bool = KeepDuplicates,
 ) -> None:
     """A smooth sequence of N distinct tracks leading from START to END."""
-    from soundalike.recommend.engine import QueryError, path_between
+    from soundalike.recommend import QueryError, path_between
 
     lib = _open(library)
     try:
@@ -337,7 +341,8 @@ def path(
         lib.close()
     assert a.track is not None and b.track is not None
     _print_results(fmt, {"start": a.to_dict(), "end": b.to_dict()},
-                   f"from {a.track.label} to {b.track.label}:", results, f"{a.track.label} to {b.track.label}")
+                   f"from {a.track.label} to {b.track.label}:", results, f"{a.track.label} to {b.track.label}",
+                   a.model, a.notes)
 
 
 @app.command()
@@ -398,7 +403,7 @@ def map_(
     from collections import Counter
 
     from soundalike.plots.figures import library_map
-    from soundalike.recommend.engine import QueryError, load_index
+    from soundalike.recommend import QueryError, load_index
 
     if method not in ("tsne", "pca") or by not in ("album", "artist"):
         raise _fail("--method is tsne or pca, --by is album or artist")
@@ -487,19 +492,24 @@ def export(
     out_file: Path = typer.Option(..., "--out", "-o", help="File to write."),
     fmt: ExportFormat | None = typer.Option(None, "--format", "-f", help="npz, parquet or csv (default: by suffix)."),
     library: Path | None = LibraryOption,
-    model: str = typer.Option("descriptor", "--model", help="Which embedding to export."),
+    model: str = typer.Option("default", "--model", help="Which embedding: default (what `similar` searches), "
+                                                        "descriptor, a family name, a model id, a fused key or a "
+                                                        "checkpoint file."),
+    raw: bool = typer.Option(False, "--raw", help="Stored values instead of the search vectors (unit length, "
+                                                   "z-scored per part) that `similar` compares."),
 ) -> None:
-    """Export track ids, paths, tags, pooled vectors and segment sequences."""
-    from .export import export as do_export
+    """Export track ids, paths, tags, vectors and segment sequences (the search vectors of --model by default)."""
+    from soundalike.app.export import export as do_export
+    from soundalike.recommend import QueryError
 
     lib = _open(library)
     try:
-        n = do_export(lib, out_file, fmt.value if fmt else None, model=model)
-    except (CatalogError, ValueError) as exc:
+        summary = do_export(lib, out_file, fmt.value if fmt else None, model=model, raw=raw)
+    except (CatalogError, QueryError, ValueError) as exc:
         raise _fail(str(exc)) from None
     finally:
         lib.close()
-    out.print(f"wrote {n} tracks to {out_file}")
+    out.print(f"wrote {out_file}: {summary.line()}")
 
 
 @app.command()

@@ -16,7 +16,7 @@ from rich.markup import escape
 from soundalike.evaluation import label_retrieval
 from soundalike.library.catalog import Library
 from soundalike.library.scan import scan
-from soundalike.recommend.engine import similar
+from soundalike.recommend import similar
 from soundalike.search.index import VectorIndex
 
 from .progress import progress_bar

@@ -102,13 +102,6 @@ def describe(
     return np.nan_to_num(vector, nan=0.0, posinf=0.0, neginf=0.0)
 
 
-def standardise(vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Z-score columns across the library; returns ``(standardised, mean, std)`` (std floored at 1e-6)."""
-    mean = vectors.mean(axis=0)
-    std = np.maximum(vectors.std(axis=0), 1e-6)
-    return ((vectors - mean) / std).astype(np.float32), mean.astype(np.float32), std.astype(np.float32)
-
-
 # Ten descriptor columns standing in for the 10 Spotify audio features of seed 000's "Spfy" baseline (§5.2):
 # tempo -> tempo, danceability -> pulse clarity, loudness -> mean loudness, energy -> onset strength and loudness
 # spread, acousticness -> spectral flatness, speechiness -> zero-crossing rate, brightness-like (valence has no

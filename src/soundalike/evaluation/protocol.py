@@ -39,6 +39,7 @@ from typing import Any, Literal
 import numpy as np
 
 from soundalike.recommend.scoring import ScoreError, ScoreMethod, score_method
+from soundalike.search.vectors import unit_rows
 
 from . import metrics as M
 from .playlists import (
@@ -231,8 +232,7 @@ def _unit_rows(name: str, ids: np.ndarray, vectors: np.ndarray) -> tuple[np.ndar
         raise EvaluationError(f"embedding {name!r}: track ids are not unique")
     if not np.isfinite(x).all():
         raise EvaluationError(f"embedding {name!r}: vectors hold NaN or infinite values")
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
-    return ids, x / np.maximum(norms, 1e-12)  # unit rows (no-op for unit input), so inner product = cosine
+    return ids, unit_rows(x)  # no-op for unit input; inner product = cosine
 
 
 def _score_methods(scores: Sequence[str | ScoreMethod]) -> dict[str, ScoreMethod]:

@@ -18,9 +18,10 @@ from typing import Any
 
 import numpy as np
 
-from soundalike.audio.descriptors import spfy_features, standardise
+from soundalike.audio.descriptors import spfy_features
 from soundalike.library.catalog import DESCRIPTOR_MODEL, CatalogError, Library
-from soundalike.search.index import VectorIndex, l2_normalise
+from soundalike.search.index import VectorIndex
+from soundalike.search.vectors import standardise, unit_rows
 
 from .playlists import EvaluationError, load_playlists
 from .protocol import ContinuationReport, evaluate_continuation
@@ -54,7 +55,7 @@ def embedding_vectors(lib: Library, model: str) -> tuple[np.ndarray, np.ndarray]
         if not len(ids):
             raise EvaluationError(f"no descriptors in {lib.root}: run `soundalike index PATH` first")
         x, _, _ = standardise(spfy_features(raw))
-        return ids, l2_normalise(x)
+        return ids, unit_rows(x)
     try:
         key = model if model == DESCRIPTOR_MODEL else resolve_model(lib, model)
         index = VectorIndex.from_library(lib, key)

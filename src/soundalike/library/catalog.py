@@ -24,7 +24,7 @@ from soundalike.audio.decode import display_path
 
 from .featurestore import FeatureStore, Location
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 DB_NAME = "catalog.sqlite"
 
 _SCHEMA = """
@@ -37,8 +37,12 @@ CREATE TABLE IF NOT EXISTS tracks (
     artist TEXT NOT NULL DEFAULT '',
     album TEXT NOT NULL DEFAULT '',
     title TEXT NOT NULL DEFAULT '',
-    added_at REAL NOT NULL
+    added_at REAL NOT NULL,
+    f_artist TEXT NOT NULL DEFAULT '',
+    f_album TEXT NOT NULL DEFAULT '',
+    f_title TEXT NOT NULL DEFAULT ''
 );
+CREATE INDEX IF NOT EXISTS tracks_order ON tracks(f_artist, f_album, f_title, id);
 CREATE TABLE IF NOT EXISTS files (
     path BLOB PRIMARY KEY,
     track_id INTEGER REFERENCES tracks(id) ON DELETE CASCADE,
@@ -128,17 +132,54 @@ def _to_blob(path: str | os.PathLike[str] | bytes) -> bytes:
 
 
 def fold(text: str) -> str:
-    """Lower-case text without accents (for search and for matching tags)."""
+    """Lower-case text without accents (for search and for matching tags): ``Beyoncé`` -> ``beyonce``."""
     text = unicodedata.normalize("NFKD", text).casefold()
     return "".join(c for c in text if not unicodedata.combining(c))
 
 
-def match_rank(needle: str, title: str, label: str) -> int:
-    """How well a search text matches a track (all three normalised alike): 0 the exact title or
-    ``artist - title``, 1 a title or label starting with it, 2 anything else."""
-    if needle in (title, label):
-        return 0
-    return 1 if title.startswith(needle) or label.startswith(needle) else 2
+def search_words(text: str) -> list[str]:
+    """The folded words of a search text that can match (words without a letter or digit, like ``-``, cannot)."""
+    return [w for w in fold(text).split() if any(c.isalnum() for c in w)]
+
+
+def _migrate_2(conn: sqlite3.Connection) -> None:
+    """Version 2: folded artist/album/title columns (one accent- and case-folded search for CLI and server)."""
+    have = {r[1] for r in conn.execute("PRAGMA table_info(tracks)")}
+    for column in ("f_artist", "f_album", "f_title"):
+        if column not in have:
+            conn.execute(f"ALTER TABLE tracks ADD COLUMN {column} TEXT NOT NULL DEFAULT ''")
+    rows = conn.execute("SELECT id, artist, album, title FROM tracks").fetchall()
+    conn.executemany("UPDATE tracks SET f_artist=?, f_album=?, f_title=? WHERE id=?",
+                     [(fold(a), fold(b), fold(c), i) for i, a, b, c in rows])
+
+
+# Forward migrations: version -> the function that brings a catalogue of version - 1 to it (inside the transaction
+# of _prepare; tables and indexes that a version adds come from _SCHEMA after the migrations ran).
+_MIGRATIONS = {2: _migrate_2}
+
+
+def _prepare(conn: sqlite3.Connection, db: Path) -> None:
+    """Create the schema of a new catalogue, or migrate an older one forward: one transaction, so that a reader
+    never sees half a schema and a crash mid-migration leaves the old version intact."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone() if "meta" in tables \
+            else None
+        if row is not None and int(row[0]) > SCHEMA_VERSION:
+            raise CatalogError(f"{db} has schema {row[0]}, newer than this soundalike ({SCHEMA_VERSION}): upgrade "
+                               "soundalike to use it")
+        version = SCHEMA_VERSION if "tracks" not in tables else 1 if row is None else int(row[0])
+        for target in range(version + 1, SCHEMA_VERSION + 1):
+            _MIGRATIONS[target](conn)
+        for statement in _SCHEMA.split(";"):  # new catalogues, and tables or indexes added since
+            if statement.strip():
+                conn.execute(statement)
+        conn.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
 
 
 class Library:
@@ -166,13 +207,14 @@ class Library:
         if not readonly:
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = NORMAL")
-            conn.executescript(_SCHEMA)
-            version = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-            if version is None:
-                conn.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-            elif int(version[0]) > SCHEMA_VERSION:
+            try:
+                _prepare(conn, db)
+            except CatalogError:
                 conn.close()
-                raise CatalogError(f"{db} has schema {version[0]}, newer than this soundalike ({SCHEMA_VERSION})")
+                raise
+        elif conn.execute("SELECT 1 FROM sqlite_master WHERE name='tracks'").fetchone() is None:
+            conn.close()
+            raise CatalogError(f"{db} holds no catalogue yet (is it being created?)")
         return cls(path, conn)
 
     def close(self) -> None:
@@ -229,11 +271,12 @@ class Library:
         # Data first, then the rows that point at it, in one transaction: a crash leaves at most unused bytes.
         locations = {name: self.store.append(name, spec) for name, spec in result.spectrograms.items()}
         with self.transaction():
+            tags = result.tags
             cur = self.conn.execute(
-                "INSERT INTO tracks (audio_hash, duration, analysed_seconds, artist, album, title, added_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (result.audio_hash, result.duration, result.analysed_seconds, result.tags.artist,
-                 result.tags.album, result.tags.title, time.time()))
+                "INSERT INTO tracks (audio_hash, duration, analysed_seconds, artist, album, title, added_at,"
+                " f_artist, f_album, f_title) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (result.audio_hash, result.duration, result.analysed_seconds, tags.artist, tags.album, tags.title,
+                 time.time(), fold(tags.artist), fold(tags.album), fold(tags.title)))
             track_id = int(cur.lastrowid or 0)
             self._upsert_file(path, track_id, size, mtime_ns, fhash)
             for name, loc in locations.items():
@@ -346,34 +389,35 @@ class Library:
                                 (_to_blob(path),)).fetchone()
         return None if row is None or row[0] is None else self.track(int(row[0]))
 
-    def search(self, text: str, limit: int = 10) -> list[Track]:
-        """Tracks matching ``artist - title`` or all words of artist/album/title (case-insensitive), best first.
+    # The one track search of the command line and the server: every word of the text must occur (accents and
+    # case folded, by instr(): '%' and '_' are plain characters) in the folded artist, album or title; exact
+    # titles (or "artist - title") rank first, then titles or labels that start with the text, then the rest.
+    _LABEL = "(CASE WHEN f_artist != '' THEN f_artist || ' - ' || f_title ELSE f_title END)"
+    _HAYSTACK = "(f_artist || char(10) || f_album || char(10) || f_title)"
 
-        Exact title (or ``artist - title``) matches rank first, then titles starting with the text, then the rest.
-        """
-        text = text.strip()
-        if not text:
-            return []
-        candidates: list[Track] = []
-        if " - " in text:
-            artist, title = (s.strip() for s in text.split(" - ", 1))
-            candidates = [self._track(r) for r in self.conn.execute(
-                self._TRACK_SQL + " WHERE t.artist LIKE ? AND t.title LIKE ? GROUP BY t.id LIMIT 500",
-                (f"%{artist}%", f"%{title}%"))]
-        if not candidates:
-            clauses, params = [], []
-            for word in text.split():
-                clauses.append("(t.artist LIKE ? OR t.title LIKE ? OR t.album LIKE ?)")
-                params += [f"%{word}%"] * 3
-            sql = self._TRACK_SQL + " WHERE " + " AND ".join(clauses) + " GROUP BY t.id LIMIT 500"
-            candidates = [self._track(r) for r in self.conn.execute(sql, params)]
-        needle = text.casefold()
+    def _search_where(self, text: str) -> tuple[str, dict[str, str]]:
+        words = search_words(text)
+        clauses = [f"instr({self._HAYSTACK}, :w{i}) > 0" for i in range(len(words))]
+        return " AND ".join(clauses) or "1", {f"w{i}": w for i, w in enumerate(words)}
 
-        def rank(t: Track) -> tuple[int, int, int]:
-            title = t.title.casefold()
-            return (match_rank(needle, title, t.label.casefold()), len(title), t.id)
+    def search(self, text: str, limit: int | None = 10, offset: int = 0) -> list[Track]:
+        """Tracks whose artist, album or title contain every word of ``text`` (accents and case ignored), best
+        first; a text without words lists every track by artist, album and title."""
+        where, params = self._search_where(text)
+        needle = fold(text.strip())
+        order = "f_artist, f_album, f_title, id"
+        if params:
+            order = (f"CASE WHEN f_title = :n OR {self._LABEL} = :n THEN 0 WHEN substr(f_title, 1, length(:n)) = :n "
+                     f"OR substr({self._LABEL}, 1, length(:n)) = :n THEN 1 ELSE 2 END, length(f_title), f_artist, id")
+        sql = f"SELECT id FROM tracks WHERE {where} ORDER BY {order} LIMIT :limit OFFSET :offset"
+        ids = [r[0] for r in self.conn.execute(sql, {**params, "n": needle, "limit": -1 if limit is None else limit,
+                                                     "offset": offset})]
+        return self.tracks(ids)
 
-        return sorted(candidates, key=rank)[:limit]
+    def search_count(self, text: str) -> int:
+        """How many tracks :meth:`search` finds for ``text`` (all of them)."""
+        where, params = self._search_where(text)
+        return int(self.conn.execute(f"SELECT COUNT(*) FROM tracks WHERE {where}", params).fetchone()[0])
 
     def paths_of(self, track_id: int) -> list[str]:
         """Every indexed path of a track (duplicates included)."""

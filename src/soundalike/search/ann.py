@@ -15,7 +15,8 @@ clustered vectors IVF was as fast as HNSW or faster (1M: 0.998 at 0.7 ms), it bu
 and — decisive for a library that changes — it removes vectors for real (``remove_ids``), where faiss HNSW
 cannot remove at all and Spotify's voyager (also HNSW) only marks them deleted. Adding tracks assigns them to
 the existing cells, no retraining; :attr:`AnnIndex.stale` says when the cells no longer fit the library (it grew
-4× past the vectors they were trained on, or crossed the exact/ANN threshold) and the index should be rebuilt.
+or shrank 2× from the vectors they were trained on, or crossed the exact/ANN threshold) and the index should be
+rebuilt.
 
 File format (one file, replaced atomically by :meth:`AnnIndex.save`): the magic line ``SOUNDALIKE-ANN\\n``, a
 little-endian uint64 header length, a JSON header (format version, kind, dimension, count, parameters), then
@@ -37,8 +38,9 @@ import numpy as np
 #: Libraries up to this many tracks are searched exactly (``flat``); larger ones with ``ivf``. An exact scan of
 #: 20k 256-d vectors takes ~1–2 ms on one core, well inside interactive latency; beyond it IVF wins.
 EXACT_MAX_TRACKS = 20_000
-#: An IVF index whose library has grown this many times past its training set should be rebuilt.
-STALE_GROWTH = 4.0
+#: An index — its IVF cells and the z-scoring statistics frozen with it (:mod:`soundalike.search.index`) — is
+#: rebuilt when the library has grown or shrunk by this factor since it was built (:func:`outgrown`).
+STALE_GROWTH = 2.0
 #: Default recall@10 that ``nprobe`` is calibrated to at build time.
 TARGET_RECALL = 0.97
 
@@ -71,6 +73,12 @@ class AnnParams:
 def choose_kind(n_tracks: int) -> Kind:
     """``"flat"`` (exact) up to :data:`EXACT_MAX_TRACKS` tracks, ``"ivf"`` (approximate) beyond."""
     return "flat" if n_tracks <= EXACT_MAX_TRACKS else "ivf"
+
+
+def outgrown(built_on: int, n_tracks: int) -> bool:
+    """Whether a library of ``n_tracks`` has grown or shrunk by :data:`STALE_GROWTH` since an index was built on
+    ``built_on`` tracks: the one rebuild rule of exact and approximate search."""
+    return n_tracks > STALE_GROWTH * max(built_on, 1) or n_tracks * STALE_GROWTH < built_on
 
 
 def default_nlist(n_tracks: int) -> int:
@@ -304,11 +312,9 @@ class AnnIndex:
 
     @property
     def stale(self) -> bool:
-        """True when a rebuild would serve better: the size crossed the exact/ANN threshold, or IVF cells were
-        trained on less than ``1/STALE_GROWTH`` of today's library."""
-        if choose_kind(len(self)) != self.params.kind:
-            return True
-        return self.params.kind == "ivf" and len(self) > STALE_GROWTH * max(self.params.trained_on, 1)
+        """True when a rebuild would serve better: the size crossed the exact/ANN threshold, or it has
+        :func:`outgrown` the vectors it was built on."""
+        return choose_kind(len(self)) != self.params.kind or outgrown(self.params.trained_on, len(self))
 
     def _stored_ids(self) -> np.ndarray:
         index = faiss.downcast_index(self._index)

@@ -32,6 +32,8 @@ from typing import Literal
 
 import numpy as np
 
+from .vectors import unit_rows
+
 Metric = Literal["cosine", "euclidean"]
 METRICS: tuple[str, ...] = ("cosine", "euclidean")
 
@@ -50,17 +52,11 @@ def _check_metric(metric: str) -> None:
         raise DistanceError(f"unknown metric {metric!r}; choose one of {', '.join(METRICS)}")
 
 
-def _unit_rows(x: np.ndarray) -> np.ndarray:
-    """Rows scaled to unit length; zero rows stay zero (so their cosine with anything is 0, distance 1)."""
-    norms = np.sqrt(np.einsum("...i,...i->...", x, x))[..., None]
-    return x / np.where(norms > 0, norms, 1.0)
-
-
 def cosine(query: np.ndarray, vectors: np.ndarray) -> np.ndarray:
     """Cosine distances ``1 - cos`` in ``[0, 2]`` from one pooled vector ``(d,)`` to each row of ``(n, d)``."""
     q = _as_point(query)
     v = _as_matrix(vectors, query_dim=q.shape[0])
-    return np.clip(1.0 - _unit_rows(v) @ _unit_rows(q), 0.0, 2.0)
+    return np.clip(1.0 - unit_rows(v, np.float64) @ unit_rows(q, np.float64), 0.0, 2.0)
 
 
 def euclidean(query: np.ndarray, vectors: np.ndarray) -> np.ndarray:

@@ -37,7 +37,7 @@ from starlette.middleware.gzip import GZipMiddleware
 from soundalike import __version__
 from soundalike.audio.decode import AUDIO_EXTENSIONS
 from soundalike.library.catalog import CatalogError, Track
-from soundalike.recommend.engine import (
+from soundalike.recommend import (
     DISTANCES,
     Filters,
     QueryError,
@@ -52,7 +52,7 @@ from .maps import METHODS, TSNE_INLINE_MAX, BackgroundJobs, PackedJson, map_payl
 from .media import audio_content_type, spectrogram_png
 from .middleware import BodyLimitMiddleware, LoopbackHostMiddleware, SecurityHeadersMiddleware
 from .security import token_matches
-from .state import LibraryState, ModelNameError, search
+from .state import LibraryState, ModelNameError
 from .uploads import CHECK_TIMEOUT_S, check_audio_file
 
 log = logging.getLogger("soundalike.server")
@@ -160,6 +160,9 @@ class SimilarOut(BaseModel):
     """The command line's ``similar --format json`` shape."""
 
     query: dict[str, Any]
+    model: str = Field(description="The embedding that answered (the key behind `default`, or the descriptors "
+                                   "when the shipped model has not reached the query yet).")
+    notes: list[str] = Field(default_factory=list, description="Fallbacks and left-out candidates, if any.")
     results: list[ResultOut]
 
 
@@ -181,6 +184,8 @@ class ContinueOut(BaseModel):
     """The command line's ``continue --format json`` shape."""
 
     playlist: dict[str, Any]
+    model: str
+    notes: list[str] = Field(default_factory=list)
     results: list[ResultOut]
 
 
@@ -189,6 +194,8 @@ class PathOut(BaseModel):
 
     start: dict[str, Any]
     end: dict[str, Any]
+    model: str
+    notes: list[str] = Field(default_factory=list)
     results: list[ResultOut]
 
 
@@ -232,9 +239,17 @@ def _results(results: Sequence[Recommendation]) -> list[dict[str, object]]:
     return [r.to_dict() for r in results]
 
 
-def _index(server: Server, model: str, track_ids: Sequence[int] = ()) -> VectorIndex:
+def _index(server: Server, model: str) -> VectorIndex:
     try:
-        return server.state.index_for(model, track_ids)
+        return server.state.index(model)
+    except ModelNameError as exc:
+        raise HTTPException(400, str(exc)) from None
+
+
+def _model(server: Server, model: str) -> str:
+    """``model`` if the library offers it, else 400."""
+    try:
+        return server.state.check_model(model)
     except ModelNameError as exc:
         raise HTTPException(400, str(exc)) from None
 
@@ -255,10 +270,11 @@ def list_tracks(server: ServerDep,
                 q: Annotated[str, Query(max_length=200, description="Words of the artist, album or title.")] = "",
                 offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
                 limit: Annotated[int, Query(ge=1, le=500)] = 50) -> dict[str, Any]:
-    """Every track (by artist, album, title), or those matching every word of ``q`` (best first)."""
-    found = search(server.state.snapshot(), q)
-    return {"total": len(found), "offset": offset, "limit": limit,
-            "items": [t.to_dict() for t in found[offset:offset + limit]]}
+    """Every track (by artist, album, title), or those matching every word of ``q`` (best first; accents and case
+    ignored): the command line's search."""
+    lib = server.state.lib()
+    return {"total": lib.search_count(q), "offset": offset, "limit": limit,
+            "items": [t.to_dict() for t in lib.search(q, limit=limit, offset=offset)]}
 
 
 @api.get("/tracks/{track_id}", response_model=TrackDetail, summary="One track: tags, files, links")
@@ -321,22 +337,22 @@ def track_similar(server: ServerDep, track_id: TrackId, filters: FiltersDep, k: 
                                                                              "re-ranks.")] = 200) -> dict[str, Any]:
     """The ``k`` tracks that sound most like this one (never itself or its duplicates), best first."""
     _track_or_404(server, track_id)
-    index = _index(server, model, [track_id])
-    query, results = similar(server.state.lib(), str(track_id), k, index=index, filters=filters, distance=distance,
-                             candidates=candidates)
-    return {"query": query.to_dict(), "results": _results(results)}
+    query, results = similar(server.state.lib(), str(track_id), k, model=_model(server, model),
+                             indexes=server.state.index, filters=filters, distance=distance, candidates=candidates)
+    return {"query": query.to_dict(), "model": query.model, "notes": query.notes, "results": _results(results)}
 
 
 @api.post("/continue", response_model=ContinueOut, summary="Continue a playlist")
 def playlist_continue(server: ServerDep, body: ContinueIn) -> dict[str, Any]:
     """The ``k`` library tracks that best continue the playlist (seed 000's score functions), without its tracks."""
-    index = _index(server, body.model, body.track_ids)
     filters = filter_params(no_same_artist=body.no_same_artist, no_same_album=body.no_same_album,
                             max_per_artist=body.max_per_artist, max_per_album=body.max_per_album,
                             keep_duplicates=body.keep_duplicates)
     playlist, results = continue_playlist(server.state.lib(), list(body.track_ids), body.k, score=body.score,
-                                          index=index, filters=filters)
-    return {"playlist": playlist.to_dict(), "results": _results(results)}
+                                          model=_model(server, body.model), indexes=server.state.index,
+                                          filters=filters)
+    return {"playlist": playlist.to_dict(), "model": playlist.model, "notes": playlist.notes,
+            "results": _results(results)}
 
 
 @api.get("/path", response_model=PathOut, summary="A path of tracks from one track to another")
@@ -346,9 +362,10 @@ def tracks_path(server: ServerDep, start: TrackIdQuery, end: TrackIdQuery, filte
     """``n`` distinct tracks leading smoothly from ``start`` to ``end`` (both included)."""
     _track_or_404(server, start)
     _track_or_404(server, end)
-    a, b, results = path_between(server.state.lib(), str(start), str(end), n, index=_index(server, model, [start, end]),
-                                 filters=filters)
-    return {"start": a.to_dict(), "end": b.to_dict(), "results": _results(results)}
+    a, b, results = path_between(server.state.lib(), str(start), str(end), n, model=_model(server, model),
+                                 indexes=server.state.index, filters=filters)
+    return {"start": a.to_dict(), "end": b.to_dict(), "model": a.model, "notes": a.notes,
+            "results": _results(results)}
 
 
 @api.get("/map", summary="2-D map of the library",
@@ -447,7 +464,7 @@ async def _save(chunks: AsyncIterator[bytes], target: str, limit: int) -> int:
 
 
 def _similar_to_file(server: Server, path: str, name: str, k: int, model: str, filters: Filters) -> dict[str, Any]:
-    from soundalike.recommend.engine import resolve_query
+    from soundalike.recommend import resolve_query
 
     index = _index(server, model)
     if not server.upload_slots.acquire(timeout=30):
@@ -472,7 +489,7 @@ def _similar_to_file(server: Server, path: str, name: str, k: int, model: str, f
         twin = server.state.track(same[0])
         if twin is not None:
             info["same_audio_as"] = twin.to_dict()
-    return {"query": info, "results": _results(results)}
+    return {"query": info, "model": query.model, "notes": query.notes, "results": _results(results)}
 
 
 @api.get("/playlist.m3u", summary="A playlist of tracks as an M3U file", response_class=PlainTextResponse,

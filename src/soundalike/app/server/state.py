@@ -15,14 +15,12 @@ import re
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Generic, TypeVar
 
-import numpy as np
-
-from soundalike.library.catalog import DESCRIPTOR_MODEL, CatalogError, Library, Track, fold, match_rank
+from soundalike.library.catalog import DESCRIPTOR_MODEL, CatalogError, Library, Track
 from soundalike.search.index import VectorIndex
 
 T = TypeVar("T")
@@ -38,28 +36,10 @@ class ModelNameError(ValueError):
 
 @dataclass
 class Snapshot:
-    """Every track of the library at one generation, with what search needs (tags folded by :func:`fold`)."""
+    """Every track of the library at one generation, by id (for maps and quick lookups)."""
 
     generation: int
-    tracks: list[Track]
     by_id: dict[int, Track]
-    titles: list[str]
-    labels: list[str]  # "artist - title"
-    artists: list[str]
-    text: str  # every track's "artist album title", one per line: searched by the regex engine, not a Python loop
-    starts: np.ndarray  # where each track's line starts in ``text``
-    sorted_rows: list[int]  # rows of ``tracks`` by artist, album, title
-
-
-def _snapshot(generation: int, tracks: list[Track]) -> Snapshot:
-    titles = [fold(t.title) for t in tracks]
-    artists = [fold(t.artist) for t in tracks]
-    albums = [fold(t.album) for t in tracks]
-    lines = [f"{a} {b} {c}".replace("\n", " ") for a, b, c in zip(artists, albums, titles, strict=True)]
-    starts = np.cumsum([0] + [len(line) + 1 for line in lines[:-1]]) if lines else np.zeros(0, dtype=np.int64)
-    rows = sorted(range(len(tracks)), key=lambda i: (artists[i], albums[i], titles[i], tracks[i].id))
-    return Snapshot(generation, tracks, {t.id: t for t in tracks}, titles, [fold(t.label) for t in tracks], artists,
-                    "\n".join(lines), np.asarray(starts, dtype=np.int64), rows)
 
 
 @dataclass
@@ -162,7 +142,7 @@ class LibraryState:
     # --- library data -----------------------------------------------------------------------------------------
     def snapshot(self) -> Snapshot:
         """Every track, for listing and search."""
-        return self.cached(("snapshot",), lambda: _snapshot(self._generation, self.lib().tracks()))
+        return self.cached(("snapshot",), lambda: Snapshot(self._generation, {t.id: t for t in self.lib().tracks()}))
 
     def allowed_models(self) -> set[str]:
         """Names a client may ask for: default, descriptor, every stored embedding and every trained family."""
@@ -192,23 +172,10 @@ class LibraryState:
 
     def index(self, model: str = "default") -> VectorIndex:
         """The search index of ``model`` (checked by :meth:`check_model`), kept in memory per generation."""
-        from soundalike.recommend.engine import load_index
+        from soundalike.recommend import load_index
 
         self.check_model(model)
         return self.cached(("index", model), lambda: load_index(self.lib(), model))
-
-    def index_for(self, model: str, track_ids: Iterable[int]) -> VectorIndex:
-        """The index of ``model`` to query with these library tracks. While ``soundalike index`` embeds the library
-        with the shipped model, ``default`` already means that model but covers only part of the library: a track
-        it has not reached yet is answered from the descriptor index instead of failing."""
-        index = self.index(model)
-        if model == "default":
-            try:
-                for track_id in track_ids:
-                    index.vector_of(track_id)
-            except KeyError:
-                return self.index(DESCRIPTOR_MODEL)
-        return index
 
     def track(self, track_id: int) -> Track | None:
         """A track by id (from the snapshot, else the catalogue: it may have been added a moment ago)."""
@@ -236,27 +203,4 @@ class LibraryState:
         return data
 
 
-def search(snapshot: Snapshot, text: str) -> list[Track]:
-    """Tracks whose artist, album or title contain every word of ``text`` (accents and case ignored), ranked like
-    :meth:`soundalike.catalog.Library.search`: exact title or ``artist - title`` first, then prefixes."""
-    words = [w for w in fold(text).split() if any(c.isalnum() for c in w)]
-    if not words:
-        return [snapshot.tracks[i] for i in snapshot.sorted_rows]
-    found: set[int] | None = None
-    for word in sorted(words, key=len, reverse=True):  # the longest word is usually the rarest
-        hits = [m.start() for m in re.finditer(re.escape(word), snapshot.text)]
-        rows = set((np.searchsorted(snapshot.starts, hits, side="right") - 1).tolist()) if hits else set()
-        found = rows if found is None else found & rows
-        if not found:
-            return []
-    needle = fold(text.strip())
-
-    def rank(row: int) -> tuple[int, int, str, int]:
-        title = snapshot.titles[row]
-        return (match_rank(needle, title, snapshot.labels[row]), len(title), snapshot.artists[row],
-                snapshot.tracks[row].id)
-
-    return [snapshot.tracks[row] for row in sorted(found or (), key=rank)]
-
-
-__all__ = ["CatalogError", "LibraryState", "ModelNameError", "Snapshot", "fold", "search"]
+__all__ = ["CatalogError", "LibraryState", "ModelNameError", "Snapshot"]

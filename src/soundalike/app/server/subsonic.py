@@ -24,7 +24,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 
 from soundalike import __version__
 from soundalike.library.catalog import CatalogError, Track
-from soundalike.recommend.engine import QueryError, path_between, similar
+from soundalike.recommend import QueryError, path_between, similar
 
 from .media import audio_content_type
 from .security import token_matches
@@ -171,7 +171,7 @@ def get_sonic_similar_tracks(request: Request) -> Response:
         song = _song_id(request, "id")
         count = _int_param(request, "count", 10)
         lib = server.state.lib()
-        _, results = similar(lib, str(song), count, index=server.state.index_for("default", [song]))
+        _, results = similar(lib, str(song), count, indexes=server.state.index)
         return envelope(sonicMatch=[{"entry": child(r.track), "similarity": similarity(r.score)} for r in results])
 
     return _answer(request, work)
@@ -188,10 +188,8 @@ def find_sonic_path(request: Request) -> Response:
         if start == end:
             raise SubsonicError(0, "startSongId and endSongId are the same song")
         count = _int_param(request, "count", 25, lo=2)
-        index = server.state.index_for("default", [start, end])
-        _, _, results = path_between(server.state.lib(), str(start), str(end), count, index=index)
-        origin = index.vector_of(start)
-        matches = [{"entry": child(r.track), "similarity": similarity(float(index.vector_of(r.track.id) @ origin))}
+        a, _, results = path_between(server.state.lib(), str(start), str(end), count, indexes=server.state.index)
+        matches = [{"entry": child(r.track), "similarity": similarity(float(a.index.vector_of(r.track.id) @ a.vector))}
                    for r in results]
         return envelope(sonicMatch=matches)
 

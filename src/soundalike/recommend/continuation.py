@@ -1,0 +1,102 @@
+""""Continue this playlist": the library tracks that best continue a playlist, by seed 000's score functions."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from soundalike.library.catalog import Library
+from soundalike.models.pretrained import DEFAULT_NAME
+from soundalike.search.index import VectorIndex
+
+from .playlists import Entry, read_playlist
+from .queries import IndexLoader, Query, QueryError, resolve_all
+from .scoring import ScoreError, score_method
+from .selection import Filters, Recommendation, Selector
+
+
+@dataclass
+class PlaylistQuery:
+    """A playlist resolved against the library: its tracks' queries and the entries that could not be used."""
+
+    source: str
+    queries: list[Query]
+    skipped: list[str] = field(default_factory=list)  # "entry: reason" lines
+
+    @property
+    def model(self) -> str:
+        """The key of the index the playlist was resolved in."""
+        return self.queries[0].model
+
+    @property
+    def notes(self) -> list[str]:
+        """What the answer should say (fallbacks), once each."""
+        return list(dict.fromkeys(note for q in self.queries for note in q.notes))
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON-ready description."""
+        return {"playlist": self.source, "tracks": [q.to_dict() for q in self.queries], "skipped": self.skipped}
+
+
+def resolve_playlist(lib: Library, entries: Sequence[object], source: str = "", *, model: str = DEFAULT_NAME,
+                     index: VectorIndex | None = None, indexes: IndexLoader | None = None
+                     ) -> tuple[VectorIndex, PlaylistQuery]:
+    """Resolve playlist entries (:class:`~soundalike.recommend.playlists.Entry`, ids or texts) in one index, as
+    :func:`~soundalike.recommend.queries.resolve_all` chooses it; outside audio files are analysed on the fly.
+    Entries that name nothing usable are listed in ``skipped`` with the reason."""
+    given = [entry if isinstance(entry, Entry) else Entry(str(entry)) for entry in entries]
+    texts = [str(e.track_id) if e.track_id is not None else (e.path or e.text) for e in given]
+    chosen, results = resolve_all(lib, texts, model, index, indexes)
+    queries: list[Query] = []
+    skipped: list[str] = []
+    seen: set[int] = set()
+    for e, q in zip(given, results, strict=True):
+        if isinstance(q, QueryError):
+            skipped.append(f"{e.text}: {q}")
+            continue
+        if q.track is not None:
+            if q.track.id in seen:
+                skipped.append(f"{e.text}: listed twice (kept once)")
+                continue
+            seen.add(q.track.id)
+        queries.append(q)
+    if not queries:
+        reasons = "; ".join(skipped[:3]) or "it is empty"
+        raise QueryError(f"{source or 'the playlist'}: no usable track ({reasons})")
+    return chosen, PlaylistQuery(source, queries, skipped)
+
+
+def continue_playlist(lib: Library, playlist: str | os.PathLike[str] | Sequence[object], k: int = 10, *,
+                      score: str = "max", model: str = DEFAULT_NAME, index: VectorIndex | None = None,
+                      indexes: IndexLoader | None = None, filters: Filters | None = None
+                      ) -> tuple[PlaylistQuery, list[Recommendation]]:
+    """The ``k`` library tracks that best continue ``playlist`` (a playlist file, or a list of entries) by seed
+    000's score functions (eq. 1: ``max``, ``mean``, ``topk``; §5.4: ``cluster``), without the playlist's tracks."""
+    try:
+        method = score_method(score)
+    except ScoreError as exc:
+        raise QueryError(str(exc)) from None
+    if isinstance(playlist, str | os.PathLike):
+        source = str(playlist)
+        try:
+            entries: Sequence[object] = read_playlist(playlist)
+        except ValueError as exc:
+            raise QueryError(str(exc)) from None
+    else:
+        source, entries = "playlist", playlist
+    index, pq = resolve_playlist(lib, entries, source, model=model, index=index, indexes=indexes)
+    seeds = np.vstack([q.vector for q in pq.queries])
+    scores = method(seeds, index.vectors)
+    exclude: set[int] = set().union(*(q.exclude for q in pq.queries))
+    tracks = [q.track for q in pq.queries if q.track is not None]
+    selector = Selector(lib, index, tracks, seeds, filters or Filters(), exclude)
+    order = np.argsort(-scores, kind="stable")
+    for start in range(0, len(order), 4 * k + 32):  # in slices: the filters may refuse many
+        chunk = order[start:start + 4 * k + 32]
+        selector.take(index.ids[chunk], scores[chunk], k)
+        if len(selector.kept) >= k:
+            break
+    return pq, selector.kept

@@ -1,0 +1,163 @@
+"""The search space of an embedding: how stored (raw) vectors become the unit vectors that are searched.
+
+Every part of a key is z-scored with column statistics, scaled to unit length and weighted, and the parts are
+placed side by side: a plain key (``descriptor``, ``contrastive-1a2b3c4d``) has one part, a fused key joins parts
+with ``+`` (``descriptor+contrastive-1a2b3c4d``) and each part counts equally in the cosine similarity. Why
+z-score: descriptor columns have unrelated units, and learned embeddings share a large common offset that would
+make every cosine close to 1.
+
+Segment sequences (for sequence distances) go through the same transform, row by row, with the same statistics;
+a part without a time axis (the descriptors: one vector per track) contributes its pooled block to every row,
+so a fused key compares sequences by ``Σ weight · cos`` of its parts.
+
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from soundalike.library.catalog import DESCRIPTOR_MODEL, CatalogError, Library
+
+from .vectors import standardise, unit_rows
+
+
+class SpaceError(ValueError):
+    """A transform that cannot be applied: wrong dimensions, or no segment sequence where one is needed."""
+
+
+def model_parts(key: str) -> list[str]:
+    """The stored embeddings a (possibly fused) key is made of."""
+    return [k for k in key.split("+") if k]
+
+
+@dataclass
+class EmbeddingPart:
+    """One stored embedding inside a (possibly fused) search vector: its columns' statistics and its weight."""
+
+    model: str
+    dim: int
+    mean: np.ndarray
+    std: np.ndarray
+    weight: float = 1.0
+
+    def transform(self, raw: np.ndarray) -> np.ndarray:
+        """Raw rows ``(..., dim)`` of this part to z-scored, unit-length rows scaled by ``sqrt(weight)``."""
+        x = np.asarray(raw, dtype=np.float32)
+        if x.shape[-1] != self.dim:
+            raise SpaceError(f"{self.model}: expected vectors of dimension {self.dim}, got shape {x.shape}")
+        return np.float32(np.sqrt(self.weight)) * unit_rows((x - self.mean) / self.std)
+
+
+@dataclass
+class Embedding:
+    """How raw vectors of a key become searchable ones, with the statistics frozen when it was fitted.
+
+    ``built_on`` is how many tracks the statistics came from; ``kind`` the index kind they were fitted for
+    (``flat`` or ``ivf``): :mod:`soundalike.search.index` refits both together (see its rebuild rule).
+    """
+
+    model: str
+    parts: list[EmbeddingPart]
+    built_on: int = 0
+    kind: str = "flat"
+
+    @property
+    def dim(self) -> int:
+        """Columns of a search vector (the parts side by side)."""
+        return sum(p.dim for p in self.parts)
+
+    def slices(self) -> dict[str, slice]:
+        """Where each part's columns are, in raw and in search vectors alike."""
+        out, start = {}, 0
+        for part in self.parts:
+            out[part.model] = slice(start, start + part.dim)
+            start += part.dim
+        return out
+
+    def transform(self, vectors: np.ndarray) -> np.ndarray:
+        """Raw vectors ``(n, dim)`` (parts side by side, in key order) to unit-length search vectors ``(n, dim)``."""
+        x = np.atleast_2d(np.asarray(vectors, dtype=np.float32))
+        if x.shape[1] != self.dim:
+            raise SpaceError(f"{self.model}: expected vectors of dimension {self.dim}, got shape {x.shape}")
+        blocks = [part.transform(x[:, cols]) for part, cols in zip(self.parts, self.slices().values(), strict=True)]
+        return unit_rows(np.hstack(blocks))
+
+    def has_sequences(self) -> bool:
+        """Whether some part is a learned model (descriptors have no time axis, so no segment sequence)."""
+        return any(p.model != DESCRIPTOR_MODEL for p in self.parts)
+
+    def sequence(self, search_vector: np.ndarray, segments: Mapping[str, np.ndarray | None]) -> np.ndarray:
+        """A track's segment sequence in the search space ``(n_segments, dim)``: each part's raw segments
+        transformed like its pooled vector; a part without segments repeats its block of ``search_vector``.
+
+        Parts with different segment counts are brought to the longest count by nearest-index resampling.
+        Raises :class:`SpaceError` when no part has segments."""
+        v = np.asarray(search_vector, dtype=np.float32).ravel()
+        given = {m: np.asarray(s, dtype=np.float32) for m, s in segments.items() if s is not None and len(s)}
+        if not given:
+            raise SpaceError(f"{self.model}: no segment sequence (sequence distances need a learned model)")
+        length = max(len(s) for s in given.values())
+        blocks = []
+        for part, cols in zip(self.parts, self.slices().values(), strict=True):
+            seq = given.get(part.model)
+            if seq is None:
+                blocks.append(np.broadcast_to(v[cols], (length, part.dim)))
+                continue
+            if len(seq) != length:
+                seq = seq[np.round(np.linspace(0, len(seq) - 1, length)).astype(np.int64)]
+            blocks.append(part.transform(seq))
+        return unit_rows(np.hstack(blocks))
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-ready statistics (written beside the index)."""
+        return {"model": self.model, "built_on": self.built_on, "kind": self.kind, "parts": [
+            {"model": p.model, "dim": p.dim, "mean": p.mean.tolist(), "std": p.std.tolist(), "weight": p.weight}
+            for p in self.parts]}
+
+    @classmethod
+    def from_json(cls, saved: Mapping[str, Any]) -> Embedding:
+        """The inverse of :meth:`to_json`; raises ``KeyError``/``TypeError``/``ValueError`` on a bad payload."""
+        parts = [EmbeddingPart(str(p["model"]), int(p["dim"]), np.asarray(p["mean"], np.float32),
+                               np.asarray(p["std"], np.float32), float(p["weight"])) for p in saved["parts"]]
+        for p in parts:
+            if p.mean.shape != (p.dim,) or p.std.shape != (p.dim,):
+                raise ValueError(f"statistics of {p.model} do not have {p.dim} values")
+        return cls(str(saved["model"]), parts, int(saved.get("built_on", 0)), str(saved.get("kind", "flat")))
+
+    def describe(self) -> dict[str, Any]:
+        """The key and its parts (model, dimension, weight): what an export says about its vectors."""
+        return {"model": self.model, "dim": self.dim,
+                "parts": [{"model": p.model, "dim": p.dim, "weight": round(p.weight, 6)} for p in self.parts]}
+
+
+def fit_embedding(key: str, raw: np.ndarray, dims: list[int], kind: str = "flat") -> Embedding:
+    """Statistics of every part of ``key`` from raw vectors ``(n, sum(dims))``, equal weights."""
+    names = model_parts(key)
+    if len(names) != len(dims):
+        raise SpaceError(f"{key}: {len(names)} parts but {len(dims)} dimensions")
+    parts, start = [], 0
+    for name, dim in zip(names, dims, strict=True):
+        _, mean, std = standardise(raw[:, start:start + dim])
+        parts.append(EmbeddingPart(name, dim, mean, std, 1.0 / len(names)))
+        start += dim
+    return Embedding(key, parts, built_on=len(raw), kind=kind)
+
+
+def load_raw(lib: Library, key: str) -> tuple[np.ndarray, np.ndarray, list[int]]:
+    """``(track ids, raw vectors side by side, part dims)`` of the tracks that have every part of ``key``."""
+    names = model_parts(key)
+    parts = [lib.vectors(k) for k in names]
+    for k, (ids, _) in zip(names, parts, strict=True):
+        if len(ids) == 0:
+            known = lib.models()
+            hint = f" (embeddings present: {', '.join(known)})" if known else " — run `soundalike index PATH` first"
+            raise CatalogError(f"no tracks embedded with {k!r} in {lib.root}{hint}")
+    common = parts[0][0]
+    for ids, _ in parts[1:]:
+        common = np.intersect1d(common, ids)
+    blocks = [mat[np.searchsorted(ids, common)] for ids, mat in parts]
+    return common, np.hstack(blocks), [b.shape[1] for b in blocks]
