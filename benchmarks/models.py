@@ -51,11 +51,10 @@ def album_labels(lib: Any, ids: list[int], music_root: Path | None) -> list[str]
 
 def retrieval_row(lib: Any, model_key: str, music_root: Path | None) -> dict[str, Any]:
     """MAP@10 and precision@10 of same-album retrieval with one (possibly fused) embedding."""
-    from soundalike.evaluation import label_retrieval
-    from soundalike.search.index import VectorIndex
+    from soundalike.evaluation import embedding_vectors, label_retrieval
 
-    index = VectorIndex.from_library(lib, model_key, ann=False)
-    scores = label_retrieval(index.vectors, album_labels(lib, index.ids.tolist(), music_root), k=10)
+    ids, vectors = embedding_vectors(lib, model_key)
+    scores = label_retrieval(vectors, album_labels(lib, ids.tolist(), music_root), k=10)
     return {"map_at_10": round(scores.map_at_k, 4), "precision_at_10": round(scores.precision_at_k, 4),
             "queries": scores.queries}
 

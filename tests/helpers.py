@@ -65,6 +65,24 @@ def synth_library(root: Path, styles: list[str], *, tracks_per_style: int = 3, d
     return root
 
 
+def run_cli(*args: str) -> tuple[int, str, str]:
+    """``soundalike ARGS`` in this process: ``(exit code, stdout, stderr)``."""
+    from typer.testing import CliRunner
+
+    from soundalike.app.cli import app
+
+    result = CliRunner().invoke(app, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+def library_tracks(root: Path) -> list:  # type: ignore[type-arg]
+    """Every track of the library at ``root/lib``."""
+    from soundalike.library.catalog import Library
+
+    with Library.open(root / "lib") as lib:
+        return lib.tracks()
+
+
 def track_set(lib, preset: str = "melae"):  # type: ignore[no-untyped-def]
     """Every track of ``lib`` with its stored ``preset`` spectrogram, as a model's TrackSet."""
     from soundalike.models.base import TrackSet
@@ -88,3 +106,43 @@ def fit_steps(model, batch, steps: int, *, train_mode: bool = True):  # type: ig
     with torch.no_grad():
         last, extra = model.loss(batch)
     return first, last.item(), extra
+
+
+def short_error(response, status: int | tuple[int, ...]) -> str:  # type: ignore[no-untyped-def]
+    """The response has the expected 4xx status and a short JSON message, never a stack trace."""
+    expected = (status,) if isinstance(status, int) else status
+    assert response.status_code in expected, (response.status_code, response.text)
+    detail = response.json()["detail"]
+    assert isinstance(detail, str) and 0 < len(detail) < 300
+    assert "Traceback" not in response.text and 'File "' not in response.text
+    return detail
+
+SERVER_TOKEN = "s3cret-token"
+"""The token of the server tests' token-protected app."""
+
+
+def written_tags(path: Path) -> dict[str, str]:
+    """artist/album/title as read back by ``mutagen.File(path, easy=True)`` (ID3 frames for WAV)."""
+    import mutagen
+
+    f = mutagen.File(path, easy=True)
+    assert f is not None and f.tags is not None
+    if path.suffix == ".wav":
+        return {
+            k: str(f.tags[frame].text[0])
+            for k, frame in (("artist", "TPE1"), ("album", "TALB"), ("title", "TIT2"))
+        }
+    return {k: f[k][0] for k in ("artist", "album", "title")}
+
+
+def read_back(path: Path) -> tuple[np.ndarray, int]:
+    """Samples and rate of a written file (m4a through PyAV)."""
+    if path.suffix == ".m4a":
+        import av
+
+        with av.open(str(path)) as c:
+            stream = c.streams.audio[0]
+            x = np.concatenate([fr.to_ndarray().reshape(-1) for fr in c.decode(stream)])
+            return x.astype(np.float32), stream.sample_rate
+    x, sr = sf.read(path, dtype="float32", always_2d=False)
+    return x, sr

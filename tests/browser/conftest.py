@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from helpers import synth_library
+from helpers import run_cli
 from soundalike.app.server.run import background_server
 
 STYLES = ["techno", "ambient", "chiptune", "classical"]
@@ -58,8 +58,15 @@ def screenshots() -> Path:
 
 @pytest.fixture(scope="package")
 def web_library(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A synthetic library of 12 tracks in 4 albums (wav, ogg, mp3)."""
-    return synth_library(tmp_path_factory.mktemp("web"), STYLES, tracks_per_style=3, duration=6.0, seed=11)
+    """A synthetic library of 12 tracks in 4 albums (wav, ogg, mp3), indexed by ``soundalike index`` as a user
+    would: descriptors and the shipped default model."""
+    from soundalike import synth
+
+    root = tmp_path_factory.mktemp("web")
+    synth.make_library(root / "music", styles=STYLES, tracks_per_style=3, duration=6.0, seed=11)
+    code, out, err = run_cli("index", str(root / "music"), "--library", str(root / "lib"), "--jobs", "1")
+    assert code == 0, out + err
+    return root
 
 
 @pytest.fixture(scope="package")

@@ -75,8 +75,21 @@ def test_track_page_with_spectrogram_and_similar_tracks(page: Any, server_url: s
     expect(results).to_have_count(10)
     scores = [float(s) for s in results.locator(".score .value").all_inner_texts()]
     assert scores == sorted(scores, reverse=True)
-    expect(page.locator("#similar-model option")).to_have_text(["default model", "descriptor"])
+    options = page.locator("#similar-model option").all_inner_texts()
+    assert options[0] == "default model" and "descriptor" in options, options
     page.screenshot(path=str(screenshots / "04-track-similar.png"), full_page=True)
+    # Every distance the page offers works with the default model (segment sequences of its parts).
+    for distance in ("dtw", "frechet", "minpoint", "mean", "cosine"):
+        with page.expect_response(lambda r, d=distance: f"distance={d}" in r.url) as answer:
+            page.select_option("#similar-distance", distance)
+        assert answer.value.status == 200, (distance, answer.value.text())
+        expect(results).to_have_count(10)
+    # The descriptors describe whole tracks: the page does not offer segment distances with them.
+    page.select_option("#similar-model", "descriptor")
+    assert page.locator("#similar-distance option[value=dtw]").is_disabled()
+    assert page.locator("#similar-distance").input_value() == "cosine"
+    page.select_option("#similar-model", "default")
+    assert not page.locator("#similar-distance option[value=dtw]").is_disabled()
     # Every other track, then only those from other albums.
     album = page.locator(".sub.big").inner_text().split(" · ")[1]
     page.select_option("#similar-k", "20")

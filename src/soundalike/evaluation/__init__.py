@@ -3,6 +3,7 @@
 Charts live in :mod:`soundalike.evaluation.charts` (imports matplotlib on use).
 """
 
+from .embeddings import SPFY, default_models, embedding_vectors, library_embeddings
 from .metrics import (
     average_precision_at_k,
     catalogue_coverage,
@@ -36,7 +37,6 @@ from .protocol import (
     ContinuationReport,
     ContinuationResult,
     evaluate_continuation,
-    library_embeddings,
 )
 from .retrieval import RetrievalScores, label_retrieval
 
@@ -50,10 +50,13 @@ __all__ = [
     "EvalPlaylist",
     "EvaluationError",
     "PlaylistSet",
+    "SPFY",
     "RetrievalScores",
     "SplitPlaylist",
     "average_precision_at_k",
     "catalogue_coverage",
+    "default_models",
+    "embedding_vectors",
     "evaluate_continuation",
     "hit_rate_at_k",
     "holdout_size",

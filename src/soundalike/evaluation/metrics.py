@@ -7,8 +7,8 @@ binary relevance ``rel_i = 1`` if the item at rank ``i`` (1-based) is relevant; 
 * recall@k         ``= (1/R) sum_{i<=k} rel_i``;
 * hit rate@k       ``= 1 if sum_{i<=k} rel_i > 0 else 0``;
 * AP@k             ``= (1/min(R, k)) sum_{i<=k} P@i * rel_i`` — normalised by ``min(R, k)`` so a perfect top-k
-  scores 1 even when ``R > k`` (the "AP@k" of Kaggle/MPD-style evaluations; same as
-  :func:`soundalike.evaluation.retrieval.average_precision_at_k`); MAP@k is its mean over lists;
+  scores 1 even when ``R > k`` (the "AP@k" of Kaggle/MPD-style evaluations; trec_eval's ``map_cut_k`` divides
+  by ``R`` instead, so the two agree when ``R <= k``); MAP@k is its mean over lists;
 * nDCG@k           ``= DCG@k / IDCG@k``, ``DCG@k = sum_{i<=k} rel_i / log2(i + 1)``, ``IDCG@k`` the DCG of an
   ideal list (``min(R, k)`` relevant items first) — Järvelin & Kekäläinen (2002), binary gains;
 * R-precision      ``= (1/R) sum_{i<=R} rel_i`` — precision at rank ``R`` (RecSys Challenge 2018 / MPD).
@@ -47,47 +47,6 @@ def _hits(ranked: ItemList, relevant: Collection[int], k: int | None) -> np.ndar
     return np.isin(items, np.fromiter(relevant, dtype=items.dtype, count=len(relevant))).astype(np.float64)
 
 
-def precision_at_k(ranked: ItemList, relevant: Collection[int], k: int) -> float:
-    """Precision@k: relevant items among the first ``k``, divided by ``k``."""
-    return float(_hits(ranked, relevant, k).sum() / k) if relevant else 0.0
-
-
-def recall_at_k(ranked: ItemList, relevant: Collection[int], k: int) -> float:
-    """Recall@k: relevant items among the first ``k``, divided by ``|relevant|``."""
-    return float(_hits(ranked, relevant, k).sum() / len(relevant)) if relevant else 0.0
-
-
-def hit_rate_at_k(ranked: ItemList, relevant: Collection[int], k: int) -> float:
-    """Hit rate@k: 1 if any of the first ``k`` items is relevant, else 0."""
-    return float(_hits(ranked, relevant, k).any()) if relevant else 0.0
-
-
-def average_precision_at_k(ranked: ItemList, relevant: Collection[int], k: int) -> float:
-    """AP@k: the sum of precision@i at each relevant rank ``i <= k``, divided by ``min(|relevant|, k)``."""
-    if not relevant:
-        return 0.0
-    hits = _hits(ranked, relevant, k)
-    precisions = np.cumsum(hits) / np.arange(1, hits.size + 1)
-    return float((precisions * hits).sum() / min(len(relevant), k))
-
-
-def ndcg_at_k(ranked: ItemList, relevant: Collection[int], k: int) -> float:
-    """nDCG@k with binary relevance and a ``log2(rank + 1)`` discount, divided by the ideal list's DCG."""
-    if not relevant:
-        return 0.0
-    hits = _hits(ranked, relevant, k)
-    discounts = 1.0 / np.log2(np.arange(2, k + 2))
-    ideal = discounts[: min(len(relevant), k)].sum()
-    return float((hits * discounts[: hits.size]).sum() / ideal)
-
-
-def r_precision(ranked: ItemList, relevant: Collection[int]) -> float:
-    """R-precision: precision at rank ``R = |relevant|`` (``ranked`` should hold at least ``R`` items)."""
-    if not relevant:
-        return 0.0
-    return float(_hits(ranked, relevant, len(relevant)).sum() / len(relevant))
-
-
 def hit_list(ranked: ItemList, relevant: Collection[int]) -> np.ndarray:
     """1/0 per rank: whether each item of ``ranked`` is relevant (compute once, then :func:`metrics_from_hits`)."""
     return _hits(ranked, relevant, None)
@@ -96,7 +55,8 @@ def hit_list(ranked: ItemList, relevant: Collection[int]) -> np.ndarray:
 def metrics_from_hits(hits: np.ndarray, n_relevant: int, k: int) -> dict[str, float]:
     """precision, recall, hit_rate, map (AP@k), ndcg at ``k`` and r_precision of one list, from its 1/0 ``hits``.
 
-    Same formulas as the functions above (``hits`` should reach rank ``max(k, n_relevant)``); one pass per list.
+    The one implementation of every accuracy formula of the module doc (the per-list functions, the continuation
+    protocol and same-label retrieval all call it); ``hits`` should reach rank ``max(k, n_relevant)``.
     """
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
@@ -112,6 +72,40 @@ def metrics_from_hits(hits: np.ndarray, n_relevant: int, k: int) -> dict[str, fl
             "map": float((precisions * top).sum() / min(n_relevant, k)),
             "ndcg": float((top * discounts[: top.size]).sum() / discounts[: min(n_relevant, k)].sum()),
             "r_precision": float(h[:n_relevant].sum() / n_relevant)}
+
+
+def _metric(name: str, ranked: ItemList, relevant: Collection[int], k: int) -> float:
+    return metrics_from_hits(_hits(ranked, relevant, max(k, len(relevant))), len(relevant), k)[name]
+
+
+def precision_at_k(ranked: ItemList, relevant: Collection[int], k: int) -> float:
+    """Precision@k: relevant items among the first ``k``, divided by ``k``."""
+    return _metric("precision", ranked, relevant, k)
+
+
+def recall_at_k(ranked: ItemList, relevant: Collection[int], k: int) -> float:
+    """Recall@k: relevant items among the first ``k``, divided by ``|relevant|``."""
+    return _metric("recall", ranked, relevant, k)
+
+
+def hit_rate_at_k(ranked: ItemList, relevant: Collection[int], k: int) -> float:
+    """Hit rate@k: 1 if any of the first ``k`` items is relevant, else 0."""
+    return _metric("hit_rate", ranked, relevant, k)
+
+
+def average_precision_at_k(ranked: ItemList, relevant: Collection[int], k: int) -> float:
+    """AP@k: the sum of precision@i at each relevant rank ``i <= k``, divided by ``min(|relevant|, k)``."""
+    return _metric("map", ranked, relevant, k)
+
+
+def ndcg_at_k(ranked: ItemList, relevant: Collection[int], k: int) -> float:
+    """nDCG@k with binary relevance and a ``log2(rank + 1)`` discount, divided by the ideal list's DCG."""
+    return _metric("ndcg", ranked, relevant, k)
+
+
+def r_precision(ranked: ItemList, relevant: Collection[int]) -> float:
+    """R-precision: precision at rank ``R = |relevant|`` (``ranked`` should hold at least ``R`` items)."""
+    return _metric("r_precision", ranked, relevant, max(len(relevant), 1))
 
 
 def mean_average_precision(rankings: Iterable[ItemList], relevants: Iterable[Collection[int]], k: int) -> float:

@@ -32,7 +32,7 @@ Cost: one (catalogue x seed tracks) matrix product per playlist and embedding, r
 from __future__ import annotations
 
 import zlib
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -192,21 +192,6 @@ class ContinuationReport:
 
 
 # --- helpers ----------------------------------------------------------------------------------------------------
-def library_embeddings(lib: Any, models: Iterable[str]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """``{model: (track ids, unit search vectors)}`` from the catalogue (plain or fused keys), as the index."""
-    from soundalike.library.catalog import CatalogError
-    from soundalike.search.index import VectorIndex
-
-    out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    for model in models:
-        try:
-            index = VectorIndex.from_library(lib, model)
-        except CatalogError as exc:
-            raise EvaluationError(str(exc)) from exc
-        out[model] = (index.ids, index.vectors)
-    return out
-
-
 def top_rows(scores: np.ndarray, depth: int) -> np.ndarray:
     """Indices of the ``depth`` highest finite-or-not scores, best first, ties to the lowest index (deterministic)."""
     s = np.asarray(scores)

@@ -3,7 +3,7 @@ retrieval, written as JSON, Markdown and PNG.
 
 The embeddings compared are, by default, every one the library holds (the descriptors, each trained model, the
 shipped default fused with the descriptors when present) plus ``spfy10``: the ten descriptor columns that stand in
-for the Spotify audio features of seed 000's "Spfy" baseline (:data:`soundalike.descriptors.SPFY_COLUMNS`).
+for the Spotify audio features of seed 000's "Spfy" baseline (:mod:`.embeddings`).
 Baselines most-popular and random come from the protocol (:mod:`.protocol`).
 """
 
@@ -18,50 +18,12 @@ from typing import Any
 
 import numpy as np
 
-from soundalike.audio.descriptors import spfy_features
-from soundalike.library.catalog import DESCRIPTOR_MODEL, CatalogError, Library
-from soundalike.search.index import VectorIndex
-from soundalike.search.vectors import standardise, unit_rows
+from soundalike.library.catalog import Library
 
+from .embeddings import default_models, library_embeddings
 from .playlists import EvaluationError, load_playlists
 from .protocol import ContinuationReport, evaluate_continuation
 from .retrieval import label_retrieval
-
-SPFY = "spfy10"
-
-
-def default_models(lib: Library) -> list[str]:
-    """The embeddings a library holds, descriptors first, then ``spfy10``, then learned models (and the shipped
-    default fused with the descriptors, as ``similar`` uses it)."""
-    from soundalike.models.embedding import resolve_model
-
-    present = lib.models()
-    if DESCRIPTOR_MODEL not in present:
-        raise EvaluationError(f"the library at {lib.root} has no tracks; index music first (soundalike index PATH)")
-    names = [DESCRIPTOR_MODEL, SPFY] + [m for m in present if m != DESCRIPTOR_MODEL]
-    default = resolve_model(lib, "default")
-    if default not in names:
-        names.append(default)
-    return names
-
-
-def embedding_vectors(lib: Library, model: str) -> tuple[np.ndarray, np.ndarray]:
-    """``(track ids, unit search vectors)`` of one embedding: a catalogue key (plain, fused, a family name, a
-    checkpoint) or ``spfy10``."""
-    from soundalike.models.embedding import resolve_model
-
-    if model == SPFY:
-        ids, raw = lib.vectors(DESCRIPTOR_MODEL)
-        if not len(ids):
-            raise EvaluationError(f"no descriptors in {lib.root}: run `soundalike index PATH` first")
-        x, _, _ = standardise(spfy_features(raw))
-        return ids, unit_rows(x)
-    try:
-        key = model if model == DESCRIPTOR_MODEL else resolve_model(lib, model)
-        index = VectorIndex.from_library(lib, key)
-    except CatalogError as exc:
-        raise EvaluationError(str(exc)) from None
-    return index.ids, index.vectors
 
 
 def _labels(lib: Library, ids: np.ndarray, by: str) -> list[str]:
@@ -104,7 +66,7 @@ def run_evaluation(lib: Library, out_dir: str | os.PathLike[str], *, models: Seq
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     names = list(models) if models else default_models(lib)
-    embeddings = {name: embedding_vectors(lib, name) for name in names}
+    embeddings = library_embeddings(lib, names)
     payload: dict[str, Any] = {"library": str(lib.root), "embeddings": names, "seed": seed}
     md = ["# soundalike evaluation", "", f"Library `{lib.root}`; embeddings: {', '.join(f'`{n}`' for n in names)}.",
           ""]

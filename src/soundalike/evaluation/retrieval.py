@@ -1,4 +1,5 @@
-"""Same-label retrieval (same album, same artist, same style): precision@k and MAP@k per query, averaged.
+"""Same-label retrieval (same album, same artist, same style): precision@k and MAP@k per query, averaged (the
+formulas of :func:`soundalike.evaluation.metrics.metrics_from_hits`).
 
 Every track is a query; the other tracks are ranked by cosine similarity; a hit shares the query's label.
 """
@@ -9,6 +10,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from .metrics import metrics_from_hits
 
 
 @dataclass
@@ -26,15 +29,6 @@ class RetrievalScores:
         return {"k": self.k, f"precision_at_{self.k}": round(self.precision_at_k, 4),
                 f"map_at_{self.k}": round(self.map_at_k, 4), "queries": self.queries,
                 "precision_per_label": {k: round(v, 4) for k, v in self.per_label.items()}}
-
-
-def average_precision_at_k(hits: np.ndarray, relevant: int, k: int) -> float:
-    """AP@k of one ranked hit list (1/0), normalised by ``min(relevant, k)``."""
-    hits = np.asarray(hits[:k], dtype=np.float64)
-    if relevant <= 0:
-        return 0.0
-    precisions = np.cumsum(hits) / np.arange(1, hits.size + 1)
-    return float((precisions * hits).sum() / min(relevant, k))
 
 
 def label_retrieval(unit_vectors: np.ndarray, labels: Sequence[str], k: int = 10) -> RetrievalScores:
@@ -60,10 +54,10 @@ def label_retrieval(unit_vectors: np.ndarray, labels: Sequence[str], k: int = 10
             s[i] = -np.inf
             top = np.argpartition(-s, min(k, n - 1) - 1)[: min(k, n - 1)]
             top = top[np.argsort(-s[top], kind="stable")]
-            hits = (lab[top] == lab[i]).astype(np.float64)
-            p = float(hits.sum() / k)
+            scores = metrics_from_hits((lab[top] == lab[i]).astype(np.float64), relevant, k)
+            p = scores["precision"]
             precisions.append(p)
-            aps.append(average_precision_at_k(hits, relevant, k))
+            aps.append(scores["map"])
             by_label.setdefault(str(lab[i]), []).append(p)
     return RetrievalScores(
         k=k,

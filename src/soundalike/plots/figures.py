@@ -1,4 +1,5 @@
-"""Plots people would rather see than read. Kept apart so the core never imports matplotlib."""
+"""Figures people would rather see than read, saved as PNG: library and segment maps, training curves,
+reconstructions, filters."""
 
 from __future__ import annotations
 
@@ -8,14 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-
-def tsne_2d(x: np.ndarray, seed: int = 0) -> np.ndarray:
-    """t-SNE of the rows to 2-D as every map here draws it: PCA initialisation, perplexity (n - 1) / 3 within
-    [2, 30] (at least 3 rows)."""
-    from sklearn.manifold import TSNE
-
-    return TSNE(n_components=2, perplexity=min(30.0, max(2.0, (len(x) - 1) / 3)), random_state=seed,
-                init="pca").fit_transform(x)
+from .projection import pca_2d, tsne_2d
 
 
 def library_map(unit_vectors: np.ndarray, labels: Sequence[str], out: str | os.PathLike[str], *,
@@ -27,12 +21,7 @@ def library_map(unit_vectors: np.ndarray, labels: Sequence[str], out: str | os.P
     import matplotlib.pyplot as plt
 
     x = np.asarray(unit_vectors, dtype=np.float64)
-    if method == "tsne":
-        xy = tsne_2d(x, seed)
-    else:
-        from sklearn.decomposition import PCA
-
-        xy = PCA(n_components=2, random_state=seed).fit_transform(x)
+    xy = tsne_2d(x, seed) if method == "tsne" else pca_2d(x, seed)
     names = sorted(set(labels))
     cmap = plt.get_cmap("tab10" if len(names) <= 10 else "tab20")
     fig, ax = plt.subplots(figsize=(8, 6.5), dpi=110)

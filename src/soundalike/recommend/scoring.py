@@ -151,8 +151,9 @@ class ClusterScore(ScoreMethod):
         everything = np.arange(n)
         if n < self.min_tracks:
             return everything
-        from scipy.cluster.hierarchy import linkage
+        from scipy.cluster.hierarchy import cut_tree, linkage
         from scipy.spatial.distance import squareform
+        from sklearn.metrics import silhouette_score
 
         dist = np.clip(1.0 - p @ p.T, 0.0, 2.0)
         np.fill_diagonal(dist, 0.0)
@@ -160,8 +161,10 @@ class ClusterScore(ScoreMethod):
         tree = linkage(squareform(dist, checks=False), method="average")
         best_labels, best_sil = None, -np.inf
         for c in range(2, min(self.max_clusters, n - 1) + 1):
-            labels = _cut(tree, n, c)
-            sil = _silhouette(dist, labels)
+            labels = cut_tree(tree, n_clusters=c).ravel()
+            # scikit-learn's silhouette (a track alone in its cluster scores 0): 0.35 ms a call where a
+            # hand-written one took 0.02 ms, but about 1 ms per playlist beside the 27 ms of its matrix product.
+            sil = float(silhouette_score(dist, labels, metric="precomputed"))
             if sil > best_sil + 1e-12:
                 best_labels, best_sil = labels, sil
         if best_labels is None or best_sil < self.min_silhouette:
@@ -182,37 +185,6 @@ class ClusterScore(ScoreMethod):
     def describe(self) -> str:
         """``cluster(within=..., max_clusters=..., min_silhouette=...)``."""
         return f"cluster(within={self.within}, max_clusters={self.max_clusters}, min_silhouette={self.min_silhouette})"
-
-
-def _cut(tree: np.ndarray, n: int, clusters: int) -> np.ndarray:
-    """Cluster labels ``(n,)`` after the first ``n - clusters`` merges of a scipy linkage ``tree``."""
-    parent = np.arange(2 * n - 1)
-    for i in range(n - clusters):
-        parent[int(tree[i, 0])] = parent[int(tree[i, 1])] = n + i
-    roots = np.arange(n)
-    while True:  # follow parents to the top: at most n - clusters steps
-        up = parent[roots]
-        if np.array_equal(up, roots):
-            break
-        roots = up
-    return np.unique(roots, return_inverse=True)[1]
-
-
-def _silhouette(dist: np.ndarray, labels: np.ndarray) -> float:
-    """Mean silhouette (Rousseeuw 1987) from a distance matrix; a track alone in its cluster scores 0."""
-    names = np.unique(labels)
-    member = labels[None, :] == names[:, None]  # (clusters, n)
-    sums = dist @ member.T.astype(np.float64)  # (n, clusters): total distance of each track to each cluster
-    sizes = member.sum(axis=1).astype(np.float64)
-    own = np.searchsorted(names, labels)
-    n = len(labels)
-    own_size = sizes[own]
-    a = np.where(own_size > 1, sums[np.arange(n), own] / np.maximum(own_size - 1, 1), 0.0)
-    mean_to = sums / sizes[None, :]
-    mean_to[np.arange(n), own] = np.inf
-    b = mean_to.min(axis=1)
-    s = np.where(own_size > 1, (b - a) / np.maximum(np.maximum(a, b), 1e-12), 0.0)
-    return float(s.mean())
 
 
 SCORES: dict[str, Callable[..., ScoreMethod]] = {

@@ -48,7 +48,7 @@ from soundalike.recommend import (
 )
 from soundalike.search.index import VectorIndex
 
-from .maps import METHODS, TSNE_INLINE_MAX, BackgroundJobs, PackedJson, map_payload, pca_2d, tsne_2d
+from .maps import METHODS, TSNE_INLINE_MAX, BackgroundJobs, PackedJson, map_payload, map_xy
 from .media import audio_content_type, spectrogram_png
 from .middleware import BodyLimitMiddleware, LoopbackHostMiddleware, SecurityHeadersMiddleware
 from .security import token_matches
@@ -260,9 +260,11 @@ api = APIRouter(prefix="/api", dependencies=[Depends(require_token)])
 
 @api.get("/library", summary="What the library holds")
 def library_stats(server: ServerDep) -> dict[str, Any]:
-    """Counts of tracks, files, errors by kind, embeddings, hours, disk use."""
+    """Counts of tracks, files, errors by kind, embeddings, hours, disk use; the model names a client may ask for,
+    and those that compare segment sequences (every name but the descriptors)."""
     stats = server.state.lib().stats()
-    return {**stats, "models_offered": sorted(server.state.allowed_models())}
+    offered = sorted(server.state.allowed_models())
+    return {**stats, "models_offered": offered, "sequence_models": server.state.sequence_models()}
 
 
 @api.get("/tracks", response_model=TrackPage, summary="List or search tracks, with paging")
@@ -382,7 +384,7 @@ def library_map(server: ServerDep, request: Request, model: ModelParam = "defaul
     accept = request.headers.get("accept-encoding", "")
 
     def build(kind: str) -> PackedJson:
-        xy = pca_2d(index.vectors) if kind == "pca" else tsne_2d(index.vectors)
+        xy = map_xy(index.vectors, kind)
         tracks = state.snapshot().by_id
         missing = [int(i) for i in index.ids if int(i) not in tracks]
         extra = {t.id: t for t in state.lib().tracks(missing)} if missing else {}

@@ -12,42 +12,22 @@ import numpy as np
 from starlette.responses import Response
 
 from soundalike.library.catalog import Track
+from soundalike.plots.projection import pca_2d, tsne_2d
 
 METHODS = ("pca", "tsne")
 # t-SNE below this many tracks is quick enough to compute inside the request.
 TSNE_INLINE_MAX = 1500
 
 
-def pca_2d(vectors: np.ndarray) -> np.ndarray:
-    """The first two principal components of the rows (sign fixed so the map does not flip between runs)."""
-    x = np.asarray(vectors, dtype=np.float64)
-    if len(x) == 0:
-        return np.zeros((0, 2))
-    x = x - x.mean(axis=0)
-    if len(x) < 2:
-        return np.zeros((len(x), 2))
-    _, _, vt = np.linalg.svd(x, full_matrices=False)
-    comps = vt[:2]
-    if comps.shape[0] < 2:
-        comps = np.vstack([comps, np.zeros_like(comps)])
-    signs = np.sign(comps[np.arange(2), np.abs(comps).argmax(axis=1)])
-    xy = x @ (comps * signs[:, None]).T
-    return xy
-
-
-def tsne_2d(vectors: np.ndarray, seed: int = 0) -> np.ndarray:
-    """A t-SNE embedding of the rows (PCA initialisation, perplexity up to 30)."""
+def map_xy(vectors: np.ndarray, method: str) -> np.ndarray:
+    """2-D positions of the rows: PCA, or t-SNE on one thread (OpenMP workers of several runtimes — faiss,
+    torch, scikit-learn — spin against each other in one process, and a server has other requests to answer)."""
+    if method == "pca":
+        return pca_2d(vectors)
     from threadpoolctl import threadpool_limits
 
-    from soundalike.plots.figures import tsne_2d as tsne
-
-    x = np.asarray(vectors, dtype=np.float32)
-    if len(x) < 5:
-        return pca_2d(x)
-    # One thread: OpenMP workers of several runtimes (faiss, torch, scikit-learn) in one process spin against each
-    # other, and a server has other requests to answer.
     with threadpool_limits(1):
-        return tsne(x, seed)
+        return tsne_2d(vectors)
 
 
 def map_payload(model: str, method: str, ids: Sequence[int], xy: np.ndarray, tracks: Mapping[int, Track]) -> bytes:

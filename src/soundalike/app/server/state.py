@@ -159,6 +159,19 @@ class LibraryState:
 
         return self.cached(("models",), build)
 
+    def sequence_models(self) -> list[str]:
+        """The offered names whose search space has segment sequences (for sequence distances): learned models,
+        and ``default`` once the shipped model has embedded the library."""
+        def build() -> list[str]:
+            from soundalike.models.embedding import resolve_model
+
+            names = self.allowed_models() - {DESCRIPTOR_MODEL}
+            if resolve_model(self.lib(), "default") == DESCRIPTOR_MODEL:
+                names.discard("default")
+            return sorted(names)
+
+        return self.cached(("sequence_models",), build)
+
     def check_model(self, model: str) -> str:
         """``model`` if the library offers it (each part of a fused ``a+b`` key too), else :class:`ModelNameError`."""
         if not _MODEL_NAME.match(model) or ".." in model:

@@ -218,12 +218,25 @@
     const k = el("select", { id: "similar-k", "aria-label": "How many" }, [10, 20, 50].map((n) => el("option", { value: n, text: `${n} tracks` })));
     const model = el("select", { id: "similar-model", "aria-label": "Model" },
       el("option", { value: "default", text: "default model" }));
-    libraryInfo().then((info) => {
-      for (const name of info.models_offered.filter((m) => m !== "default")) model.append(el("option", { value: name, text: name }));
-    }).catch(() => { /* the default model still works */ });
     const distance = el("select", { id: "similar-distance", "aria-label": "Distance" },
       [["cosine", "cosine (pooled)"], ["dtw", "DTW (segments)"], ["frechet", "Fréchet (segments)"], ["minpoint", "min point (segments)"], ["mean", "mean (segments)"]]
         .map(([v, t]) => el("option", { value: v, text: t })));
+    let sequenceModels = null;  // names whose tracks have segment sequences; null until /api/library answers
+    /** Offer the segment distances only with a model that has segment sequences (never an option that errs). */
+    function fitDistances() {
+      const ok = sequenceModels === null || sequenceModels.includes(model.value);
+      for (const option of distance.options) {
+        option.disabled = !ok && option.value !== "cosine";
+        option.title = option.disabled ? "This model describes whole tracks: no segments to compare" : "";
+      }
+      if (!ok && distance.value !== "cosine") distance.value = "cosine";
+    }
+    libraryInfo().then((info) => {
+      for (const name of info.models_offered.filter((m) => m !== "default")) model.append(el("option", { value: name, text: name }));
+      sequenceModels = info.sequence_models || [];
+      fitDistances();
+    }).catch(() => { /* the default model still works */ });
+    model.addEventListener("change", fitDistances);
     const noArtist = el("input", { type: "checkbox", id: "no-same-artist" });
     const noAlbum = el("input", { type: "checkbox", id: "no-same-album" });
     const results = el("div", { id: "similar" }, el("p", { class: "muted", text: "Finding what sounds alike…" }));
@@ -237,7 +250,8 @@
       try {
         const { body } = await api(`/api/tracks/${id}/similar?${query}`);
         if (!newest()) return;
-        fill(results, body.results.length ? resultList(body.results) : el("p", { class: "muted", text: "No other track to compare with." }),
+        fill(results, (body.notes || []).length ? el("p", { class: "muted note", id: "similar-notes", text: body.notes.join(" · ") }) : null,
+          body.results.length ? resultList(body.results) : el("p", { class: "muted", text: "No other track to compare with." }),
           body.results.length ? el("button", { class: "secondary", onclick: () => {
             const added = body.results.filter((r) => playlist.add(r, true)).length;
             toast(`Added ${added} track${added === 1 ? "" : "s"} to the playlist`);

@@ -1,0 +1,105 @@
+"""The catalogue: one accent- and case-folded search, schema migrations."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from helpers import run_cli
+from soundalike import synth
+from soundalike.app.server.app import create_app
+from soundalike.library.catalog import SCHEMA_VERSION, CatalogError, Library
+from soundalike.library.scan import scan
+
+
+def test_search_ranks_exact_titles_first(indexed: tuple[Path, Path, list[synth.SynthTrack]]) -> None:
+    _, library, tracks = indexed
+    with Library.open(library) as lib:
+        for t in tracks[:6]:
+            assert lib.search(t.title)[0].title == t.title
+            assert lib.search(f"{t.artist} - {t.title}")[0].path == str(t.path.resolve())
+        assert lib.search("zzz-no-such-words") == [] and lib.search_count("zzz") == 0
+        assert len(lib.search("", limit=None)) == lib.search_count("  -  ") == 20  # no words: every track
+
+
+@pytest.fixture(scope="module")
+def tagged(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Four tracks whose tags test folding and SQL wildcards, indexed (descriptors only)."""
+    root = tmp_path_factory.mktemp("tagged")
+    for i, (artist, title) in enumerate([("Beyoncé", "Halo"), ("Sigur Rós", "Hoppípolla"),
+                                         ("Percent", "100% Pure_Love"), ("Percent", "1000 PureXLove")]):
+        y = synth.render_track("ambient" if i % 2 else "techno", seed=i, duration=4.0)
+        synth.write_track(root / "music" / f"t{i}.flac", y, 22050, artist=artist, album="Folding", title=title)
+    with Library.open(root / "lib") as lib:
+        scan(lib, [root / "music"])
+    return root
+
+
+def test_one_search_folds_accents_and_case_in_cli_and_server(tagged: Path) -> None:
+    library = str(tagged / "lib")
+    code, out, err = run_cli("similar", "beyonce - halo", "--library", library, "--model", "descriptor",
+                             "--format", "json", "-k", "2")
+    assert code == 0, err
+    assert json.loads(out)["query"]["artist"] == "Beyoncé"
+    code, out, _ = run_cli("similar", "SIGUR ROS hoppipolla", "--library", library, "--model", "descriptor",
+                           "--format", "json", "-k", "1")
+    assert code == 0 and json.loads(out)["query"]["title"] == "Hoppípolla"
+    with TestClient(create_app(tagged / "lib")) as client:
+        for q, title in [("BEYONCE", "Halo"), ("rós hoppi", "Hoppípolla"), ("hoppipolla", "Hoppípolla")]:
+            items = client.get("/api/tracks", params={"q": q}).json()["items"]
+            assert [t["title"] for t in items] == [title], q
+
+
+def test_percent_and_underscore_are_plain_characters(tagged: Path) -> None:
+    with Library.open(tagged / "lib") as lib:
+        assert [t.title for t in lib.search("pure_love")] == ["100% Pure_Love"]  # LIKE would take _ for any char
+        assert [t.title for t in lib.search("100%")] == ["100% Pure_Love"]       # and % for anything
+        assert lib.search_count("percent") == 2 and lib.search("100%%") == lib.search("0_p") == []
+        page = lib.search("percent", limit=1, offset=1)
+        assert len(page) == 1 and page[0].title == lib.search("percent")[1].title
+
+
+V1_SCHEMA = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE tracks (id INTEGER PRIMARY KEY, audio_hash TEXT NOT NULL UNIQUE, duration REAL NOT NULL,
+    analysed_seconds REAL NOT NULL, artist TEXT NOT NULL DEFAULT '', album TEXT NOT NULL DEFAULT '',
+    title TEXT NOT NULL DEFAULT '', added_at REAL NOT NULL);
+CREATE TABLE files (path BLOB PRIMARY KEY, track_id INTEGER REFERENCES tracks(id) ON DELETE CASCADE,
+    size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, file_hash TEXT, status TEXT NOT NULL, error TEXT,
+    scanned_at REAL NOT NULL);
+CREATE TABLE spectrograms (track_id INTEGER NOT NULL REFERENCES tracks(id) ON DELETE CASCADE, preset TEXT NOT NULL,
+    chunk INTEGER NOT NULL, offset INTEGER NOT NULL, n_mels INTEGER NOT NULL, n_frames INTEGER NOT NULL,
+    PRIMARY KEY (track_id, preset));
+CREATE TABLE vectors (track_id INTEGER NOT NULL REFERENCES tracks(id) ON DELETE CASCADE, model TEXT NOT NULL,
+    dim INTEGER NOT NULL, vector BLOB NOT NULL, n_segments INTEGER NOT NULL DEFAULT 0, segments BLOB,
+    PRIMARY KEY (track_id, model));
+INSERT INTO meta VALUES ('schema_version', '1');
+INSERT INTO tracks VALUES (1, 'abc', 60.0, 60.0, 'Beyoncé', 'Dangerously', 'Crazy in Love', 0.0);
+INSERT INTO files VALUES (x'2f6d2f612e6d7033', 1, 10, 0, 'h', 'ok', NULL, 0.0);
+"""
+
+
+def test_a_version_1_catalogue_is_migrated_forward(tmp_path: Path) -> None:
+    folder = tmp_path / "old"
+    folder.mkdir()
+    with sqlite3.connect(folder / "catalog.sqlite") as conn:
+        conn.executescript(V1_SCHEMA)
+    with Library.open(folder) as lib:
+        assert lib.conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == \
+            str(SCHEMA_VERSION)
+        assert [t.title for t in lib.search("beyonce crazy")] == ["Crazy in Love"]
+        assert lib.track(1) is not None and lib.track(1).path == "/m/a.mp3"  # type: ignore[union-attr]
+    with Library.open(folder) as lib:  # opening again changes nothing
+        assert lib.search_count("dangerously") == 1
+
+
+def test_a_newer_catalogue_is_refused_with_a_clear_message(tmp_path: Path) -> None:
+    Library.open(tmp_path / "new").close()
+    with sqlite3.connect(tmp_path / "new" / "catalog.sqlite") as conn:
+        conn.execute("UPDATE meta SET value='99' WHERE key='schema_version'")
+    with pytest.raises(CatalogError, match="schema 99, newer than this soundalike"):
+        Library.open(tmp_path / "new")

@@ -1,0 +1,78 @@
+"""Embedding a library: models side by side, queries by family name, re-embedding from cached spectrograms."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from soundalike import synth
+from soundalike.library.catalog import Library
+from soundalike.models.embedding import embed_library, resolve_model
+from soundalike.models.training import train
+from soundalike.recommend import QueryError, similar
+
+
+def test_embeddings_live_side_by_side_and_answer_queries(lib_dir: Path, tmp_path: Path) -> None:
+    with Library.open(lib_dir / "lib") as lib:
+        result = train(lib, "melae", tmp_path / "m.pt", epochs=1, batch_size=8, plots=False)
+        model_id, count = embed_library(lib, result.checkpoint)
+        assert count == 12 and model_id == result.model_id
+        assert set(lib.models()) >= {"descriptor", model_id}
+        assert embed_library(lib, result.checkpoint)[1] == 0  # already embedded: nothing to do
+        tid = lib.tracks()[0].id
+        segs = lib.segments(tid, model_id)
+        assert segs is not None and segs.shape[1] == 256 and segs.shape[0] >= 1
+        assert resolve_model(lib, "melae") == model_id
+        q, results = similar(lib, str(tid), k=4, model="melae")
+        assert len(results) == 4 and all(r.track.id != tid for r in results)
+        outside = tmp_path / "new.wav"
+        synth.write_track(outside, synth.render_track("ambient", 123, 6.0), 22050, artist="a", album="b", title="c")
+        q, results = similar(lib, str(outside), k=3, model=model_id)
+        assert q.track is None and len(results) == 3
+        # Sequence distances re-rank the pooled-vector candidates (seed 002 §3.3.1), for library and outside queries.
+        for distance in ("mean", "minpoint", "frechet", "dtw"):
+            _, ranked = similar(lib, str(tid), k=5, model=model_id, distance=distance, candidates=11)
+            dists = [r.distance for r in ranked]
+            assert len(ranked) == 5 and None not in dists and dists == sorted(dists)  # type: ignore[type-var]
+            assert all(abs(r.score - (1 - r.distance)) < 1e-6 for r in ranked)  # type: ignore[operator]
+            assert tid not in {r.track.id for r in ranked}
+        _, ranked = similar(lib, str(outside), k=3, model=model_id, distance="frechet")
+        assert len(ranked) == 3
+        with pytest.raises(QueryError, match="has none"):
+            similar(lib, str(tid), k=3, model="descriptor", distance="dtw")
+        with pytest.raises(QueryError, match="unknown distance"):
+            similar(lib, str(tid), k=3, model=model_id, distance="hamming")
+        # A fused key: descriptors and the learned embedding, each z-scored and weighted equally.
+        fused = f"descriptor+{model_id}"
+        assert resolve_model(lib, "descriptor+melae") == fused
+        q, results = similar(lib, str(outside), k=3, model=fused)
+        assert len(results) == 3 and abs(float(np.linalg.norm(q.vector)) - 1.0) < 1e-5
+        q, results = similar(lib, str(tid), k=3, model=fused)
+        assert all(r.track.id != tid for r in results)
+
+
+def test_index_model_by_name_reembeds_from_cached_spectrograms(lib_dir: Path, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from soundalike.app.cli import app
+
+    library = tmp_path / "lib"
+    shutil.copytree(lib_dir / "lib", library)
+    with Library.open(library) as lib:
+        result = train(lib, "melae", tmp_path / "named.pt", epochs=1, batch_size=8, plots=False)
+        embed_library(lib, result.checkpoint)
+        lib.conn.execute("DELETE FROM vectors WHERE model=?", (result.model_id,))  # as if never embedded
+        lib.conn.commit()
+    music = tmp_path / "empty"
+    music.mkdir()
+    # Scanning nothing new: the model's vectors come back from the cached spectrograms alone.
+    out = CliRunner().invoke(app, ["index", str(lib_dir / "music"), "--library", str(library), "--model", "melae"])
+    assert out.exit_code == 0, out.output
+    assert f"embedded 12 tracks with {result.model_id}" in out.stdout
+    with Library.open(library) as lib:
+        assert len(lib.vectors(result.model_id)[0]) == 12
+    bad = CliRunner().invoke(app, ["index", str(music), "--library", str(library), "--model", "clothier"])
+    assert bad.exit_code == 2 and "no model of that name was trained on this library" in bad.stderr
