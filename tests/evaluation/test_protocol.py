@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 
 from soundalike.evaluation import EvalPlaylist, EvaluationError, PlaylistSet, evaluate_continuation
-from soundalike.evaluation.charts import plot_score_comparison
 from soundalike.evaluation.protocol import METRICS, top_rows
 from soundalike.recommend.scoring import score_method
 
@@ -133,10 +132,6 @@ def test_report_shapes_table_and_chart(tmp_path: Path) -> None:
     assert len(labels) == 8 and labels[4] == "most_popular@10"
     assert "**1.000**" in table[4]  # onehot's MAP@5 is the best of its group
     assert len(report.to_markdown(best_only=False).splitlines()) == 2 + 2 * (2 + 2 * 4)
-    png = plot_score_comparison(report, tmp_path / "fig4.png")
-    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    with pytest.raises(ValueError, match="no embedding"):
-        plot_score_comparison({"map": {}, "ndcg": {}}, tmp_path / "empty.png")
 
 
 def test_top_rows_breaks_ties_by_the_lowest_index() -> None:

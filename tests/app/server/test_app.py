@@ -150,8 +150,6 @@ def test_continue_playlist(client: TestClient, tracks: list[Track]) -> None:
     short_error(client.post("/api/continue", json={"track_ids": [2**70]}), 422)
     short_error(client.post("/api/continue", content=b"{not json", headers={"content-type": "application/json"}),
                  422)
-    big = b'{"track_ids": [' + b"1," * 600_000 + b"1]}"
-    short_error(client.post("/api/continue", content=big, headers={"content-type": "application/json"}), 413)
 
 
 def test_path(client: TestClient, tracks: list[Track]) -> None:

@@ -41,7 +41,12 @@ def host_name(header: str) -> str:
 
 
 class LoopbackHostMiddleware:
-    """Answer only requests addressed to a loopback host name (a defence against DNS rebinding)."""
+    """Answer only requests addressed to a loopback host name (a defence against DNS rebinding).
+
+    Not Starlette's ``TrustedHostMiddleware``: tried with the names it would need, it answers 400 with a plain-text
+    "Invalid host header" (this API's errors are JSON, with a hint: start the server with --token), accepts only the
+    names listed (this accepts every loopback address, 127.0.0.2 or ``[::1]:8000`` too) and redirects to ``www.``
+    names; 421 Misdirected Request is the status for a request sent to the wrong server."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -58,7 +63,12 @@ class LoopbackHostMiddleware:
 
 
 class BodyLimitMiddleware:
-    """Refuse request bodies above a limit: at once by ``Content-Length``, or when a streamed body crosses it."""
+    """Refuse request bodies above a limit: at once by ``Content-Length``, or when a streamed body crosses it.
+
+    Not Starlette's ``RequestBodyLimitMiddleware`` (1.x): tried in its place (one limit for the app, a larger one
+    wrapped around the upload route), a JSON body whose Content-Length is over the limit got a text/plain
+    "Content Too Large" — the middleware answers by itself once FastAPI starts its error response — where every
+    error of this API is ``{"detail": ...}`` saying the limit; this one also takes limits by path prefix."""
 
     def __init__(self, app: ASGIApp, *, default_limit: int, limits: dict[str, int]) -> None:
         self.app = app

@@ -1,0 +1,37 @@
+"""The handcrafted descriptor: 120 named values, shared work with indexing, and the "Spfy" columns."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from helpers import SR, make_signal
+from soundalike import synth
+from soundalike.audio.descriptors import DESCRIPTOR_DIM, DESCRIPTOR_NAMES, SPFY_COLUMNS, describe, spfy_features
+from soundalike.audio.features import get_preset, log_mel, power_spectrogram
+
+
+def test_names_values_and_shared_work_agree() -> None:
+    y = make_signal(5.0, 330.0)
+    v = describe(y)
+    assert v.dtype == np.float32 and v.shape == (DESCRIPTOR_DIM,) == (len(DESCRIPTOR_NAMES),) == (120,)
+    assert np.isfinite(v).all() and len(set(DESCRIPTOR_NAMES)) == DESCRIPTOR_DIM
+    preset = get_preset("melae")
+    power = power_spectrogram(y, preset)
+    np.testing.assert_allclose(describe(y, preset, power=power, mel_db=log_mel(y, preset, power=power)), v, rtol=1e-5)
+
+
+def test_columns_mean_what_their_names_say() -> None:
+    quiet, loud = 0.05 * make_signal(5.0, 330.0, noise=0.0), make_signal(5.0, 330.0, noise=0.0)
+    low, high = make_signal(5.0, 110.0, noise=0.0), make_signal(5.0, 2500.0, noise=0.0)
+    col = DESCRIPTOR_NAMES.index
+    assert describe(loud)[col("loudness_db_mean")] > describe(quiet)[col("loudness_db_mean")] + 20
+    assert describe(high)[col("centroid_mean")] > describe(low)[col("centroid_mean")]
+    fast = synth.render_track("techno", seed=1, duration=10.0, sr=SR)
+    assert 70 <= 2 ** describe(fast)[col("tempo_log2")] <= 200  # a beat, in BPM
+
+
+def test_spfy_features_are_the_ten_named_columns() -> None:
+    rows = np.arange(2 * DESCRIPTOR_DIM, dtype=np.float32).reshape(2, DESCRIPTOR_DIM)
+    picked = spfy_features(rows)
+    assert picked.shape == (2, 10)
+    np.testing.assert_array_equal(picked[0], [DESCRIPTOR_NAMES.index(c) for c in SPFY_COLUMNS])
