@@ -158,9 +158,20 @@ def _migrate_2(conn: sqlite3.Connection) -> None:
 _MIGRATIONS = {2: _migrate_2}
 
 
+def _schema_version(conn: sqlite3.Connection) -> int | None:
+    """The catalogue's schema version, or None when it has no meta table yet."""
+    try:
+        row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+    except sqlite3.OperationalError:
+        return None
+    return None if row is None else int(row[0])
+
+
 def _prepare(conn: sqlite3.Connection, db: Path) -> None:
     """Create the schema of a new catalogue, or migrate an older one forward: one transaction, so that a reader
     never sees half a schema and a crash mid-migration leaves the old version intact."""
+    if _schema_version(conn) == SCHEMA_VERSION:
+        return  # the usual case: no write lock taken (a scan may be writing in another process)
     conn.execute("BEGIN IMMEDIATE")
     try:
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
