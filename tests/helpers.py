@@ -59,7 +59,7 @@ def synth_library(root: Path, styles: list[str], *, tracks_per_style: int = 3, d
     synth.make_library(root / "music", styles=styles, tracks_per_style=tracks_per_style, duration=duration,
                        seed=seed)
     with Library.open(root / "lib") as lib:
-        scan(lib, [root / "music"])
+        scan(lib, [root / "music"], isolate=False)
         for preset in presets:
             ensure_spectrograms(lib, preset)
     return root

@@ -79,7 +79,7 @@ def test_scan_survives_every_kind_of_bad_input(tmp_path: Path, music_dir: Path, 
 
     lines: list[str] = []
     with Library.open(tmp_path / "lib") as lib:
-        summary = scan(lib, [music_dir], on_problem=lambda p: lines.append(p.line()), on_progress=vanish)
+        summary = scan(lib, [music_dir], isolate=False, on_problem=lambda p: lines.append(p.line()), on_progress=vanish)
         kinds = summary.errors_by_kind
         assert kinds == {"corrupt": 2, "empty": 1, "not-audio": 1, "too-short": 1, "silent": 1, "missing": 1,
                          "symlink-loop": 1}, kinds
@@ -99,7 +99,7 @@ def test_scan_survives_every_kind_of_bad_input(tmp_path: Path, music_dir: Path, 
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         assert lib.stats()["errors"] == {"corrupt": 2, "empty": 1, "not-audio": 1, "too-short": 1, "silent": 1}
         # Known-bad files are not retried (or re-reported) unless they change.
-        again = scan(lib, [music_dir])
+        again = scan(lib, [music_dir], isolate=False)
         assert again.problems[0].kind == "symlink-loop" and len(again.problems) == 1 and again.known_bad == 6
 
 
@@ -120,7 +120,7 @@ def test_unreadable_folder_is_reported_and_skipped(tmp_path: Path, music_dir: Pa
         locked.chmod(0)
     try:
         with Library.open(tmp_path / "lib") as lib:
-            summary = scan(lib, [music_dir])
+            summary = scan(lib, [music_dir], isolate=False)
             assert summary.analysed == 8
             assert [(p.kind, p.path) for p in summary.problems] == [("unreadable-folder", str(locked))]
             assert "Permission denied" in summary.problems[0].reason
@@ -130,5 +130,5 @@ def test_unreadable_folder_is_reported_and_skipped(tmp_path: Path, music_dir: Pa
 
 def test_missing_root_is_reported(tmp_path: Path) -> None:
     with Library.open(tmp_path / "lib") as lib:
-        summary = scan(lib, [tmp_path / "nowhere"])
+        summary = scan(lib, [tmp_path / "nowhere"], isolate=False)
         assert summary.problems[0].kind == "missing" and "nowhere" in summary.problems[0].path

@@ -20,7 +20,7 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[synth.Synt
     tracks = synth.make_library(root / "music", styles=["techno", "ambient"], tracks_per_style=3, duration=3.0,
                                 seed=5, formats=("wav",))
     with Library.open(root / "lib") as lib:
-        scan(lib, [root / "music"])
+        scan(lib, [root / "music"], isolate=False)
         ids = {t.path: lib.track_by_path(t.path).id for t in tracks}  # type: ignore[union-attr]
     (root / "stray.wav").write_bytes((tracks[0].path).read_bytes())  # on disk, never indexed
     return root, tracks, ids

@@ -35,7 +35,7 @@ def tagged(tmp_path_factory: pytest.TempPathFactory) -> Path:
         y = synth.render_track("ambient" if i % 2 else "techno", seed=i, duration=4.0)
         synth.write_track(root / "music" / f"t{i}.flac", y, 22050, artist=artist, album="Folding", title=title)
     with Library.open(root / "lib") as lib:
-        scan(lib, [root / "music"])
+        scan(lib, [root / "music"], isolate=False)
     return root
 
 

@@ -27,7 +27,7 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[synth.Synt
     tracks = synth.make_library(root / "music", styles=["techno", "ambient", "chiptune"], tracks_per_style=3,
                                 duration=8.0, seed=13)
     with Library.open(root / "lib") as lib:
-        scan(lib, [root / "music"], presets=("melae", "dieleman"))
+        scan(lib, [root / "music"], isolate=False, presets=("melae", "dieleman"))
         ids = {t.path: lib.track_by_path(t.path).id for t in tracks}  # type: ignore[union-attr]
     listed = tracks[:-1]
     m3u = root / "playlists"

@@ -27,7 +27,7 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[synth.Synt
     tracks = synth.make_library(root / "music", styles=["techno", "ambient", "chiptune"], tracks_per_style=3,
                                 duration=8.0, seed=11)
     with Library.open(root / "lib") as lib:
-        scan(lib, [root / "music"])
+        scan(lib, [root / "music"], isolate=False)
     return root, tracks
 
 

@@ -61,13 +61,21 @@ def index(
                                    "pretrained model), 'descriptor' (nothing more), a checkpoint file, or the "
                                    "name/id of a model trained on this library (re-embeds from cached spectrograms)."),
     retry_errors: bool = typer.Option(False, "--retry-errors", help="Analyse again files that failed before."),
+    prune: bool = typer.Option(False, "--prune", help="Also remove every known file under PATHS that is gone, even "
+                                                      "where a folder could not be read or is empty (says how many "
+                                                      "first)."),
+    wait: bool = typer.Option(True, "--wait/--no-wait", help="When another soundalike is writing this library: "
+                                                            "wait for it (default), or stop at once."),
     json_out: bool = typer.Option(False, "--json", help="Print the scan summary as JSON."),
 ) -> None:
-    """Scan, analyse and embed music; resumable, incremental (only new or changed files are analysed)."""
+    """Scan, analyse and embed music; resumable, incremental (only new or changed files are analysed).
+
+    Files that are gone leave the library only when their folder was read and is not empty: an unmounted disk or
+    share removes nothing (see `soundalike prune`)."""
     import os
 
     from soundalike.audio.decode import display_path
-    from soundalike.library.scan import ScanProblem, scan
+    from soundalike.library.scan import ScanProblem, WorkerStartError, scan
 
     from .progress import progress_bar
 
@@ -84,13 +92,25 @@ def index(
         err.print(f"[yellow]skip[/yellow] {escape(p.line())}", markup=True)
 
     try:
-        with progress_bar("analysing", console=err) as on_progress:
+        with lib.writing(wait=wait, on_wait=err.print), progress_bar("analysing", console=err) as on_progress:
             summary = scan(lib, list(paths), jobs=n_jobs, on_problem=on_problem, on_progress=on_progress,
                            retry_errors=retry_errors)
+            if prune:
+                from soundalike.library.prune import plan_prune
+                from soundalike.library.prune import prune as remove_gone
+
+                plan = plan_prune(lib, list(paths))
+                if plan.files:
+                    err.print(f"removing: {plan.describe()}")
+                    summary.removed += remove_gone(lib, plan)
+                    summary.missing_kept = 0
     except KeyboardInterrupt:
         lib.close()
         err.print("interrupted: everything analysed so far is kept; run the same command again to resume")
         raise typer.Exit(130) from None
+    except (CatalogError, WorkerStartError) as exc:
+        lib.close()
+        raise _fail(str(exc)) from None
     embedded = None
     if checkpoint is not None:
         from soundalike.models.embedding import embed_library
@@ -110,9 +130,44 @@ def index(
               f"{summary.linked} duplicates/moved, {summary.unchanged} unchanged, {summary.removed} removed, "
               f"{len(summary.problems)} errors{f' ({kinds})' if kinds else ''}"
               f"{f', {summary.known_bad} known bad skipped' if summary.known_bad else ''}")
+    if summary.missing_kept:
+        out.print(f"kept {summary.missing_kept} known files that were not found where a folder could not be read, "
+                  "was gone or was empty (an unmounted disk?); `soundalike prune` removes what is really gone")
     out.print(f"library {display_path(str(stats['library']))}: {stats['tracks']} tracks, {stats['hours']} h")
     if embedded:
         out.print(f"embedded {embedded['tracks']} tracks with {embedded['model_id']}")
+
+
+@app.command(name="prune")
+def prune_(
+    paths: list[Path] = typer.Argument(None, help="Only files under these folders (default: the whole library)."),
+    library: Path | None = LibraryOption,
+    yes: bool = typer.Option(False, "--yes", "-y", help="Remove without asking."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Only say what would be removed."),
+) -> None:
+    """Remove from the library the indexed files that no longer exist (says how many, and asks, first)."""
+    from soundalike.library.prune import plan_prune, prune
+
+    lib = _open(library)
+    try:
+        plan = plan_prune(lib, list(paths or []))
+        if not plan.files:
+            out.print("nothing to prune: every indexed file is there")
+            return
+        out.print(plan.describe())
+        if dry_run:
+            return
+        if not yes:
+            if not sys.stdin.isatty():
+                raise _fail("not removing anything without confirmation: run again with --yes")
+            if not typer.confirm("remove them from the library?", default=False):
+                raise typer.Exit(1)
+        removed = prune(lib, plan)
+        out.print(f"removed {removed} files; {lib.stats()['tracks']} tracks left")
+    except CatalogError as exc:
+        raise _fail(str(exc)) from None
+    finally:
+        lib.close()
 
 
 def _checkpoint_for(model: str, library: Path | None) -> Path:

@@ -8,18 +8,19 @@ Paths are stored as bytes, so names that are not valid UTF-8 survive.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
 import time
 import unicodedata
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from soundalike.audio.analysis import Analysis
+from soundalike.audio.analysis import Analysis, Tags
 from soundalike.audio.decode import display_path
 
 from .featurestore import FeatureStore, Location
@@ -238,6 +239,13 @@ class Library:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def writing(self, *, wait: bool = True, on_wait: Callable[[str], None] | None = None
+                ) -> contextlib.AbstractContextManager[None]:
+        """``with lib.writing():`` — hold the library's inter-process writer lock (:mod:`.lock`)."""
+        from .lock import writer_lock
+
+        return writer_lock(self.root, wait=wait, on_wait=on_wait)
+
     # --- transactions -------------------------------------------------------------------------------------
     def transaction(self) -> _Transaction:
         """``with lib.transaction():`` — one atomic write (BEGIN IMMEDIATE ... COMMIT / ROLLBACK)."""
@@ -277,7 +285,16 @@ class Library:
         """Store a new analysis (or link to the track with the same audio); returns ``(track_id, is_new)``."""
         existing = self.track_for_audio_hash(result.audio_hash)
         if existing is not None:
-            self.link_file(path, size, mtime_ns, fhash, existing)
+            with self.transaction():
+                # The same audio with new bytes at a path that held it (re-tagged), or its only file: new tags.
+                own = self.conn.execute("SELECT COUNT(*) FROM files WHERE track_id=? AND status='ok' AND path!=?",
+                                        (existing, path)).fetchone()[0] == 0
+                was_here = self.conn.execute("SELECT 1 FROM files WHERE path=? AND track_id=?",
+                                             (path, existing)).fetchone() is not None
+                if own or was_here:
+                    self._set_tags(existing, result.tags)
+                self._upsert_file(path, existing, size, mtime_ns, fhash)
+                self._drop_orphan_tracks()
             return existing, False
         # Data first, then the rows that point at it, in one transaction: a crash leaves at most unused bytes.
         locations = {name: self.store.append(name, spec) for name, spec in result.spectrograms.items()}
@@ -297,6 +314,11 @@ class Library:
                 self.put_vector(track_id, DESCRIPTOR_MODEL, result.descriptor)
             self._drop_orphan_tracks()
         return track_id, True
+
+    def _set_tags(self, track_id: int, tags: Tags) -> None:
+        self.conn.execute("UPDATE tracks SET artist=?, album=?, title=?, f_artist=?, f_album=?, f_title=? WHERE id=?",
+                          (tags.artist, tags.album, tags.title, fold(tags.artist), fold(tags.album),
+                           fold(tags.title), track_id))
 
     def _upsert_file(self, path: bytes, track_id: int | None, size: int, mtime_ns: int, fhash: str | None,
                      status: str = "ok", error: str | None = None) -> None:

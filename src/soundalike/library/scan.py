@@ -2,19 +2,26 @@
 
 Every file's outcome is committed on its own as soon as it is known, so a scan killed at any point (even
 ``kill -9``) resumes where it stopped: committed files are unchanged on disk and skipped; the rest is redone.
-Worker processes only decode and compute; the parent alone writes the catalogue.
+Worker processes only decode and compute, and die with the scan; the parent alone writes the catalogue, holding the
+library's writer lock. A file that crashes its worker is recorded as ``crashed`` and the scan goes on; a folder
+that cannot be read (an unmounted disk, a share that is down) removes nothing from the library.
 """
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
+import signal
 import stat
+import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
 
 from soundalike.audio import decode as audio
 from soundalike.audio.analysis import (
@@ -27,7 +34,7 @@ from soundalike.audio.analysis import (
     quiet_native_stderr,
 )
 
-from .catalog import Library
+from .catalog import FileRecord, Library
 
 
 @dataclass
@@ -52,6 +59,7 @@ class ScanSummary:
     unchanged: int = 0
     linked: int = 0
     removed: int = 0
+    missing_kept: int = 0  # known files not found where a folder was unreadable, gone or empty: kept
     known_bad: int = 0
     problems: list[ScanProblem] = field(default_factory=list)
     seconds: float = 0.0
@@ -64,32 +72,44 @@ class ScanSummary:
     def to_dict(self) -> dict[str, object]:
         """JSON-ready summary."""
         return {"found": self.found, "analysed": self.analysed, "unchanged": self.unchanged,
-                "linked": self.linked, "removed": self.removed, "known_bad": self.known_bad,
+                "linked": self.linked, "removed": self.removed, "missing_kept": self.missing_kept,
+                "known_bad": self.known_bad,
                 "errors": len(self.problems), "errors_by_kind": self.errors_by_kind,
                 "seconds": round(self.seconds, 2)}
 
 
-def walk_audio_files(roots: Sequence[str | os.PathLike[str]],
-                     on_problem: Callable[[ScanProblem], None]) -> Iterator[tuple[bytes, os.stat_result]]:
+@dataclass
+class Walk:
+    """What a walk saw besides the files: the folders it listed (read successfully), and which were empty."""
+
+    listed: set[bytes] = field(default_factory=set)
+    empty: set[bytes] = field(default_factory=set)
+
+
+def walk_audio_files(roots: Sequence[str | os.PathLike[str]], on_problem: Callable[[ScanProblem], None],
+                     walk: Walk | None = None) -> Iterator[tuple[bytes, os.stat_result]]:
     """Yield ``(absolute path bytes, stat)`` of audio files under ``roots`` (files or folders), sorted per folder.
 
-    Follows symlinks but detects loops; unreadable folders and dangling links are reported, never fatal.
+    Follows symlinks but detects loops; unreadable folders and dangling links are reported, never fatal. The
+    folders listed successfully (and the empty ones) are recorded in ``walk``.
     """
+    walk = walk if walk is not None else Walk()
     for root in roots:
-        raw = _absolute(root)
+        raw = absolute_path(root)
         try:
             st = os.stat(raw)
         except OSError as exc:
-            on_problem(ScanProblem(audio.display_path(raw), "missing", f"cannot open: {exc.strerror or exc}"))
+            on_problem(ScanProblem(audio.display_path(raw), "missing", f"cannot open: {exc.strerror or exc} "
+                                   "(nothing under it is removed from the library)"))
             continue
         if stat.S_ISDIR(st.st_mode):
-            yield from _walk_dir(raw, on_problem, frozenset())
+            yield from _walk_dir(raw, on_problem, frozenset(), walk)
         elif stat.S_ISREG(st.st_mode):
             yield raw, st
 
 
 def _walk_dir(folder: bytes, on_problem: Callable[[ScanProblem], None],
-              ancestors: frozenset[tuple[int, int]]) -> Iterator[tuple[bytes, os.stat_result]]:
+              ancestors: frozenset[tuple[int, int]], walk: Walk) -> Iterator[tuple[bytes, os.stat_result]]:
     try:
         st = os.stat(folder)
         key = (st.st_dev, st.st_ino)
@@ -102,8 +122,12 @@ def _walk_dir(folder: bytes, on_problem: Callable[[ScanProblem], None],
             entries = sorted(it, key=lambda e: e.name)
     except OSError as exc:
         on_problem(ScanProblem(audio.display_path(folder), "unreadable-folder",
-                               f"cannot read folder: {exc.strerror or exc}"))
+                               f"cannot read folder: {exc.strerror or exc} (nothing in it is removed from the "
+                               "library)"))
         return
+    walk.listed.add(folder)
+    if not entries:
+        walk.empty.add(folder)
     subdirs = []
     for entry in entries:
         path = entry.path
@@ -120,7 +144,7 @@ def _walk_dir(folder: bytes, on_problem: Callable[[ScanProblem], None],
         elif stat.S_ISREG(st.st_mode) and audio.is_audio_path(os.fsdecode(path)):
             yield path, st
     for sub in subdirs:
-        yield from _walk_dir(sub, on_problem, ancestors)
+        yield from _walk_dir(sub, on_problem, ancestors, walk)
 
 
 @dataclass
@@ -140,6 +164,13 @@ class _Outcome:
 
 
 _worker_lib: Library | None = None
+_in_worker = False
+
+
+class AnalyserCrashError(audio.AudioError):
+    """The file made the process analysing it die (a native decoder crash, or killed: out of memory?)."""
+
+    kind = "crashed"
 
 
 def limit_native_threads() -> None:
@@ -152,17 +183,52 @@ def limit_native_threads() -> None:
         pass
 
 
-def _init_worker(library_root: str) -> None:
-    global _worker_lib
+def die_with_parent(parent: int) -> None:
+    """Make this worker process exit when the scan that started it dies, even by ``kill -9`` (Linux: the
+    kernel's parent-death signal); without it orphaned workers live on, ~300 MB each, until their queue drains."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # the parent died before the signal was armed
+        os._exit(1)
+
+
+def init_worker_process(parent: int) -> None:
+    """Set up a worker process of a scan or a spectrogram job: dies with its parent, one native thread."""
+    die_with_parent(parent)
     limit_native_threads()
+
+
+def _init_worker(library_root: str, parent: int) -> None:
+    global _worker_lib, _in_worker
+    init_worker_process(parent)
+    _in_worker = True
     # Read-only view for the "already have these bytes?" check; WAL lets it read while the parent writes.
     _worker_lib = Library.open(library_root, create=False, readonly=True)
+
+
+FAULT_ENV = "SOUNDALIKE_FAULT_CRASH"
+"""Fault injection for the tests and the fault campaign: a worker that is about to analyse a file whose name
+contains this variable's value kills itself (``SIGSEGV``, or ``SIGKILL`` with a ``kill:`` prefix), as a native
+decoder crash or the out-of-memory killer would."""
+
+
+def _inject_fault(path: bytes) -> None:
+    wanted = os.environ.get(FAULT_ENV)
+    if not wanted or not _in_worker:  # never in the scan's own process
+        return
+    sig = signal.SIGKILL if wanted.startswith("kill:") else signal.SIGSEGV
+    if wanted.removeprefix("kill:").encode() in os.path.basename(path):
+        os.kill(os.getpid(), sig)
 
 
 def _process(job: _Job, presets: tuple[str, ...]) -> _Outcome:
     """Hash a file; if these exact bytes are known, link them, else decode and analyse (runs in a worker)."""
     lib = _worker_lib
     shown = audio.display_path(job.path)
+    _inject_fault(job.path)
     try:
         fhash = file_hash(job.path)
     except FileNotFoundError:
@@ -186,17 +252,76 @@ def _process(job: _Job, presets: tuple[str, ...]) -> _Outcome:
 ProgressHook = Callable[[str, int, int], None]
 
 
-def scan(lib: Library, roots: Sequence[str | os.PathLike[str]], *, jobs: int = 1,
+class WorkerStartError(RuntimeError):
+    """Worker processes cannot start at all: a problem of the installation or the machine, not of a file."""
+
+
+def _isolated_main(conn: Connection, library_root: str, parent: int, job: _Job, presets: tuple[str, ...]) -> None:
+    _init_worker(library_root, parent)
+    conn.send("ready")  # what dies after this is the file's doing
+    conn.send(_process(job, presets))
+    conn.close()
+
+
+def _crash_reason(exitcode: int | None) -> str:
+    if exitcode is not None and exitcode < 0:
+        name = signal.Signals(-exitcode).name
+        why = " (out of memory?)" if -exitcode == signal.SIGKILL else " (a native decoder crash)"
+        return f"the analysing process died of {name}{why}; skipped (soundalike index --retry-errors tries again)"
+    return f"the analysing process exited with code {exitcode}; skipped"
+
+
+def run_isolated(lib: Library, job: _Job, presets: tuple[str, ...]) -> _Outcome:
+    """Analyse one file in a process of its own: a crash there is this file's error, not the scan's. Raises
+    :class:`WorkerStartError` when the process cannot even start (then no file is to blame)."""
+    ctx = multiprocessing.get_context("spawn")
+    receive, send = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=_isolated_main, args=(send, str(lib.root), os.getpid(), job, presets), daemon=True)
+    proc.start()
+    send.close()
+    try:
+        try:
+            receive.recv()
+        except EOFError:
+            proc.join()
+            raise WorkerStartError(f"cannot start a worker process (exit code {proc.exitcode}); nothing was "
+                                   "recorded against any file") from None
+        try:
+            outcome: _Outcome = receive.recv()
+        except EOFError:
+            proc.join()
+            return _Outcome(job, error=AnalyserCrashError(audio.display_path(job.path), _crash_reason(proc.exitcode)))
+    finally:
+        receive.close()
+    proc.join()
+    return outcome
+
+
+def scan(lib: Library, roots: Sequence[str | os.PathLike[str]], *, jobs: int = 1, isolate: bool = True,
          presets: Iterable[str] = DEFAULT_PRESETS, on_problem: Callable[[ScanProblem], None] | None = None,
-         on_progress: ProgressHook | None = None, retry_errors: bool = False) -> ScanSummary:
+         on_progress: ProgressHook | None = None, retry_errors: bool = False,
+         on_wait: Callable[[str], None] | None = None) -> ScanSummary:
     """Bring the catalogue up to date with the files under ``roots``; returns a :class:`ScanSummary`.
 
     ``on_progress(stage, done, total)`` is called as files complete; ``on_problem`` for each new problem.
-    Files under ``roots`` that the catalogue knows but that are gone leave the index.
+    Files are analysed in ``jobs`` worker processes (with ``isolate=False`` and one job: in this process, which a
+    crashing decoder would take down): a file that kills its worker is recorded as ``crashed`` and the scan goes
+    on. The library's writer lock is held throughout (``on_wait`` hears once if another writer holds it).
+
+    Files the catalogue knows under ``roots`` that are gone leave the index only when the folder that held them
+    was read in this scan and is not empty (an unmounted disk or share removes nothing);
+    :mod:`soundalike.library.prune` removes the rest, on request.
     """
+    with lib.writing(on_wait=on_wait):
+        return _scan(lib, roots, jobs=jobs, isolate=isolate, presets=tuple(presets), on_problem=on_problem,
+                     on_progress=on_progress, retry_errors=retry_errors)
+
+
+def _scan(lib: Library, roots: Sequence[str | os.PathLike[str]], *, jobs: int, isolate: bool,
+          presets: tuple[str, ...], on_problem: Callable[[ScanProblem], None] | None,
+          on_progress: ProgressHook | None, retry_errors: bool) -> ScanSummary:
     started = time.monotonic()
     summary = ScanSummary()
-    presets = tuple(presets)
 
     def problem(p: ScanProblem) -> None:
         summary.problems.append(p)
@@ -206,7 +331,8 @@ def scan(lib: Library, roots: Sequence[str | os.PathLike[str]], *, jobs: int = 1
     known = lib.file_records()
     seen: set[bytes] = set()
     todo: list[_Job] = []
-    for path, st in walk_audio_files(roots, problem):
+    walk = Walk()
+    for path, st in walk_audio_files(roots, problem, walk):
         if path in seen:
             continue
         seen.add(path)
@@ -222,10 +348,12 @@ def scan(lib: Library, roots: Sequence[str | os.PathLike[str]], *, jobs: int = 1
         todo.append(_Job(path, st.st_size, st.st_mtime_ns))
 
     total = len(todo)
+    done = 0
     if on_progress:
         on_progress("analyse", 0, total)
 
     def commit(out: _Outcome) -> None:
+        nonlocal done
         job = out.job
         if out.error is not None:
             problem(ScanProblem(out.error.path, out.error.kind, out.error.reason))
@@ -242,45 +370,80 @@ def scan(lib: Library, roots: Sequence[str | os.PathLike[str]], *, jobs: int = 1
                 summary.analysed += 1
             else:
                 summary.linked += 1
+        done += 1
+        if on_progress:
+            on_progress("analyse", done, total)
 
-    done = 0
-    if jobs <= 1 or total <= 1:
+    if not isolate and jobs <= 1:
         global _worker_lib
         _worker_lib = lib
         try:
             for job in todo:
                 commit(_process(job, presets))
-                done += 1
-                if on_progress:
-                    on_progress("analyse", done, total)
         finally:
             _worker_lib = None
-    else:
-        # "spawn", not fork: the parent holds an open SQLite connection, which must not be shared with children.
-        ctx = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_init_worker,
-                                 initargs=(str(lib.root),)) as pool:
-            pending: set[Future[_Outcome]] = set()
-            queue = iter(todo)
-            # Keep a bounded number of files in flight so memory stays flat on huge libraries.
-            for job in _take(queue, jobs * 2):
-                pending.add(pool.submit(_process, job, presets))
-            while pending:
-                finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-                for fut in finished:
-                    commit(fut.result())
-                    done += 1
-                    if on_progress:
-                        on_progress("analyse", done, total)
-                    for job in _take(queue, 1):
-                        pending.add(pool.submit(_process, job, presets))
-    # Files the catalogue knows under these roots that are no longer there leave the index. This runs after the
-    # new files were linked, so a moved or renamed file keeps its track instead of being analysed again.
-    prefixes = [_absolute(r) for r in roots]
-    gone = [p for p in known if p not in seen and any(_under(p, pre) for pre in prefixes)]
-    summary.removed = lib.remove_files(gone)
+    elif todo:
+        _run_pool(lib, todo, presets, max(jobs, 1), commit)
+    summary.removed, summary.missing_kept = _forget_gone(lib, roots, known, seen, walk)
     summary.seconds = time.monotonic() - started
     return summary
+
+
+def _run_pool(lib: Library, todo: list[_Job], presets: tuple[str, ...], jobs: int,
+              commit: Callable[[_Outcome], None]) -> None:
+    """Analyse ``todo`` in worker processes, committing each outcome in this process as it arrives. When a worker
+    dies, the files it may have been holding are analysed again one by one, each in a process of its own, so the
+    culprit is recorded as ``crashed`` and the rest as usual; then a fresh pool goes on."""
+    # "spawn", not fork: the parent holds an open SQLite connection, which must not be shared with children.
+    ctx = multiprocessing.get_context("spawn")
+
+    def new_pool() -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_init_worker,
+                                   initargs=(str(lib.root), os.getpid()))
+
+    queue = iter(todo)
+    pool = new_pool()
+    pending: dict[Future[_Outcome], _Job] = {}
+    try:
+        while True:
+            # Keep a bounded number of files in flight so memory stays flat on huge libraries.
+            for job in _take(queue, jobs * 2 - len(pending)):
+                pending[pool.submit(_process, job, presets)] = job
+            if not pending:
+                return
+            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+            suspects: list[_Job] = []
+            for fut in finished:
+                job = pending.pop(fut)
+                try:
+                    outcome = fut.result()
+                except BrokenProcessPool:
+                    suspects.append(job)
+                    continue
+                commit(outcome)
+            if suspects:
+                suspects += list(pending.values())
+                pending.clear()
+                pool.shutdown(wait=True, cancel_futures=True)
+                for job in sorted(suspects, key=lambda j: j.path):
+                    commit(run_isolated(lib, job, presets))
+                pool = new_pool()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _forget_gone(lib: Library, roots: Sequence[str | os.PathLike[str]], known: dict[bytes, FileRecord],
+                 seen: set[bytes], walk: Walk) -> tuple[int, int]:
+    """Remove the known files under ``roots`` that this scan did not find, when safe; ``(removed, kept)``.
+
+    Runs after the new files were linked, so a moved or renamed file keeps its track instead of being analysed
+    again. Safe means: the file's folder was read in this scan and is not empty. A folder that could not be read,
+    is gone, or is empty while the library knows files in it (the mount point of an unmounted disk) removes
+    nothing."""
+    prefixes = [absolute_path(r) for r in roots]
+    gone = [p for p in known if p not in seen and any(is_under(p, pre) for pre in prefixes)]
+    safe = [p for p in gone if (folder := os.path.dirname(p)) in walk.listed and folder not in walk.empty]
+    return lib.remove_files(safe), len(gone) - len(safe)
 
 
 def _take(it: Iterator[_Job], n: int) -> list[_Job]:
@@ -293,11 +456,13 @@ def _take(it: Iterator[_Job], n: int) -> list[_Job]:
     return out
 
 
-def _absolute(root: str | os.PathLike[str]) -> bytes:
+def absolute_path(root: str | os.PathLike[str]) -> bytes:
+    """A root as the catalogue stores paths: absolute, ``~`` expanded, bytes."""
     return os.path.abspath(os.path.expanduser(os.fsencode(root)))
 
 
-def _under(path: bytes, prefix: bytes) -> bool:
+def is_under(path: bytes, prefix: bytes) -> bool:
+    """Whether ``path`` is ``prefix`` or inside it."""
     return path == prefix or path.startswith(prefix.rstrip(b"/") + b"/")
 
 
@@ -319,28 +484,30 @@ def ensure_spectrograms(lib: Library, preset: str, *, jobs: int = 1,
 
     Scans store the ``melae`` preset; models on other presets (stollery, dieleman) call this before training.
     """
-    rows = lib.conn.execute(
-        "SELECT t.id, MIN(f.path) FROM tracks t JOIN files f ON f.track_id = t.id AND f.status='ok' "
-        "WHERE t.id NOT IN (SELECT track_id FROM spectrograms WHERE preset=?) GROUP BY t.id", (preset,)).fetchall()
-    if not rows:
-        return 0
-    track_of = {bytes(r[1]): int(r[0]) for r in rows}
-    done = 0
-    if on_progress:
-        on_progress(f"spectrograms {preset}", 0, len(rows))
-    ctx = multiprocessing.get_context("spawn")
-    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=limit_native_threads) if jobs > 1 \
-        else None
-    try:
-        results = pool.map(_preset_spectrogram, track_of, [preset] * len(track_of)) if pool else \
-            (_preset_spectrogram(p, preset) for p in track_of)
-        for path, spec in results:
-            if not isinstance(spec, audio.AudioError):
-                lib.add_spectrogram(track_of[path], preset, spec)  # type: ignore[arg-type]
-            done += 1
-            if on_progress:
-                on_progress(f"spectrograms {preset}", done, len(rows))
-    finally:
-        if pool:
-            pool.shutdown()
+    with lib.writing():
+        rows = lib.conn.execute(
+            "SELECT t.id, MIN(f.path) FROM tracks t JOIN files f ON f.track_id = t.id AND f.status='ok' "
+            "WHERE t.id NOT IN (SELECT track_id FROM spectrograms WHERE preset=?) GROUP BY t.id", (preset,)
+        ).fetchall()
+        if not rows:
+            return 0
+        track_of = {bytes(r[1]): int(r[0]) for r in rows}
+        done = 0
+        if on_progress:
+            on_progress(f"spectrograms {preset}", 0, len(rows))
+        ctx = multiprocessing.get_context("spawn")
+        pool = ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=init_worker_process,
+                                   initargs=(os.getpid(),)) if jobs > 1 else None
+        try:
+            results = pool.map(_preset_spectrogram, track_of, [preset] * len(track_of)) if pool else \
+                (_preset_spectrogram(p, preset) for p in track_of)
+            for path, spec in results:
+                if not isinstance(spec, audio.AudioError):
+                    lib.add_spectrogram(track_of[path], preset, spec)  # type: ignore[arg-type]
+                done += 1
+                if on_progress:
+                    on_progress(f"spectrograms {preset}", done, len(rows))
+        finally:
+            if pool:
+                pool.shutdown()
     return len(rows)

@@ -33,18 +33,19 @@ def embed_library(lib: Library, checkpoint: str | os.PathLike[str], *, device: s
                   on_progress: Callable[[str, int, int], None] | None = None) -> tuple[str, int]:
     """Embed every track that has the model's preset spectrogram; returns ``(model_id, tracks embedded)``."""
     model, payload = load_checkpoint(checkpoint, device)
-    model_id = register_model(lib, payload, checkpoint)
-    ids = trackable_ids(lib, model, on_progress=on_progress)
-    have = {int(r[0]) for r in lib.conn.execute("SELECT track_id FROM vectors WHERE model=?", (model_id,))}
-    todo = [t for t in ids if not (only_missing and t in have)]
-    if on_progress:
-        on_progress("embed", 0, len(todo))
-    for n, track_id in enumerate(todo, 1):
-        pooled, seq = model.embed_track(model.load_inputs(lib, [track_id])[0], device)
-        with lib.transaction():
-            lib.put_vector(track_id, model_id, pooled, seq)
+    with lib.writing():
+        model_id = register_model(lib, payload, checkpoint)
+        ids = trackable_ids(lib, model, on_progress=on_progress)
+        have = {int(r[0]) for r in lib.conn.execute("SELECT track_id FROM vectors WHERE model=?", (model_id,))}
+        todo = [t for t in ids if not (only_missing and t in have)]
         if on_progress:
-            on_progress("embed", n, len(todo))
+            on_progress("embed", 0, len(todo))
+        for n, track_id in enumerate(todo, 1):
+            pooled, seq = model.embed_track(model.load_inputs(lib, [track_id])[0], device)
+            with lib.transaction():
+                lib.put_vector(track_id, model_id, pooled, seq)
+            if on_progress:
+                on_progress("embed", n, len(todo))
     return model_id, len(todo)
 
 
