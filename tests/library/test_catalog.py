@@ -6,14 +6,19 @@ import json
 import sqlite3
 from pathlib import Path
 
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
 from helpers import run_cli
 from soundalike import synth
 from soundalike.app.server.app import create_app
+from soundalike.audio import descriptors
 from soundalike.library.catalog import SCHEMA_VERSION, CatalogError, Library
 from soundalike.library.scan import scan
+from soundalike.models.embedding import checkpoint_path, registered_models, stored_checkpoint
+from soundalike.models.pretrained import default_checkpoint
+from soundalike.recommend import load_index
 
 
 def test_search_ranks_exact_titles_first(indexed: tuple[Path, Path, list[synth.SynthTrack]]) -> None:
@@ -80,6 +85,9 @@ CREATE TABLE vectors (track_id INTEGER NOT NULL REFERENCES tracks(id) ON DELETE 
 INSERT INTO meta VALUES ('schema_version', '1');
 INSERT INTO tracks VALUES (1, 'abc', 60.0, 60.0, 'Beyoncé', 'Dangerously', 'Crazy in Love', 0.0);
 INSERT INTO files VALUES (x'2f6d2f612e6d7033', 1, 10, 0, 'h', 'ok', NULL, 0.0);
+INSERT INTO vectors VALUES (1, 'descriptor', 2, x'0000803f00000040', 0, NULL);
+INSERT INTO meta VALUES ('model:contrastive-4d54ea2b', '{"name": "contrastive",
+    "checkpoint": "/old/venv/site-packages/soundalike/pretrained/default.pt", "registered_at": 1.0}');
 """
 
 
@@ -93,6 +101,12 @@ def test_a_version_1_catalogue_is_migrated_forward(tmp_path: Path) -> None:
             str(SCHEMA_VERSION)
         assert [t.title for t in lib.search("beyonce crazy")] == ["Crazy in Love"]
         assert lib.track(1) is not None and lib.track(1).path == "/m/a.mp3"  # type: ignore[union-attr]
+        ids, vectors = lib.vectors("descriptor")  # version 1 descriptors: still searched
+        assert ids.tolist() == [1] and vectors.tolist() == [[1.0, 2.0]] and lib.stale_descriptors() == set()
+        # the shipped model, recorded by absolute path in an older install, is found in this package
+        info = registered_models(lib)["contrastive-4d54ea2b"]
+        assert info["checkpoint"] == "package:default.pt"
+        assert checkpoint_path(lib, info["checkpoint"]) == default_checkpoint()
     with Library.open(folder) as lib:  # opening again changes nothing
         assert lib.search_count("dangerously") == 1
 
@@ -103,3 +117,32 @@ def test_a_newer_catalogue_is_refused_with_a_clear_message(tmp_path: Path) -> No
         conn.execute("UPDATE meta SET value='99' WHERE key='schema_version'")
     with pytest.raises(CatalogError, match="schema 99, newer than this soundalike"):
         Library.open(tmp_path / "new")
+
+
+def test_a_new_descriptor_version_is_computed_again_never_mixed(tmp_path: Path, music_dir: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    with Library.open(tmp_path / "lib") as lib:
+        scan(lib, [music_dir], isolate=False)
+        before = load_index(lib, "descriptor").vectors.copy()
+        monkeypatch.setattr(descriptors, "DESCRIPTOR_VERSION", descriptors.DESCRIPTOR_VERSION + 1)
+        assert len(lib.stale_descriptors()) == 8
+        with pytest.raises(CatalogError, match="older soundalike: run `soundalike index PATH`"):
+            load_index(lib, "descriptor")  # old and new vectors are never searched together
+        summary = scan(lib, [music_dir], isolate=False)
+        assert (summary.analysed, summary.linked, summary.unchanged) == (0, 8, 0) and lib.stale_descriptors() == set()
+        after = load_index(lib, "descriptor")
+        assert len(after) == 8 and after.embedding.descriptor_version == descriptors.DESCRIPTOR_VERSION
+        np.testing.assert_allclose(after.vectors, before, atol=1e-5)  # same code here: same values, refitted
+        assert scan(lib, [music_dir], isolate=False).unchanged == 8
+
+
+def test_checkpoints_are_recorded_relative_to_the_package_or_library(indexed: tuple[Path, Path, list],
+                                                                     tmp_path: Path) -> None:
+    _, library, _ = indexed
+    with Library.open(library) as lib:
+        stored = [info["checkpoint"] for info in registered_models(lib).values()]
+        assert stored == ["package:default.pt"]
+        inside = Path(lib.root) / "models" / "mine.pt"
+        assert stored_checkpoint(lib, inside) == "library:models/mine.pt"
+        assert checkpoint_path(lib, "library:models/mine.pt") == Path(lib.root) / "models" / "mine.pt"
+        assert stored_checkpoint(lib, tmp_path / "x.pt") == str((tmp_path / "x.pt").resolve())

@@ -63,7 +63,8 @@ def test_statistics_are_frozen_with_the_index_and_refreshed_on_rebuild(styled: P
         assert first.embedding.built_on == len(ids) - 8 and first.embedding.kind == ("ivf" if ann else "flat")
         a, b = int(first.ids[0]), int(first.ids[1])
         before = first.vector_of(a).copy()
-        lib.conn.executemany("INSERT INTO vectors VALUES (?, ?, ?, ?, ?, ?)", saved)  # 16 -> 24 tracks: < 2x
+        marks = ",".join("?" * len(saved[0]))
+        lib.conn.executemany(f"INSERT INTO vectors VALUES ({marks})", saved)  # 16 -> 24 tracks: < 2x
         grown = VectorIndex.from_library(lib, "descriptor", ann=ann)
         assert len(grown) == len(ids) and grown.embedding.built_on == len(ids) - 8
         np.testing.assert_array_equal(grown.vector_of(a), before)

@@ -175,21 +175,22 @@ def _checkpoint_for(model: str, library: Path | None) -> Path:
     (its newest checkpoint); checked now so a bad one fails before the scan starts."""
     from soundalike.models import ModelError
     from soundalike.models.checkpoint import read_checkpoint
-    from soundalike.models.embedding import registered_models
+    from soundalike.models.embedding import checkpoint_path, registered_models
 
     path = Path(model).expanduser()
     if not path.is_file():
         try:
             with Library.open(library or default_library_dir(), create=False) as lib:
                 registered = registered_models(lib)
+                known = sorted(((info.get("registered_at", 0), mid, checkpoint_path(lib, info["checkpoint"]))
+                                for mid, info in registered.items() if model in (mid, info.get("name"))),
+                               key=lambda row: row[0])
         except CatalogError:
-            registered = {}
-        known = sorted(((info.get("registered_at", 0), mid, info) for mid, info in registered.items()
-                        if model in (mid, info.get("name"))), key=lambda row: row[0])
+            known = []
         if not known:
             raise _fail(f"{model}: no such checkpoint file, and no model of that name was trained on this library "
                         "(train one with `soundalike train NAME`)")
-        path = Path(known[-1][2]["checkpoint"])
+        path = known[-1][2]
         if not path.is_file():
             raise _fail(f"{model}: its checkpoint {path} is gone; train it again or give a checkpoint file")
     try:

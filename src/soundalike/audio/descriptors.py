@@ -13,6 +13,9 @@ import numpy as np
 from .features import MelPreset, get_preset, log_mel, power_spectrogram
 
 N_MFCC = 20
+DESCRIPTOR_VERSION = 1
+"""The version of :func:`describe`: bump it with any change to what it computes. Stored vectors carry the version
+that made them; a scan re-analyses tracks whose descriptors are older, and older ones are never searched."""
 TOP_DB = 60.0
 
 

@@ -20,12 +20,13 @@ from pathlib import Path
 
 import numpy as np
 
+from soundalike.audio import descriptors
 from soundalike.audio.analysis import Analysis, Tags
 from soundalike.audio.decode import display_path
 
 from .featurestore import FeatureStore, Location
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 DB_NAME = "catalog.sqlite"
 
 _SCHEMA = """
@@ -72,6 +73,7 @@ CREATE TABLE IF NOT EXISTS vectors (
     vector BLOB NOT NULL,
     n_segments INTEGER NOT NULL DEFAULT 0,
     segments BLOB,
+    version INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (track_id, model)
 );
 """
@@ -154,9 +156,24 @@ def _migrate_2(conn: sqlite3.Connection) -> None:
                      [(fold(a), fold(b), fold(c), i) for i, a, b, c in rows])
 
 
+def _migrate_3(conn: sqlite3.Connection) -> None:
+    """Version 3: vectors carry the version of what made them (descriptors computed so far are version 1); model
+    checkpoints are recorded relative to the package or the library where they live there."""
+    if "version" not in {r[1] for r in conn.execute("PRAGMA table_info(vectors)")}:
+        conn.execute("ALTER TABLE vectors ADD COLUMN version INTEGER NOT NULL DEFAULT 0")
+    conn.execute("UPDATE vectors SET version=1 WHERE model=?", (DESCRIPTOR_MODEL,))
+    for key, value in conn.execute("SELECT key, value FROM meta WHERE key LIKE 'model:%'").fetchall():
+        info = json.loads(value)
+        path = Path(str(info.get("checkpoint", "")))
+        if path.is_absolute() and path.parent.name == "pretrained" and path.parent.parent.name in ("soundalike",
+                                                                                                   "models"):
+            info["checkpoint"] = "package:" + path.name  # the shipped model, wherever the package is now
+            conn.execute("UPDATE meta SET value=? WHERE key=?", (json.dumps(info), key))
+
+
 # Forward migrations: version -> the function that brings a catalogue of version - 1 to it (inside the transaction
 # of _prepare; tables and indexes that a version adds come from _SCHEMA after the migrations ran).
-_MIGRATIONS = {2: _migrate_2}
+_MIGRATIONS = {2: _migrate_2, 3: _migrate_3}
 
 
 def _schema_version(conn: sqlite3.Connection) -> int | None:
@@ -293,6 +310,11 @@ class Library:
                                              (path, existing)).fetchone() is not None
                 if own or was_here:
                     self._set_tags(existing, result.tags)
+                stored = self.conn.execute("SELECT version FROM vectors WHERE track_id=? AND model=?",
+                                           (existing, DESCRIPTOR_MODEL)).fetchone()
+                current = descriptors.DESCRIPTOR_VERSION
+                if result.descriptor is not None and (stored is None or stored[0] != current):
+                    self.put_vector(existing, DESCRIPTOR_MODEL, result.descriptor)
                 self._upsert_file(path, existing, size, mtime_ns, fhash)
                 self._drop_orphan_tracks()
             return existing, False
@@ -350,17 +372,30 @@ class Library:
     # --- vectors ------------------------------------------------------------------------------------------
     def put_vector(self, track_id: int, model: str, vector: np.ndarray,
                    segments: np.ndarray | None = None) -> None:
-        """Store a track's pooled vector (and segment sequence) for ``model``; call inside a transaction."""
+        """Store a track's pooled vector (and segment sequence) for ``model``; call inside a transaction.
+        Descriptors are stamped with :data:`~soundalike.audio.descriptors.DESCRIPTOR_VERSION`."""
         v = np.asarray(vector, dtype=np.float32).ravel()
         seg_blob = None if segments is None else np.asarray(segments, dtype=np.float16).tobytes()
         n_seg = 0 if segments is None else int(segments.shape[0])
-        self.conn.execute("INSERT OR REPLACE INTO vectors VALUES (?, ?, ?, ?, ?, ?)",
-                          (track_id, model, v.size, v.tobytes(), n_seg, seg_blob))
+        version = descriptors.DESCRIPTOR_VERSION if model == DESCRIPTOR_MODEL else 0
+        self.conn.execute("INSERT OR REPLACE INTO vectors (track_id, model, dim, vector, n_segments, segments, "
+                          "version) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                          (track_id, model, v.size, v.tobytes(), n_seg, seg_blob, version))
+
+    def stale_descriptors(self) -> set[int]:
+        """Tracks whose descriptor was made by another version of :func:`~soundalike.audio.descriptors.describe`
+        (never searched; a scan analyses them again)."""
+        rows = self.conn.execute("SELECT track_id FROM vectors WHERE model=? AND version!=?",
+                                 (DESCRIPTOR_MODEL, descriptors.DESCRIPTOR_VERSION))
+        return {int(r[0]) for r in rows}
 
     def vectors(self, model: str = DESCRIPTOR_MODEL) -> tuple[np.ndarray, np.ndarray]:
-        """``(track_ids int64 (n,), vectors float32 (n, d))`` of every track embedded by ``model``."""
+        """``(track_ids int64 (n,), vectors float32 (n, d))`` of every track embedded by ``model`` (descriptors: of
+        the current version only)."""
+        version = " AND version=?" if model == DESCRIPTOR_MODEL else ""
+        params = (model, descriptors.DESCRIPTOR_VERSION) if version else (model,)
         rows = self.conn.execute(
-            "SELECT track_id, dim, vector FROM vectors WHERE model=? ORDER BY track_id", (model,)).fetchall()
+            f"SELECT track_id, dim, vector FROM vectors WHERE model=?{version} ORDER BY track_id", params).fetchall()
         if not rows:
             return np.zeros(0, dtype=np.int64), np.zeros((0, 0), dtype=np.float32)
         dim = rows[0][1]

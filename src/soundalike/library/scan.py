@@ -152,6 +152,7 @@ class _Job:
     path: bytes
     size: int
     mtime_ns: int
+    reanalyse: bool = False  # decode even if these bytes are known (their descriptor is from an older version)
 
 
 @dataclass
@@ -235,7 +236,7 @@ def _process(job: _Job, presets: tuple[str, ...]) -> _Outcome:
         return _Outcome(job, error=audio.MissingFileError(shown, "file vanished during the scan (moved or deleted)"))
     except OSError as exc:
         return _Outcome(job, error=audio.DecodeError(shown, f"cannot read file: {exc.strerror or exc}"))
-    if lib is not None:
+    if lib is not None and not job.reanalyse:
         known = lib.track_for_file_hash(fhash)
         if known is not None:
             return _Outcome(job, fhash=fhash, linked_track=known)
@@ -329,6 +330,7 @@ def _scan(lib: Library, roots: Sequence[str | os.PathLike[str]], *, jobs: int, i
             on_problem(p)
 
     known = lib.file_records()
+    stale = lib.stale_descriptors()  # analysed by an older descriptor: analysed again, though unchanged
     seen: set[bytes] = set()
     todo: list[_Job] = []
     walk = Walk()
@@ -339,6 +341,10 @@ def _scan(lib: Library, roots: Sequence[str | os.PathLike[str]], *, jobs: int, i
         summary.found += 1
         rec = known.get(path)
         if rec is not None and rec.size == st.st_size and rec.mtime_ns == st.st_mtime_ns:
+            if rec.status == "ok" and rec.track_id in stale:
+                todo.append(_Job(path, st.st_size, st.st_mtime_ns, reanalyse=True))
+                stale.discard(rec.track_id)  # one of its files is enough
+                continue
             if rec.status == "ok":
                 summary.unchanged += 1
                 continue

@@ -20,11 +20,39 @@ from soundalike.library.catalog import DESCRIPTOR_MODEL, CatalogError, Library
 from . import Encoder, ModelError, load_checkpoint
 from .pretrained import DEFAULT_NAME, default_checkpoint
 
+PACKAGE_PREFIX = "package:"
+LIBRARY_PREFIX = "library:"
+
+
+def stored_checkpoint(lib: Library, checkpoint: str | os.PathLike[str]) -> str:
+    """How the catalogue records a checkpoint: ``package:NAME`` for the models shipped in the package and
+    ``library:REL`` for files inside the library folder (so an upgraded, moved or copied install keeps finding
+    them), else the absolute path."""
+    path = Path(checkpoint).resolve()
+    shipped = default_checkpoint()
+    if shipped is not None and path.parent == shipped.resolve().parent:
+        return PACKAGE_PREFIX + path.name
+    try:
+        return LIBRARY_PREFIX + path.relative_to(Path(lib.root).resolve()).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def checkpoint_path(lib: Library, stored: str) -> Path:
+    """The file a stored checkpoint reference (:func:`stored_checkpoint`) points at today."""
+    if stored.startswith(PACKAGE_PREFIX):
+        shipped = default_checkpoint()
+        folder = shipped.parent if shipped is not None else Path(__file__).parent / "pretrained"
+        return folder / stored[len(PACKAGE_PREFIX):]
+    if stored.startswith(LIBRARY_PREFIX):
+        return Path(lib.root) / stored[len(LIBRARY_PREFIX):]
+    return Path(stored)
+
 
 def register_model(lib: Library, payload: dict[str, Any], checkpoint: str | os.PathLike[str]) -> str:
     """Remember which checkpoint file made ``payload['model_id']``; returns the id."""
     model_id = str(payload["model_id"])
-    lib.set_meta(f"model:{model_id}", {"name": payload["model"], "checkpoint": str(Path(checkpoint).resolve()),
+    lib.set_meta(f"model:{model_id}", {"name": payload["model"], "checkpoint": stored_checkpoint(lib, checkpoint),
                                        "registered_at": time.time()})
     return model_id
 
@@ -113,7 +141,7 @@ def model_for(lib: Library, model_id: str, device: str = "cpu") -> Encoder:
     info = registered_models(lib).get(model_id)
     if info is None:
         raise ModelError(f"the catalogue does not know which checkpoint made {model_id!r}")
-    model, payload = load_checkpoint(info["checkpoint"], device)
+    model, payload = load_checkpoint(checkpoint_path(lib, info["checkpoint"]), device)
     if payload["model_id"] != model_id:
         raise ModelError(f"{info['checkpoint']} changed since it embedded this library "
                          f"(now {payload['model_id']}, was {model_id}); run `soundalike index --model` again")

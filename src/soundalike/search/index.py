@@ -18,10 +18,11 @@ from pathlib import Path
 
 import numpy as np
 
+from soundalike.audio import descriptors
 from soundalike.library.catalog import DESCRIPTOR_MODEL, Library
 
 from .ann import AnnError, AnnIndex, choose_kind, outgrown
-from .space import Embedding, fit_embedding, load_raw
+from .space import Embedding, fit_embedding, load_raw, model_parts
 
 INDEX_DIR = "indexes"
 
@@ -40,6 +41,8 @@ def _read_stats(path: Path, model: str, dims: list[int]) -> Embedding | None:
         return None  # missing, unreadable or from another version: fitted again
     if embedding.model != model or [p.dim for p in embedding.parts] != dims:
         return None
+    if DESCRIPTOR_MODEL in model_parts(model) and embedding.descriptor_version != descriptors.DESCRIPTOR_VERSION:
+        return None  # fitted on descriptors another version computed
     return embedding
 
 

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from soundalike.audio import descriptors
 from soundalike.library.catalog import DESCRIPTOR_MODEL, CatalogError, Library
 
 from .vectors import standardise, unit_rows
@@ -64,6 +65,7 @@ class Embedding:
     parts: list[EmbeddingPart]
     built_on: int = 0
     kind: str = "flat"
+    descriptor_version: int = 0  # of the descriptors the statistics were fitted on (0: no descriptor part)
 
     @property
     def dim(self) -> int:
@@ -114,7 +116,8 @@ class Embedding:
 
     def to_json(self) -> dict[str, Any]:
         """JSON-ready statistics (written beside the index)."""
-        return {"model": self.model, "built_on": self.built_on, "kind": self.kind, "parts": [
+        return {"model": self.model, "built_on": self.built_on, "kind": self.kind,
+                "descriptor_version": self.descriptor_version, "parts": [
             {"model": p.model, "dim": p.dim, "mean": p.mean.tolist(), "std": p.std.tolist(), "weight": p.weight}
             for p in self.parts]}
 
@@ -126,7 +129,8 @@ class Embedding:
         for p in parts:
             if p.mean.shape != (p.dim,) or p.std.shape != (p.dim,):
                 raise ValueError(f"statistics of {p.model} do not have {p.dim} values")
-        return cls(str(saved["model"]), parts, int(saved.get("built_on", 0)), str(saved.get("kind", "flat")))
+        return cls(str(saved["model"]), parts, int(saved.get("built_on", 0)), str(saved.get("kind", "flat")),
+                   int(saved.get("descriptor_version", 0)))
 
     def describe(self) -> dict[str, Any]:
         """The key and its parts (model, dimension, weight): what an export says about its vectors."""
@@ -144,7 +148,8 @@ def fit_embedding(key: str, raw: np.ndarray, dims: list[int], kind: str = "flat"
         _, mean, std = standardise(raw[:, start:start + dim])
         parts.append(EmbeddingPart(name, dim, mean, std, 1.0 / len(names)))
         start += dim
-    return Embedding(key, parts, built_on=len(raw), kind=kind)
+    return Embedding(key, parts, built_on=len(raw), kind=kind,
+                     descriptor_version=descriptors.DESCRIPTOR_VERSION if DESCRIPTOR_MODEL in names else 0)
 
 
 def load_raw(lib: Library, key: str) -> tuple[np.ndarray, np.ndarray, list[int]]:
@@ -155,6 +160,8 @@ def load_raw(lib: Library, key: str) -> tuple[np.ndarray, np.ndarray, list[int]]
         if len(ids) == 0:
             known = lib.models()
             hint = f" (embeddings present: {', '.join(known)})" if known else " — run `soundalike index PATH` first"
+            if k == DESCRIPTOR_MODEL and lib.stale_descriptors():
+                hint = " — they were made by an older soundalike: run `soundalike index PATH` to update them"
             raise CatalogError(f"no tracks embedded with {k!r} in {lib.root}{hint}")
     common = parts[0][0]
     for ids, _ in parts[1:]:
