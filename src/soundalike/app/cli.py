@@ -607,6 +607,9 @@ def serve(
     cors_origin: list[str] = typer.Option([], "--cors-origin", help="Web origin allowed to call the API from a "
                                                                      "browser (repeat). Default: none."),
     max_upload_mb: int = typer.Option(50, "--max-upload-mb", min=1, max=2048, help="Largest accepted upload."),
+    public_url: str | None = typer.Option(None, "--public-url", help="The address clients reach this server at "
+                                                                      "(e.g. behind a proxy): stream URLs in "
+                                                                      "playlists use it, not the request's Host."),
 ) -> None:
     """Web page and HTTP API (OpenAPI docs at /docs, OpenSubsonic sonicSimilarity under /rest)."""
     from soundalike.app.server.run import serve as run_server
@@ -616,6 +619,7 @@ def serve(
     _open(root).close()  # a clear message now if there is no library
     try:
         run_server(root, host=host, port=port, token=token, insecure=insecure, cors_origins=cors_origin,
+                   public_url=public_url,
                    max_upload_bytes=max_upload_mb << 20,
                    on_ready=lambda url: err.print(f"serving {root} at {url}  (API docs: {url.split('?')[0]}docs; "
                                                   "Ctrl+C stops)"))

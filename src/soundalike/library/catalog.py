@@ -79,6 +79,7 @@ CREATE TABLE IF NOT EXISTS vectors (
 """
 
 DESCRIPTOR_MODEL = "descriptor"
+MAX_TRACK_ID = (1 << 63) - 1  # SQLite's largest integer: no id above it exists
 
 
 class CatalogError(Exception):
@@ -433,6 +434,8 @@ class Library:
 
     def track(self, track_id: int) -> Track | None:
         """The track with this id, or None."""
+        if not 0 < track_id <= MAX_TRACK_ID:
+            return None
         row = self.conn.execute(self._TRACK_SQL + " WHERE t.id=? GROUP BY t.id", (track_id,)).fetchone()
         return None if row is None or row[0] is None else self._track(row)
 
@@ -512,6 +515,18 @@ class Library:
         rows = self.conn.execute("SELECT f.path, COALESCE(t.audio_hash, ''), f.status FROM files f "
                                  "LEFT JOIN tracks t ON t.id = f.track_id ORDER BY f.path")
         return [(display_path(r[0]), r[1], r[2]) for r in rows]
+
+    def roots(self) -> list[str]:
+        """The folders (and files) scans were asked to index, as given to them (absolute)."""
+        row = self.conn.execute("SELECT value FROM meta WHERE key='roots'").fetchone()
+        return list(json.loads(row[0])) if row else []
+
+    def add_roots(self, roots: Iterable[str]) -> None:
+        """Remember roots a scan indexed (for showing paths relative to them)."""
+        known = self.roots()
+        fresh = [r for r in roots if r not in known]
+        if fresh:
+            self.set_meta("roots", known + fresh)
 
     def set_meta(self, key: str, value: object) -> None:
         """Store a JSON value in the meta table."""

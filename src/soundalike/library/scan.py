@@ -353,6 +353,7 @@ def _scan(lib: Library, roots: Sequence[str | os.PathLike[str]], *, jobs: int, i
                 continue
         todo.append(_Job(path, st.st_size, st.st_mtime_ns))
 
+    lib.add_roots(audio.display_path(absolute_path(r)) for r in roots if absolute_path(r) in walk.listed)
     total = len(todo)
     done = 0
     if on_progress:

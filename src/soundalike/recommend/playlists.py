@@ -101,12 +101,18 @@ def read_playlist(path: str | os.PathLike[str]) -> list[Entry]:
     return read_m3u(p)
 
 
+def _one_line(text: str) -> str:
+    """Text safe in one M3U line: tags and titles cannot start entries of their own."""
+    return " ".join(text.splitlines()).replace("\x00", "")
+
+
 def to_m3u(tracks: Iterable[Track], title: str | None = None) -> str:
-    """An extended M3U playlist (UTF-8, absolute paths, ``#EXTINF`` with duration and artist - title)."""
+    """An extended M3U playlist (UTF-8, absolute paths, ``#EXTINF`` with duration and artist - title). Line breaks
+    in tags, titles or paths are flattened, so nothing can add an entry of its own."""
     lines = ["#EXTM3U"]
     if title:
-        lines.append(f"#PLAYLIST:{title}")
+        lines.append(f"#PLAYLIST:{_one_line(title)}")
     for t in tracks:
-        lines.append(f"#EXTINF:{int(round(t.duration))},{t.label}")
-        lines.append(t.path)
+        lines.append(f"#EXTINF:{int(round(t.duration))},{_one_line(t.label)}")
+        lines.append(_one_line(t.path))
     return "\n".join(lines) + "\n"

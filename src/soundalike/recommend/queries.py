@@ -24,7 +24,12 @@ IndexLoader = Callable[[str], VectorIndex]
 
 
 class QueryError(LookupError):
-    """The query names nothing in the library and is not a readable audio file (or cannot be answered)."""
+    """The query names nothing in the library and is not a readable audio file (or cannot be answered).
+    ``kind`` and ``reason`` carry an audio file's :class:`~soundalike.audio.decode.AudioError` when that was it."""
+
+    def __init__(self, message: str, *, kind: str = "", reason: str = "") -> None:
+        super().__init__(message)
+        self.kind, self.reason = kind, reason
 
 
 class NotEmbeddedError(QueryError):
@@ -69,7 +74,7 @@ def load_index(lib: Library, model: str = DEFAULT_NAME) -> VectorIndex:
 def resolve_query(lib: Library, index: VectorIndex, text: str) -> Query:
     """Turn a query string into a :class:`Query` (id, indexed path, search string, or outside audio file)."""
     raw = text.strip()
-    if raw.isdigit():
+    if raw.isascii() and raw.isdigit():
         track = lib.track(int(raw))
         if track is None:
             raise QueryError(f"no track with id {raw} in {lib.root}")
@@ -137,32 +142,72 @@ def _library_query(index: VectorIndex, text: str, track: Track) -> Query:
                  audio_hash=track.audio_hash, exclude={track.id})
 
 
-def _outside_query(lib: Library, index: VectorIndex, path: str) -> Query:
+@dataclass
+class OutsideAnalysis:
+    """What a query needs from an audio file outside the library: its audio hash and, per part of a key, the raw
+    pooled vector (and segment sequence, for learned parts)."""
+
+    audio_hash: str
+    duration: float
+    raw: dict[str, np.ndarray]
+    segments: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, object]:
+        """JSON-ready (for a child process that analysed the file)."""
+        return {"audio_hash": self.audio_hash, "duration": self.duration,
+                "raw": {k: v.tolist() for k, v in self.raw.items()},
+                "segments": {k: v.tolist() for k, v in self.segments.items()}}
+
+    @classmethod
+    def from_json(cls, data: dict[str, object]) -> OutsideAnalysis:
+        """The inverse of :meth:`to_json`."""
+        raw = data["raw"]
+        segments = data.get("segments") or {}
+        assert isinstance(raw, dict) and isinstance(segments, dict)
+        return cls(str(data["audio_hash"]), float(data["duration"]),  # type: ignore[arg-type]
+                   {k: np.asarray(v, np.float32) for k, v in raw.items()},
+                   {k: np.asarray(v, np.float32) for k, v in segments.items()})
+
+
+def analyse_outside(lib: Library, parts: list[str], path: str) -> OutsideAnalysis:
+    """Decode and analyse an audio file for the parts of a key (descriptors, and each learned model's embedding
+    with the checkpoint that embedded the library); raises :class:`QueryError` for unusable audio."""
     from soundalike.models.embedding import model_for  # torch only when a learned model is asked for
 
-    models = {part.model: None if part.model == DESCRIPTOR_MODEL else model_for(lib, part.model)
-              for part in index.embedding.parts}
+    models = {part: None if part == DESCRIPTOR_MODEL else model_for(lib, part) for part in parts}
     presets = tuple(sorted({m.preset_name for m in models.values() if m is not None}))
     try:
         analysis = analyse_file(path, presets=presets)
     except AudioError as exc:
-        raise QueryError(str(exc)) from None
-    raw, segments = [], {}
+        raise QueryError(str(exc), kind=exc.kind, reason=exc.reason) from None
+    raw, segments = {}, {}
     for name, model in models.items():
         if model is None:
             assert analysis.descriptor is not None
-            raw.append(analysis.descriptor)
+            raw[name] = analysis.descriptor
         else:
-            pooled, segments[name] = model.embed_track(model.query_input(analysis))
-            raw.append(pooled)
-    vector = index.embedding.transform(np.concatenate(raw))[0]
-    sequence = index.embedding.sequence(vector, segments) if segments else None
+            raw[name], segments[name] = model.embed_track(model.query_input(analysis))
+    return OutsideAnalysis(analysis.audio_hash, analysis.duration, raw, segments)
+
+
+def outside_query(lib: Library, index: VectorIndex, text: str, analysis: OutsideAnalysis,
+                  shown_path: str | None = None) -> Query:
+    """The query of an analysed outside file in ``index``'s search space (never the same audio back)."""
+    parts = [p.model for p in index.embedding.parts]
+    vector = index.embedding.transform(np.concatenate([analysis.raw[p] for p in parts]))[0]
+    learned = {m: s for m, s in analysis.segments.items() if m in parts}
+    sequence = index.embedding.sequence(vector, learned) if learned else None
     exclude: set[int] = set()
     same = lib.track_for_audio_hash(analysis.audio_hash)
     if same is not None:  # the same audio is in the library under another name
         exclude.add(same)
-    return Query(path, vector, index, path=display_path(os.path.abspath(path)),
-                 audio_hash=analysis.audio_hash, exclude=exclude, sequence=sequence)
+    return Query(text, vector, index, path=shown_path, audio_hash=analysis.audio_hash, exclude=exclude,
+                 sequence=sequence)
+
+
+def _outside_query(lib: Library, index: VectorIndex, path: str) -> Query:
+    analysis = analyse_outside(lib, [p.model for p in index.embedding.parts], path)
+    return outside_query(lib, index, path, analysis, display_path(os.path.abspath(path)))
 
 
 def query_sequence(lib: Library, index: VectorIndex, q: Query) -> np.ndarray:

@@ -12,6 +12,8 @@ from helpers import SERVER_TOKEN, synth_library
 from soundalike.app.server.app import create_app
 from soundalike.library.catalog import Library, Track
 
+LOCAL_CLIENT = ("127.0.0.1", 50000)  # a browser or player on the server's own machine
+
 
 @pytest.fixture(scope="package")
 def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -30,12 +32,14 @@ def tracks(root: Path) -> list[Track]:
 @pytest.fixture(scope="package")
 def client(root: Path) -> Iterator[TestClient]:
     """A client of a tokenless app that notices catalogue changes at once."""
-    with TestClient(create_app(root / "lib", refresh_seconds=0.0), raise_server_exceptions=False) as c:
+    with TestClient(create_app(root / "lib", refresh_seconds=0.0), raise_server_exceptions=False,
+                    client=LOCAL_CLIENT) as c:
         yield c
 
 
 @pytest.fixture(scope="package")
 def token_client(root: Path) -> Iterator[TestClient]:
     """A client of an app that wants :data:`SERVER_TOKEN`."""
-    with TestClient(create_app(root / "lib", token=SERVER_TOKEN), raise_server_exceptions=False) as c:
+    with TestClient(create_app(root / "lib", token=SERVER_TOKEN), raise_server_exceptions=False,
+                    client=LOCAL_CLIENT) as c:
         yield c

@@ -70,11 +70,13 @@ def test_track_search_matches_words_in_any_order_and_case(client: TestClient, tr
     assert client.get("/api/tracks", params={"q": "zzzz-nothing"}).json()["total"] == 0
 
 
-def test_track_detail(client: TestClient, tracks: list[Track]) -> None:
+def test_track_detail(client: TestClient, tracks: list[Track], root: Path) -> None:
     t = tracks[0]
     detail = client.get(f"/api/tracks/{t.id}").json()
     assert detail["title"] == t.title and detail["artist"] == t.artist and detail["duration"] > 0
-    assert detail["audio_url"] == f"/api/tracks/{t.id}/audio" and detail["paths"] == [t.path]
+    relative = str(Path(t.path).relative_to(root / "music"))
+    assert detail["audio_url"] == f"/api/tracks/{t.id}/audio" and detail["paths"] == [relative]
+    assert detail["path"] == relative  # never the server's absolute paths
     assert detail["size_bytes"] == Path(t.path).stat().st_size
     short_error(client.get("/api/tracks/999999"), 404)
 
@@ -177,6 +179,8 @@ def test_playlist_m3u(client: TestClient, tracks: list[Track]) -> None:
     short_error(client.get("/api/playlist.m3u", params={"ids": "1;rm -rf"}), 422)
     short_error(client.get("/api/playlist.m3u", params={"ids": "999999,99999999999999999999"}), 404)
     short_error(client.get("/api/playlist.m3u"), 422)
+    remote = TestClient(client.app, client=("192.0.2.7", 5000))  # no lifespan: shares the running app's state
+    assert "target=urls" in short_error(remote.get("/api/playlist.m3u", params={"ids": str(ids[0])}), 403)
 
 
 def test_unexpected_errors_answer_500_without_details(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,7 +1,11 @@
-"""Uploads: cold-start similar tracks, bad files checked out of process, size limits."""
+"""Uploads: cold-start similar tracks, analysed out of the server process (stopped when the client leaves), bad
+files, size limits."""
 
 from __future__ import annotations
 
+import socket
+import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,6 +14,7 @@ from fastapi.testclient import TestClient
 
 from helpers import make_signal, short_error, write_audio
 from soundalike.app.server.app import create_app
+from soundalike.app.server.run import background_server
 from soundalike.library.catalog import Track
 
 
@@ -68,3 +73,59 @@ def test_upload_size_limit(root: Path, tracks: list[Track]) -> None:
         streamed = c.post("/api/upload/similar", content=chunks(), headers={"content-type": "audio/wav"})
         assert "too large" in short_error(streamed, 413)
         assert c.get("/api/health").status_code == 200
+
+
+def test_uploads_are_analysed_out_of_the_server_process(client: TestClient, tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    import soundalike.audio.analysis as analysis
+    import soundalike.recommend.queries as queries
+
+    def never(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the server process decoded an upload")
+
+    monkeypatch.setattr(queries, "analyse_file", never)
+    monkeypatch.setattr(analysis, "analyse_file", never)
+    new = write_audio(tmp_path / "x.wav", make_signal(4.0, 500.0, seed=3))
+    answer = client.post("/api/upload/similar", params={"k": 2}, files={"file": ("x.wav", new.read_bytes())})
+    assert answer.status_code == 200 and len(answer.json()["results"]) == 2
+
+
+def test_a_client_that_leaves_stops_its_analysis(root: Path, tmp_path: Path) -> None:
+    """A long upload's analysis runs in a child process; when the client disconnects, the child is killed."""
+    long = write_audio(tmp_path / "long.wav", make_signal(900.0, 220.0, seed=5))  # 15 minutes, ~40 MB
+    with background_server(root / "lib", "--max-upload-mb", "100") as server:
+        host, port = server.url.split("//")[1].split("/")[0].split(":")
+        data = long.read_bytes()
+        sock = socket.create_connection((host, int(port)))
+        sock.sendall(f"POST /api/upload/similar?filename=long.wav HTTP/1.1\r\nHost: {host}:{port}\r\n"
+                     f"Content-Type: application/octet-stream\r\nContent-Length: {len(data)}\r\n\r\n".encode()
+                     + data)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not _analysers():
+            time.sleep(0.05)
+        assert _analysers(), "no analysing child process started"
+        time.sleep(0.5)
+        sock.close()  # the client leaves before the answer
+        left = time.monotonic()
+        while time.monotonic() < left + 10 and _analysers():
+            time.sleep(0.05)
+        stopped = time.monotonic() - left
+        print(f"analysis stopped {stopped:.2f} s after the client left")
+        assert not _analysers() and stopped < 2.0, "the analysis went on after the client left"
+        with urllib.request.urlopen(f"{server.url}/api/health", timeout=10) as ok:
+            assert ok.status == 200
+
+
+def _analysers() -> list[int]:
+    """Pids of live ``soundalike.app.server.uploads`` processes."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmd = (entry / "cmdline").read_bytes()
+                state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+            except OSError:
+                continue
+            if b"soundalike.app.server.uploads" in cmd and state != "Z":
+                found.append(int(entry.name))
+    return found

@@ -46,14 +46,21 @@ from soundalike.recommend import (
     path_between,
     similar,
 )
+from soundalike.recommend.queries import OutsideAnalysis, outside_query
 from soundalike.search.index import VectorIndex
 
 from .maps import METHODS, TSNE_INLINE_MAX, BackgroundJobs, PackedJson, map_payload, map_xy
 from .media import audio_content_type, spectrogram_png
-from .middleware import BodyLimitMiddleware, LoopbackHostMiddleware, SecurityHeadersMiddleware
-from .security import token_matches
+from .middleware import (
+    BodyLimitMiddleware,
+    CrossSiteMiddleware,
+    HeadMiddleware,
+    LoopbackHostMiddleware,
+    SecurityHeadersMiddleware,
+)
+from .security import is_loopback, token_matches
 from .state import LibraryState, ModelNameError
-from .uploads import CHECK_TIMEOUT_S, check_audio_file
+from .uploads import CHECK_TIMEOUT_S, ClientGone, analyse_upload
 
 log = logging.getLogger("soundalike.server")
 
@@ -76,6 +83,7 @@ class ServerConfig:
     refresh_seconds: float = 3.0
     check_timeout: float = CHECK_TIMEOUT_S
     max_concurrent_uploads: int = 2
+    public_url: str | None = None  # the address clients reach this server at (stream URLs in M3U playlists)
 
 
 class Server:
@@ -228,6 +236,26 @@ TrackId = Annotated[int, PathParam(ge=1, le=MAX_ID, description="A catalogue tra
 TrackIdQuery = Annotated[int, Query(ge=1, le=MAX_ID, description="A catalogue track id.")]
 
 
+def _public(server: Server, value: Any) -> Any:
+    """An answer as clients see it: file paths relative to the scanned roots, no library folder."""
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            if key == "path" and isinstance(item, str):
+                out[key] = server.state.public_path(item)
+            elif key == "paths" and isinstance(item, list):
+                out[key] = [server.state.public_path(p) for p in item]
+            elif key in ("library", "notes", "skipped") and isinstance(item, str | list):
+                out[key] = server.state.redact(item) if isinstance(item, str) else \
+                    [server.state.redact(str(x)) for x in item]
+            else:
+                out[key] = _public(server, item)
+        return out
+    if isinstance(value, list):
+        return [_public(server, item) for item in value]
+    return value
+
+
 def _track_or_404(server: Server, track_id: int) -> Track:
     track = server.state.track(track_id)
     if track is None:
@@ -264,7 +292,7 @@ def library_stats(server: ServerDep) -> dict[str, Any]:
     and those that compare segment sequences (every name but the descriptors)."""
     stats = server.state.lib().stats()
     offered = sorted(server.state.allowed_models())
-    return {**stats, "models_offered": offered, "sequence_models": server.state.sequence_models()}
+    return _public(server, {**stats, "models_offered": offered, "sequence_models": server.state.sequence_models()})
 
 
 @api.get("/tracks", response_model=TrackPage, summary="List or search tracks, with paging")
@@ -275,8 +303,8 @@ def list_tracks(server: ServerDep,
     """Every track (by artist, album, title), or those matching every word of ``q`` (best first; accents and case
     ignored): the command line's search."""
     lib = server.state.lib()
-    return {"total": lib.search_count(q), "offset": offset, "limit": limit,
-            "items": [t.to_dict() for t in lib.search(q, limit=limit, offset=offset)]}
+    return _public(server, {"total": lib.search_count(q), "offset": offset, "limit": limit,
+                            "items": [t.to_dict() for t in lib.search(q, limit=limit, offset=offset)]})
 
 
 @api.get("/tracks/{track_id}", response_model=TrackDetail, summary="One track: tags, files, links")
@@ -291,9 +319,9 @@ def track_detail(server: ServerDep, track_id: TrackId) -> dict[str, Any]:
             break
         except OSError:
             continue
-    return {**track.to_dict(), "paths": paths, "format": Path(track.path).suffix.lstrip(".").lower(),
-            "size_bytes": size, "audio_url": f"/api/tracks/{track.id}/audio",
-            "spectrogram_url": f"/api/tracks/{track.id}/spectrogram.png"}
+    return _public(server, {**track.to_dict(), "paths": paths, "format": Path(track.path).suffix.lstrip(".").lower(),
+                            "size_bytes": size, "audio_url": f"/api/tracks/{track.id}/audio",
+                            "spectrogram_url": f"/api/tracks/{track.id}/spectrogram.png"})
 
 
 @api.get("/tracks/{track_id}/audio", summary="Stream a track's audio (HTTP range requests)",
@@ -341,7 +369,8 @@ def track_similar(server: ServerDep, track_id: TrackId, filters: FiltersDep, k: 
     _track_or_404(server, track_id)
     query, results = similar(server.state.lib(), str(track_id), k, model=_model(server, model),
                              indexes=server.state.index, filters=filters, distance=distance, candidates=candidates)
-    return {"query": query.to_dict(), "model": query.model, "notes": query.notes, "results": _results(results)}
+    return _public(server, {"query": query.to_dict(), "model": query.model, "notes": query.notes,
+                            "results": _results(results)})
 
 
 @api.post("/continue", response_model=ContinueOut, summary="Continue a playlist")
@@ -353,8 +382,8 @@ def playlist_continue(server: ServerDep, body: ContinueIn) -> dict[str, Any]:
     playlist, results = continue_playlist(server.state.lib(), list(body.track_ids), body.k, score=body.score,
                                           model=_model(server, body.model), indexes=server.state.index,
                                           filters=filters)
-    return {"playlist": playlist.to_dict(), "model": playlist.model, "notes": playlist.notes,
-            "results": _results(results)}
+    return _public(server, {"playlist": playlist.to_dict(), "model": playlist.model, "notes": playlist.notes,
+                            "results": _results(results)})
 
 
 @api.get("/path", response_model=PathOut, summary="A path of tracks from one track to another")
@@ -366,8 +395,8 @@ def tracks_path(server: ServerDep, start: TrackIdQuery, end: TrackIdQuery, filte
     _track_or_404(server, end)
     a, b, results = path_between(server.state.lib(), str(start), str(end), n, model=_model(server, model),
                                  indexes=server.state.index, filters=filters)
-    return {"start": a.to_dict(), "end": b.to_dict(), "model": a.model, "notes": a.notes,
-            "results": _results(results)}
+    return _public(server, {"start": a.to_dict(), "end": b.to_dict(), "model": a.model, "notes": a.notes,
+                            "results": _results(results)})
 
 
 @api.get("/map", summary="2-D map of the library",
@@ -422,8 +451,8 @@ async def upload_similar(server: ServerDep, request: Request, filters: FiltersDe
                                                                                      "(for its extension).")] = "upload"
                          ) -> dict[str, Any]:
     """Analyse an audio file (multipart field ``file``, or the raw body) and return the library tracks that sound
-    like it (cold start). The file is checked by decoding it in a separate process, then deleted; it is never added
-    to the library."""
+    like it (cold start). The file is analysed in a separate, resource-limited process (stopped if the client
+    disconnects), then deleted; it is never added to the library."""
     limit = server.config.max_upload_bytes
     folder = tempfile.mkdtemp(prefix="soundalike-upload-")
     try:
@@ -448,7 +477,7 @@ async def upload_similar(server: ServerDep, request: Request, filters: FiltersDe
             size = await _save(request.stream(), target, limit)
         if size == 0:
             raise HTTPException(400, "empty upload (0 bytes)")
-        return await run_in_threadpool(_similar_to_file, server, target, os.path.basename(name), k, model, filters)
+        return await _similar_to_upload(server, request, target, os.path.basename(name), k, model, filters)
     finally:
         await run_in_threadpool(shutil.rmtree, folder, True)
 
@@ -465,33 +494,37 @@ async def _save(chunks: AsyncIterator[bytes], target: str, limit: int) -> int:
     return size
 
 
-def _similar_to_file(server: Server, path: str, name: str, k: int, model: str, filters: Filters) -> dict[str, Any]:
-    from soundalike.recommend import resolve_query
-
-    index = _index(server, model)
-    if not server.upload_slots.acquire(timeout=30):
+async def _similar_to_upload(server: Server, request: Request, path: str, name: str, k: int, model: str,
+                             filters: Filters) -> dict[str, Any]:
+    """Analyse the upload out of process (one of ``max_concurrent_uploads`` at a time), then answer in a thread."""
+    index = await run_in_threadpool(_index, server, model)
+    if not await run_in_threadpool(server.upload_slots.acquire, True, 30):
         raise HTTPException(503, "too many uploads being analysed; try again shortly")
     try:
-        check = check_audio_file(path, timeout=server.config.check_timeout)
-        if not check.ok:
-            status = 415 if check.kind in ("not-audio",) else 400
-            raise HTTPException(status, f"{name}: {check.reason or 'not usable audio'}")
-        lib = server.state.lib()
-        try:
-            query = resolve_query(lib, index, path)
-        except QueryError as exc:
-            raise HTTPException(400, f"{name}: {str(exc).replace(path, '').lstrip(': ') or 'not usable audio'}"
-                                ) from None
-        query, results = similar(lib, query, k, index=index, filters=filters)
+        result = await analyse_upload(path, server.config.library, [p.model for p in index.embedding.parts],
+                                      timeout=server.config.check_timeout, disconnected=request.is_disconnected)
+    except ClientGone:
+        raise HTTPException(499, "the client disconnected") from None
     finally:
         server.upload_slots.release()
+    if not result.ok or result.analysis is None:
+        status = 415 if result.kind == "not-audio" else 400
+        raise HTTPException(status, f"{name}: {result.reason or 'not usable audio'}")
+    return await run_in_threadpool(_answer_upload, server, index, name, OutsideAnalysis.from_json(result.analysis), k,
+                                   filters)
+
+
+def _answer_upload(server: Server, index: VectorIndex, name: str, analysis: OutsideAnalysis, k: int,
+                   filters: Filters) -> dict[str, Any]:
+    lib = server.state.lib()
+    query, results = similar(lib, outside_query(lib, index, name, analysis), k, index=index, filters=filters)
+    info: dict[str, Any] = {"input": name, "in_library": False, "duration": round(analysis.duration, 3)}
     same = sorted(query.exclude)
-    info: dict[str, Any] = {"input": name, "in_library": False, "duration": round(check.duration, 3)}
     if same:
         twin = server.state.track(same[0])
         if twin is not None:
             info["same_audio_as"] = twin.to_dict()
-    return {"query": info, "model": query.model, "notes": query.notes, "results": _results(results)}
+    return _public(server, {"query": info, "model": query.model, "notes": query.notes, "results": _results(results)})
 
 
 @api.get("/playlist.m3u", summary="A playlist of tracks as an M3U file", response_class=PlainTextResponse,
@@ -501,19 +534,22 @@ def playlist_m3u(server: ServerDep, request: Request,
                                            description="Comma-separated track ids, in order.")],
                  title: Annotated[str, Query(max_length=200)] = "soundalike playlist",
                  target: Annotated[str, Query(pattern="^(paths|urls)$",
-                                              description="paths (for a player on this machine) or urls (stream "
-                                                          "URLs of this server)")] = "paths") -> Response:
+                                              description="paths (for a player on this machine: loopback clients "
+                                                          "only) or urls (stream URLs of this server, at "
+                                                          "--public-url if set)")] = "paths") -> Response:
     """Extended M3U (UTF-8) of the given tracks, as a download."""
-    wanted = [i for i in (int(text) for text in ids.split(",")[:5000]) if 0 < i <= MAX_ID]
+    wanted = [i for i in (int(text) for text in ids.split(",")[:5000] if len(text) <= 19) if 0 < i <= MAX_ID]
     lib = server.state.lib()
     tracks = lib.tracks(wanted)
     if not tracks:
         raise HTTPException(404, "none of these ids is a library track")
     if target == "urls":
-        base = str(request.base_url).rstrip("/")
+        base = (server.config.public_url or str(request.base_url)).rstrip("/")
         token = server.config.token
         suffix = f"?token={quote(token)}" if token else ""
         tracks = [dataclasses.replace(t, path=f"{base}/api/tracks/{t.id}/audio{suffix}") for t in tracks]
+    elif not (request.client is not None and is_loopback(request.client.host)):
+        raise HTTPException(403, "file paths are only given to a player on this machine: ask for target=urls")
     from soundalike.recommend.playlists import to_m3u
 
     text = to_m3u(tracks, title=title.replace("\n", " ").replace("\r", " "))
@@ -567,13 +603,17 @@ def _short(exc: RequestValidationError) -> str:
 
 def create_app(library: str | os.PathLike[str], *, token: str | None = None, loopback_only: bool = False,
                cors_origins: Sequence[str] = (), max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
-               refresh_seconds: float = 3.0, check_timeout: float = CHECK_TIMEOUT_S) -> FastAPI:
+               refresh_seconds: float = 3.0, check_timeout: float = CHECK_TIMEOUT_S,
+               public_url: str | None = None) -> FastAPI:
     """The app serving the library at ``library``. ``token`` protects every data endpoint; ``loopback_only``
     answers only requests addressed to localhost (for a tokenless loopback server); ``cors_origins`` lists the
-    web origins allowed to call the API from a browser (none by default)."""
+    web origins allowed to call the API from a browser (none by default; any other site's requests are refused);
+    ``public_url`` is the address clients reach the server at (stream URLs in playlists), instead of the ``Host``
+    header of each request."""
     config = ServerConfig(Path(library), token=token or None, loopback_only=loopback_only,
                           cors_origins=tuple(cors_origins), max_upload_bytes=max_upload_bytes,
-                          refresh_seconds=refresh_seconds, check_timeout=check_timeout)
+                          refresh_seconds=refresh_seconds, check_timeout=check_timeout,
+                          public_url=public_url.rstrip("/") if public_url else None)
     server = Server(config)
 
     @contextlib.asynccontextmanager
@@ -603,11 +643,11 @@ def create_app(library: str | os.PathLike[str], *, token: str | None = None, loo
 
     @app.exception_handler(QueryError)
     async def _query_error(request: Request, exc: QueryError) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=400)
+        return JSONResponse({"detail": server.state.redact(str(exc))}, status_code=400)
 
     @app.exception_handler(CatalogError)
     async def _catalog_error(request: Request, exc: CatalogError) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=400)
+        return JSONResponse({"detail": server.state.redact(str(exc))}, status_code=400)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
@@ -618,10 +658,12 @@ def create_app(library: str | os.PathLike[str], *, token: str | None = None, loo
     if config.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=list(config.cors_origins), allow_methods=["GET", "POST"],
                            allow_headers=["Authorization", "Content-Type", "Range"], max_age=600)
+    app.add_middleware(CrossSiteMiddleware, allowed_origins=config.cors_origins)
     app.add_middleware(SecurityHeadersMiddleware)
     upload_limit = max_upload_bytes + (1 << 20)  # multipart framing
     app.add_middleware(BodyLimitMiddleware, default_limit=JSON_BODY_LIMIT,
                        limits={"/api/upload/": upload_limit})
     if loopback_only:
         app.add_middleware(LoopbackHostMiddleware)
+    app.add_middleware(HeadMiddleware)
     return app

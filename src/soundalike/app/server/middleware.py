@@ -113,7 +113,8 @@ class BodyLimitMiddleware:
 
 
 class SecurityHeadersMiddleware:
-    """``nosniff``, no referrer (tokens may travel in URLs), no framing, and a strict CSP on the page."""
+    """``nosniff``, no referrer (tokens may travel in URLs), no framing, a strict CSP on the page, and
+    ``Cross-Origin-Resource-Policy: same-origin`` (another site cannot embed the library's audio or images)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -131,10 +132,65 @@ class SecurityHeadersMiddleware:
                 names = {k.lower() for k, _ in headers}
                 for name, value in ((b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer"),
                                     (b"x-frame-options", b"DENY"), (b"content-security-policy", csp.encode()),
-                                    (b"cross-origin-opener-policy", b"same-origin")):
+                                    (b"cross-origin-opener-policy", b"same-origin"),
+                                    (b"cross-origin-resource-policy", b"same-origin")):
                     if name not in names:
                         headers.append((name, value))
                 message["headers"] = headers
             await send(message)
 
         await self.app(scope, receive, with_headers)
+
+
+class HeadMiddleware:
+    """Answer ``HEAD`` wherever ``GET`` is answered: the same status and headers, no body."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope.get("method") != "HEAD":
+            await self.app(scope, receive, send)
+            return
+
+        async def headers_only(message: Message) -> None:
+            if message["type"] == "http.response.body":
+                if not message.get("more_body", False):
+                    await send({"type": "http.response.body", "body": b"", "more_body": False})
+                return
+            await send(message)
+
+        await self.app({**scope, "method": "GET"}, receive, headers_only)
+
+
+class CrossSiteMiddleware:
+    """Refuse requests another web site makes from the user's browser (``Sec-Fetch-Site: cross-site`` or
+    ``same-site``, or an ``Origin`` that is not this server's) to the API and the Subsonic endpoints, unless that
+    origin was allowed with ``--cors-origin``: a page open elsewhere cannot start analyses, fetch the library or
+    probe it. Requests that are not from a browser page (players, scripts) carry neither header."""
+
+    def __init__(self, app: ASGIApp, *, allowed_origins: tuple[str, ...] = ()) -> None:
+        self.app = app
+        self.allowed = {o.rstrip("/").lower() for o in allowed_origins}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if scope["type"] == "http" and (path.startswith("/api/") or path.startswith("/rest/")) \
+                and path != "/api/health" and self._cross_site(scope):
+            await _send_json(send, 403, "cross-site request refused (start the server with --cors-origin ORIGIN "
+                                        "to allow a web page elsewhere)")
+            return
+        await self.app(scope, receive, send)
+
+    def _cross_site(self, scope: Scope) -> bool:
+        headers = dict(scope.get("headers") or [])
+        origin = headers.get(b"origin", b"").decode("latin-1").rstrip("/").lower()
+        if origin and origin in self.allowed:
+            return False
+        site = headers.get(b"sec-fetch-site", b"").decode("latin-1").lower()
+        if site in ("cross-site", "same-site"):
+            return True
+        if origin and origin != "null":
+            host = headers.get(b"host", b"").decode("latin-1").lower()
+            return origin.split("://", 1)[-1] != host
+        return origin == "null"  # sandboxed frames and file:// pages

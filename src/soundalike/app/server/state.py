@@ -202,6 +202,21 @@ class LibraryState:
                 return path
         return None
 
+    def public_path(self, path: str) -> str:
+        """A file's path as clients see it: relative to the scanned root that holds it (never the server's
+        absolute path), else its file name."""
+        roots = self.cached(("roots",), lambda: sorted(self.lib().roots(), key=len, reverse=True))
+        for root in roots:
+            if path.startswith(root.rstrip("/") + "/"):
+                return path[len(root.rstrip("/")) + 1:]
+        return os.path.basename(path)
+
+    def redact(self, text: str) -> str:
+        """``text`` without the server's library folder or music roots (error messages go to clients)."""
+        for root in self.cached(("roots",), lambda: sorted(self.lib().roots(), key=len, reverse=True)):
+            text = text.replace(root.rstrip("/") + "/", "").replace(root, "(music)")
+        return text.replace(str(self.root), "(library)")
+
     def png(self, key: tuple[object, ...], render: Callable[[], bytes], capacity: int = 256) -> bytes:
         """A rendered image from a small LRU cache."""
         with self._png_lock:

@@ -93,10 +93,9 @@ def _int_param(request: Request, name: str, default: int | None = None, *, lo: i
         if default is None:
             raise SubsonicError(10, f"Required parameter is missing: {name}")
         return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise SubsonicError(0, f"{name} must be a whole number") from None
+    if not (raw.isascii() and raw.lstrip("-").isdigit()) or len(raw) > 18:
+        raise SubsonicError(0, f"{name} must be a whole number")
+    value = int(raw)
     return min(hi, max(lo, value))
 
 
@@ -104,11 +103,11 @@ def _song_id(request: Request, name: str) -> int:
     raw = request.query_params.get(name)
     if raw is None or raw == "":
         raise SubsonicError(10, f"Required parameter is missing: {name}")
-    if not raw.isdigit() or len(raw) > 18:
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
         raise SubsonicError(70, f"Song not found: {raw[:40]}")
     track = request.app.state.server.state.track(int(raw))
     if track is None:
-        raise SubsonicError(70, f"Song not found: {raw}")
+        raise SubsonicError(70, f"Song not found: {raw[:40]}")
     return int(raw)
 
 
