@@ -39,7 +39,10 @@ def save_checkpoint(model: Encoder, path: str | os.PathLike[str], **extra: Any) 
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    torch.save(payload, tmp)
+    with open(tmp, "wb") as f:
+        torch.save(payload, f)
+        f.flush()
+        os.fsync(f.fileno())  # on disk before it takes the name: a crash leaves the old file or the new one
     os.replace(tmp, path)
     return payload
 

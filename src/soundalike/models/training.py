@@ -6,6 +6,7 @@ reads the spectrograms cached by ``soundalike index``, so no audio is decoded ag
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -33,6 +34,10 @@ class TrainingData:
     input_kind: str
     preset: str
 
+    def split(self) -> dict[str, list[int]]:
+        """The track ids of each side (stored with a run, reused when it resumes)."""
+        return {"train": [int(i) for i in self.train.ids], "val": [int(i) for i in self.val.ids]}
+
     def summary(self) -> dict[str, Any]:
         """What the model was trained on (stored in the checkpoint's model card)."""
         card: dict[str, Any] = {"input": self.input_kind, "preset": self.preset, "train_tracks": len(self.train),
@@ -43,19 +48,25 @@ class TrainingData:
 
 
 def load_training_data(lib: Library, model: Encoder, validation_fraction: float, seed: int,
-                       min_tracks: int = 2, on_progress: Callable[[str, int, int], None] | None = None
-                       ) -> TrainingData:
-    """The model's input for every usable track, split by track (seeded) into training and validation sets."""
+                       min_tracks: int = 2, on_progress: Callable[[str, int, int], None] | None = None,
+                       split: dict[str, list[int]] | None = None) -> TrainingData:
+    """The model's input for every usable track, split by track (seeded) into training and validation sets; a
+    stored ``split`` (``{"train": ids, "val": ids}`` of a run being resumed) is kept, less tracks now gone."""
     from .embedding import trackable_ids
 
     ids = trackable_ids(lib, model, on_progress=on_progress)
     if len(ids) < min_tracks:
         raise CatalogError(f"{lib.root} has {len(ids)} tracks usable by {model.name!r}; training needs at least "
                            f"{min_tracks} — run `soundalike index PATH` first")
-    order = np.random.default_rng(seed).permutation(len(ids))
-    n_val = int(round(len(ids) * validation_fraction)) if len(ids) >= 10 else 0
-    val_ids = [ids[i] for i in sorted(order[:n_val])]
-    train_ids = [ids[i] for i in sorted(order[n_val:])]
+    if split is not None:
+        usable = set(ids)
+        train_ids = [int(i) for i in split["train"] if int(i) in usable]
+        val_ids = [int(i) for i in split["val"] if int(i) in usable]
+    else:
+        order = np.random.default_rng(seed).permutation(len(ids))
+        n_val = int(round(len(ids) * validation_fraction)) if len(ids) >= 10 else 0
+        val_ids = [ids[i] for i in sorted(order[:n_val])]
+        train_ids = [ids[i] for i in sorted(order[n_val:])]
     return TrainingData(TrackSet(train_ids, model.load_inputs(lib, train_ids)),
                         TrackSet(val_ids, model.load_inputs(lib, val_ids)), model.input_kind, model.preset_name)
 
@@ -99,6 +110,20 @@ def _validation_loss(model: Encoder, data: TrainingData, seed: int) -> float | N
     return float(np.mean(losses))
 
 
+def _saved_best(out: Path, run: str, epoch: int) -> float:
+    """The best loss already in ``out`` when it was written by this run after ``epoch`` (a kill fell between the
+    best checkpoint's save and the run state's): the resumed run must not replace it with a worse one."""
+    if not out.exists():
+        return float("inf")
+    try:
+        saved = read_checkpoint(out)
+    except ModelError:
+        return float("inf")
+    if saved.get("run") != run or int(saved.get("epoch", 0)) <= epoch:
+        return float("inf")
+    return float(saved.get("best_val_loss", float("inf")))
+
+
 def last_checkpoint_path(out: Path) -> Path:
     """Where the resumable state of a run writing ``out`` is kept (``NAME.last.pt``)."""
     return out.with_name(out.stem + ".last" + out.suffix)
@@ -118,18 +143,21 @@ def train(lib: Library, name: str, out: str | Path, *, epochs: int | None = None
     started = time.monotonic()
     model = build(name, epochs=epochs, batch_size=batch_size, seed=seed, **overrides)
     cfg = model.config
-    data = load_training_data(lib, model, cfg.validation_fraction, cfg.seed)
+    last = last_checkpoint_path(out)
+    state = read_checkpoint(last) if resume else None
+    if state is not None and state.get("model") != name:
+        raise ModelError(f"{last}: holds a {state.get('model')!r} run, not {name!r}")
+    # A resumed run keeps its split: tracks added to the library since are not drawn into either side.
+    data = load_training_data(lib, model, cfg.validation_fraction, cfg.seed,
+                              split=state.get("split") if state is not None else None)
     setup = model.setup_training(lib, data.train, data.val, dict(options or {}))
     model.to(device)
     optimizer = model.optimizer()
     rng = np.random.default_rng(cfg.seed)
     history: dict[str, list[float]] = {"train_loss": [], "val_loss": [], "epoch_seconds": []}
     start_epoch, step, best = 0, 0, float("inf")
-    last = last_checkpoint_path(out)
-    if resume:
-        state = read_checkpoint(last)
-        if state.get("model") != name:
-            raise ModelError(f"{last}: holds a {state.get('model')!r} run, not {name!r}")
+    run = os.urandom(8).hex()  # ties the best checkpoint to the run state it belongs to
+    if state is not None:
         model, _ = load_checkpoint(last, device)
         model.config.epochs = cfg.epochs  # a resumed run may be asked to go further
         cfg = model.config
@@ -143,6 +171,9 @@ def train(lib: Library, name: str, out: str | Path, *, epochs: int | None = None
         start_epoch, step = int(state["epoch"]), int(state["step"])
         history = {"epoch_seconds": [], **{k: list(v) for k, v in state["history"].items()}}
         best = float("inf") if new_phase else float(state.get("best_val_loss", float("inf")))
+        run = str(state.get("run") or run)
+        if not new_phase:
+            best = min(best, _saved_best(out, run, start_epoch))
     per_epoch = model.batches_per_epoch(len(data.train))
     total_steps = per_epoch * cfg.epochs
     for epoch in range(start_epoch, cfg.epochs):
@@ -169,12 +200,13 @@ def train(lib: Library, name: str, out: str | Path, *, epochs: int | None = None
         score = val if val is not None else history["train_loss"][-1]
         history["val_loss"].append(float("nan") if val is None else val)
         card = {"epoch": epoch + 1, "step": step, "history": history, "data": {**data.summary(), **setup},
-                "metrics": {"train_loss": history["train_loss"][-1], "val_loss": val}}
+                "metrics": {"train_loss": history["train_loss"][-1], "val_loss": val}, "run": run}
         if score < best:
             best = score
             save_checkpoint(model, out, best_val_loss=best, **card)
+        # Killed between the two saves, the resumed run redoes this epoch knowing ``out``'s best (_saved_best).
         save_checkpoint(model, last, optimizer=optimizer.state_dict(), rng=_rng_state(rng),
-                        torch_rng=torch.get_rng_state(), best_val_loss=best, **card)
+                        torch_rng=torch.get_rng_state(), best_val_loss=best, split=data.split(), **card)
         if on_progress:
             on_progress("epoch", epoch + 1, cfg.epochs, {"train_loss": history["train_loss"][-1],
                                                          "val_loss": val if val is not None else float("nan")})
