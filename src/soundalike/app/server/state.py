@@ -65,10 +65,11 @@ class LibraryState:
         with Library.open(self.root, create=False):  # fail now, with the catalogue's message, if there is none
             pass
         self._local = threading.local()
+        self._epoch = 0  # moves on close(): thread-local connections of an older epoch are not used again
         self._connections: list[Library] = []
         self._connections_lock = threading.Lock()
         self._watch_lock = threading.Lock()
-        self._watcher = Library.open(self.root, create=False)
+        self._watcher: Library | None = Library.open(self.root, create=False)
         self._data_version = self._read_data_version()
         self._generation = 0
         self._checked_at = time.monotonic()
@@ -79,27 +80,33 @@ class LibraryState:
 
     # --- connections ------------------------------------------------------------------------------------------
     def lib(self) -> Library:
-        """This thread's catalogue connection (opened on first use; SQLite connections are not shared)."""
+        """This thread's catalogue connection (opened on first use; SQLite connections are not shared). After
+        :meth:`close` (an app shut down and started again) a fresh one is opened."""
         lib = getattr(self._local, "lib", None)
-        if lib is None:
+        if lib is None or getattr(self._local, "epoch", -1) != self._epoch:
             lib = Library.open(self.root, create=False)
-            self._local.lib = lib
+            self._local.lib, self._local.epoch = lib, self._epoch
             with self._connections_lock:
                 self._connections.append(lib)
         return lib
 
     def close(self) -> None:
-        """Close every connection this state opened."""
+        """Close every connection this state opened (threads open new ones if asked again)."""
         with self._connections_lock:
+            self._epoch += 1
             for lib in self._connections:
                 with contextlib.suppress(Exception):  # closing at shutdown, from another thread: best effort
                     lib.close()
             self._connections.clear()
         with self._watch_lock:
-            self._watcher.close()
+            if self._watcher is not None:
+                self._watcher.close()
+            self._watcher = None
 
     # --- change detection -------------------------------------------------------------------------------------
     def _read_data_version(self) -> int:
+        if self._watcher is None:  # closed by close(): a restarted app watches again
+            self._watcher = Library.open(self.root, create=False)
         return int(self._watcher.conn.execute("PRAGMA data_version").fetchone()[0])
 
     def generation(self) -> int:
