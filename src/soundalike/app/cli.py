@@ -58,8 +58,9 @@ def index(
     jobs: int = typer.Option(0, "--jobs", "-j", help="Worker processes (0 = one per core)."),
     model: str = typer.Option("default", "--model",
                               help="Embedding besides the descriptors (always computed): 'default' (the shipped "
-                                   "pretrained model), 'descriptor' (nothing more), a checkpoint file, or the "
-                                   "name/id of a model trained on this library (re-embeds from cached spectrograms)."),
+                                   "pretrained model), 'descriptor' (nothing more), 'musicnn' / 'musicnn-mtt' "
+                                   "(musicnn pretrained on the Million Song Dataset / MagnaTagATune), a checkpoint "
+                                   "file, or the name/id of a model trained on this library."),
     retry_errors: bool = typer.Option(False, "--retry-errors", help="Analyse again files that failed before."),
     prune: bool = typer.Option(False, "--prune", help="Also remove every known file under PATHS that is gone, even "
                                                       "where a folder could not be read or is empty (says how many "
@@ -176,8 +177,9 @@ def _checkpoint_for(model: str, library: Path | None) -> Path:
     from soundalike.models import ModelError
     from soundalike.models.checkpoint import read_checkpoint
     from soundalike.models.embedding import checkpoint_path, registered_models
+    from soundalike.models.pretrained import shipped_checkpoint
 
-    path = Path(model).expanduser()
+    path = shipped_checkpoint(model) or Path(model).expanduser()
     if not path.is_file():
         try:
             with Library.open(library or default_library_dir(), create=False) as lib:

@@ -91,6 +91,15 @@ def read_tags(path: str | os.PathLike[str]) -> Tags:
     return tags
 
 
+def at_rate(y: np.ndarray, sr: int, target: int) -> np.ndarray:
+    """Mono audio at ``sr`` resampled to ``target`` (soxr, high quality), unchanged when the rates agree."""
+    if sr == target:
+        return y
+    import soxr
+
+    return soxr.resample(y, sr, target).astype(np.float32, copy=False)
+
+
 @contextlib.contextmanager
 def quiet_native_stderr() -> Iterator[None]:
     """Silence C libraries (mpg123, ffmpeg) writing to fd 2 while decoding; our own errors are exceptions."""
@@ -119,7 +128,7 @@ def analyse_waveform(y: np.ndarray, presets: Sequence[str] = DEFAULT_PRESETS) ->
     descriptor = describe(y, base, power=power, mel_db=mel_db)
     for name in presets:
         preset = get_preset(name)
-        spec = mel_db if name == "melae" else log_mel(y, preset)
+        spec = mel_db if name == "melae" else log_mel(at_rate(y, ANALYSIS_SR, preset.sr), preset)
         spectrograms[name] = spec.astype(np.float16)
     return spectrograms, descriptor
 

@@ -59,6 +59,9 @@ PRESETS: dict[str, MelPreset] = {
     # 004 §5.1: 599 frames x 128 bins per 30 s clip; the hop is not given: 1105 samples at 22.05 kHz gives exactly
     # 599 centred frames for 30 s (~20 frames/s). Training crops 599-frame clips; windows hop by half a clip.
     "dieleman": MelPreset("dieleman", 22050, 2048, 2048, 1105, 128, 599, 300, "004 §5.1"),
+    # musicnn (Pons & Serra 2019, musicnn/configuration.py): 16 kHz, FFT 512, hop 256, 96 mels; 3 s patches
+    # (187 frames) back to back, as the package's extractor cuts them.
+    "musicnn": MelPreset("musicnn", 16000, 512, 512, 256, 96, 187, 187, "Pons & Serra 2019 (musicnn)"),
 }
 
 

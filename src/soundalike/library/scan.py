@@ -25,7 +25,6 @@ from multiprocessing.connection import Connection
 
 from soundalike.audio import decode as audio
 from soundalike.audio.analysis import (
-    ANALYSIS_SR,
     DEFAULT_PRESETS,
     MAX_ANALYSED_SECONDS,
     Analysis,
@@ -475,11 +474,11 @@ def is_under(path: bytes, prefix: bytes) -> bool:
 
 def _preset_spectrogram(path: bytes, preset: str) -> tuple[bytes, object]:
     """Decode one file and compute one preset's spectrogram (runs in a worker); errors are returned, not raised."""
-    from soundalike.audio.features import log_mel
+    from soundalike.audio.features import get_preset, log_mel
 
     try:
         with quiet_native_stderr():
-            y = audio.load_excerpts(os.fsdecode(path), ANALYSIS_SR, max_duration=MAX_ANALYSED_SECONDS)
+            y = audio.load_excerpts(os.fsdecode(path), get_preset(preset).sr, max_duration=MAX_ANALYSED_SECONDS)
         return path, log_mel(y, preset).astype("float16")
     except audio.AudioError as exc:
         return path, exc

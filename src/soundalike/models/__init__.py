@@ -11,7 +11,7 @@ from .base import Encoder, ModelConfig, ModelError, build, model_class, model_na
 from .checkpoint import load_checkpoint, save_checkpoint
 
 # One module per family; each registers its Encoder subclass when imported.
-FAMILY_MODULES = ("melae", "clothier", "stollery", "descriptor_ae", "cf_regression", "contrastive")
+FAMILY_MODULES = ("melae", "clothier", "stollery", "descriptor_ae", "cf_regression", "contrastive", "musicnn")
 
 
 def _load_all() -> None:

@@ -18,7 +18,7 @@ from typing import Any
 from soundalike.library.catalog import DESCRIPTOR_MODEL, CatalogError, Library
 
 from . import Encoder, ModelError, load_checkpoint
-from .pretrained import DEFAULT_NAME, default_checkpoint
+from .pretrained import DEFAULT_NAME, default_checkpoint, shipped_checkpoint
 
 PACKAGE_PREFIX = "package:"
 LIBRARY_PREFIX = "library:"
@@ -107,7 +107,7 @@ def _checkpoint_model_id(path: str, mtime_ns: int) -> str:
 
 def resolve_model(lib: Library, name: str) -> str:
     """The catalogue key for ``name``: ``default`` (the shipped model, else descriptors), ``descriptor``, an exact
-    model id, a family name (its newest embedding), or a checkpoint file."""
+    model id, a family name (its newest embedding), a shipped model (``musicnn-msd``) or a checkpoint file."""
     present = set(lib.models())
     if name == DESCRIPTOR_MODEL or name in present:
         return name
@@ -122,6 +122,9 @@ def resolve_model(lib: Library, name: str) -> str:
                 return f"{DESCRIPTOR_MODEL}+{model_id}"
         return DESCRIPTOR_MODEL
     registered = registered_models(lib)
+    shipped_file = shipped_checkpoint(name)
+    if shipped_file is not None and name != "musicnn":  # a training picked by name: its own embedding
+        name = str(shipped_file)
     if os.path.isfile(name):
         model_id = _checkpoint_model_id(name, os.stat(name).st_mtime_ns)
         if model_id in present:

@@ -1,4 +1,5 @@
-"""The pretrained default model shipped inside the package, with its model card (``default.md``)."""
+"""Models shipped inside the package: the default (``default.pt``, card ``default.md``) and musicnn's two trainings
+converted from the ``musicnn`` package (``musicnn_msd.pt``, ``musicnn_mtt.pt``; notice in ``MUSICNN-LICENSE``)."""
 
 from __future__ import annotations
 
@@ -7,14 +8,29 @@ from pathlib import Path
 
 DEFAULT_NAME = "default"
 
+SHIPPED = {"musicnn": "musicnn_msd.pt", "musicnn-msd": "musicnn_msd.pt", "musicnn-mtt": "musicnn_mtt.pt"}
+"""Names a user may give ``--model`` for a shipped pretrained model (``musicnn`` is the Million Song Dataset one)."""
+
+
+def _file(name: str) -> Path:
+    return Path(str(resources.files(__name__).joinpath(name)))
+
 
 def default_checkpoint() -> Path | None:
     """Path of the shipped default checkpoint, or None when this build has none."""
-    path = Path(str(resources.files(__name__).joinpath("default.pt")))
+    path = _file("default.pt")
+    return path if path.is_file() else None
+
+
+def shipped_checkpoint(name: str) -> Path | None:
+    """The checkpoint of a shipped pretrained model by name (``musicnn``, ``musicnn-msd``, ``musicnn-mtt``)."""
+    if name not in SHIPPED:
+        return None
+    path = _file(SHIPPED[name])
     return path if path.is_file() else None
 
 
 def model_card() -> str:
     """The default model's card (Markdown), or an empty string."""
-    path = Path(str(resources.files(__name__).joinpath("default.md")))
+    path = _file("default.md")
     return path.read_text(encoding="utf-8") if path.is_file() else ""

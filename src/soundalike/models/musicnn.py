@@ -1,0 +1,164 @@
+"""musicnn (Pons & Serra, 2019): a music-tagging CNN pretrained on real music, ported to PyTorch.
+
+"musicnn: pre-trained convolutional neural networks for music audio tagging", Jordi Pons and Xavier Serra,
+ISMIR 2019 late-breaking demo; weights from the ``musicnn`` package (ISC licence, © Music Technology Group,
+Universitat Pompeu Fabra 2019; notice in ``pretrained/MUSICNN-LICENSE``). Two trainings are shipped, converted
+once by ``scripts/convert_musicnn.py`` (no TensorFlow at run time, nothing fetched): ``musicnn-msd`` (Million Song
+Dataset, 50 Last.fm tags) and ``musicnn-mtt`` (MagnaTagATune, 50 tags).
+
+The network, as ``musicnn/models.py`` builds ``MTT_musicnn`` / ``MSD_musicnn``:
+
+- input: 3 s patches (187 frames) of a 96-band mel spectrogram at 16 kHz (FFT 512, hop 256), compressed as
+  ``log10(10000·mel_power + 1)``, time first; batch normalisation over the single input channel;
+- front end, musically motivated: two *timbral* convolutions spanning 7 frames x 38 and x 67 mel bands
+  (204 filters each, time padded by 3) and three *temporal* ones spanning 128, 64 and 32 frames x 1 band
+  (51 filters each, TensorFlow "same" padding), each ReLU → batch norm → max over frequency: 561 channels;
+- mid end: three 1-D convolutions over time (7 frames, 64 filters, ReLU → batch norm), the second and third
+  residual; the front-end and the three mid-end outputs are concatenated: 753 channels;
+- back end: max and mean over time (interleaved per channel: 1506 values) → batch norm → dense 200 (ReLU) →
+  batch norm = the **penultimate** layer → dense 50 (sigmoid: tag probabilities).
+
+Batch norms use TensorFlow's epsilon (0.001). The track embedding is the penultimate layer of every 3 s patch
+(back to back, as the package's extractor does), averaged over the whole track. Not trainable here: its
+weights come from the package (``soundalike train`` refuses it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .base import Encoder, ModelConfig, ModelError, TrackSet, register
+
+TF_BN_EPSILON = 1e-3
+N_MELS = 96
+PATCH_FRAMES = 187
+
+MTT_LABELS = ("guitar", "classical", "slow", "techno", "strings", "drums", "electronic", "rock", "fast", "piano",
+              "ambient", "beat", "violin", "vocal", "synth", "female", "indian", "opera", "male", "singing", "vocals",
+              "no vocals", "harpsichord", "loud", "quiet", "flute", "woman", "male vocal", "no vocal", "pop", "soft",
+              "sitar", "solo", "man", "classic", "choir", "voice", "new age", "dance", "male voice", "female vocal",
+              "beats", "harp", "cello", "no voice", "weird", "country", "metal", "female voice", "choral")
+MSD_LABELS = ("rock", "pop", "alternative", "indie", "electronic", "female vocalists", "dance", "00s",
+              "alternative rock", "jazz", "beautiful", "metal", "chillout", "male vocalists", "classic rock", "soul",
+              "indie rock", "Mellow", "electronica", "80s", "folk", "90s", "chill", "instrumental", "punk", "oldies",
+              "blues", "hard rock", "ambient", "acoustic", "experimental", "female vocalist", "guitar", "Hip-Hop",
+              "70s", "party", "country", "easy listening", "sexy", "catchy", "funk", "electro", "heavy metal",
+              "Progressive rock", "60s", "rnb", "indie pop", "sad", "House", "happy")
+
+
+@dataclass
+class MusicnnConfig(ModelConfig):
+    """The published architecture (``build_musicnn``: 1.6x front-end filters, 64 mid-end filters, 200 units)."""
+
+    embedding_dim: int = 200
+    dataset: str = "msd"  # which training the weights come from: msd or mtt (only the tag names differ)
+    frontend_scale: float = 1.6
+    midend_filters: int = 64
+    n_tags: int = 50
+    epochs: int = 0
+
+
+def _bn(channels: int) -> nn.BatchNorm1d:
+    return nn.BatchNorm1d(channels, eps=TF_BN_EPSILON)
+
+
+class _FreqPooledConv(nn.Module):
+    """A 2-D convolution over (time, mel), ReLU, batch norm, then the max over the remaining mel axis."""
+
+    def __init__(self, filters: int, time: int, mel: int, pad: tuple[int, int]) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(1, filters, (time, mel))
+        self.bn = nn.BatchNorm2d(filters, eps=TF_BN_EPSILON)
+        self.pad = pad  # (before, after) along time
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(n, 1, T, mel)`` to ``(n, filters, T)``: batch norm before the max, as the original."""
+        return self.bn(F.relu(self.conv(F.pad(x, (0, 0, *self.pad))))).amax(dim=3)
+
+
+class _TimeConv(nn.Module):
+    """A 1-D convolution over time (7 frames, "valid" after padding 3 each side), ReLU, batch norm."""
+
+    def __init__(self, c_in: int, filters: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv1d(c_in, filters, 7, padding=3)
+        self.bn = _bn(filters)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(n, c_in, T)`` to ``(n, filters, T)``."""
+        return self.bn(F.relu(self.conv(x)))
+
+
+@register
+class Musicnn(Encoder):
+    """musicnn's penultimate layer, pretrained on real music (see the module doc)."""
+
+    name = "musicnn"
+    preset_name = "musicnn"
+    config_cls = MusicnnConfig
+    source = "Pons & Serra 2019 (musicnn, ISMIR LBD)"
+
+    def __init__(self, config: MusicnnConfig) -> None:
+        super().__init__(config)
+        timbral = int(config.frontend_scale * 128)
+        temporal = int(config.frontend_scale * 32)
+        self.input_bn = nn.BatchNorm2d(1, eps=TF_BN_EPSILON)
+        self.timbral = nn.ModuleList([_FreqPooledConv(timbral, 7, int(0.4 * N_MELS), (3, 3)),
+                                      _FreqPooledConv(timbral, 7, int(0.7 * N_MELS), (3, 3))])
+        # TensorFlow "same" padding for an even kernel k puts (k - 1) // 2 frames before, the rest after.
+        self.temporal = nn.ModuleList([_FreqPooledConv(temporal, k, 1, ((k - 1) // 2, k - 1 - (k - 1) // 2))
+                                       for k in (128, 64, 32)])
+        front = 2 * timbral + 3 * temporal
+        self.midend = nn.ModuleList([_TimeConv(front, config.midend_filters),
+                                     _TimeConv(config.midend_filters, config.midend_filters),
+                                     _TimeConv(config.midend_filters, config.midend_filters)])
+        pooled = 2 * (front + 3 * config.midend_filters)
+        self.pool_bn = _bn(pooled)
+        self.dense = nn.Linear(pooled, config.embedding_dim)
+        self.dense_bn = _bn(config.embedding_dim)
+        self.output = nn.Linear(config.embedding_dim, config.n_tags)
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        """The tag names of the training the weights come from."""
+        return MSD_LABELS if self.config.dataset == "msd" else MTT_LABELS  # type: ignore[attr-defined]
+
+    def prepare(self, segments: torch.Tensor) -> torch.Tensor:
+        """Stored dB segments ``(n, 96, 187)`` to musicnn's input ``(n, 187, 96)``: ``log10(10000·power + 1)``
+        (computed in float32: the package's float16 overflows to inf on loud bins)."""
+        power = torch.pow(10.0, segments.float() / 10.0)
+        return torch.log10(10000.0 * power + 1.0).transpose(1, 2)
+
+    def features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(penultimate (n, 200), logits (n, 50))`` of prepared patches ``(n, frames, 96)``."""
+        h = self.input_bn(x.unsqueeze(1))  # (n, 1, T, 96)
+        front = torch.cat([block(h) for block in (*self.timbral, *self.temporal)], dim=1)  # (n, 561, T)
+        m1 = self.midend[0](front)
+        m2 = self.midend[1](m1) + m1
+        m3 = self.midend[2](m2) + m2
+        features = torch.cat([front, m1, m2, m3], dim=1)  # (n, 753, T)
+        pooled = torch.stack([features.amax(dim=2), features.mean(dim=2)], dim=2).flatten(1)  # max, mean per channel
+        penultimate = self.dense_bn(F.relu(self.dense(self.pool_bn(pooled))))
+        return penultimate, self.output(penultimate)
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """The penultimate layer of prepared patches."""
+        return self.features(x)[0]
+
+    def tag_probabilities(self, x: torch.Tensor) -> torch.Tensor:
+        """The 50 tag probabilities of prepared patches (the package's taggram rows)."""
+        return torch.sigmoid(self.features(x)[1])
+
+    def loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+        """Not trained here: the weights are musicnn's."""
+        raise ModelError("musicnn is pretrained on real music and not trained here: use it with "
+                         "`soundalike index PATH --model musicnn`")
+
+    def sample_batch(self, tracks: TrackSet, rng: np.random.Generator, batch_size: int) -> dict[str, torch.Tensor]:
+        """Not trained here."""
+        raise ModelError("musicnn is not trained here")
