@@ -2,13 +2,16 @@
 # fetch_debian_music.sh — build a music collection from Debian's free game
 # soundtracks: the development set, or a separate held-out set for evaluation.
 #
-# Usage:   bash scripts/fetch_debian_music.sh [--set dev|heldout] DEST
-#          CACHE=/some/dir bash scripts/fetch_debian_music.sh [--set dev|heldout] DEST
+# Usage:   bash scripts/fetch_debian_music.sh [--set dev|train|heldout] DEST
+#          CACHE=/some/dir bash scripts/fetch_debian_music.sh [--set dev|train|heldout] DEST
 #
 #   --set dev      (default) the development set: train and tune models on it
-#   --set heldout  other games' albums, disjoint from the development set, used
-#                  only to evaluate models on music they never saw.  Give each
-#                  set its own DEST: a DEST holding the other set is refused.
+#   --set train    the real music of the packages in shared/data/train_music.txt
+#                  (train or validate on it: benchmarks/album_sets.json says
+#                  which albums are held out of training for validation)
+#   --set heldout  other games' albums, disjoint from the other sets, used only
+#                  to evaluate (test) models on music they never saw.  Give each
+#                  set its own DEST: a DEST holding another set is refused.
 #
 # For each soundtrack package of the chosen set it runs `apt-get download`
 # (never `apt-get install` of those packages), unpacks the .deb with `dpkg -x`
@@ -35,10 +38,12 @@ set -euo pipefail
 # albums get rebuilt (changes to the shared code below: bump both).
 DEV_RULES_REV=3
 HELDOUT_RULES_REV=1
+TRAIN_RULES_REV=1
 
 # album | candidate packages (first with an install candidate wins; * allowed)
 #       | music folder(s) inside the package (globs)
 #       | excluded files, relative to the music folder: "path=reason;path=reason"
+#       | (optional) file names to take, space-separated globs (default: every audio file)
 # Album names must not repeat across the two sets.
 DEV_ALBUMS=(
   "wesnoth|wesnoth-1.16-music wesnoth-*-music wesnoth-music|usr/share/games/wesnoth/*/data/core/music|silence.ogg=10 s of digital silence (in-game filler, not music)"
@@ -68,6 +73,27 @@ HELDOUT_ALBUMS=(
   "fretsonfire-muldjord|fretsonfire-songs-muldjord|usr/share/games/fretsonfire/data/songs/muldjord|"
   "fretsonfire-sectoid|fretsonfire-songs-sectoid|usr/share/games/fretsonfire/data/songs/sectoid|"
 )
+# Train set: the real music of shared/data/train_music.txt (its comments say where each piece lives and
+# what it is). MIDI sources (freedink, openttd-openmsx, music21) are rendered by scripts/render_midi.py.
+TRAIN_ALBUMS=(
+  "0ad|0ad-data|usr/share/games/0ad/mods/public/audio/music|"
+  "redeclipse|redeclipse-data|usr/share/games/redeclipse/data/sounds/music|"
+  "trackballs|trackballs-data|usr/share/games/trackballs/music|"
+  "enigma|enigma-data|usr/share/games/enigma/music|"
+  "asc|asc-music|usr/share/games/asc/music|"
+  "zaz|zaz-data|usr/share/games/zaz||mus*.ogg"
+  "freedink|freedink-data|usr/share/games/dink/dink/Sound||*.ogg"
+  "frozen-bubble|frozen-bubble-data|usr/share/games/frozen-bubble/snd||*zik*.ogg"
+  "lincity-ng|lincity-ng-data|usr/share/games/lincity-ng/music/default|"
+  "ri-li|ri-li-data|usr/share/games/ri-li/Ri-li/Sounds||*.xm *.mod"
+  "xblast|xblast-tnt-musics|usr/share/games/xblast-tnt/sounds||*.raw"
+  "toppler|toppler|usr/share/games/toppler||toppler.ogg"
+  "powermanga|powermanga-data|usr/share/games/powermanga/sound/handheld_console||music_*.ogg"
+  "holotz-castle|holotz-castle-data|usr/share/games/holotz-castle/game/sound||HCMainTitle.wav HCCredits.wav"
+  "scorched3d|scorched3d-data|usr/share/games/scorched3d/data/globalmods/none/data/music|"
+  "teeworlds|teeworlds-data|usr/share/games/teeworlds/data/audio||music_*.wv"
+  "criticalmass|criticalmass-data|usr/share/games/criticalmass||*.xm"
+)
 # Frets on Fire stems mixed into each song's track (see fof_file).
 FOF_STEMS=(guitar.ogg rhythm.ogg drums.ogg)
 # Folders that hold sound effects, not music, wherever they appear.
@@ -79,6 +105,9 @@ SHORT_SECONDS=10
 
 AUDIO_EXT_RE='^(ogg|oga|opus|flac|mp3|wav)$'
 MODULE_EXT_RE='^(it|xm|s3m|mod|mptm|mtm|669|umx|med|okt|stm|far|ult)$'
+# Converted to Ogg Vorbis: WavPack (soundfile cannot read it) and xblast's headerless unsigned 8-bit stereo
+# 22050 Hz loops.
+CONVERT_EXT_RE='^(wv|raw)$'
 US=$'\x1f'  # field separator for internal records
 
 say()  { printf '%s\n' "$*"; }
@@ -99,11 +128,14 @@ while (( $# )); do
 done
 [[ $# -eq 1 && -n $1 ]] || { usage; exit 2; }
 case $SET in
-  dev)     ALBUMS=("${DEV_ALBUMS[@]}") OTHER_ALBUMS=("${HELDOUT_ALBUMS[@]}") RULES_REV=$DEV_RULES_REV
-           SET_TITLE="Development music set" ;;
-  heldout) ALBUMS=("${HELDOUT_ALBUMS[@]}") OTHER_ALBUMS=("${DEV_ALBUMS[@]}") RULES_REV=$HELDOUT_RULES_REV
+  dev)     ALBUMS=("${DEV_ALBUMS[@]}") OTHER_ALBUMS=("${HELDOUT_ALBUMS[@]}" "${TRAIN_ALBUMS[@]}")
+           RULES_REV=$DEV_RULES_REV SET_TITLE="Development music set" ;;
+  train)   ALBUMS=("${TRAIN_ALBUMS[@]}") OTHER_ALBUMS=("${HELDOUT_ALBUMS[@]}" "${DEV_ALBUMS[@]}")
+           RULES_REV=$TRAIN_RULES_REV SET_TITLE="Train music set (train, or validate on the albums held out)" ;;
+  heldout) ALBUMS=("${HELDOUT_ALBUMS[@]}") OTHER_ALBUMS=("${DEV_ALBUMS[@]}" "${TRAIN_ALBUMS[@]}")
+           RULES_REV=$HELDOUT_RULES_REV
            SET_TITLE="Held-out music set (evaluation only: never train or tune on it)" ;;
-  *)       die "unknown set '$SET': use --set dev or --set heldout" ;;
+  *)       die "unknown set '$SET': use --set dev, train or heldout" ;;
 esac
 
 START_TS=$SECONDS
@@ -244,6 +276,13 @@ render_module() {  # SRC OUT
     -map 0:a:0 -c:a libvorbis -q:a 5 -- "$2"
 }
 
+convert_to_ogg() {  # SRC OUT
+  local -a raw=()
+  if [[ ${1,,} == *.raw ]]; then raw=(-f u8 -ac 2 -ar 22050); fi
+  ffmpeg -hide_banner -nostdin -nostats -loglevel error -y "${raw[@]}" -i "$1" -map 0:a:0 -c:a libvorbis \
+    -q:a 5 -- "$2"
+}
+
 # Sums stems at their own levels (as a game plays them together); the sum is
 # turned down only as far as needed to peak at -1 dBFS instead of clipping.
 # asetpts: fresh timestamps, else the Ogg output's last packets come out of order.
@@ -303,7 +342,15 @@ add_file() {  # SRC_ABS OUT_REL SRC_REL [STEM_ABS...: mixed with SRC_ABS into OU
     NOTES+=("skipped $srcrel: byte-identical to ${SEEN_SHA[$sha]}")
     return 0
   fi
-  if [[ $ext =~ $MODULE_EXT_RE ]]; then
+  if [[ $ext =~ $CONVERT_EXT_RE ]]; then
+    rel=${rel%.*}.ogg
+    mkdir -p -- "$(dirname -- "$STAGE/$rel")"
+    if ! convert_to_ogg "$src" "$STAGE/$rel" 2>"$STAGE.err"; then
+      NOTES+=("skipped $srcrel: conversion failed: $(head -c 300 "$STAGE.err" | tr '\n' ' ')")
+      rm -f -- "$STAGE/$rel"
+      return 0
+    fi
+  elif [[ $ext =~ $MODULE_EXT_RE ]]; then
     if (( ! HAVE_OPENMPT )); then
       NOTES+=("skipped $srcrel: this ffmpeg cannot decode tracker modules (no libopenmpt)")
       return 0
@@ -436,12 +483,26 @@ fof_file() {  # SRC_ABS REL_IN_MUSIC_DIR ROOT
   esac
 }
 
-build_album() {  # ALBUM PKG VER DEB MUSIC_GLOBS EXCLUDES
-  local dirs_glob=$5 excludes=$6 root g d f rel reason ext n=0
+# 0 A.D. keeps its music inside a zip archive (public.zip): unpack audio/music/ next to it.
+unzip_0ad_music() {  # ROOT
+  local mod=$1/usr/share/games/0ad/mods/public
+  [[ -f $mod/public.zip ]] || return 0
+  "${SF_PY:-python3}" - "$mod/public.zip" "$mod" <<'PY'
+import sys, zipfile
+with zipfile.ZipFile(sys.argv[1]) as z:
+    for name in z.namelist():
+        if name.startswith("audio/music/") and not name.endswith("/"):
+            z.extract(name, sys.argv[2])
+PY
+}
+
+build_album() {  # ALBUM PKG VER DEB MUSIC_GLOBS EXCLUDES INCLUDES
+  local dirs_glob=$5 excludes=$6 includes=${7:-} root g d f rel reason ext inc ok n=0
   local -a dirs=()
   WORK=$(mktemp -d "$CACHE/.x.XXXXXX")
   root=$WORK/root
   dpkg -x "$4" "$root"
+  if [[ $1 == 0ad ]]; then unzip_0ad_music "$root"; fi
   for g in $dirs_glob; do
     for d in "$root"/$g; do if [[ -d $d ]]; then dirs+=("$d"); fi; done
   done
@@ -459,8 +520,16 @@ build_album() {  # ALBUM PKG VER DEB MUSIC_GLOBS EXCLUDES
       rel=${f#"$d"/}
       if [[ $1 == fretsonfire-* ]] && fof_file "$f" "$rel" "$root"; then continue; fi
       ext=${f##*.}; ext=${ext,,}
-      if [[ $ext =~ ^(mid|midi)$ ]]; then NOTES+=("skipped ${f#"$root"/}: MIDI (needs a soundfont to render)"); continue; fi
-      [[ $ext =~ $AUDIO_EXT_RE || $ext =~ $MODULE_EXT_RE ]] || continue
+      if [[ -n $includes ]]; then
+        ok=0
+        for inc in $includes; do
+          # shellcheck disable=SC2053
+          if [[ ${f##*/} == $inc ]]; then ok=1; fi
+        done
+        (( ok )) || continue
+      fi
+      if [[ $ext =~ ^(mid|midi)$ ]]; then NOTES+=("skipped ${f#"$root"/}: MIDI (rendered by scripts/render_midi.py)"); continue; fi
+      [[ $ext =~ $AUDIO_EXT_RE || $ext =~ $MODULE_EXT_RE || $ext =~ $CONVERT_EXT_RE ]] || continue
       if reason=$(excluded_reason "$rel" "$excludes"); then
         NOTES+=("skipped ${f#"$root"/}: $reason")
         continue
@@ -521,7 +590,7 @@ declare -a DONE_ALBUMS=() MISSING=()
 i=0
 for spec in "${ALBUMS[@]}"; do
   i=$(( i + 1 ))
-  IFS='|' read -r ALBUM cands dirs_glob excludes <<<"$spec"
+  IFS='|' read -r ALBUM cands dirs_glob excludes includes <<<"$spec"
   # shellcheck disable=SC2086
   if ! read -r pkg ver < <(resolve_package $cands); then
     warn "[$i/${#ALBUMS[@]}] $ALBUM: none of the packages '$cands' exists in this Debian's lists; skipped"
@@ -548,7 +617,7 @@ for spec in "${ALBUMS[@]}"; do
   fi
   say "    unpacking and collecting music ..."
   ROWS=() NOTES=() PENDING=()
-  build_album "$ALBUM" "$pkg" "$ver" "$deb" "$dirs_glob" "$excludes"
+  build_album "$ALBUM" "$pkg" "$ver" "$deb" "$dirs_glob" "$excludes" "${includes:-}"
   if [[ $BUILD_STATUS != ok ]]; then
     MISSING+=("$ALBUM ($pkg: no music folder)")
     continue

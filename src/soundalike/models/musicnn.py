@@ -18,9 +18,9 @@ The network, as ``musicnn/models.py`` builds ``MTT_musicnn`` / ``MSD_musicnn``:
 - back end: max and mean over time (interleaved per channel: 1506 values) → batch norm → dense 200 (ReLU) →
   batch norm = the **penultimate** layer → dense 50 (sigmoid: tag probabilities).
 
-Batch norms use TensorFlow's epsilon (0.001). The track embedding is the penultimate layer of every 3 s patch
-(back to back, as the package's extractor does), averaged over the whole track. Not trainable here: its
-weights come from the package (``soundalike train`` refuses it).
+Batch norms use TensorFlow's epsilon (0.001). The track embedding is the penultimate layer of the 3 s patches
+(back to back, as the package's extractor cuts them; ``max_patches`` of them evenly spread when set), averaged.
+Not trainable here: its weights come from the package (``soundalike train`` refuses it).
 """
 
 from __future__ import annotations
@@ -61,6 +61,7 @@ class MusicnnConfig(ModelConfig):
     midend_filters: int = 64
     n_tags: int = 50
     epochs: int = 0
+    max_patches: int = 0  # 0: every 3 s patch of the track; N: N patches evenly spread over it (cheaper)
 
 
 def _bn(channels: int) -> nn.BatchNorm1d:
@@ -127,6 +128,14 @@ class Musicnn(Encoder):
     def labels(self) -> tuple[str, ...]:
         """The tag names of the training the weights come from."""
         return MSD_LABELS if self.config.dataset == "msd" else MTT_LABELS  # type: ignore[attr-defined]
+
+    def segments(self, spec_db: np.ndarray) -> np.ndarray:
+        """The track's 3 s patches back to back, or ``max_patches`` of them evenly spread over the track."""
+        patches = super().segments(spec_db)
+        n = self.config.max_patches  # type: ignore[attr-defined]
+        if n and len(patches) > n:
+            patches = patches[np.unique(np.round(np.linspace(0, len(patches) - 1, n)).astype(np.int64))]
+        return patches
 
     def prepare(self, segments: torch.Tensor) -> torch.Tensor:
         """Stored dB segments ``(n, 96, 187)`` to musicnn's input ``(n, 187, 96)``: ``log10(10000·power + 1)``
