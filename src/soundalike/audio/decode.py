@@ -110,7 +110,9 @@ def is_audio_path(path: str | os.PathLike[str]) -> bool:
 
 def _check_ogg_complete(path: str) -> None:
     """An Ogg stream cut short (interrupted download or copy) still decodes its first part without complaint in
-    libsndfile and ffmpeg; its last page is incomplete or lacks the end-of-stream flag, which we check."""
+    libsndfile and ffmpeg; its last page is incomplete, which we check. (A missing end-of-stream flag alone is not
+    taken for truncation: some encoders never set it — Debian's trackballs music has none — and such files are
+    whole.)"""
     try:
         with open(path, "rb") as f:
             if f.read(4) != b"OggS":
@@ -128,8 +130,6 @@ def _check_ogg_complete(path: str) -> None:
     page_size = 27 + n_segments + sum(page[27:27 + n_segments])
     if len(page) < page_size:
         raise DecodeError(path, "truncated Ogg stream (last page incomplete)")
-    if not page[5] & 0x04:
-        raise DecodeError(path, "truncated Ogg stream (no end-of-stream page)")
 
 
 def _needs_file_object(path: str) -> bool:
