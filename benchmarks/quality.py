@@ -98,9 +98,13 @@ def ensure_embedded(lib: Any, key: str) -> str:
     """Embed the shipped models a key names where the library lacks them; returns the catalogue key."""
     from soundalike.models.embedding import embed_library, resolve_model
     from soundalike.models.pretrained import default_checkpoint, shipped_checkpoint
+    from soundalike.search.space import split_part
 
     for part in key.split("+"):
-        checkpoint = default_checkpoint() if part == "default" else shipped_checkpoint(part)
+        name = split_part(part)[0]
+        checkpoint = default_checkpoint() if name == "default" else shipped_checkpoint(name)
+        if checkpoint is None and name.endswith(".pt") and Path(name).is_file():
+            checkpoint = Path(name)
         if checkpoint is not None:
             embed_library(lib, checkpoint)
     return resolve_model(lib, key) if key != "descriptor" else key

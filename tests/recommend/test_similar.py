@@ -30,7 +30,7 @@ def test_every_distance_works_with_the_default_model(indexed: tuple[Path, Path, 
                              "--format", "json")
     assert code == 0, err
     cli = json.loads(out)
-    assert cli["model"].startswith("descriptor+contrastive-") and cli["notes"] == []
+    assert cli["model"].startswith("descriptor@0.2+musicnn-") and cli["notes"] == []
     answer = client.get("/api/tracks/3/similar", params={"distance": distance, "k": 5})
     assert answer.status_code == 200, answer.text
     api = answer.json()
@@ -71,7 +71,7 @@ def test_a_track_the_default_has_not_reached_is_answered_from_descriptors_and_sa
     shutil.copytree(library, copy)
     with Library.open(copy) as lib:
         key = load_index(lib, "default").embedding.model
-        learned = key.split("+")[1]
+        learned = key.split("+")[1].partition("@")[0]
         lib.conn.execute("DELETE FROM vectors WHERE track_id=5 AND model=?", (learned,))
     code, out, err = run_cli("similar", "5", "--library", str(copy), "--format", "json", "-k", "3")
     assert code == 0, err
@@ -86,7 +86,7 @@ def test_a_track_the_default_has_not_reached_is_answered_from_descriptors_and_sa
         assert 5 not in [r["track_id"] for r in other["results"]]  # not embedded: not a default candidate
     code, out, _ = run_cli("continue", "--library", str(copy), "--format", "json", str(_playlist(tmp_path, [5, 6])))
     assert code == 0 and json.loads(out)["model"] == "descriptor" and json.loads(out)["notes"]
-    with Library.open(copy) as lib, pytest.raises(QueryError, match="no 'contrastive"):
+    with Library.open(copy) as lib, pytest.raises(QueryError, match="no 'musicnn"):
         similar(lib, "5", model=learned)  # a model asked for by name does not fall back
 
 

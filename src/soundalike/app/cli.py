@@ -77,6 +77,7 @@ def index(
 
     from soundalike.audio.decode import display_path
     from soundalike.library.scan import ScanProblem, WorkerStartError, scan
+    from soundalike.models.embedding import checkpoint_presets
 
     from .progress import progress_bar
 
@@ -95,7 +96,7 @@ def index(
     try:
         with lib.writing(wait=wait, on_wait=err.print), progress_bar("analysing", console=err) as on_progress:
             summary = scan(lib, list(paths), jobs=n_jobs, on_problem=on_problem, on_progress=on_progress,
-                           retry_errors=retry_errors)
+                           retry_errors=retry_errors, presets=checkpoint_presets(checkpoint))
             if prune:
                 from soundalike.library.prune import plan_prune
                 from soundalike.library.prune import prune as remove_gone

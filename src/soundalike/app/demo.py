@@ -40,10 +40,14 @@ def run_demo(folder: Path, *, tracks_per_style: int = 10, duration: float = 30.0
                                   seed=seed, on_progress=on_synth)
     style_of = {str(t.path.resolve()): t.style for t in made}
 
+    from soundalike.models.embedding import checkpoint_presets
+    from soundalike.models.pretrained import default_checkpoint
+
+    shipped = default_checkpoint()
     console.print(f"[bold]2/4[/bold] indexing with {jobs} worker(s) into {escape(str(index_dir))}", markup=True)
     with Library.open(index_dir) as lib:
         with progress_bar("analysing", console=progress_console) as on_progress:
-            summary = scan(lib, [music], jobs=jobs, on_progress=on_progress,
+            summary = scan(lib, [music], jobs=jobs, on_progress=on_progress, presets=checkpoint_presets(shipped),
                            on_problem=lambda p: console.print(f"skip {p.line()}"))
         console.print(f"    {summary.found} files: {summary.analysed} analysed, {summary.unchanged} unchanged, "
                       f"{len(summary.problems)} errors, {summary.seconds:.1f} s")
@@ -102,12 +106,12 @@ def _default_model_scores(lib: Library, labels_of: Callable[[list[int]], list[st
     checkpoint = default_checkpoint()
     if checkpoint is None:
         return None
-    from soundalike.models.embedding import embed_library
+    from soundalike.models.embedding import embed_library, resolve_model
 
     model_id, _ = embed_library(lib, checkpoint)
-    console.print("    the shipped default model (its training data included synthetic music like this):")
+    console.print("    the shipped default model (musicnn, pretrained on real music; it never heard synthetic music):")
     out: dict[str, object] = {"model_id": model_id}
-    for key in (model_id, f"descriptor+{model_id}"):
+    for key in (model_id, resolve_model(lib, "default")):
         index = VectorIndex.from_library(lib, key)
         scores = label_retrieval(index.vectors, labels_of(index.ids.tolist()), k=10)
         out[key] = scores.to_dict()

@@ -89,6 +89,10 @@ class Encoder(nn.Module):
         """Size of one segment embedding."""
         return self.config.embedding_dim
 
+    def id_suffix(self) -> str:
+        """What a model id adds to ``family-weightshash`` when settings make the same weights embed differently."""
+        return ""
+
     def segments(self, spec_db: np.ndarray) -> np.ndarray:
         """Cut one track's ``(n_mels, frames)`` spectrogram into the model's input segments (float32)."""
         return segment(np.asarray(spec_db, dtype=np.float32), self.preset.segment_frames, self.preset.segment_hop)

@@ -1,8 +1,9 @@
 """Checkpoints: config, weights, preset, training state, data summary and metrics — never pickled code.
 
 Saved with ``torch.save`` as a dict of plain values and tensors, loaded with ``weights_only=True``, so loading a
-checkpoint cannot run code. ``model_id`` = family name + a hash of the weights: embeddings of different models
-(and of different trainings of one family) live side by side in the catalogue under their ids.
+checkpoint cannot run code. ``model_id`` = family name + a hash of the weights (+ a family's suffix for settings
+that change what the same weights embed, e.g. musicnn's layer): embeddings of different models (and of different
+trainings of one family) live side by side in the catalogue under their ids.
 """
 
 from __future__ import annotations
@@ -33,7 +34,8 @@ def save_checkpoint(model: Encoder, path: str | os.PathLike[str], **extra: Any) 
     """Write ``model`` and ``extra`` (epoch, step, history, optimizer, data, metrics...) atomically to ``path``."""
     path = Path(path)
     payload: dict[str, Any] = {
-        "format": FORMAT, "version": VERSION, "model": model.name, "model_id": f"{model.name}-{weights_hash(model)}",
+        "format": FORMAT, "version": VERSION, "model": model.name,
+        "model_id": f"{model.name}-{weights_hash(model)}{model.id_suffix()}",
         "config": model.config.to_dict(), "preset": model.preset.to_dict(),
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}, **extra,
     }

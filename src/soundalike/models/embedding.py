@@ -18,7 +18,7 @@ from typing import Any
 from soundalike.library.catalog import DESCRIPTOR_MODEL, CatalogError, Library
 
 from . import Encoder, ModelError, load_checkpoint
-from .pretrained import DEFAULT_NAME, default_checkpoint, shipped_checkpoint
+from .pretrained import DEFAULT_NAME, default_checkpoint, default_weights, shipped_checkpoint
 
 PACKAGE_PREFIX = "package:"
 LIBRARY_PREFIX = "library:"
@@ -47,6 +47,19 @@ def checkpoint_path(lib: Library, stored: str) -> Path:
     if stored.startswith(LIBRARY_PREFIX):
         return Path(lib.root) / stored[len(LIBRARY_PREFIX):]
     return Path(stored)
+
+
+def checkpoint_presets(checkpoint: str | os.PathLike[str] | None) -> tuple[str, ...]:
+    """The mel presets a scan should compute (from the audio it decodes anyway) for a model to embed from: the
+    scan's own, plus the checkpoint's when it differs."""
+    from soundalike.audio.analysis import DEFAULT_PRESETS
+
+    if checkpoint is None:
+        return DEFAULT_PRESETS
+    from .checkpoint import read_checkpoint
+
+    name = str((read_checkpoint(checkpoint).get("preset") or {}).get("name", ""))
+    return DEFAULT_PRESETS if not name or name in DEFAULT_PRESETS else (*DEFAULT_PRESETS, name)
 
 
 def register_model(lib: Library, payload: dict[str, Any], checkpoint: str | os.PathLike[str]) -> str:
@@ -112,14 +125,21 @@ def resolve_model(lib: Library, name: str) -> str:
     if name == DESCRIPTOR_MODEL or name in present:
         return name
     if "+" in name:  # a fusion of several embeddings: resolve each part
-        return "+".join(resolve_model(lib, part) for part in name.split("+") if part)
+        from soundalike.search.space import split_part
+
+        parts = [split_part(part) for part in name.split("+") if part]
+        return "+".join(resolve_model(lib, part) + (f"@{weight:g}" if weight is not None else "")
+                        for part, weight in parts)
     if name == DEFAULT_NAME:  # the shipped model where this library has its embeddings, else the descriptors
         shipped = default_checkpoint()
         if shipped is not None:
             model_id = _checkpoint_model_id(str(shipped), shipped.stat().st_mtime_ns)
             if model_id in present:
-                # The shipped model fused with the descriptors: measured better than either alone (docs/models.md).
-                return f"{DESCRIPTOR_MODEL}+{model_id}"
+                # The shipped model fused with the descriptors, weighted as chosen on validation (docs/models.md).
+                descriptor_weight, model_weight = default_weights()
+                if descriptor_weight == model_weight:
+                    return f"{DESCRIPTOR_MODEL}+{model_id}"
+                return f"{DESCRIPTOR_MODEL}@{descriptor_weight:g}+{model_id}@{model_weight:g}"
         return DESCRIPTOR_MODEL
     registered = registered_models(lib)
     shipped_file = shipped_checkpoint(name)

@@ -62,6 +62,7 @@ class MusicnnConfig(ModelConfig):
     n_tags: int = 50
     epochs: int = 0
     max_patches: int = 0  # 0: every 3 s patch of the track; N: N patches evenly spread over it (cheaper)
+    layer: str = "penultimate"  # or "pooled": the back end's max and mean over time (1506 values, before dense)
 
 
 def _bn(channels: int) -> nn.BatchNorm1d:
@@ -125,6 +126,19 @@ class Musicnn(Encoder):
         self.output = nn.Linear(config.embedding_dim, config.n_tags)
 
     @property
+    def embedding_dim(self) -> int:
+        """200 (the penultimate layer) or 1506 (the pooled features under it)."""
+        if self.config.layer == "pooled":  # type: ignore[attr-defined]
+            return int(self.dense.in_features)
+        return int(self.config.embedding_dim)
+
+    def id_suffix(self) -> str:
+        """``-pooled`` and ``-pN`` where the layer or the number of patches differ from the published extractor's."""
+        cfg = self.config
+        assert isinstance(cfg, MusicnnConfig)
+        return ("-pooled" if cfg.layer == "pooled" else "") + (f"-p{cfg.max_patches}" if cfg.max_patches else "")
+
+    @property
     def labels(self) -> tuple[str, ...]:
         """The tag names of the training the weights come from."""
         return MSD_LABELS if self.config.dataset == "msd" else MTT_LABELS  # type: ignore[attr-defined]
@@ -143,20 +157,25 @@ class Musicnn(Encoder):
         power = torch.pow(10.0, segments.float() / 10.0)
         return torch.log10(10000.0 * power + 1.0).transpose(1, 2)
 
-    def features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(penultimate (n, 200), logits (n, 50))`` of prepared patches ``(n, frames, 96)``."""
+    def pooled(self, x: torch.Tensor) -> torch.Tensor:
+        """The back end's input ``(n, 1506)``: max and mean over time of the 753 front- and mid-end channels."""
         h = self.input_bn(x.unsqueeze(1))  # (n, 1, T, 96)
         front = torch.cat([block(h) for block in (*self.timbral, *self.temporal)], dim=1)  # (n, 561, T)
         m1 = self.midend[0](front)
         m2 = self.midend[1](m1) + m1
         m3 = self.midend[2](m2) + m2
         features = torch.cat([front, m1, m2, m3], dim=1)  # (n, 753, T)
-        pooled = torch.stack([features.amax(dim=2), features.mean(dim=2)], dim=2).flatten(1)  # max, mean per channel
-        penultimate = self.dense_bn(F.relu(self.dense(self.pool_bn(pooled))))
+        return torch.stack([features.amax(dim=2), features.mean(dim=2)], dim=2).flatten(1)  # max, mean per channel
+
+    def features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(penultimate (n, 200), logits (n, 50))`` of prepared patches ``(n, frames, 96)``."""
+        penultimate = self.dense_bn(F.relu(self.dense(self.pool_bn(self.pooled(x)))))
         return penultimate, self.output(penultimate)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
-        """The penultimate layer of prepared patches."""
+        """The penultimate layer (or, with ``layer="pooled"``, the pooled features under it) of prepared patches."""
+        if self.config.layer == "pooled":  # type: ignore[attr-defined]
+            return self.pooled(x)
         return self.features(x)[0]
 
     def tag_probabilities(self, x: torch.Tensor) -> torch.Tensor:

@@ -2,7 +2,8 @@
 
 Every part of a key is z-scored with column statistics, scaled to unit length and weighted, and the parts are
 placed side by side: a plain key (``descriptor``, ``contrastive-1a2b3c4d``) has one part, a fused key joins parts
-with ``+`` (``descriptor+contrastive-1a2b3c4d``) and each part counts equally in the cosine similarity. Why
+with ``+`` (``descriptor+contrastive-1a2b3c4d``) and each part counts equally in the cosine similarity, unless the
+key weighs them (``descriptor@0.2+musicnn-…@0.8``: the cosine is the weighted mean of the parts' cosines). Why
 z-score: descriptor columns have unrelated units, and learned embeddings share a large common offset that would
 make every cosine close to 1.
 
@@ -30,9 +31,35 @@ class SpaceError(ValueError):
     """A transform that cannot be applied: wrong dimensions, or no segment sequence where one is needed."""
 
 
+def split_part(part: str) -> tuple[str, float | None]:
+    """``name@weight`` to ``(name, weight)``; a part without ``@`` has no weight of its own (None)."""
+    name, _, weight = part.partition("@")
+    if not weight:
+        return name, None
+    try:
+        value = float(weight)
+    except ValueError:
+        raise SpaceError(f"{part!r}: the weight after @ must be a number") from None
+    if not value > 0:
+        raise SpaceError(f"{part!r}: the weight after @ must be positive")
+    return name, value
+
+
 def model_parts(key: str) -> list[str]:
-    """The stored embeddings a (possibly fused) key is made of."""
-    return [k for k in key.split("+") if k]
+    """The stored embeddings a (possibly fused, possibly weighted: ``a@0.2+b@0.8``) key is made of."""
+    return [split_part(k)[0] for k in key.split("+") if k]
+
+
+def part_weights(key: str) -> list[float]:
+    """Each part's share of the cosine similarity: the ``@`` weights of the key, normalised to sum to 1 (equal
+    shares where none are given)."""
+    given = [split_part(k)[1] for k in key.split("+") if k]
+    if all(w is None for w in given):
+        return [1.0 / len(given)] * len(given)
+    if any(w is None for w in given):
+        raise SpaceError(f"{key!r}: give every part a weight (a@0.2+b@0.8), or none")
+    total = sum(w for w in given if w is not None)
+    return [float(w) / total for w in given if w is not None]
 
 
 @dataclass
@@ -139,14 +166,14 @@ class Embedding:
 
 
 def fit_embedding(key: str, raw: np.ndarray, dims: list[int], kind: str = "flat") -> Embedding:
-    """Statistics of every part of ``key`` from raw vectors ``(n, sum(dims))``, equal weights."""
+    """Statistics of every part of ``key`` from raw vectors ``(n, sum(dims))``, weighted as the key says."""
     names = model_parts(key)
     if len(names) != len(dims):
         raise SpaceError(f"{key}: {len(names)} parts but {len(dims)} dimensions")
     parts, start = [], 0
-    for name, dim in zip(names, dims, strict=True):
+    for name, dim, weight in zip(names, dims, part_weights(key), strict=True):
         _, mean, std = standardise(raw[:, start:start + dim])
-        parts.append(EmbeddingPart(name, dim, mean, std, 1.0 / len(names)))
+        parts.append(EmbeddingPart(name, dim, mean, std, weight))
         start += dim
     return Embedding(key, parts, built_on=len(raw), kind=kind,
                      descriptor_version=descriptors.DESCRIPTOR_VERSION if DESCRIPTOR_MODEL in names else 0)

@@ -27,7 +27,7 @@ T = TypeVar("T")
 
 # A model name from a client is one of the library's embeddings or family names, or a fusion of them: never a
 # file path (recommend.load_index would read a checkpoint file by that name).
-_MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,200}$")
+_MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+@-]{0,200}$")
 
 
 class ModelNameError(ValueError):
@@ -184,7 +184,7 @@ class LibraryState:
         if not _MODEL_NAME.match(model) or ".." in model:
             raise ModelNameError(f"unknown model {model[:60]!r}")
         allowed = self.allowed_models()
-        for part in model.split("+"):
+        for part in (p.partition("@")[0] for p in model.split("+")):
             if part not in allowed:
                 raise ModelNameError(f"unknown model {part[:60]!r}; this library offers: "
                                      f"{', '.join(sorted(allowed))}")

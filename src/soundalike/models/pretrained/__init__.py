@@ -1,5 +1,6 @@
-"""Models shipped inside the package: the default (``default.pt``, card ``default.md``) and musicnn's two trainings
-converted from the ``musicnn`` package (``musicnn_msd.pt``, ``musicnn_mtt.pt``; notice in ``MUSICNN-LICENSE``)."""
+"""Models shipped inside the package: the default (``default.pt``, its fusion with the descriptors in
+``default.json``, card ``default.md``) and musicnn's two trainings converted from the ``musicnn`` package
+(``musicnn_msd.pt``, ``musicnn_mtt.pt``; notice in ``MUSICNN-LICENSE``)."""
 
 from __future__ import annotations
 
@@ -28,6 +29,17 @@ def shipped_checkpoint(name: str) -> Path | None:
         return None
     path = _file(SHIPPED[name])
     return path if path.is_file() else None
+
+
+def default_weights() -> tuple[float, float]:
+    """``(descriptor weight, model weight)`` of the default fusion (``default.json``; equal when absent)."""
+    import json
+
+    path = _file("default.json")
+    if not path.is_file():
+        return 0.5, 0.5
+    recipe = json.loads(path.read_text(encoding="utf-8"))
+    return float(recipe["descriptor_weight"]), float(recipe["model_weight"])
 
 
 def model_card() -> str:
