@@ -178,3 +178,22 @@ def test_index_embeds_with_the_shipped_default(indexed: tuple[Path, Path, list[s
     styles = [style_of(tracks, p) for p in paths]
     hits = [sum(styles[j] == styles[i] for j in np.argsort(-sims[i])[:4]) / 4 for i in range(len(ids))]
     assert float(np.mean(hits)) >= 0.8, np.mean(hits)  # measured 0.99
+
+
+def test_train_takes_typed_hyper_parameters(indexed: tuple[Path, Path, list[synth.SynthTrack]],
+                                            tmp_path: Path) -> None:
+    _, library, _ = indexed
+    out_file = tmp_path / "c.pt"
+    code, _, err = run_cli("train", "contrastive", "--library", str(library), "--epochs", "1", "--out",
+                           str(out_file), "--no-embed", "--workers", "1", "--set", "positives=album",
+                           "--set", "pitch-shift=2", "--set", "channels=8,8,16,16", "--set", "mix=0.5")
+    assert code == 0, err
+    from soundalike.models.checkpoint import read_checkpoint
+
+    config = read_checkpoint(out_file)["config"]
+    assert (config["positives"], config["pitch_shift"], list(config["channels"]), config["mix"]) == \
+        ("album", 2, [8, 8, 16, 16], 0.5)
+    code, _, err = run_cli("train", "contrastive", "--library", str(library), "--set", "pitch_shift=big")
+    assert code != 0 and "pitch_shift takes an integer" in err
+    code, out, _ = run_cli("models", "--settings", "contrastive")
+    assert code == 0 and "time_stretch" in out

@@ -7,7 +7,7 @@ import torch
 
 from helpers import fit_steps
 from soundalike.models import build
-from soundalike.models.base import TrackSet
+from soundalike.models.base import TrackSet, db_to_unit
 
 
 def tracks(n: int = 6, frames: int = 400) -> TrackSet:
@@ -39,3 +39,38 @@ def test_embedding_shapes_and_pooling() -> None:
     pooled, seq = model.embed_track(tracks(1, 1292).inputs[0])
     assert seq.shape == (1 + (1292 - 128) // 64, 256) and pooled.shape == (256,)
     np.testing.assert_allclose(pooled, seq.mean(axis=0), rtol=1e-5, atol=1e-5)
+
+
+def _plain(**aug: float) -> torch.nn.Module:
+    """A contrastive model with only the given augmentations (gain, noise and masking off)."""
+    return build("contrastive", gain_db=0.0, noise=0.0, freq_mask=0, **aug)
+
+
+def test_pitch_shift_moves_the_bands_by_a_few_bins() -> None:
+    spec = torch.full((12, 128, 16), -60.0)
+    spec[:, 64] = 0.0  # one bright band
+    out = _plain(pitch_shift=3)._augment(spec, np.random.default_rng(0))
+    bright = {int(x[:, 0].argmax()) for x in out}
+    assert bright <= set(range(61, 68)) and len(bright) > 1
+    assert all(int((x[:, 0] > 0.5).sum()) == 1 for x in out)  # moved, not smeared
+
+
+def test_time_stretch_resamples_a_longer_or_shorter_crop() -> None:
+    spec = np.tile(np.arange(2000, dtype=np.float32), (128, 1))  # frame t holds t
+    model = _plain(time_stretch=0.25)
+    slopes = [float(np.diff(model._crop(spec, np.random.default_rng(i))[0]).mean()) for i in range(20)]
+    assert all(0.8 - 1e-3 <= s <= 1.25 + 1e-3 for s in slopes) and max(slopes) - min(slopes) > 0.1
+    assert model._crop(spec, np.random.default_rng(0)).shape == (128, 128)
+
+
+def test_eq_tilt_adds_a_slope_across_bands_and_mixing_only_adds_energy() -> None:
+    flat = torch.full((6, 128, 16), -30.0)
+    tilted = _plain(eq_tilt_db=12.0)._augment(flat.clone(), np.random.default_rng(0)) * 80.0
+    steps = tilted[:, 1:, 0] - tilted[:, :-1, 0]
+    assert torch.allclose(steps, steps[:, :1].expand_as(steps), atol=1e-3)  # linear in the band
+    assert float(steps.abs().max()) * 127 <= 12.0 + 1e-3 and float(steps.abs().max()) > 0
+    rng = np.random.default_rng(1)
+    loud, quiet = torch.full((1, 128, 16), -20.0), torch.full((1, 128, 16), -90.0)
+    batch = torch.cat([quiet, loud])
+    out = _plain(mix=1.0)._augment(batch.clone(), rng)
+    assert float(out[0].mean()) > float(db_to_unit(quiet).mean()) - 1e-6  # the quiet excerpt got the loud one in

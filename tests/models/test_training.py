@@ -75,3 +75,25 @@ def test_a_kill_between_the_two_saves_never_lets_a_worse_model_replace_the_best(
     kept = torch.load(out, weights_only=True)
     assert (kept["epoch"], kept["best_val_loss"]) == (2, 0.1) and resumed.best_val_loss == pytest.approx(0.1)
     assert kept["model_id"] == best["model_id"]  # the weights of the 0.1 epoch, not the re-run's 0.3
+
+
+def test_batches_drawn_in_worker_processes_train_exactly_as_in_process(lib_dir: Path, tmp_path: Path) -> None:
+    with Library.open(lib_dir / "lib") as lib:
+        here = train(lib, "contrastive", tmp_path / "a.pt", epochs=2, batch_size=4, workers=0, plots=False)
+        forked = train(lib, "contrastive", tmp_path / "b.pt", epochs=2, batch_size=4, workers=2, plots=False)
+    assert len(here.history["train_loss"]) == 2
+    assert forked.history["train_loss"] == pytest.approx(here.history["train_loss"], rel=1e-6)
+    assert forked.model_id == here.model_id  # the same weights
+
+
+def test_epoch_batches_depend_on_seed_epoch_and_index_only(lib_dir: Path) -> None:
+    model = build("contrastive", batch_size=4)
+    with Library.open(lib_dir / "lib") as lib:
+        data = training.load_training_data(lib, model, 0.0, seed=0)
+    first = list(training.epoch_batches(model, data.train, 4, seed=3, epoch=1, count=3, workers=0))
+    again = list(training.epoch_batches(model, data.train, 4, seed=3, epoch=1, count=3, workers=2))
+    other = next(iter(training.epoch_batches(model, data.train, 4, seed=3, epoch=2, count=1, workers=0)))
+    assert len(first) == len(again) == 3
+    for x, y in zip(first, again, strict=True):
+        assert torch.equal(x["a"], y["a"]) and torch.equal(x["groups"], y["groups"])
+    assert not torch.equal(first[0]["a"], other["a"])  # a new epoch draws new excerpts

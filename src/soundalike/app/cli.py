@@ -6,7 +6,7 @@ import json
 import sys
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
@@ -221,6 +221,11 @@ def train(
                                              help="descriptor-ae: per-track features CSV instead of descriptors."),
     track_map: Path | None = typer.Option(None, "--track-map",
                                           help="cf-regression with MPD JSON: CSV of track_uri,path."),
+    settings: list[str] = typer.Option([], "--set", metavar="KEY=VALUE",
+                                       help="A hyper-parameter of the family (repeatable), e.g. --set positives=album "
+                                            "--set pitch_shift=2; `soundalike models --settings NAME` lists them."),
+    workers: int | None = typer.Option(None, "--workers", min=0,
+                                       help="Processes drawing batches beside training (default 1 on 2+ cores)."),
 ) -> None:
     """Train a model on the library's cached spectrograms; keeps the best checkpoint, a loss curve and plots."""
     from soundalike.models import ModelError
@@ -229,6 +234,10 @@ def train(
 
     from .progress import progress_bar
 
+    try:
+        overrides = _settings(name, settings)
+    except ModelError as exc:
+        raise _fail(str(exc)) from None
     lib = _open(library)
     target = out_file or Path(f"{name}.pt")
     options = {k: v for k, v in {"interactions": interactions, "features_csv": features_csv,
@@ -244,7 +253,8 @@ def train(
                               f"validation loss {val:.5f}")
 
             result = run_training(lib, name, target, epochs=epochs, batch_size=batch_size, seed=seed,
-                                  device=device, resume=resume, on_progress=on_progress, options=options)
+                                  device=device, resume=resume, on_progress=on_progress, options=options,
+                                  workers=workers, **overrides)
         out.print(f"best checkpoint: {result.checkpoint} ({result.model_id}), {result.epochs_run} epochs in "
                   f"{result.seconds:.0f} s; plots: {', '.join(str(p) for p in result.plots)}")
         if embed:
@@ -257,11 +267,54 @@ def train(
         lib.close()
 
 
-@app.command()
-def models() -> None:
-    """List the model families with their seed paper and mel preset."""
-    from soundalike.models import model_class, model_names
+def _settings(name: str, pairs: list[str]) -> dict[str, Any]:
+    """``--set KEY=VALUE`` pairs as typed config overrides of family ``name`` (the type of the default)."""
+    import dataclasses
 
+    from soundalike.models import ModelError, model_class
+
+    fields = {f.name: f for f in dataclasses.fields(model_class(name).config_cls)}
+    defaults = model_class(name).config_cls()
+    values: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        key = key.strip().replace("-", "_")
+        if not sep or key not in fields or key in ("epochs", "batch_size", "seed"):
+            raise ModelError(f"--set {pair}: {name} settings are KEY=VALUE with KEY one of "
+                             f"{', '.join(k for k in fields if k not in ('epochs', 'batch_size', 'seed'))}")
+        default = getattr(defaults, key)
+        try:
+            if isinstance(default, bool):
+                if text.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                    raise ValueError(text)
+                values[key] = text.lower() in ("true", "1", "yes")
+            elif isinstance(default, tuple):
+                values[key] = tuple(int(v) for v in text.split(","))
+            else:
+                values[key] = type(default)(text)
+        except ValueError:
+            kinds = {"int": "an integer", "float": "a number", "bool": "true or false", "tuple": "integers a,b,..."}
+            raise ModelError(f"--set {pair}: {key} takes {kinds.get(type(default).__name__, 'a word')} "
+                             f"(default {default!r})") from None
+    return values
+
+
+@app.command()
+def models(settings: str | None = typer.Option(None, "--settings", metavar="NAME",
+                                               help="List one family's hyper-parameters and their defaults.")) -> None:
+    """List the model families with their seed paper and mel preset."""
+    import dataclasses
+
+    from soundalike.models import ModelError, model_class, model_names
+
+    if settings is not None:
+        try:
+            config = model_class(settings).config_cls()
+        except ModelError as exc:
+            raise _fail(str(exc)) from None
+        for f in dataclasses.fields(config):
+            out.print(f"{f.name:22s} {getattr(config, f.name)!r}")
+        return
     for name in model_names():
         cls = model_class(name)
         out.print(f"{name:15s} preset {cls.preset_name:9s} {cls.source}")

@@ -122,6 +122,10 @@ class Encoder(nn.Module):
         crops = random_segments(tracks.inputs, rng, batch_size, self.preset.segment_frames)
         return {"x": self.prepare(torch.from_numpy(crops))}
 
+    def warm(self, tracks: TrackSet) -> None:
+        """Build, in the training process, what :meth:`sample_batch` caches, so batch workers inherit it (default:
+        nothing)."""
+
     # --- data hooks: where inputs come from (defaults: the preset's cached spectrograms) ----------------------
     input_kind: ClassVar[str] = "spectrogram"
 

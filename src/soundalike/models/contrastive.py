@@ -5,7 +5,11 @@ capacity on details that do not matter for recommendation; seed 002 §3.2.2 alre
 same track" as the positive of a triplet. Here that idea is trained SimCLR-style: a batch holds two random
 excerpts of each of ``batch_size`` tracks; each excerpt must pick its partner out of all other excerpts in the
 batch (InfoNCE / NT-Xent, temperature 0.1), under audio augmentations that should not change what a track
-sounds like (gain against a noise floor, time shift via random crops, frequency masking, additive noise).
+sounds like (gain against a noise floor, time shift via random crops, frequency masking, additive noise), and,
+when asked (off by default; issue 12 compares them on validation), the stronger ones of the contrastive-audio
+literature (CLMR, Spijkervet & Burgoyne 2021; COLA, Saeed et al. 2021), done on the spectrogram: pitch shift
+(a shift along the mel axis), time stretch (a longer or shorter crop resampled to the excerpt's length), EQ tilt
+(a dB slope across the bands) and mixing (another track of the batch added 6–18 dB below).
 
 Network: log-mel excerpts (preset ``melae``: 128 mels, hop 512; 128 frames ≈ 3 s) scaled to [0, 1] per excerpt,
 4 conv blocks (3x3 conv, batch norm, ReLU, 2x2 max-pool; 16-32-64-128 channels), global mean + max pooling,
@@ -51,6 +55,10 @@ class ContrastiveConfig(ModelConfig):
     weight_decay: float = 1e-4
     positives: str = "track"
     excerpts_per_view: int = 1
+    pitch_shift: int = 0  # at most this many mel bins up or down
+    time_stretch: float = 0.0  # crop length drawn in [1/(1+x), 1+x] x the excerpt, resampled to it
+    eq_tilt_db: float = 0.0  # a slope of at most this many dB from the lowest to the highest band
+    mix: float = 0.0  # probability that an excerpt gets another track of the batch mixed in
 
 
 def album_groups(albums: Sequence[tuple[int, str]]) -> dict[int, int]:
@@ -128,6 +136,26 @@ class Contrastive(Encoder):
     def _augment(self, spec_db: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
         n, n_mels, _ = spec_db.shape
         cfg = self.cfg
+        if cfg.pitch_shift > 0:
+            for i, shift in enumerate(rng.integers(-cfg.pitch_shift, cfg.pitch_shift + 1, n)):
+                if shift:  # move the bands up or down; the emptied edge repeats the nearest band
+                    spec_db[i] = spec_db[i].roll(int(shift), dims=0)
+                    if shift > 0:
+                        spec_db[i, :shift] = spec_db[i, shift:shift + 1]
+                    else:
+                        spec_db[i, shift:] = spec_db[i, shift - 1:shift]
+        if cfg.eq_tilt_db > 0:
+            tilt = rng.uniform(-cfg.eq_tilt_db, cfg.eq_tilt_db, (n, 1, 1)).astype(np.float32)
+            spec_db = spec_db + torch.from_numpy(tilt) * torch.linspace(-0.5, 0.5, n_mels).view(1, -1, 1)
+        if cfg.mix > 0 and n > 1:
+            mixed = np.flatnonzero(rng.random(n) < cfg.mix)
+            if len(mixed):  # power sum with another excerpt of the batch, 6-18 dB below
+                other = (mixed + rng.integers(1, n, len(mixed))) % n
+                level = torch.from_numpy(rng.uniform(-18.0, -6.0, (len(mixed), 1, 1)).astype(np.float32))
+                a, b = spec_db[mixed], spec_db[other] + level
+                top = torch.maximum(a, b)
+                spec_db = spec_db.clone()
+                spec_db[mixed] = top + 10.0 * torch.log10(1.0 + 10.0 ** (-(a - b).abs() / 10.0))
         # Gain against a fixed floor: quiet passages sink into it, loud ones do not — a real level change.
         gain = torch.from_numpy(rng.uniform(-cfg.gain_db, cfg.gain_db, (n, 1, 1)).astype(np.float32))
         x = db_to_unit((spec_db + gain).clamp(min=-100.0))
@@ -140,6 +168,23 @@ class Contrastive(Encoder):
                 x[i, starts[i]:starts[i] + widths[i], :] = 0.0
         return x
 
+    def _crop(self, spec: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """A random ``segment_frames`` excerpt (time-stretched when asked) of one ``(n_mels, frames)`` input."""
+        frames = self.cfg.segment_frames
+        width = frames
+        if self.cfg.time_stretch > 0:
+            bound = np.log1p(self.cfg.time_stretch)
+            width = max(8, int(round(frames * float(np.exp(rng.uniform(-bound, bound))))))
+        if spec.shape[1] <= width:
+            crop = segment(np.asarray(spec, dtype=np.float32), width, width)[0]
+        else:
+            start = int(rng.integers(0, spec.shape[1] - width + 1))
+            crop = np.asarray(spec[:, start:start + width], dtype=np.float32)
+        if width == frames:
+            return crop
+        stretched = F.interpolate(torch.from_numpy(crop)[None], size=frames, mode="linear", align_corners=False)
+        return stretched[0].numpy()
+
     def sample_batch(self, tracks: TrackSet, rng: np.random.Generator, batch_size: int) -> dict[str, torch.Tensor]:
         """Two random, independently augmented excerpts of each of ``batch_size`` distinct tracks."""
         frames, per_view = self.cfg.segment_frames, max(1, self.cfg.excerpts_per_view)
@@ -148,12 +193,7 @@ class Contrastive(Encoder):
         for _ in range(2):
             crops = np.empty((len(picks) * per_view, tracks.inputs[0].shape[0], frames), dtype=np.float32)
             for j, t in enumerate(np.repeat(picks, per_view)):
-                spec = tracks.inputs[int(t)]
-                if spec.shape[1] <= frames:
-                    crops[j] = segment(np.asarray(spec, dtype=np.float32), frames, frames)[0]
-                else:
-                    start = int(rng.integers(0, spec.shape[1] - frames + 1))
-                    crops[j] = spec[:, start:start + frames]
+                crops[j] = self._crop(tracks.inputs[int(t)], rng)
             views.append(self._augment(torch.from_numpy(crops), rng))
         ids = [int(tracks.ids[int(t)]) for t in picks]
         groups = [self._groups.get(t, -1 - t) for t in ids]  # a track without a group is a group of its own

@@ -262,6 +262,11 @@ class Stollery(Encoder):
         out["x"] = out["anchor"]
         return out
 
+    def warm(self, tracks: TrackSet) -> None:
+        """Phase 2: the triplet pool, built once rather than in every batch worker."""
+        if self.current_phase == 2:
+            self.triplet_pool(tracks)
+
     def triplet_pool(self, tracks: TrackSet) -> _TripletPool:
         """Anchors, negatives and duplicate groups of a track set (cached per set)."""
         key = (tuple(tracks.ids), tuple(id(x) for x in tracks.inputs))

@@ -1,14 +1,18 @@
 """Training loop for every model family: data from the feature store, validation split, best checkpoint, resume.
 
 The loop is family-agnostic: a model draws its own batches (``sample_batch``) and computes its own loss. Training
-reads the spectrograms cached by ``soundalike index``, so no audio is decoded again.
+streams the spectrograms cached by ``soundalike index`` (memory maps of the feature store, so a library larger
+than memory trains too, and no audio is decoded again); batches are drawn and augmented in DataLoader worker
+processes while the main process trains. Batch ``i`` of epoch ``e`` comes from a generator seeded by
+``(seed, e, i)``: the same batches whatever the number of workers, and a run resumed after a kill redoes exactly
+the epoch it lost.
 """
 
 from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -84,17 +88,46 @@ class TrainResult:
     plots: list[Path] = field(default_factory=list)
 
 
-def _rng_state(rng: np.random.Generator) -> dict[str, Any]:
-    state = rng.bit_generator.state
-    # Big integers are stored as strings: checkpoints hold plain values only.
-    return {"bit_generator": state["bit_generator"], "state": str(state["state"]["state"]),
-            "inc": str(state["state"]["inc"]), "has_uint32": state["has_uint32"], "uinteger": state["uinteger"]}
+class EpochBatches(torch.utils.data.IterableDataset):  # type: ignore[type-arg]
+    """The training batches of one epoch; in a DataLoader with W workers, worker w draws batches w, w+W, ...
+    (the DataLoader hands them out in that round-robin order, so the sequence is the same for every W)."""
+
+    def __init__(self, model: Encoder, tracks: TrackSet, batch_size: int, seed: int, epoch: int, count: int) -> None:
+        super().__init__()
+        self.model, self.tracks, self.batch_size = model, tracks, batch_size
+        self.seed, self.epoch, self.count = seed, epoch, count
+
+    def batch(self, index: int) -> dict[str, torch.Tensor]:
+        """Batch ``index`` of the epoch (deterministic)."""
+        rng = np.random.default_rng([self.seed, self.epoch, index])
+        return self.model.sample_batch(self.tracks, rng, self.batch_size)
+
+    def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
+        info = torch.utils.data.get_worker_info()
+        start, step = (0, 1) if info is None else (info.id, info.num_workers)
+        for index in range(start, self.count, step):
+            yield self.batch(index)
 
 
-def _set_rng_state(rng: np.random.Generator, saved: dict[str, Any]) -> None:
-    rng.bit_generator.state = {"bit_generator": saved["bit_generator"],
-                               "state": {"state": int(saved["state"]), "inc": int(saved["inc"])},
-                               "has_uint32": saved["has_uint32"], "uinteger": saved["uinteger"]}
+def _worker_init(_: int) -> None:
+    torch.set_num_threads(1)  # a worker draws batches with numpy; the main process's threads do the maths
+
+
+def epoch_batches(model: Encoder, tracks: TrackSet, batch_size: int, seed: int, epoch: int, count: int,
+                  workers: int) -> Iterable[dict[str, torch.Tensor]]:
+    """The epoch's batches, drawn in ``workers`` worker processes (0: in this process)."""
+    data = EpochBatches(model, tracks, batch_size, seed, epoch, count)
+    model.warm(tracks)
+    if workers <= 0:
+        return iter(data)
+    # fork: workers share the parent's memory maps and the model's training state without pickling them.
+    return torch.utils.data.DataLoader(data, batch_size=None, num_workers=workers, worker_init_fn=_worker_init,
+                                       prefetch_factor=4, multiprocessing_context="fork")
+
+
+def default_workers() -> int:
+    """Batch-drawing worker processes by default: one beside the training process when there are two cores or more."""
+    return 1 if (os.cpu_count() or 1) > 1 else 0
 
 
 def _validation_loss(model: Encoder, data: TrainingData, seed: int) -> float | None:
@@ -132,10 +165,11 @@ def last_checkpoint_path(out: Path) -> Path:
 def train(lib: Library, name: str, out: str | Path, *, epochs: int | None = None, batch_size: int | None = None,
           seed: int | None = None, device: str = "cpu", resume: bool = False,
           on_progress: ProgressHook | None = None, plots: bool = True, options: dict[str, Any] | None = None,
-          **overrides: Any) -> TrainResult:
+          workers: int | None = None, **overrides: Any) -> TrainResult:
     """Train model family ``name`` on the library's cached spectrograms; the best checkpoint goes to ``out``.
 
     With ``resume`` the run continues from ``out``'s ``.last.pt`` state (epoch, optimizer, random state).
+    ``workers`` processes draw the batches (default :func:`default_workers`; results do not depend on it).
     ``options`` go to the family's ``setup_training`` (e.g. ``interactions`` for cf-regression); ``overrides``
     change its config (hyper-parameters).
     """
@@ -153,7 +187,7 @@ def train(lib: Library, name: str, out: str | Path, *, epochs: int | None = None
     setup = model.setup_training(lib, data.train, data.val, dict(options or {}))
     model.to(device)
     optimizer = model.optimizer()
-    rng = np.random.default_rng(cfg.seed)
+    workers = default_workers() if workers is None else workers
     history: dict[str, list[float]] = {"train_loss": [], "val_loss": [], "epoch_seconds": []}
     start_epoch, step, best = 0, 0, float("inf")
     run = os.urandom(8).hex()  # ties the best checkpoint to the run state it belongs to
@@ -166,7 +200,6 @@ def train(lib: Library, name: str, out: str | Path, *, epochs: int | None = None
         optimizer = model.optimizer()
         if not new_phase:  # a phase starting now gets a fresh optimiser
             optimizer.load_state_dict(state["optimizer"])
-        _set_rng_state(rng, state["rng"])
         torch.set_rng_state(state["torch_rng"])
         start_epoch, step = int(state["epoch"]), int(state["step"])
         history = {"epoch_seconds": [], **{k: list(v) for k, v in state["history"].items()}}
@@ -183,8 +216,8 @@ def train(lib: Library, name: str, out: str | Path, *, epochs: int | None = None
         model.train()
         losses = []
         epoch_started = time.monotonic()
-        for _ in range(per_epoch):
-            batch = {k: v.to(device) for k, v in model.sample_batch(data.train, rng, cfg.batch_size).items()}
+        for drawn in epoch_batches(model, data.train, cfg.batch_size, cfg.seed, epoch, per_epoch, workers):
+            batch = {k: v.to(device) for k, v in drawn.items()}
             loss, extra = model.loss(batch)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -205,7 +238,7 @@ def train(lib: Library, name: str, out: str | Path, *, epochs: int | None = None
             best = score
             save_checkpoint(model, out, best_val_loss=best, **card)
         # Killed between the two saves, the resumed run redoes this epoch knowing ``out``'s best (_saved_best).
-        save_checkpoint(model, last, optimizer=optimizer.state_dict(), rng=_rng_state(rng),
+        save_checkpoint(model, last, optimizer=optimizer.state_dict(),
                         torch_rng=torch.get_rng_state(), best_val_loss=best, split=data.split(), **card)
         if on_progress:
             on_progress("epoch", epoch + 1, cfg.epochs, {"train_loss": history["train_loss"][-1],

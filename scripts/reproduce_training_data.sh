@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# reproduce_training_data.sh — does more (rendered) music to learn from help? Validation albums only, one run.
+#
+# Usage:   bash scripts/reproduce_training_data.sh WORK [OUT]
+#
+#   WORK   the work directory of scripts/reproduce_quality.sh (music, libraries, checkpoints; fetched if missing)
+#   OUT    the JSON to write (default benchmarks/results/quality-training-data.json); OUT.md gets the table
+#
+# Steps (each skipped when its output exists, so an interrupted run resumes):
+#   1. the train and validation albums (scripts/fetch_debian_music.sh --set dev, train), the synthetic music
+#      (soundalike demo: 200 tracks), and the symbolic music of shared/data/train_music.txt rendered to audio
+#      (scripts/render_midi.py: music21's corpus, openttd-openmsx and freedink MIDI; 50 h);
+#   2. libraries: validation (its 11 albums, with the shipped default), train-real (every train album and the
+#      synthetic music) and train-all (a copy of train-real, the rendered music indexed into it);
+#   3. contrastive models at equal compute (the same number of optimiser steps, STEPS): on train-real; on
+#      train-all; on train-all with album positives and the stronger augmentations (pitch shift, time stretch,
+#      EQ tilt, mixing);
+#   4. python benchmarks/quality.py on the validation albums: each model alone, fused with the descriptors, and
+#      added to the shipped default. The test albums are not touched: a model that wins here goes through
+#      scripts/reproduce_quality.sh.
+set -euo pipefail
+[[ $# -ge 1 ]] || { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 2; }
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
+WORK=$(realpath -m -- "$1")
+OUT=$(realpath -m -- "${2:-$ROOT/benchmarks/results/quality-training-data.json}")
+PY=$ROOT/.venv/bin/python
+SL=$ROOT/.venv/bin/soundalike
+STEPS=${STEPS:-6000}
+HOURS=${HOURS:-50}
+export CACHE=${CACHE:-$WORK/debcache}
+mkdir -p "$WORK/libs" "$WORK/ckpt"
+cd "$ROOT"
+"$PY" -c "import music21, mido" 2>/dev/null || "$PY" -m pip install -q -e '.[render]'
+
+sets() { "$PY" -c "import json,sys; print(' '.join(json.load(open('benchmarks/album_sets.json'))[sys.argv[1]][sys.argv[2]]))" "$@"; }
+
+for s in dev train; do
+  [[ -f $WORK/$s/MANIFEST.tsv ]] || bash scripts/fetch_debian_music.sh --set "$s" "$WORK/$s"
+done
+[[ -d $WORK/synth200/library ]] || "$SL" demo --dir "$WORK/synth200" --tracks-per-style 20 --duration 30
+[[ -f $WORK/rendered/MANIFEST.tsv ]] || "$PY" scripts/render_midi.py "$WORK/rendered" --hours "$HOURS" --debs "$CACHE"
+
+val=() real=()
+for a in $(sets validation dev); do val+=("$WORK/dev/$a"); done
+for a in $(sets validation train); do val+=("$WORK/train/$a"); done
+for a in $(sets train dev); do real+=("$WORK/dev/$a"); done
+for a in $(sets train train); do real+=("$WORK/train/$a"); done
+"$SL" index "${val[@]}" --library "$WORK/libs/val"
+"$SL" index "${real[@]}" "$WORK/synth200/library" --library "$WORK/libs/train-real" --model descriptor
+if [[ ! -f $WORK/libs/train-all/.complete ]]; then
+  rm -rf "$WORK/libs/train-all" && cp -r "$WORK/libs/train-real" "$WORK/libs/train-all"
+  "$SL" index "${real[@]}" "$WORK/synth200/library" "$WORK/rendered" --library "$WORK/libs/train-all" --model descriptor
+  touch "$WORK/libs/train-all/.complete"
+fi
+
+# Equal compute: epochs = STEPS / steps per epoch (tracks x 4 pairs / 32 per batch, less the 10 % held out).
+epochs_for() {
+  "$PY" - "$1" "$STEPS" <<'PY'
+import math, sys
+from soundalike.library.catalog import Library
+with Library.open(sys.argv[1], create=False) as lib:
+    n = len(lib.tracks())
+train = n - round(n * 0.1)
+print(max(1, round(int(sys.argv[2]) / math.ceil(train * 4 / 32))))
+PY
+}
+C=$WORK/ckpt
+train() {  # train OUT LIBRARY [--set K=V ...]
+  local out=$1 lib=$2; shift 2
+  [[ -f $C/$out.done ]] && return
+  local resume=()
+  [[ -f $C/$out.last.pt ]] && resume=(--resume)
+  "$SL" train contrastive --library "$WORK/libs/$lib" --epochs "$(epochs_for "$WORK/libs/$lib")" \
+    --out "$C/$out.pt" --no-embed "${resume[@]}" "$@"
+  touch "$C/$out.done"
+}
+train contrastive-real train-real
+train contrastive-all train-all
+train contrastive-all-strong train-all --set positives=album --set pitch_shift=2 --set time_stretch=0.2 \
+  --set eq_tilt_db=12 --set mix=0.5
+
+E=()
+D=$("$PY" -c "import json; print(json.load(open('src/soundalike/models/pretrained/default.json'))['search'])")
+for m in contrastive-real contrastive-all contrastive-all-strong; do
+  E+=("$C/$m.pt" "descriptor+$C/$m.pt" "$D+$C/$m.pt@0.2")
+done
+"$PY" benchmarks/quality.py --set "validation=$WORK/libs/val:$WORK/dev,$WORK/train" \
+  --embeddings descriptor default "${E[@]}" --out "$OUT" --markdown "${OUT%.json}.md"
+echo "wrote $OUT"
