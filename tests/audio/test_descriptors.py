@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import librosa
 import numpy as np
 
 from helpers import SR, make_signal
 from soundalike import synth
-from soundalike.audio.descriptors import DESCRIPTOR_DIM, DESCRIPTOR_NAMES, SPFY_COLUMNS, describe, spfy_features
+from soundalike.audio.descriptors import (
+    DESCRIPTOR_DIM,
+    DESCRIPTOR_NAMES,
+    SPFY_COLUMNS,
+    describe,
+    spectral_shape,
+    spfy_features,
+)
 from soundalike.audio.features import get_preset, log_mel, power_spectrogram
 
 
@@ -35,3 +43,18 @@ def test_spfy_features_are_the_ten_named_columns() -> None:
     picked = spfy_features(rows)
     assert picked.shape == (2, 10)
     np.testing.assert_array_equal(picked[0], [DESCRIPTOR_NAMES.index(c) for c in SPFY_COLUMNS])
+
+
+def test_spectral_shape_equals_librosa() -> None:
+    rng = np.random.default_rng(0)
+    y = (0.1 * rng.standard_normal(22050 * 3) + np.sin(np.arange(22050 * 3) * 0.2)).astype(np.float32)
+    magnitude = np.abs(librosa.stft(y, n_fft=2048, hop_length=512))
+    magnitude = np.maximum(magnitude, magnitude.max() * 1e-3)  # describe's floor
+    ours = spectral_shape(magnitude**2, 22050, 2048)
+    theirs = {"centroid": librosa.feature.spectral_centroid(S=magnitude, sr=22050, n_fft=2048),
+              "bandwidth": librosa.feature.spectral_bandwidth(S=magnitude, sr=22050, n_fft=2048),
+              "rolloff": librosa.feature.spectral_rolloff(S=magnitude, sr=22050, n_fft=2048),
+              "flatness": librosa.feature.spectral_flatness(S=magnitude),
+              "rms": librosa.feature.rms(S=magnitude, frame_length=2048)}
+    for name, expected in theirs.items():
+        np.testing.assert_allclose(ours[name], expected[0], rtol=1e-5, err_msg=name)

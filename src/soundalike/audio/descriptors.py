@@ -44,6 +44,34 @@ def _mean_std(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return x.mean(axis=1), x.std(axis=1)
 
 
+def spectral_shape(power: np.ndarray, sr: int, n_fft: int) -> dict[str, np.ndarray]:
+    """Per-frame centroid, bandwidth, 85 % roll-off (Hz), flatness and RMS of a power spectrogram ``(bins, frames)``,
+    equal to librosa's ``spectral_centroid``/``_bandwidth``/``_rolloff``/``_flatness`` and ``rms`` on its magnitude.
+
+    Written here because librosa normalises the whole spectrogram again for each of them (``util.normalize``:
+    ~40 % of the descriptor time, docs/performance.md); one pass of matrix products over the power gives the same
+    values within float32 rounding (tests/audio/test_descriptors.py compares them).
+    """
+    magnitude = np.sqrt(power)
+    freq = librosa.fft_frequencies(sr=sr, n_fft=n_fft).astype(np.float32)
+    total = magnitude.sum(axis=0)
+    safe = np.where(total > 0, total, 1.0)
+    centroid = (freq @ magnitude) / safe
+    # sum_f S_f (f - c)^2 / sum_f S_f = E[f^2] - c^2, in float64 to keep the difference exact enough
+    second = (freq.astype(np.float64) ** 2) @ magnitude.astype(np.float64) / safe
+    bandwidth = np.sqrt(np.maximum(second - centroid.astype(np.float64) ** 2, 0.0)).astype(np.float32)
+    cumulative = np.cumsum(magnitude, axis=0)
+    rolloff = freq[np.argmax(cumulative >= 0.85 * cumulative[-1], axis=0)]
+    floored = np.maximum(power, 1e-10)
+    flatness = np.exp(np.log(floored).mean(axis=0)) / floored.mean(axis=0)
+    weights = np.ones(power.shape[0], dtype=np.float32)
+    weights[0] = 0.5
+    if n_fft % 2 == 0:
+        weights[-1] = 0.5
+    rms = np.sqrt(2.0 * (weights @ power) / n_fft**2)
+    return {"centroid": centroid, "bandwidth": bandwidth, "rolloff": rolloff, "flatness": flatness, "rms": rms}
+
+
 def describe(
     y: np.ndarray,
     preset: MelPreset | str = "melae",
@@ -73,15 +101,12 @@ def describe(
     # per-track tuning shift would make two recordings of one piece in different tunings look less alike anyway.
     chroma = librosa.feature.chroma_stft(S=power, sr=sr, n_fft=p.n_fft, hop_length=hop, tuning=0.0)
     contrast = librosa.feature.spectral_contrast(S=magnitude, sr=sr, n_fft=p.n_fft, hop_length=hop)
-    centroid = librosa.feature.spectral_centroid(S=magnitude, sr=sr, n_fft=p.n_fft, hop_length=hop)
-    bandwidth = librosa.feature.spectral_bandwidth(S=magnitude, sr=sr, n_fft=p.n_fft, hop_length=hop,
-                                                   centroid=centroid)
-    rolloff = librosa.feature.spectral_rolloff(S=magnitude, sr=sr, n_fft=p.n_fft, hop_length=hop)
-    flatness = librosa.feature.spectral_flatness(S=magnitude)
+    shape = spectral_shape(magnitude**2, sr, p.n_fft)
+    centroid, bandwidth, rolloff = shape["centroid"], shape["bandwidth"], shape["rolloff"]
+    flatness = shape["flatness"]
     zcr = librosa.feature.zero_crossing_rate(y, frame_length=p.n_fft, hop_length=hop)
     onset = librosa.onset.onset_strength(S=mel_db, sr=sr, hop_length=hop)
-    rms = librosa.feature.rms(S=magnitude, frame_length=p.n_fft, hop_length=hop)
-    loudness = librosa.amplitude_to_db(rms, ref=1.0, amin=1e-5)
+    loudness = librosa.amplitude_to_db(shape["rms"], ref=1.0, amin=1e-5)
 
     tempo = float(np.atleast_1d(librosa.feature.tempo(onset_envelope=onset, sr=sr, hop_length=hop))[0])
     # Pulse clarity: how peaked the onset autocorrelation is (steady beat vs. none), in [0, 1].

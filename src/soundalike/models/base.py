@@ -160,6 +160,24 @@ class Encoder(nn.Module):
             pooled = self.pool(seq)
         return pooled.numpy().astype(np.float32), seq.numpy().astype(np.float32)
 
+    def embed_tracks(self, track_inputs: Sequence[np.ndarray], device: str = "cpu", max_segments: int = 256
+                     ) -> list[tuple[np.ndarray, np.ndarray]]:
+        """:meth:`embed_track` of several tracks, their segments encoded together in batches of ``max_segments``
+        (fewer, larger forward passes: musicnn's 4 patches a track are too few to fill one)."""
+        if type(self).embed_track is not Encoder.embed_track:  # a family with its own embedding: one at a time
+            return [self.embed_track(x, device, max_segments) for x in track_inputs]
+        segs = [self.segments(np.asarray(x, dtype=np.float32)) for x in track_inputs]
+        if not segs:
+            return []
+        flat = np.concatenate(segs)
+        outs = []
+        with torch.no_grad():
+            for start in range(0, len(flat), max_segments):
+                x = self.prepare(torch.from_numpy(flat[start:start + max_segments]).to(device))
+                outs.append(self.encode(x).cpu())
+            seqs = torch.cat(outs).split([len(s) for s in segs])
+            return [(self.pool(seq).numpy().astype(np.float32), seq.numpy().astype(np.float32)) for seq in seqs]
+
     def begin_epoch(self, epoch: int) -> bool:
         """Called before each epoch (0-based); return True when the optimiser must be rebuilt (e.g. a new
         training phase that trains other parameters, as seed 002's phase 2)."""

@@ -21,6 +21,7 @@ from . import Encoder, ModelError, load_checkpoint
 from .pretrained import DEFAULT_NAME, default_checkpoint, default_weights, shipped_checkpoint
 
 PACKAGE_PREFIX = "package:"
+EMBED_BATCH = 16  # tracks embedded (and committed) together
 LIBRARY_PREFIX = "library:"
 
 
@@ -81,12 +82,16 @@ def embed_library(lib: Library, checkpoint: str | os.PathLike[str], *, device: s
         todo = [t for t in ids if not (only_missing and t in have)]
         if on_progress:
             on_progress("embed", 0, len(todo))
-        for n, track_id in enumerate(todo, 1):
-            pooled, seq = model.embed_track(model.load_inputs(lib, [track_id])[0], device)
-            with lib.transaction():
-                lib.put_vector(track_id, model_id, pooled, seq)
+        done = 0
+        for start in range(0, len(todo), EMBED_BATCH):
+            batch = todo[start:start + EMBED_BATCH]
+            vectors = model.embed_tracks(model.load_inputs(lib, batch), device)
+            with lib.transaction():  # a kill loses at most this batch, embedded again next time
+                for track_id, (pooled, seq) in zip(batch, vectors, strict=True):
+                    lib.put_vector(track_id, model_id, pooled, seq)
+            done += len(batch)
             if on_progress:
-                on_progress("embed", n, len(todo))
+                on_progress("embed", done, len(todo))
     return model_id, len(todo)
 
 
