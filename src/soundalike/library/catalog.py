@@ -291,13 +291,11 @@ class Library:
         """Record that ``path`` could not be analysed (replacing what was known about it)."""
         with self.transaction():
             self._upsert_file(path, None, size, mtime_ns, None, kind, reason)
-            self._drop_orphan_tracks()
 
     def link_file(self, path: bytes, size: int, mtime_ns: int, fhash: str, track_id: int) -> None:
         """Record ``path`` as another copy of an already analysed track."""
         with self.transaction():
             self._upsert_file(path, track_id, size, mtime_ns, fhash)
-            self._drop_orphan_tracks()
 
     def add_analysis(self, path: bytes, size: int, mtime_ns: int, fhash: str, result: Analysis) -> tuple[int, bool]:
         """Store a new analysis (or link to the track with the same audio); returns ``(track_id, is_new)``."""
@@ -317,8 +315,7 @@ class Library:
                 if result.descriptor is not None and (stored is None or stored[0] != current):
                     self.put_vector(existing, DESCRIPTOR_MODEL, result.descriptor)
                 self._upsert_file(path, existing, size, mtime_ns, fhash)
-                self._drop_orphan_tracks()
-            return existing, False
+                return existing, False
         # Data first, then the rows that point at it, in one transaction: a crash leaves at most unused bytes.
         locations = {name: self.store.append(name, spec) for name, spec in result.spectrograms.items()}
         with self.transaction():
@@ -335,7 +332,6 @@ class Library:
                                   (track_id, name, loc.chunk, loc.offset, loc.n_mels, loc.n_frames))
             if result.descriptor is not None:
                 self.put_vector(track_id, DESCRIPTOR_MODEL, result.descriptor)
-            self._drop_orphan_tracks()
         return track_id, True
 
     def _set_tags(self, track_id: int, tags: Tags) -> None:
@@ -345,9 +341,14 @@ class Library:
 
     def _upsert_file(self, path: bytes, track_id: int | None, size: int, mtime_ns: int, fhash: str | None,
                      status: str = "ok", error: str | None = None) -> None:
+        """Insert or replace the row of ``path``; a track it pointed at before leaves the index if no other file
+        holds it (checked for that one track: a whole-table sweep per file made a scan quadratic)."""
+        before = self.conn.execute("SELECT track_id FROM files WHERE path=?", (path,)).fetchone()
         self.conn.execute(
             "INSERT OR REPLACE INTO files (path, track_id, size, mtime_ns, file_hash, status, error, scanned_at)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?)", (path, track_id, size, mtime_ns, fhash, status, error, time.time()))
+        if before is not None and before[0] is not None and before[0] != track_id:
+            self._drop_if_orphan(int(before[0]))
 
     def add_spectrogram(self, track_id: int, preset: str, spectrogram: np.ndarray) -> None:
         """Store another preset's spectrogram for an existing track (data first, then the row)."""
@@ -362,13 +363,20 @@ class Library:
         if not paths:
             return 0
         with self.transaction():
+            held: set[int] = set()
+            for start in range(0, len(paths), 500):
+                chunk = paths[start:start + 500]
+                marks = ",".join("?" * len(chunk))
+                held |= {int(r[0]) for r in self.conn.execute(
+                    f"SELECT DISTINCT track_id FROM files WHERE path IN ({marks}) AND track_id IS NOT NULL", chunk)}
             self.conn.executemany("DELETE FROM files WHERE path=?", [(p,) for p in paths])
-            self._drop_orphan_tracks()
+            for track_id in held:
+                self._drop_if_orphan(track_id)
         return len(paths)
 
-    def _drop_orphan_tracks(self) -> None:
-        self.conn.execute(
-            "DELETE FROM tracks WHERE id NOT IN (SELECT track_id FROM files WHERE track_id IS NOT NULL)")
+    def _drop_if_orphan(self, track_id: int) -> None:
+        self.conn.execute("DELETE FROM tracks WHERE id=? AND NOT EXISTS (SELECT 1 FROM files WHERE track_id=?)",
+                          (track_id, track_id))
 
     # --- vectors ------------------------------------------------------------------------------------------
     def put_vector(self, track_id: int, model: str, vector: np.ndarray,
