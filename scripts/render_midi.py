@@ -11,9 +11,10 @@ Layout: ``OUT/<source>-<soundfont>/<piece>.ogg`` (an album per source and soundf
 path, seconds, source file, soundfont, programs). Every piece gets one soundfont and, per part, a General MIDI
 program drawn (seeded by the piece's name) from a palette that suits its source: voices, strings, organ, brass and
 woodwinds for the Renaissance polyphony and chorales; fiddle-tune instruments for the folk collections; the
-game MIDI keep their own programs. Resumable: pieces already rendered are skipped. Rendering stops once ``--hours``
-of music exist. Music21 scores are parsed with music21 and written as MIDI first (roman-numeral analyses, theory
-exercises and demos are skipped: they are not music).
+game MIDI keep their own programs. Resumable: sources already rendered (``OUT/.journal.tsv``) are skipped, and a
+piece is renamed into place only when whole. Rendering stops once ``--hours`` of music exist. Music21 scores are
+parsed with music21 and written as MIDI first (roman-numeral analyses, theory exercises and demos are skipped: they
+are not music; pieces under 20 s are fragments and skipped too).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from __future__ import annotations
 import argparse
 import csv
 import hashlib
+import itertools
 import os
 import random
 import subprocess
@@ -110,7 +112,7 @@ def _reprogram(midi: Path, palette: str, rng: random.Random) -> str:
 def _synthesise(midi: Path, soundfont: str, target: Path, max_seconds: float) -> None:
     """fluidsynth's raw output piped into ffmpeg, cut at ``max_seconds``: a voice whose sample never releases
     (seen with TimGM6mb) keeps fluidsynth rendering for ever; ffmpeg's ``-t`` ends it. Silence is trimmed."""
-    partial = target.with_suffix(".part.ogg")
+    partial = target.with_name(f".{target.name}.part")  # hidden, no audio extension: a scan never takes it
     synth = subprocess.Popen(["fluidsynth", "-ni", "-q", "-g", "0.6", "-r", str(SR), "-T", "raw", "-O", "s16",
                               "-F", "-", soundfont, str(midi)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     try:
@@ -171,7 +173,7 @@ def main() -> None:
     parser.add_argument("--debs", type=Path, default=None, help="A folder with (or for) the .deb files.")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     args = parser.parse_args()
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
     args.out.mkdir(parents=True, exist_ok=True)
     debs = args.debs or (args.out / ".debs")
@@ -182,28 +184,43 @@ def main() -> None:
                  "openttd": lambda: deb_midis(debs, "openttd-openmsx")}[source]()
         jobs += [(album, str(path), palette, str(args.out), str(args.seed)) for album, path, palette in items]
     random.Random(args.seed).shuffle(jobs)  # every collection gets its share before --hours is reached
-    manifest = args.out / "MANIFEST.tsv"
+    # Resumable: each finished source is appended to the journal at once; a new run skips them unparsed.
+    journal = args.out / ".journal.tsv"
     rows: list[tuple[str, str, float, str, str, str]] = []
-    seconds = 0.0
-    columns = (TextColumn("rendering"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[hours]}"),
-               TextColumn("ETA"), TimeRemainingColumn())
-    with Progress(*columns) as progress, ProcessPoolExecutor(max_workers=args.jobs) as pool:
-        task = progress.add_task("render", total=len(jobs), hours="0.0 h")
-        pending = {pool.submit(render, job) for job in jobs[: args.jobs * 4]}
-        queue = iter(jobs[args.jobs * 4:])
+    finished: set[str] = set()
+    if journal.exists():
+        for line in journal.read_text().splitlines():
+            fields = line.split("\t")
+            finished.add(fields[0])
+            if len(fields) == 7:
+                rows.append((fields[1], fields[2], float(fields[3]), fields[4], fields[5], fields[6]))
+    jobs = [job for job in jobs if job[1] not in finished]
+    seconds = sum(r[2] for r in rows)
+    target = args.hours * 3600
+    columns = (TextColumn("rendering"), BarColumn(), TextColumn("{task.fields[hours]}"), TextColumn("ETA"),
+               TimeRemainingColumn())
+    with Progress(*columns) as progress, ProcessPoolExecutor(max_workers=args.jobs) as pool, \
+            journal.open("a") as log:
+        task = progress.add_task("render", total=target, completed=min(seconds, target),
+                                 hours=f"{seconds / 3600:.1f} / {args.hours:g} h")
+        queue = iter(jobs)
+        pending = {pool.submit(render, job): job for job in itertools.islice(queue, args.jobs * 4)}
         while pending:
-            for fut in as_completed(pending):
-                pending.discard(fut)
-                new = fut.result()
-                rows += new
-                seconds += sum(r[2] for r in new)
-                progress.update(task, advance=1, hours=f"{seconds / 3600:.1f} h")
-                if seconds < args.hours * 3600:
-                    nxt = next(queue, None)
-                    if nxt is not None:
-                        pending.add(pool.submit(render, nxt))
-                break
-    with manifest.open("w", newline="") as f:
+            done = next(as_completed(pending))
+            source = pending.pop(done)[1]
+            new = done.result()
+            for row in new:
+                log.write("\t".join([source, *map(str, row)]) + "\n")
+            if not new:
+                log.write(source + "\n")
+            log.flush()
+            rows += new
+            seconds += sum(r[2] for r in new)
+            progress.update(task, completed=min(seconds, target), hours=f"{seconds / 3600:.1f} / {args.hours:g} h")
+            nxt = next(queue, None) if seconds < target else None
+            if nxt is not None:
+                pending[pool.submit(render, nxt)] = nxt
+    with (args.out / "MANIFEST.tsv").open("w", newline="") as f:
         writer = csv.writer(f, delimiter="\t")
         writer.writerow(["album", "path", "seconds", "source", "soundfont", "programs"])
         writer.writerows(sorted(rows))
