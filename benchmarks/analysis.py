@@ -1,6 +1,7 @@
 """Analysis throughput: soundalike's decode + spectrogram (+ descriptors) against a plain librosa pipeline.
 
     python benchmarks/analysis.py [FOLDER] [--max-files N] [--jobs 1 2] [--json] [--out FILE]
+    python benchmarks/analysis.py FOLDER --peers [--max-files N] [--repeats 2] [--json] [--out FILE]
 
 Without FOLDER a synthetic library is generated (so the benchmark runs anywhere); for real music fetch the
 development set with ``scripts/fetch_debian_music.sh DEST`` and pass DEST. Each configuration runs in the same
@@ -11,6 +12,16 @@ Pipelines (each per file, in a process pool of ``--jobs`` workers, warmed up bef
 - ``soundalike-mel``: ``audio.load_excerpts`` + ``features.log_mel`` (same work as the baseline);
 - ``soundalike-full``: ``analysis.analyse_file`` (decode, content hash, tags, log-mel, descriptor vector) —
   everything ``soundalike index`` computes per file.
+
+``--peers`` (the analysis-throughput issue's comparison) runs whole programs on the same files, one core each, in
+the same run, alternating their order over ``--repeats`` rounds, and counts the CPU time of each program's process
+tree (user + system, from ``wait4``: robust to a shared machine's noise, unlike wall time):
+- ``soundalike index`` with everything it does by default (a fresh library; decode, hashes, tags, spectrograms,
+  descriptors, the default model's embedding, catalogue and feature-store writes, process start-up);
+- ``bliss-audio`` 0.1.11 (the Python binding of bliss-rs, the fastest peer; 0.2.x wheels need AVX-512): installed
+  into this virtualenv on first use, skipped with a message when it cannot be;
+- ``librosa``: load at 22.05 kHz and a log-mel spectrogram, in one process.
+Rows give CPU-seconds per track, times real time per CPU-second, and the ratio to bliss.
 """
 
 from __future__ import annotations
@@ -100,6 +111,94 @@ def run_config(name: str, files: list[str], jobs: int) -> dict[str, object]:
             "tracks_per_s": round(len(ok) / wall, 3), "x_realtime": round(audio_s / wall, 1)}
 
 
+ONE_CORE = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "NUMBA_NUM_THREADS": "1",
+            "RAYON_NUM_THREADS": "1"}
+BLISS = "bliss-audio==0.1.11"
+_PEER_SNIPPETS = {
+    "bliss-audio": "import sys, bliss_audio\nfor p in sys.argv[1:]:\n    bliss_audio.Song(p)\n",
+    "librosa": ("import sys, warnings, librosa\nwarnings.simplefilter('ignore')\nfor p in sys.argv[1:]:\n"
+                "    y, sr = librosa.load(p, sr=22050, mono=True)\n"
+                "    librosa.power_to_db(librosa.feature.melspectrogram(y=y, sr=sr, n_fft=2048, hop_length=512))\n"),
+}
+
+
+def _child_cpu(cmd: list[str]) -> tuple[float, float, int]:
+    """``(CPU seconds of the process tree, wall seconds, exit status)`` of one command, pinned to one core."""
+    import subprocess
+
+    env = {**os.environ, **ONE_CORE}
+    core = sorted(os.sched_getaffinity(0))[-1] if hasattr(os, "sched_getaffinity") else None
+    preexec = (lambda: os.sched_setaffinity(0, {core})) if core is not None else None
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, preexec_fn=preexec)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - start
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode:
+        err = proc.stderr.read().decode(errors="replace")[-400:] if proc.stderr else ""
+        print(f"{cmd[0]}: exit {proc.returncode}: {err}", file=sys.stderr)
+    # ru_* of wait4 cover the child and every descendant it waited for (workers, isolated analyses).
+    return usage.ru_utime + usage.ru_stime, wall, proc.returncode
+
+
+def _bliss_available() -> str | None:
+    """None when bliss-audio imports (installing it once if needed), else why it cannot be used."""
+    import subprocess
+
+    check = [sys.executable, "-c", "import bliss_audio"]
+    if subprocess.run(check, capture_output=True).returncode == 0:
+        return None
+    got = subprocess.run([sys.executable, "-m", "pip", "install", "-q", BLISS], capture_output=True, text=True)
+    if got.returncode != 0:
+        return f"cannot install {BLISS}: {got.stderr.strip().splitlines()[-1] if got.stderr.strip() else '?'}"
+    probe = subprocess.run(check, capture_output=True, text=True)
+    return None if probe.returncode == 0 else f"{BLISS} does not import here: {probe.stderr.strip()[-200:]}"
+
+
+def run_peers(files: list[str], repeats: int) -> dict[str, object]:
+    """CPU time per track of soundalike index, bliss-audio and librosa on the same files, one core each."""
+    from soundalike.audio.decode import probe
+
+    audio_seconds = sum(probe(f).duration for f in files)
+    soundalike = str(Path(sys.executable).with_name("soundalike"))
+    skipped = {}
+    why = _bliss_available()
+    peers = ["soundalike-index", "bliss-audio", "librosa"]
+    if why is not None:
+        skipped["bliss-audio"] = why
+        peers.remove("bliss-audio")
+        print(f"skipping bliss-audio: {why}", file=sys.stderr)
+    runs: dict[str, list[tuple[float, float]]] = {p: [] for p in peers}
+    for round_ in range(repeats):
+        for name in (peers if round_ % 2 == 0 else peers[::-1]):  # alternate the order: drift hits all alike
+            if name == "soundalike-index":
+                with tempfile.TemporaryDirectory(prefix="soundalike-peers-") as lib:
+                    cmd = [soundalike, "index", *files, "--library", lib, "--jobs", "1"]
+                    cpu, wall, code = _child_cpu(cmd)
+            else:
+                cpu, wall, code = _child_cpu([sys.executable, "-c", _PEER_SNIPPETS[name], *files])
+            if code == 0:
+                runs[name].append((cpu, wall))
+            print(f"{name:17s} round {round_ + 1}: {cpu / len(files):.3f} CPU-s/track, wall {wall:.1f} s",
+                  file=sys.stderr)
+    rows = []
+    for name, values in runs.items():
+        if not values:
+            continue
+        cpu = sorted(v[0] for v in values)[len(values) // 2]  # the median round
+        rows.append({"program": name, "rounds": len(values), "cpu_seconds": round(cpu, 2),
+                     "cpu_seconds_per_track": round(cpu / len(files), 4),
+                     "x_realtime_per_core": round(audio_seconds / cpu, 1),
+                     "all_rounds_cpu_seconds": [round(v[0], 2) for v in values],
+                     "wall_seconds": [round(v[1], 2) for v in values]})
+    bliss = next((r for r in rows if r["program"] == "bliss-audio"), None)
+    for r in rows:
+        if bliss is not None:
+            r["cpu_vs_bliss"] = round(float(r["cpu_seconds"]) / float(bliss["cpu_seconds"]), 3)
+    return {"mode": "peers", "files": len(files), "audio_hours": round(audio_seconds / 3600, 3), "results": rows,
+            "skipped": skipped, "versions": {"bliss-audio": BLISS.split("==")[1]}}
+
+
 def _synthetic_folder(n: int) -> Path:
     from soundalike import synth
 
@@ -120,6 +219,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, nargs="+", default=[1, 2], help="Worker counts to measure.")
     parser.add_argument("--json", action="store_true", help="Print only the JSON result.")
     parser.add_argument("--out", help="Also write the JSON result to this file.")
+    parser.add_argument("--peers", action="store_true",
+                        help="Compare whole programs (soundalike index, bliss-audio, librosa) by CPU time, one core.")
+    parser.add_argument("--repeats", type=int, default=2, help="--peers: rounds per program (median reported).")
     args = parser.parse_args(argv)
 
     from soundalike.audio.decode import is_audio_path
@@ -132,6 +234,16 @@ def main(argv: list[str] | None = None) -> int:
     if not files:
         print(f"no audio files under {folder}", file=sys.stderr)
         return 2
+    if args.peers:
+        peers = run_peers(files, args.repeats)
+        payload = {"benchmark": "analysis", "folder": str(folder), "command": " ".join(["benchmarks/analysis.py",
+                   *(argv if argv is not None else sys.argv[1:])]),
+                   "machine": {"cpus": os.cpu_count(), "python": platform.python_version()}, **peers}
+        text = json.dumps(payload, indent=2)
+        print(text)
+        if args.out:
+            Path(args.out).write_text(text)
+        return 0
     results = []
     for jobs in args.jobs:
         for name in PIPELINES:
