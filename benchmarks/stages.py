@@ -1,0 +1,157 @@
+"""Where `soundalike index` spends its CPU per track: each stage of the analysis timed on its own, on real files.
+
+    python benchmarks/stages.py FOLDER [--max-files N] [--json] [--out FILE]
+
+Runs the stages of :func:`soundalike.audio.analysis.analyse_file` and of the default model's embedding one after
+the other on each file, in this process, one thread (as an index worker runs), and reports CPU seconds
+(``time.process_time``: what a shared machine's noise changes least) per track and per stage, plus the start-up
+cost of a worker process and of the ``soundalike`` command. The stages are the very functions the scan calls, so
+their sum is the analysis cost less the catalogue and feature-store writes (measured apart: ``commit``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+for _name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
+    os.environ.setdefault(_name, "1")
+
+
+def _start_up_seconds(code: str) -> float:
+    """CPU seconds of a fresh interpreter that runs ``code`` (imports included)."""
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _, _, usage = os.wait4(proc.pid, 0)
+    return usage.ru_utime + usage.ru_stime
+
+
+def profile(files: list[str]) -> dict[str, Any]:
+    """Per-stage CPU seconds over ``files`` (the first file is a warm-up and not counted)."""
+    import numpy as np
+    import torch
+
+    from soundalike.audio import decode as audio
+    from soundalike.audio.analysis import (
+        ANALYSIS_SR,
+        MAX_ANALYSED_SECONDS,
+        Analysis,
+        at_rate,
+        audio_hash,
+        file_hash,
+        read_tags,
+    )
+    from soundalike.audio.descriptors import describe
+    from soundalike.audio.features import get_preset, log_mel, power_spectrogram
+    from soundalike.library.catalog import Library
+    from soundalike.models import load_checkpoint
+    from soundalike.models.pretrained import default_checkpoint
+
+    torch.set_num_threads(1)
+    checkpoint = default_checkpoint()
+    model = load_checkpoint(checkpoint)[0] if checkpoint is not None else None
+    totals: dict[str, float] = defaultdict(float)
+    audio_seconds = 0.0
+    times: dict[str, float] = defaultdict(float)
+    clock = 0.0
+
+    def lap(stage: str) -> None:
+        nonlocal clock
+        now = time.process_time()
+        times[stage] += now - clock
+        clock = now
+
+    with tempfile.TemporaryDirectory() as tmp, Library.open(Path(tmp) / "lib") as lib:
+        for n, path in enumerate([files[0], *files]):
+            times.clear()
+            clock = time.process_time()
+            fhash = file_hash(path)
+            lap("file hash")
+            info = audio.probe(path)
+            y = audio.load_excerpts(path, ANALYSIS_SR, max_duration=MAX_ANALYSED_SECONDS)
+            lap("decode + resample to 22.05 kHz")
+            ahash = audio_hash(y)
+            lap("audio hash")
+            tags = read_tags(path)
+            lap("tags")
+            base = get_preset("melae")
+            power = power_spectrogram(y, base)
+            lap("STFT")
+            mel_db = log_mel(y, base, power=power)
+            lap("mel + dB")
+            descriptor = describe(y, base, power=power, mel_db=mel_db)
+            lap("descriptors")
+            spectrograms = {"melae": mel_db.astype(np.float16)}
+            if model is not None:
+                preset = model.preset
+                spectrograms[preset.name] = log_mel(at_rate(y, ANALYSIS_SR, preset.sr), preset).astype(np.float16)
+                lap("default model's spectrogram (resample + mel)")
+            result = Analysis(ahash, float(info.duration), y.size / ANALYSIS_SR, tags, spectrograms, descriptor)
+            track_id, _ = lib.add_analysis(os.fsencode(os.path.abspath(path)) + str(n).encode(), 1, n, fhash + str(n),
+                                           result)
+            lap("commit (feature store + catalogue)")
+            if model is not None:
+                pooled, seq = model.embed_track(spectrograms[model.preset_name])
+                lap("default model's embedding")
+                with lib.transaction():
+                    lib.put_vector(track_id, "bench", pooled, seq)
+                lap("commit (feature store + catalogue)")
+            if n == 0:
+                continue
+            audio_seconds += y.size / ANALYSIS_SR
+            for stage, seconds in times.items():
+                totals[stage] += seconds
+    count = len(files)
+    total = sum(totals.values())
+    stages = [{"stage": stage, "cpu_seconds_per_track": round(seconds / count, 4),
+               "share": round(seconds / total, 3)} for stage, seconds in sorted(totals.items(), key=lambda kv: -kv[1])]
+    return {"files": count, "audio_hours": round(audio_seconds / 3600, 3),
+            "cpu_seconds_per_track": round(total / count, 4), "stages": stages}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Profile and print (or write) the JSON."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("folder", type=Path)
+    parser.add_argument("--max-files", type=int, default=24)
+    parser.add_argument("--json", action="store_true", help="Print only the JSON.")
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args(argv)
+    from soundalike.audio.decode import is_audio_path
+
+    every = sorted(str(p) for p in args.folder.rglob("*") if p.is_file() and is_audio_path(p))
+    step = max(1.0, len(every) / max(args.max_files, 1))
+    files = [every[int(i * step)] for i in range(min(args.max_files, len(every)))]
+    if not files:
+        print(f"no audio files under {args.folder}", file=sys.stderr)
+        return 2
+    result = profile(files)
+    result["start_up"] = {
+        "worker process (imports of an analysis worker)": round(_start_up_seconds(
+            "import soundalike.library.scan, soundalike.audio.analysis, soundalike.audio.descriptors, librosa.feature"
+            ", soundalike.models"), 3),
+        "soundalike command (--help)": round(_start_up_seconds("from soundalike.app.cli import main"), 3)}
+    payload = {"benchmark": "stages", "command": " ".join(["benchmarks/stages.py", *(argv or sys.argv[1:])]),
+               "folder": str(args.folder), "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+               **result}
+    text = json.dumps(payload, indent=2)
+    if not args.json:
+        for row in result["stages"]:
+            print(f"{row['stage']:48s} {row['cpu_seconds_per_track']:.4f} s/track  {row['share']:.0%}",
+                  file=sys.stderr)
+    print(text)
+    if args.out:
+        args.out.write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
