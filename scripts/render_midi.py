@@ -58,14 +58,17 @@ def music21_pieces() -> Iterator[tuple[str, Path, str]]:
 
 
 def deb_midis(debs: Path, package: str) -> Iterator[tuple[str, Path, str]]:
-    """The MIDI files inside a Debian package's .deb in ``debs`` (unpacked to a temporary folder)."""
+    """The MIDI files inside a Debian package's .deb in ``debs`` (unpacked beside it)."""
     found = sorted(debs.glob(f"{package}_*.deb"))
     if not found:
         subprocess.run(["apt-get", "download", "-q", "-o", "APT::Sandbox::User=root", package], cwd=debs, check=True,
                        capture_output=True)
         found = sorted(debs.glob(f"{package}_*.deb"))
-    root = Path(tempfile.mkdtemp(prefix=f"render-{package}-"))
-    subprocess.run(["dpkg", "-x", str(found[-1]), str(root)], check=True)
+    root = debs / f"{found[-1].stem}.unpacked"  # a fixed place: a source's path names its piece (resume)
+    if not root.exists():
+        partial = root.with_suffix(".partial")
+        subprocess.run(["dpkg", "-x", str(found[-1]), str(partial)], check=True)
+        partial.rename(root)
     for path in sorted(root.rglob("*")):
         if path.suffix.lower() in (".mid", ".midi"):
             yield package, path, "own"
@@ -204,7 +207,8 @@ def main() -> None:
         task = progress.add_task("render", total=target, completed=min(seconds, target),
                                  hours=f"{seconds / 3600:.1f} / {args.hours:g} h")
         queue = iter(jobs)
-        pending = {pool.submit(render, job): job for job in itertools.islice(queue, args.jobs * 4)}
+        first = itertools.islice(queue, args.jobs * 4) if seconds < target else iter(())
+        pending = {pool.submit(render, job): job for job in first}
         while pending:
             done = next(as_completed(pending))
             source = pending.pop(done)[1]

@@ -9,7 +9,7 @@
 # Steps (each skipped when its output exists, so an interrupted run resumes):
 #   1. the train and validation albums (scripts/fetch_debian_music.sh --set dev, train), the synthetic music
 #      (soundalike demo: 200 tracks), and the symbolic music of shared/data/train_music.txt rendered to audio
-#      (scripts/render_midi.py: music21's corpus, openttd-openmsx and freedink MIDI; 50 h);
+#      (scripts/render_midi.py: music21's corpus, openttd-openmsx and freedink MIDI; 46 h);
 #   2. libraries: validation (its 11 albums, with the shipped default), train-real (every train album and the
 #      synthetic music) and train-all (a copy of train-real, the rendered music indexed into it);
 #   3. contrastive models at equal compute (the same number of optimiser steps, STEPS): on train-real; on
@@ -30,7 +30,7 @@ POOL_OUT=$(realpath -m -- "${POOL_OUT:-$ROOT/benchmarks/results/quality-pretrain
 PY=$ROOT/.venv/bin/python
 SL=$ROOT/.venv/bin/soundalike
 STEPS=${STEPS:-2000}  # ≈ the compute of the contrastive model in quality.json (60 epochs on 10.5 h)
-HOURS=${HOURS:-50}
+HOURS=${HOURS:-46}  # with the 14.2 h of real train albums and synthetic music: >= 60 h to train on
 export CACHE=${CACHE:-$WORK/debcache}
 mkdir -p "$WORK/libs" "$WORK/ckpt"
 cd "$ROOT"
