@@ -240,9 +240,9 @@ def main(argv: list[str] | None = None) -> int:
                    *(argv if argv is not None else sys.argv[1:])]),
                    "machine": {"cpus": os.cpu_count(), "python": platform.python_version()}, **peers}
         text = json.dumps(payload, indent=2)
-        print(text)
         if args.out:
             Path(args.out).write_text(text)
+        print(text)
         return 0
     results = []
     for jobs in args.jobs:
@@ -259,9 +259,9 @@ def main(argv: list[str] | None = None) -> int:
     payload = {"benchmark": "analysis", "folder": str(folder), "files": len(files),
                "machine": {"cpus": os.cpu_count(), "python": platform.python_version()}, "results": results}
     text = json.dumps(payload, indent=2)
-    print(text)
     if args.out:
         Path(args.out).write_text(text)
+    print(text)
     return 0
 
 

@@ -1,6 +1,7 @@
 """Where `soundalike index` spends its CPU per track: each stage of the analysis timed on its own, on real files.
 
     python benchmarks/stages.py FOLDER [--max-files N] [--json] [--out FILE]
+    PYTHONPATH=OLD_CHECKOUT/src python benchmarks/stages.py FOLDER ...   # an older version, for before/after
 
 Runs the stages of :func:`soundalike.audio.analysis.analyse_file` and of the default model's embedding one after
 the other on each file, in this process, one thread (as an index worker runs), and reports CPU seconds
@@ -139,7 +140,15 @@ def main(argv: list[str] | None = None) -> int:
             "import soundalike.library.scan, soundalike.audio.analysis, soundalike.audio.descriptors, librosa.feature"
             ", soundalike.models"), 3),
         "soundalike command (--help)": round(_start_up_seconds("from soundalike.app.cli import main"), 3)}
+    import soundalike
+
+    package = Path(soundalike.__file__).parent
+    commit = subprocess.run(["git", "-C", str(package), "rev-parse", "--short", "HEAD"], capture_output=True,
+                            text=True).stdout.strip()
     payload = {"benchmark": "stages", "command": " ".join(["benchmarks/stages.py", *(argv or sys.argv[1:])]),
+               "package": {"path": str(package), "commit": commit or None,
+                           "changed": bool(subprocess.run(["git", "-C", str(package), "status", "--porcelain", "."],
+                                                          capture_output=True, text=True).stdout.strip())},
                "folder": str(args.folder), "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
                **result}
     text = json.dumps(payload, indent=2)
@@ -147,9 +156,9 @@ def main(argv: list[str] | None = None) -> int:
         for row in result["stages"]:
             print(f"{row['stage']:48s} {row['cpu_seconds_per_track']:.4f} s/track  {row['share']:.0%}",
                   file=sys.stderr)
-    print(text)
     if args.out:
         args.out.write_text(text)
+    print(text)
     return 0
 
 
