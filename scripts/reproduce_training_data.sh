@@ -18,15 +18,11 @@
 #   4. python benchmarks/quality.py on the validation albums: each model alone, fused with the descriptors, and
 #      added to the shipped default. The test albums are not touched: a model that wins here goes through
 #      scripts/reproduce_quality.sh.
-#   5. models that never train on our music (descriptors, musicnn) are compared on a wider pool: the validation
-#      albums and the real train albums (25 albums; none of these models learnt from any of them), written to
-#      POOL_OUT (default benchmarks/results/quality-pretrained-pool.json).
 set -euo pipefail
 [[ $# -ge 1 ]] || { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 2; }
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
 WORK=$(realpath -m -- "$1")
 OUT=$(realpath -m -- "${2:-$ROOT/benchmarks/results/quality-training-data.json}")
-POOL_OUT=$(realpath -m -- "${POOL_OUT:-$ROOT/benchmarks/results/quality-pretrained-pool.json}")
 PY=$ROOT/.venv/bin/python
 SL=$ROOT/.venv/bin/soundalike
 STEPS=${STEPS:-2000}  # ≈ the compute of the contrastive model in quality.json (60 epochs on 10.5 h)
@@ -87,13 +83,13 @@ train contrastive-all-strong train-all --set positives=album --set pitch_shift=2
 import sys
 from soundalike.models import load_checkpoint, save_checkpoint
 from soundalike.models.pretrained import shipped_checkpoint
-for name in ("musicnn-msd", "musicnn-mtt"):  # the default's feature choice (pooled, 4 patches) for both weights
+for name in ("musicnn-mtt",):  # the default's musicnn part (pooled, 4 patches), to fuse with in three parts
     model, payload = load_checkpoint(shipped_checkpoint(name))
     model.config.layer, model.config.max_patches = "pooled", 4
     save_checkpoint(model, f"{sys.argv[1]}/{name.replace('-', '_')}_pooled_p4.pt", epoch=0, history={}, metrics={},
                     data=payload.get("data", {}))
 PY
-MSD=$C/musicnn_msd_pooled_p4.pt MTT=$C/musicnn_mtt_pooled_p4.pt
+MTT=$C/musicnn_mtt_pooled_p4.pt
 E=()
 for m in contrastive-real contrastive-all contrastive-all-strong; do  # alone, with the descriptors, in the default
   E+=("$C/$m.pt" "descriptor+$C/$m.pt" "descriptor@0.16+$MTT@0.64+$C/$m.pt@0.2")
@@ -102,14 +98,3 @@ done
   --embeddings descriptor default "${E[@]}" --out "$OUT" --markdown "${OUT%.json}.md"
 echo "wrote $OUT"
 
-# 5. The wider pool for pretrained choices: a copy of the validation library with the real train albums added.
-if [[ ! -f $WORK/libs/pool/.complete ]]; then
-  rm -rf "$WORK/libs/pool" && cp -r "$WORK/libs/val" "$WORK/libs/pool"
-  "$SL" index "${val[@]}" "${real[@]}" --library "$WORK/libs/pool"
-  touch "$WORK/libs/pool/.complete"
-fi
-"$PY" benchmarks/quality.py --set "pool=$WORK/libs/pool:$WORK/dev,$WORK/train" \
-  --embeddings descriptor default "$MTT" "$MSD" musicnn-mtt musicnn-msd "descriptor@0.2+$MSD@0.8" \
-  "$MTT+$MSD" "descriptor@0.2+$MTT@0.4+$MSD@0.4" "descriptor@0.5+$MTT@0.5" "descriptor@0.1+$MTT@0.9" \
-  --out "$POOL_OUT" --markdown "${POOL_OUT%.json}.md"
-echo "wrote $POOL_OUT"
