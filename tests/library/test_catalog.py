@@ -14,6 +14,8 @@ from helpers import run_cli
 from soundalike import synth
 from soundalike.app.server.app import create_app
 from soundalike.audio import descriptors
+from soundalike.audio.analysis import Analysis, Tags
+from soundalike.audio.descriptors import DESCRIPTOR_DIM
 from soundalike.library.catalog import SCHEMA_VERSION, CatalogError, Library
 from soundalike.library.scan import scan
 from soundalike.models.embedding import checkpoint_path, registered_models, stored_checkpoint
@@ -146,3 +148,25 @@ def test_checkpoints_are_recorded_relative_to_the_package_or_library(indexed: tu
         assert stored_checkpoint(lib, inside) == "library:models/mine.pt"
         assert checkpoint_path(lib, "library:models/mine.pt") == Path(lib.root) / "models" / "mine.pt"
         assert stored_checkpoint(lib, tmp_path / "x.pt") == str((tmp_path / "x.pt").resolve())
+
+
+def _analysis(seed: int) -> Analysis:
+    rng = np.random.default_rng(seed)
+    return Analysis(f"audio{seed}", 10.0, 10.0, Tags("a", "b", f"t{seed}"),
+                    {"melae": rng.normal(-40, 5, (128, 50)).astype(np.float16)},
+                    rng.normal(size=DESCRIPTOR_DIM).astype(np.float32))
+
+
+def test_a_track_leaves_when_its_last_file_changes_or_goes_and_not_before(tmp_path: Path) -> None:
+    with Library.open(tmp_path / "lib") as lib:
+        first, _ = lib.add_analysis(b"/m/one.ogg", 1, 1, "f1", _analysis(1))
+        again, is_new = lib.add_analysis(b"/m/copy.ogg", 1, 1, "f1c", _analysis(1))  # the same audio elsewhere
+        assert again == first and not is_new
+        other, _ = lib.add_analysis(b"/m/two.ogg", 1, 1, "f2", _analysis(2))
+        lib.add_analysis(b"/m/one.ogg", 2, 2, "f3", _analysis(3))  # one.ogg now holds other audio
+        assert lib.track(first) is not None  # copy.ogg still holds it
+        lib.remove_files([b"/m/copy.ogg"])
+        assert lib.track(first) is None and lib.track(other) is not None
+        lib.record_error(b"/m/two.ogg", 3, 3, "decode", "broken now")  # its only file became unreadable
+        assert lib.track(other) is None
+        assert {t.title for t in lib.tracks()} == {"t3"}

@@ -315,7 +315,7 @@ class Library:
                 if result.descriptor is not None and (stored is None or stored[0] != current):
                     self.put_vector(existing, DESCRIPTOR_MODEL, result.descriptor)
                 self._upsert_file(path, existing, size, mtime_ns, fhash)
-                return existing, False
+            return existing, False
         # Data first, then the rows that point at it, in one transaction: a crash leaves at most unused bytes.
         locations = {name: self.store.append(name, spec) for name, spec in result.spectrograms.items()}
         with self.transaction():
