@@ -163,8 +163,10 @@ def _restore(pristine: Path, music: Path) -> None:
     shutil.copytree(pristine, music)  # copy2: sizes and mtimes as the reference saw them
 
 
-def kill_campaign(work: Path, trials: int, *, seed: int = 0, jobs: int = 2, log: Any = None) -> dict[str, Any]:
-    """``trials`` randomised SIGKILLs of ``soundalike index`` on the mixed library, each resumed and compared."""
+def kill_campaign(work: Path, trials: int, *, seed: int = 0, jobs: int = 2, log: Any = None,
+                  latest: float = 1.05) -> dict[str, Any]:
+    """``trials`` randomised SIGKILLs of ``soundalike index`` on the mixed library, each resumed and compared; a
+    kill falls between 0.3 s and ``latest`` × the uninterrupted run's time (past 1, some runs finish first)."""
     pristine, music = work / "pristine", work / "music"
     layout = make_mixed_library(pristine, seed=seed)
     # The reference: the same library, the vanishing files already gone, indexed without interruption.
@@ -183,7 +185,7 @@ def kill_campaign(work: Path, trials: int, *, seed: int = 0, jobs: int = 2, log:
     for trial in range(trials):
         _restore(pristine, music)
         library = work / f"trial-{trial}"
-        delay = rng.uniform(0.3, duration * 1.05)
+        delay = rng.uniform(0.3, max(0.4, duration * latest))
         vanish_at = rng.uniform(0.0, delay)
         proc = subprocess.Popen(_index_command(music, library, jobs), env=_env(), stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL, start_new_session=True)

@@ -181,7 +181,8 @@ def test_drop_a_file_to_find_what_sounds_like_it(page: Any, server_url: str, scr
     page.dispatch_event("#view", "dragenter", {"dataTransfer": transfer})
     expect(page.locator("#drop-overlay")).to_have_class("show")
     page.dispatch_event("#view", "drop", {"dataTransfer": transfer})
-    expect(page.locator("#upload-heading")).to_have_text("Sounds like my demo.wav")
+    # The first upload analyses the file and loads the default model: seconds on a loaded machine.
+    expect(page.locator("#upload-heading")).to_have_text("Sounds like my demo.wav", timeout=30_000)
     expect(page.locator("#upload-results ol li")).to_have_count(12)  # k=20, a 12-track library
     page.screenshot(path=str(screenshots / "07-upload.png"), full_page=True)
     # A library file under another name is recognised; a broken file is refused with a short message.

@@ -17,7 +17,8 @@ def _check(result: dict) -> None:  # type: ignore[type-arg]
 
 
 def test_resumed_scans_equal_an_uninterrupted_one(tmp_path: Path) -> None:
-    result = campaign.kill_campaign(tmp_path, trials=3, seed=1)
+    # Kills before 0.7 x the reference time: a loaded machine can make a trial faster than the reference run.
+    result = campaign.kill_campaign(tmp_path, trials=3, seed=1, latest=0.7)
     _check(result)
     assert result["trials"] == 3 and result["faults_injected"] >= 2
 
