@@ -110,9 +110,10 @@ def ensure_embedded(lib: Any, key: str) -> str:
     return resolve_model(lib, key) if key != "descriptor" else key
 
 
-def evaluate_set(library: Path, music: list[Path], embeddings: list[str], resamples: int, seed: int
-                 ) -> dict[str, Any]:
-    """Every embedding of one album set: per-embedding MAP@10 and P@10 with intervals and gains."""
+def evaluate_set(library: Path, music: list[Path], embeddings: list[str], resamples: int, seed: int,
+                 versus: str | None = None) -> dict[str, Any]:
+    """Every embedding of one album set: per-embedding MAP@10 and P@10 with intervals and gains over the
+    descriptors (and, with ``versus``, paired gains over that embedding too)."""
     from soundalike.evaluation.embeddings import embedding_vectors
     from soundalike.library.catalog import Library
 
@@ -140,6 +141,10 @@ def evaluate_set(library: Path, music: list[Path], embeddings: list[str], resamp
     assert owners is not None
     base = "descriptor" if "descriptor" in embeddings else None
     map_ci = bootstrap(maps, owners, resamples, seed, base)
+    if versus is not None and versus in maps:  # a second paired comparison, on the same resamples
+        against = bootstrap(maps, owners, resamples, seed, versus)
+        for name in embeddings:
+            map_ci[name][f"vs_{versus}"] = {k: against[name][k] for k in ("gain", "gain_lo", "gain_hi")}
     p_ci = bootstrap(precisions, owners, resamples, seed, None)
     return {"library": str(library), "tracks": int(len(shared)), "albums": int(len(np.unique(owners))),
             "queries": int(len(owners)), "keys": keys,
@@ -150,12 +155,21 @@ def markdown(payload: dict[str, Any]) -> str:
     """One table per set: MAP@10 [95 % CI], gain over the descriptors [95 % CI], P@10."""
     lines = []
     for set_name, data in payload["sets"].items():
+        versus = next((k[3:] for r in data["results"].values() for k in r["map_at_10"] if k.startswith("vs_")),
+                      None)
+        extra = f" vs {versus} [95 % CI] |" if versus else ""
         lines += [f"**{set_name}** ({data['albums']} albums, {data['queries']} queries)", "",
-                  "| embedding | MAP@10 [95 % CI] | vs descriptors [95 % CI] | P@10 |", "|---|---:|---:|---:|"]
+                  f"| embedding | MAP@10 [95 % CI] | vs descriptors [95 % CI] |{extra} P@10 |",
+                  "|---|---:|---:|" + ("---:|" if versus else "") + "---:|"]
         for name, r in data["results"].items():
             m, p = r["map_at_10"], r["precision_at_10"]
             gain = f"{m['gain']:+.0%} [{m['gain_lo']:+.0%}, {m['gain_hi']:+.0%}]" if "gain" in m else "–"
-            lines.append(f"| {name} | {m['mean']:.3f} [{m['lo']:.3f}, {m['hi']:.3f}] | {gain} | {p['mean']:.3f} |")
+            cells = [gain]
+            if versus:
+                v = m.get(f"vs_{versus}", {})
+                cells.append(f"{v['gain']:+.0%} [{v['gain_lo']:+.0%}, {v['gain_hi']:+.0%}]" if v else "–")
+            lines.append(f"| {name} | {m['mean']:.3f} [{m['lo']:.3f}, {m['hi']:.3f}] | {' | '.join(cells)} | "
+                         f"{p['mean']:.3f} |")
         lines.append("")
     return "\n".join(lines)
 
@@ -171,6 +185,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--out", type=Path)
     parser.add_argument("--markdown", type=Path)
+    parser.add_argument("--versus", metavar="EMBEDDING",
+                        help="Also give every embedding's paired gain over this one (e.g. default).")
     args = parser.parse_args(argv)
     started = time.monotonic()
     sets = {}
@@ -178,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
         name, paths = spec.split("=", 1)
         lib, music = paths.split(":", 1)
         sets[name] = evaluate_set(Path(lib), [Path(m) for m in music.split(",")], args.embeddings, args.resamples,
-                                  args.seed)
+                                  args.seed, args.versus)
         if not args.json:
             print(markdown({"sets": {name: sets[name]}}), file=sys.stderr)
     payload = {"benchmark": "quality", "command": "python benchmarks/quality.py " + " ".join(

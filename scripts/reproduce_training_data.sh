@@ -95,6 +95,6 @@ for m in contrastive-real contrastive-all contrastive-all-strong; do  # alone, w
   E+=("$C/$m.pt" "descriptor+$C/$m.pt" "descriptor@0.16+$MTT@0.64+$C/$m.pt@0.2")
 done
 "$PY" benchmarks/quality.py --set "validation=$WORK/libs/val:$WORK/dev,$WORK/train" \
-  --embeddings descriptor default "${E[@]}" --out "$OUT" --markdown "${OUT%.json}.md"
+  --embeddings descriptor default "${E[@]}" --versus default --out "$OUT" --markdown "${OUT%.json}.md"
 echo "wrote $OUT"
 

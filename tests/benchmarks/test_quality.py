@@ -24,3 +24,20 @@ def test_per_query_and_bootstrap_intervals() -> None:
     assert stats["good"]["gain_lo"] > 0 and stats["noise"]["gain"] == 0.0
     assert quality.album_of(["/m/x/a.ogg", "/n/y/z/b.ogg", "/elsewhere/c.ogg"], [Path("/m"), Path("/n")]) == \
         ["x", "y", ""]
+
+
+def test_markdown_shows_the_second_paired_comparison_when_asked() -> None:
+    def row(mean: float, gain: float, versus: float | None) -> dict:  # type: ignore[type-arg]
+        m = {"mean": mean, "lo": mean - 0.1, "hi": mean + 0.1, "gain": gain, "gain_lo": gain - 0.1,
+             "gain_hi": gain + 0.1}
+        if versus is not None:
+            m["vs_default"] = {"gain": versus, "gain_lo": versus - 0.05, "gain_hi": versus + 0.05}
+        return {"map_at_10": m, "precision_at_10": {"mean": mean}}
+
+    data = {"albums": 3, "queries": 9, "results": {"descriptor": row(0.3, 0.0, -0.2), "default": row(0.4, 0.33, 0.0),
+                                                   "new": row(0.44, 0.47, 0.1)}}
+    text = quality.markdown({"sets": {"validation": data}})
+    assert "| vs default [95 % CI] |" in text
+    assert "| new | 0.440 [0.340, 0.540] | +47% [+37%, +57%] | +10% [+5%, +15%] | 0.440 |" in text
+    plain = quality.markdown({"sets": {"validation": {**data, "results": {"descriptor": row(0.3, 0.0, None)}}}})
+    assert "vs default" not in plain
