@@ -6,9 +6,16 @@
 from __future__ import annotations
 
 import importlib
+from typing import TYPE_CHECKING, Any
 
-from .base import Encoder, ModelConfig, ModelError, build, model_class, model_names, register
-from .checkpoint import load_checkpoint, save_checkpoint
+if TYPE_CHECKING:
+    from .base import Encoder, ModelConfig, ModelError, build, model_class, model_names, register
+    from .checkpoint import load_checkpoint, save_checkpoint
+
+# Imported on first use: they load PyTorch (~1 CPU-second), which analysis workers, `soundalike --help` and
+# everything that only needs ``soundalike.models.pretrained`` never use (docs/performance.md, start-up).
+_LAZY = {"Encoder": "base", "ModelConfig": "base", "ModelError": "base", "build": "base", "model_class": "base",
+         "model_names": "base", "register": "base", "load_checkpoint": "checkpoint", "save_checkpoint": "checkpoint"}
 
 # One module per family; each registers its Encoder subclass when imported.
 FAMILY_MODULES = ("melae", "clothier", "stollery", "descriptor_ae", "cf_regression", "contrastive", "musicnn")
@@ -21,6 +28,16 @@ def _load_all() -> None:
         except ModuleNotFoundError as exc:  # a family not written yet; any other missing import is a real error
             if exc.name != f"{__name__}.{module}":
                 raise
+
+
+def __getattr__(name: str) -> Any:
+    """The public names of :mod:`.base` and :mod:`.checkpoint`, imported when first asked for."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
 
 
 __all__ = ["Encoder", "ModelConfig", "ModelError", "build", "load_checkpoint", "model_class", "model_names",
