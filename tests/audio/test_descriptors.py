@@ -14,6 +14,7 @@ from soundalike.audio.descriptors import (
     describe,
     spectral_shape,
     spfy_features,
+    zero_crossing_rate,
 )
 from soundalike.audio.features import get_preset, log_mel, power_spectrogram
 
@@ -58,3 +59,13 @@ def test_spectral_shape_equals_librosa() -> None:
               "rms": librosa.feature.rms(S=magnitude, frame_length=2048)}
     for name, expected in theirs.items():
         np.testing.assert_allclose(ours[name], expected[0], rtol=1e-5, err_msg=name)
+
+
+def test_zero_crossing_rate_equals_librosa() -> None:
+    rng = np.random.default_rng(1)
+    signals = [rng.standard_normal(22050 * 3).astype(np.float32), np.sin(np.arange(40000) * 0.01).astype(np.float32),
+               np.zeros(30000, np.float32),
+               np.concatenate([np.full(3000, -0.0), np.full(3000, 1e-12), np.full(3000, -1.0)]).astype(np.float32)]
+    for y in signals:
+        expected = librosa.feature.zero_crossing_rate(y, frame_length=2048, hop_length=512)[0]
+        np.testing.assert_array_equal(zero_crossing_rate(y, 2048, 512), expected)

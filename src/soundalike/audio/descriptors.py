@@ -72,6 +72,19 @@ def spectral_shape(power: np.ndarray, sr: int, n_fft: int) -> dict[str, np.ndarr
     return {"centroid": centroid, "bandwidth": bandwidth, "rolloff": rolloff, "flatness": flatness, "rms": rms}
 
 
+def zero_crossing_rate(y: np.ndarray, frame_length: int, hop_length: int) -> np.ndarray:
+    """librosa's ``feature.zero_crossing_rate`` (centred, edge-padded frames, |x| <= 1e-10 taken as 0) from one
+    cumulative count of sign changes instead of framing the signal (4x overlap at hop = length / 4)."""
+    half = frame_length // 2
+    x = np.pad(np.asarray(y), (half, half), mode="edge")
+    negative = x < -1e-10  # librosa's sign with |x| <= 1e-10 as 0 and 0 as positive
+    changes = negative[1:] != negative[:-1]  # changes[j - 1]: a crossing at sample j
+    counts = np.concatenate([[0], np.cumsum(changes, dtype=np.int32)])
+    starts = np.arange(0, 1 + (len(x) - frame_length) // hop_length) * hop_length
+    # crossings at samples start+1 .. start+L-1 of each frame (its first sample never counts: pad=False)
+    return (counts[starts + frame_length - 1] - counts[starts]) / frame_length
+
+
 def describe(
     y: np.ndarray,
     preset: MelPreset | str = "melae",
@@ -104,7 +117,7 @@ def describe(
     shape = spectral_shape(magnitude**2, sr, p.n_fft)
     centroid, bandwidth, rolloff = shape["centroid"], shape["bandwidth"], shape["rolloff"]
     flatness = shape["flatness"]
-    zcr = librosa.feature.zero_crossing_rate(y, frame_length=p.n_fft, hop_length=hop)
+    zcr = zero_crossing_rate(y, p.n_fft, hop)
     onset = librosa.onset.onset_strength(S=mel_db, sr=sr, hop_length=hop)
     loudness = librosa.amplitude_to_db(shape["rms"], ref=1.0, amin=1e-5)
 
