@@ -183,17 +183,17 @@ def test_drop_a_file_to_find_what_sounds_like_it(page: Any, server_url: str, scr
     page.dispatch_event("#view", "drop", {"dataTransfer": transfer})
     # The first upload analyses the file and loads the default model: seconds on a loaded machine.
     expect(page.locator("#upload-heading")).to_have_text("Sounds like my demo.wav", timeout=30_000)
-    expect(page.locator("#upload-results ol li")).to_have_count(12)  # k=20, a 12-track library
+    expect(page.locator("#upload-results ol li")).to_have_count(12, timeout=30_000)  # k=20, a 12-track library
     page.screenshot(path=str(screenshots / "07-upload.png"), full_page=True)
     # A library file under another name is recognised; a broken file is refused with a short message.
     with Library.open(web_library / "lib") as lib:
         twin = lib.tracks()[0]
     data = base64.b64encode(Path(twin.path).read_bytes()).decode()
     page.dispatch_event("#view", "drop", {"dataTransfer": page.evaluate_handle(DROP_FILE, [data, "copy.bin", ""])})
-    expect(page.locator("#upload-results .ok")).to_contain_text(twin.title)
+    expect(page.locator("#upload-results .ok")).to_contain_text(twin.title, timeout=30_000)  # analysed again
     broken = base64.b64encode(b"not audio" * 400).decode()
     page.dispatch_event("#view", "drop", {"dataTransfer": page.evaluate_handle(DROP_FILE, [broken, "bad.mp3", ""])})
-    expect(page.locator("#upload-results .error-box")).to_contain_text("bad.mp3")
+    expect(page.locator("#upload-results .error-box")).to_contain_text("bad.mp3", timeout=30_000)
     page.screenshot(path=str(screenshots / "08-upload-refused.png"))
     page.problems.clear()  # the browser logs the 415 answer as a console error
 

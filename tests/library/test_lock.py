@@ -26,11 +26,21 @@ def test_a_second_writer_refuses_or_waits(tmp_path: Path, music_dir: Path) -> No
         _, err = refused.communicate(timeout=120)
         assert refused.returncode == 2 and "another soundalike is writing this library" in err
         assert len(err.strip().splitlines()) == 1 and "pid " in err
-        waiting = _index(music_dir, library)
-        time.sleep(3)
+        log = tmp_path / "waiting.err"
+        with log.open("w") as err_file:
+            waiting = subprocess.Popen([sys.executable, "-m", "soundalike", "index", str(music_dir), "--library",
+                                        str(library), "--model", "descriptor", "--jobs", "1"],
+                                       stdout=subprocess.PIPE, stderr=err_file, text=True)
+        # Hold the lock until the second writer says it waits (its start-up may take seconds on a loaded machine).
+        deadline = time.monotonic() + 120
+        while "waiting: another soundalike is writing" not in log.read_text() and time.monotonic() < deadline:
+            assert waiting.poll() is None, log.read_text()  # it must wait, not fail or go ahead
+            time.sleep(0.1)
+        assert "waiting: another soundalike is writing" in log.read_text()
+        time.sleep(0.5)
         assert waiting.poll() is None  # still waiting for the lock
-    out, err = waiting.communicate(timeout=300)
-    assert waiting.returncode == 0 and "waiting: another soundalike is writing" in err and "8 analysed" in out
+    out, _ = waiting.communicate(timeout=300)
+    assert waiting.returncode == 0 and "8 analysed" in out
 
 
 def test_the_lock_is_reentrant_and_refuses_another_process_only(tmp_path: Path, music_dir: Path) -> None:
