@@ -14,7 +14,7 @@
 #      synthetic music) and train-all (a copy of train-real, the rendered music indexed into it);
 #   3. contrastive models at equal compute (the same number of optimiser steps, STEPS): on train-real; on
 #      train-all; on train-all with album positives and the stronger augmentations (pitch shift, time stretch,
-#      EQ tilt, mixing);
+#      EQ tilt, mixing), and with each of the two alone;
 #   4. python benchmarks/quality.py on the validation albums: each model alone, fused with the descriptors, and
 #      added to the shipped default. The test albums are not touched: a model that wins here goes through
 #      scripts/reproduce_quality.sh.
@@ -78,6 +78,9 @@ train contrastive-real train-real
 train contrastive-all train-all
 train contrastive-all-strong train-all --set positives=album --set pitch_shift=2 --set time_stretch=0.2 \
   --set eq_tilt_db=12 --set mix=0.5
+# ... and each half of that recipe alone
+train contrastive-all-album train-all --set positives=album
+train contrastive-all-augment train-all --set pitch_shift=2 --set time_stretch=0.2 --set eq_tilt_db=12 --set mix=0.5
 
 "$PY" - "$C" <<'PY'
 import sys
@@ -91,7 +94,7 @@ for name in ("musicnn-mtt",):  # the default's musicnn part (pooled, 4 patches),
 PY
 MTT=$C/musicnn_mtt_pooled_p4.pt
 E=()
-for m in contrastive-real contrastive-all contrastive-all-strong; do  # alone, with the descriptors, in the default
+for m in contrastive-real contrastive-all contrastive-all-strong contrastive-all-album contrastive-all-augment; do  # alone, with the descriptors, in the default
   E+=("$C/$m.pt" "descriptor+$C/$m.pt" "descriptor@0.16+$MTT@0.64+$C/$m.pt@0.2")
 done
 "$PY" benchmarks/quality.py --set "validation=$WORK/libs/val:$WORK/dev,$WORK/train" \
