@@ -150,15 +150,7 @@ class Encoder(nn.Module):
     def embed_track(self, track_input: np.ndarray, device: str = "cpu", max_segments: int = 256
                     ) -> tuple[np.ndarray, np.ndarray]:
         """``(pooled vector, segment embeddings)`` of one track's input, float32 (no gradients)."""
-        segs = self.segments(np.asarray(track_input, dtype=np.float32))
-        outs = []
-        with torch.no_grad():
-            for start in range(0, len(segs), max_segments):
-                x = self.prepare(torch.from_numpy(segs[start:start + max_segments]).to(device))
-                outs.append(self.encode(x).cpu())
-            seq = torch.cat(outs)
-            pooled = self.pool(seq)
-        return pooled.numpy().astype(np.float32), seq.numpy().astype(np.float32)
+        return self._embed_together([track_input], device, max_segments)[0]
 
     def embed_tracks(self, track_inputs: Sequence[np.ndarray], device: str = "cpu", max_segments: int = 256
                      ) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -166,6 +158,11 @@ class Encoder(nn.Module):
         (fewer, larger forward passes: musicnn's 4 patches a track are too few to fill one)."""
         if type(self).embed_track is not Encoder.embed_track:  # a family with its own embedding: one at a time
             return [self.embed_track(x, device, max_segments) for x in track_inputs]
+        return self._embed_together(track_inputs, device, max_segments)
+
+    def _embed_together(self, track_inputs: Sequence[np.ndarray], device: str, max_segments: int
+                        ) -> list[tuple[np.ndarray, np.ndarray]]:
+        """The segments of every track encoded in shared batches, split back and pooled per track."""
         segs = [self.segments(np.asarray(x, dtype=np.float32)) for x in track_inputs]
         if not segs:
             return []
