@@ -44,15 +44,17 @@ def _mean_std(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return x.mean(axis=1), x.std(axis=1)
 
 
-def spectral_shape(power: np.ndarray, sr: int, n_fft: int) -> dict[str, np.ndarray]:
+def spectral_shape(power: np.ndarray, sr: int, n_fft: int, magnitude: np.ndarray | None = None
+                   ) -> dict[str, np.ndarray]:
     """Per-frame centroid, bandwidth, 85 % roll-off (Hz), flatness and RMS of a power spectrogram ``(bins, frames)``,
     equal to librosa's ``spectral_centroid``/``_bandwidth``/``_rolloff``/``_flatness`` and ``rms`` on its magnitude.
 
     Written here because librosa normalises the whole spectrogram again for each of them (``util.normalize``:
     ~40 % of the descriptor time, docs/performance.md); one pass of matrix products over the power gives the same
-    values within float32 rounding (tests/audio/test_descriptors.py compares them).
+    values within float32 rounding (tests/audio/test_descriptors.py compares them). ``magnitude`` is
+    ``sqrt(power)`` when the caller has it already.
     """
-    magnitude = np.sqrt(power)
+    magnitude = np.sqrt(power) if magnitude is None else magnitude
     freq = librosa.fft_frequencies(sr=sr, n_fft=n_fft).astype(np.float32)
     total = magnitude.sum(axis=0)
     safe = np.where(total > 0, total, 1.0)
@@ -106,7 +108,8 @@ def describe(
     # dominate cepstrum, contrast and flatness; clip TOP_DB below the track's peak so an mp3 and its lossless
     # source agree (measured on synthetic tracks: median cosine 0.94 -> 0.97, same-style precision up too).
     mel_db = np.maximum(mel_db, mel_db.max() - TOP_DB)
-    magnitude = np.sqrt(np.maximum(power, power.max() * 10.0 ** (-TOP_DB / 10.0)))
+    floored = np.maximum(power, power.max() * 10.0 ** (-TOP_DB / 10.0))
+    magnitude = np.sqrt(floored)
 
     mfcc = librosa.feature.mfcc(S=mel_db, n_mfcc=N_MFCC)
     dmfcc = np.diff(mfcc, axis=1) if mfcc.shape[1] > 1 else np.zeros_like(mfcc)
@@ -114,7 +117,7 @@ def describe(
     # per-track tuning shift would make two recordings of one piece in different tunings look less alike anyway.
     chroma = librosa.feature.chroma_stft(S=power, sr=sr, n_fft=p.n_fft, hop_length=hop, tuning=0.0)
     contrast = librosa.feature.spectral_contrast(S=magnitude, sr=sr, n_fft=p.n_fft, hop_length=hop)
-    shape = spectral_shape(magnitude**2, sr, p.n_fft)
+    shape = spectral_shape(floored, sr, p.n_fft, magnitude)
     centroid, bandwidth, rolloff = shape["centroid"], shape["bandwidth"], shape["rolloff"]
     flatness = shape["flatness"]
     zcr = zero_crossing_rate(y, p.n_fft, hop)
