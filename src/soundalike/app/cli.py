@@ -273,15 +273,15 @@ def _settings(name: str, pairs: list[str]) -> dict[str, Any]:
 
     from soundalike.models import ModelError, model_class
 
-    fields = {f.name: f for f in dataclasses.fields(model_class(name).config_cls)}
     defaults = model_class(name).config_cls()
+    # epochs, batch size and seed have options of their own
+    keys = [f.name for f in dataclasses.fields(defaults) if f.name not in ("epochs", "batch_size", "seed")]
     values: dict[str, Any] = {}
     for pair in pairs:
         key, sep, text = pair.partition("=")
         key = key.strip().replace("-", "_")
-        if not sep or key not in fields or key in ("epochs", "batch_size", "seed"):
-            raise ModelError(f"--set {pair}: {name} settings are KEY=VALUE with KEY one of "
-                             f"{', '.join(k for k in fields if k not in ('epochs', 'batch_size', 'seed'))}")
+        if not sep or key not in keys:
+            raise ModelError(f"--set {pair}: {name} settings are KEY=VALUE with KEY one of {', '.join(keys)}")
         default = getattr(defaults, key)
         try:
             if isinstance(default, bool):

@@ -154,7 +154,6 @@ class Contrastive(Encoder):
                 level = torch.from_numpy(rng.uniform(-18.0, -6.0, (len(mixed), 1, 1)).astype(np.float32))
                 a, b = spec_db[mixed], spec_db[other] + level
                 top = torch.maximum(a, b)
-                spec_db = spec_db.clone()
                 spec_db[mixed] = top + 10.0 * torch.log10(1.0 + 10.0 ** (-(a - b).abs() / 10.0))
         # Gain against a fixed floor: quiet passages sink into it, loud ones do not — a real level change.
         gain = torch.from_numpy(rng.uniform(-cfg.gain_db, cfg.gain_db, (n, 1, 1)).astype(np.float32))
