@@ -224,26 +224,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=2, help="--peers: rounds per program (median reported).")
     args = parser.parse_args(argv)
 
-    from soundalike.audio.decode import is_audio_path
-
     folder = Path(args.folder) if args.folder else _synthetic_folder(args.max_files)
-    every = sorted(str(p) for p in folder.rglob("*") if p.is_file() and is_audio_path(p))
-    # Evenly spaced over the sorted list, so a capped run still mixes albums and formats.
-    step = max(1.0, len(every) / max(args.max_files, 1))
-    files = [every[int(i * step)] for i in range(min(args.max_files, len(every)))]
+    files = spread_files(folder, args.max_files)
     if not files:
         print(f"no audio files under {folder}", file=sys.stderr)
         return 2
+    machine = {"cpus": os.cpu_count(), "python": platform.python_version()}
     if args.peers:
-        peers = run_peers(files, args.repeats)
-        payload = {"benchmark": "analysis", "folder": str(folder), "command": " ".join(["benchmarks/analysis.py",
-                   *(argv if argv is not None else sys.argv[1:])]),
-                   "machine": {"cpus": os.cpu_count(), "python": platform.python_version()}, **peers}
-        text = json.dumps(payload, indent=2)
-        if args.out:
-            Path(args.out).write_text(text)
-        print(text)
-        return 0
+        command = " ".join(["benchmarks/analysis.py", *(argv if argv is not None else sys.argv[1:])])
+        return _emit({"benchmark": "analysis", "folder": str(folder), "command": command, "machine": machine,
+                      **run_peers(files, args.repeats)}, args.out)
     results = []
     for jobs in args.jobs:
         for name in PIPELINES:
@@ -256,11 +246,25 @@ def main(argv: list[str] | None = None) -> int:
     for r in results:
         b = base[r["jobs"]]
         r["speed_vs_librosa"] = round(float(r["x_realtime"]) / max(float(b["x_realtime"]), 1e-9), 3)
-    payload = {"benchmark": "analysis", "folder": str(folder), "files": len(files),
-               "machine": {"cpus": os.cpu_count(), "python": platform.python_version()}, "results": results}
+    return _emit({"benchmark": "analysis", "folder": str(folder), "files": len(files), "machine": machine,
+                  "results": results}, args.out)
+
+
+def spread_files(folder: Path, max_files: int) -> list[str]:
+    """At most ``max_files`` audio files under ``folder``, evenly spaced over the sorted list (so a capped run
+    still mixes albums and formats)."""
+    from soundalike.audio.decode import is_audio_path
+
+    every = sorted(str(p) for p in folder.rglob("*") if p.is_file() and is_audio_path(p))
+    step = max(1.0, len(every) / max(max_files, 1))
+    return [every[int(i * step)] for i in range(min(max_files, len(every)))]
+
+
+def _emit(payload: dict[str, object], out: str | os.PathLike[str] | None) -> int:
+    """Write the JSON to ``out`` (first: a closed pipe must not lose it), then print it."""
     text = json.dumps(payload, indent=2)
-    if args.out:
-        Path(args.out).write_text(text)
+    if out:
+        Path(out).write_text(text)
     print(text)
     return 0
 

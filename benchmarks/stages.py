@@ -13,7 +13,6 @@ their sum is the analysis cost less the catalogue and feature-store writes (meas
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import subprocess
@@ -30,9 +29,9 @@ for _name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUM
 
 def _start_up_seconds(code: str) -> float:
     """CPU seconds of a fresh interpreter that runs ``code`` (imports included)."""
-    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    _, _, usage = os.wait4(proc.pid, 0)
-    return usage.ru_utime + usage.ru_stime
+    from analysis import _child_cpu  # benchmarks/analysis.py
+
+    return _child_cpu([sys.executable, "-c", code])[0]
 
 
 def profile(files: list[str]) -> dict[str, Any]:
@@ -126,11 +125,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="Print only the JSON.")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
-    from soundalike.audio.decode import is_audio_path
+    from analysis import _emit, spread_files  # benchmarks/analysis.py
 
-    every = sorted(str(p) for p in args.folder.rglob("*") if p.is_file() and is_audio_path(p))
-    step = max(1.0, len(every) / max(args.max_files, 1))
-    files = [every[int(i * step)] for i in range(min(args.max_files, len(every)))]
+    files = spread_files(args.folder, args.max_files)
     if not files:
         print(f"no audio files under {args.folder}", file=sys.stderr)
         return 2
@@ -151,15 +148,11 @@ def main(argv: list[str] | None = None) -> int:
                                                           capture_output=True, text=True).stdout.strip())},
                "folder": str(args.folder), "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
                **result}
-    text = json.dumps(payload, indent=2)
     if not args.json:
         for row in result["stages"]:
             print(f"{row['stage']:48s} {row['cpu_seconds_per_track']:.4f} s/track  {row['share']:.0%}",
                   file=sys.stderr)
-    if args.out:
-        args.out.write_text(text)
-    print(text)
-    return 0
+    return _emit(payload, args.out)
 
 
 if __name__ == "__main__":
