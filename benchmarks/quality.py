@@ -1,7 +1,7 @@
 """Same-album retrieval on music no model trained on: every embedding and fusion, with 95 % bootstrap intervals.
 
     python benchmarks/quality.py --set validation=VALLIB:VALMUSIC[,MUSIC2] --set test=TESTLIB:TESTMUSIC
-                                 [--embeddings descriptor default musicnn-msd descriptor+musicnn-msd ...]
+                                 [--embeddings descriptor default musicnn-msd descriptor+musicnn-msd LABEL=KEY ...]
                                  [--resamples 2000] [--seed 0] [--json] [--out FILE] [--markdown FILE]
 
 Each ``--set NAME=LIB:MUSIC[,MUSIC...]`` is an indexed library of one album set (``scripts/fetch_debian_music.sh``
@@ -17,7 +17,7 @@ set is ``benchmarks/album_sets.json``. The protocol (issue 12):
   queries), 2.5th and 97.5th percentiles; the gain over the descriptors is computed on the same resamples (paired).
 
 Shipped models an embedding names (``default``, ``musicnn-msd``, ``musicnn-mtt``) are embedded first where a
-library lacks them; fused keys join parts with ``+``.
+library lacks them; fused keys join parts with ``+``; ``LABEL=KEY`` reports ``KEY`` under the name ``LABEL``.
 """
 
 from __future__ import annotations
@@ -97,17 +97,24 @@ def bootstrap(values: dict[str, np.ndarray], owners: np.ndarray, resamples: int,
 def ensure_embedded(lib: Any, key: str) -> str:
     """Embed the shipped models a key names where the library lacks them; returns the catalogue key."""
     from soundalike.models.embedding import embed_library, resolve_model
-    from soundalike.models.pretrained import default_checkpoint, shipped_checkpoint
+    from soundalike.models.pretrained import default_checkpoints, shipped_checkpoint
     from soundalike.search.space import split_part
 
     for part in key.split("+"):
         name = split_part(part)[0]
-        checkpoint = default_checkpoint() if name == "default" else shipped_checkpoint(name)
-        if checkpoint is None and name.endswith(".pt") and Path(name).is_file():
-            checkpoint = Path(name)
-        if checkpoint is not None:
-            embed_library(lib, checkpoint)
+        checkpoints = default_checkpoints() if name == "default" else [shipped_checkpoint(name)]
+        if checkpoints == [None] and name.endswith(".pt") and Path(name).is_file():
+            checkpoints = [Path(name)]
+        for checkpoint in checkpoints:
+            if checkpoint is not None:
+                embed_library(lib, checkpoint)
     return resolve_model(lib, key) if key != "descriptor" else key
+
+
+def labelled(spec: str) -> tuple[str, str]:
+    """``LABEL=KEY`` to ``(LABEL, KEY)``; a bare key is its own label."""
+    label, _, key = spec.partition("=")
+    return (label, key) if key else (spec, spec)
 
 
 def evaluate_set(library: Path, music: list[Path], embeddings: list[str], resamples: int, seed: int,
@@ -127,7 +134,7 @@ def evaluate_set(library: Path, music: list[Path], embeddings: list[str], resamp
         common: set[int] | None = None
         loaded = {}
         for name in embeddings:
-            keys[name] = ensure_embedded(lib, name)
+            keys[name] = ensure_embedded(lib, labelled(name)[1])
             ids, vectors = embedding_vectors(lib, keys[name])
             loaded[name] = (ids, vectors)
             common = set(ids.tolist()) if common is None else common & set(ids.tolist())
@@ -141,14 +148,17 @@ def evaluate_set(library: Path, music: list[Path], embeddings: list[str], resamp
     assert owners is not None
     base = "descriptor" if "descriptor" in embeddings else None
     map_ci = bootstrap(maps, owners, resamples, seed, base)
-    if versus is not None and versus in maps:  # a second paired comparison, on the same resamples
-        against = bootstrap(maps, owners, resamples, seed, versus)
+    versus_name = next((n for n in embeddings if versus in (n, labelled(n)[0])), None)
+    if versus is not None and versus_name is not None:  # a second paired comparison, on the same resamples
+        against = bootstrap(maps, owners, resamples, seed, versus_name)
         for name in embeddings:
             map_ci[name][f"vs_{versus}"] = {k: against[name][k] for k in ("gain", "gain_lo", "gain_hi")}
     p_ci = bootstrap(precisions, owners, resamples, seed, None)
+    label = {name: labelled(name)[0] for name in embeddings}
     return {"library": str(library), "tracks": int(len(shared)), "albums": int(len(np.unique(owners))),
-            "queries": int(len(owners)), "keys": keys,
-            "results": {name: {"map_at_10": map_ci[name], "precision_at_10": p_ci[name]} for name in embeddings}}
+            "queries": int(len(owners)), "keys": {label[name]: key for name, key in keys.items()},
+            "results": {label[name]: {"map_at_10": map_ci[name], "precision_at_10": p_ci[name]}
+                        for name in embeddings}}
 
 
 def markdown(payload: dict[str, Any]) -> str:

@@ -53,11 +53,10 @@ def profile(files: list[str]) -> dict[str, Any]:
     from soundalike.audio.features import get_preset, log_mel, power_spectrogram
     from soundalike.library.catalog import Library
     from soundalike.models import load_checkpoint
-    from soundalike.models.pretrained import default_checkpoint
+    from soundalike.models.pretrained import default_checkpoints
 
     torch.set_num_threads(1)
-    checkpoint = default_checkpoint()
-    model = load_checkpoint(checkpoint)[0] if checkpoint is not None else None
+    models = [load_checkpoint(checkpoint)[0] for checkpoint in default_checkpoints()]
     totals: dict[str, float] = defaultdict(float)
     audio_seconds = 0.0
     times: dict[str, float] = defaultdict(float)
@@ -90,19 +89,21 @@ def profile(files: list[str]) -> dict[str, Any]:
             descriptor = describe(y, base, power=power, mel_db=mel_db)
             lap("descriptors")
             spectrograms = {"melae": mel_db.astype(np.float16)}
-            if model is not None:
+            for model in models:
                 preset = model.preset
-                spectrograms[preset.name] = log_mel(at_rate(y, ANALYSIS_SR, preset.sr), preset).astype(np.float16)
-                lap("default model's spectrogram (resample + mel)")
+                if preset.name not in spectrograms:
+                    spectrograms[preset.name] = log_mel(at_rate(y, ANALYSIS_SR, preset.sr),
+                                                        preset).astype(np.float16)
+                    lap("default models' spectrograms (resample + mel)")
             result = Analysis(ahash, float(info.duration), y.size / ANALYSIS_SR, tags, spectrograms, descriptor)
             track_id, _ = lib.add_analysis(os.fsencode(os.path.abspath(path)) + str(n).encode(), 1, n, fhash + str(n),
                                            result)
             lap("commit (feature store + catalogue)")
-            if model is not None:
+            for model in models:
                 pooled, seq = model.embed_track(spectrograms[model.preset_name])
-                lap("default model's embedding")
+                lap(f"default model's embedding ({model.name})")
                 with lib.transaction():
-                    lib.put_vector(track_id, "bench", pooled, seq)
+                    lib.put_vector(track_id, f"bench-{model.name}", pooled, seq)
                 lap("commit (feature store + catalogue)")
             if n == 0:
                 continue

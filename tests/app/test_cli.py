@@ -156,28 +156,33 @@ def test_index_rejects_an_unknown_model(tmp_path: Path) -> None:
 
 def test_index_embeds_with_the_shipped_default(indexed: tuple[Path, Path, list[synth.SynthTrack]]) -> None:
     from soundalike.models import load_checkpoint
-    from soundalike.models.pretrained import default_checkpoint, model_card
+    from soundalike.models.embedding import resolve_model
+    from soundalike.models.pretrained import default_checkpoint, default_checkpoints, default_parts, model_card
 
-    checkpoint = default_checkpoint()
-    assert checkpoint is not None, "the package ships src/soundalike/models/pretrained/default.pt"
-    assert checkpoint.stat().st_size <= 20 * 1024 * 1024
-    _, payload = load_checkpoint(checkpoint)
+    checkpoints = default_checkpoints()
+    assert checkpoints and checkpoints[0] == default_checkpoint(), "the package ships the default's models"
+    assert len(checkpoints) == len(default_parts()) - 1  # every model part of default.json is in the package
     card = model_card()
-    assert payload["model_id"] in card and "| default (descriptor+model) |" in card
     _, library, tracks = indexed
-    with Library.open(library, create=False) as lib:
-        assert payload["model_id"] in lib.models()
-        ids, vectors = lib.vectors(payload["model_id"])
-    assert len(ids) == 20 and np.isfinite(vectors).all()
-    # the default model alone places same-style synthetic tracks together (chance: 4 of 19 neighbours)
-    unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
-    sims = unit @ unit.T
-    np.fill_diagonal(sims, -np.inf)
-    with Library.open(library, create=False) as lib:
-        paths = [lib.track(int(i)).path for i in ids]
-    styles = [style_of(tracks, p) for p in paths]
-    hits = [sum(styles[j] == styles[i] for j in np.argsort(-sims[i])[:4]) / 4 for i in range(len(ids))]
-    assert float(np.mean(hits)) >= 0.8, np.mean(hits)  # measured 0.99
+    for checkpoint in checkpoints:
+        assert checkpoint.stat().st_size <= 20 * 1024 * 1024
+        _, payload = load_checkpoint(checkpoint)
+        with Library.open(library, create=False) as lib:
+            assert payload["model_id"] in lib.models()
+            ids, vectors = lib.vectors(payload["model_id"])
+            paths = [lib.track(int(i)).path for i in ids]  # type: ignore[union-attr]
+        assert len(ids) == 20 and np.isfinite(vectors).all()
+        # each model alone places same-style synthetic tracks together (chance: 4 of 19 neighbours)
+        unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+        sims = unit @ unit.T
+        np.fill_diagonal(sims, -np.inf)
+        styles = [style_of(tracks, p) for p in paths]
+        hits = [sum(styles[j] == styles[i] for j in np.argsort(-sims[i])[:4]) / 4 for i in range(len(ids))]
+        assert float(np.mean(hits)) >= 0.8, (checkpoint.name, np.mean(hits))  # measured 1.0 and 1.0
+    with Library.open(library, create=False) as lib:  # `--model default` searches every part, weighted
+        key = resolve_model(lib, "default")
+    assert [float(part.split("@")[1]) for part in key.split("+")] == [w for _, w in default_parts()]
+    assert all(part.split("@")[0] in card for part in key.split("+")[1:])  # the card names every model
 
 
 def test_train_takes_typed_hyper_parameters(indexed: tuple[Path, Path, list[synth.SynthTrack]],

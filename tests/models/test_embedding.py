@@ -76,3 +76,19 @@ def test_index_model_by_name_reembeds_from_cached_spectrograms(lib_dir: Path, tm
         assert len(lib.vectors(result.model_id)[0]) == 12
     bad = CliRunner().invoke(app, ["index", str(music), "--library", str(library), "--model", "clothier"])
     assert bad.exit_code == 2 and "no model of that name was trained on this library" in bad.stderr
+
+
+def test_default_searches_the_parts_a_library_has(lib_dir: Path) -> None:
+    """A library indexed before a part of the default shipped searches the parts it has, with their weights."""
+    from soundalike.models.checkpoint import read_checkpoint
+    from soundalike.models.embedding import default_key
+    from soundalike.models.pretrained import default_checkpoints, default_parts
+
+    weights = [w for _, w in default_parts()]
+    musicnn, contrastive = (str(read_checkpoint(c)["model_id"]) for c in default_checkpoints())
+    with Library.open(lib_dir / "lib") as lib:
+        assert default_key(lib, set()) == "descriptor"
+        assert default_key(lib, {musicnn}) == f"descriptor@{weights[0]:g}+{musicnn}@{weights[1]:g}"
+        assert default_key(lib, {musicnn, contrastive}) == \
+            f"descriptor@{weights[0]:g}+{musicnn}@{weights[1]:g}+{contrastive}@{weights[2]:g}"
+        assert resolve_model(lib, "default") == "descriptor"  # this library has no model embeddings

@@ -58,7 +58,7 @@ def test_a_library_embedded_with_musicnn_answers_queries(styled: Path, tmp_path:
     code, out, err = run_cli("index", str(styled / "music"), "--library", str(library), "--model", "musicnn",
                              "--json")
     assert code == 0, err
-    embedded = json.loads(out)["library"]["embedded"]
+    [embedded] = json.loads(out)["library"]["embedded"]
     assert embedded["model_id"].startswith("musicnn-") and embedded["tracks"] == 24
     for model in ("musicnn", "musicnn-msd", f"descriptor+{embedded['model_id']}"):
         code, out, err = run_cli("similar", "1", "--library", str(library), "--model", model, "-f", "json",

@@ -83,11 +83,11 @@ def index(
 
     n_jobs = jobs if jobs > 0 else (os.cpu_count() or 1)
     if model == "default":
-        from soundalike.models.pretrained import default_checkpoint
+        from soundalike.models.pretrained import default_checkpoints
 
-        checkpoint = default_checkpoint()
+        checkpoints = default_checkpoints()
     else:
-        checkpoint = None if model == "descriptor" else _checkpoint_for(model, library)
+        checkpoints = [] if model == "descriptor" else [_checkpoint_for(model, library)]
     lib = _open(library, create=True)
 
     def on_problem(p: ScanProblem) -> None:
@@ -96,7 +96,7 @@ def index(
     try:
         with lib.writing(wait=wait, on_wait=err.print), progress_bar("analysing", console=err) as on_progress:
             summary = scan(lib, list(paths), jobs=n_jobs, on_problem=on_problem, on_progress=on_progress,
-                           retry_errors=retry_errors, presets=checkpoint_presets(checkpoint))
+                           retry_errors=retry_errors, presets=checkpoint_presets(*checkpoints))
             if prune:
                 from soundalike.library.prune import plan_prune
                 from soundalike.library.prune import prune as remove_gone
@@ -113,13 +113,13 @@ def index(
     except (CatalogError, WorkerStartError) as exc:
         lib.close()
         raise _fail(str(exc)) from None
-    embedded = None
-    if checkpoint is not None:
+    embedded = []
+    for checkpoint in checkpoints:
         from soundalike.models.embedding import embed_library
 
         with progress_bar("embedding", unit="tracks", console=err) as on_embed:
             model_id, count = embed_library(lib, checkpoint, on_progress=on_embed)
-        embedded = {"model_id": model_id, "tracks": count}
+        embedded.append({"model_id": model_id, "tracks": count})
     stats = lib.stats()
     lib.close()
     if embedded:
@@ -136,8 +136,8 @@ def index(
         out.print(f"kept {summary.missing_kept} known files that were not found where a folder could not be read, "
                   "was gone or was empty (an unmounted disk?); `soundalike prune` removes what is really gone")
     out.print(f"library {display_path(str(stats['library']))}: {stats['tracks']} tracks, {stats['hours']} h")
-    if embedded:
-        out.print(f"embedded {embedded['tracks']} tracks with {embedded['model_id']}")
+    for done in embedded:
+        out.print(f"embedded {done['tracks']} tracks with {done['model_id']}")
 
 
 @app.command(name="prune")

@@ -41,13 +41,13 @@ def run_demo(folder: Path, *, tracks_per_style: int = 10, duration: float = 30.0
     style_of = {str(t.path.resolve()): t.style for t in made}
 
     from soundalike.models.embedding import checkpoint_presets
-    from soundalike.models.pretrained import default_checkpoint
+    from soundalike.models.pretrained import default_checkpoints
 
-    shipped = default_checkpoint()
+    shipped = default_checkpoints()
     console.print(f"[bold]2/4[/bold] indexing with {jobs} worker(s) into {escape(str(index_dir))}", markup=True)
     with Library.open(index_dir) as lib:
         with progress_bar("analysing", console=progress_console) as on_progress:
-            summary = scan(lib, [music], jobs=jobs, on_progress=on_progress, presets=checkpoint_presets(shipped),
+            summary = scan(lib, [music], jobs=jobs, on_progress=on_progress, presets=checkpoint_presets(*shipped),
                            on_problem=lambda p: console.print(f"skip {p.line()}"))
         console.print(f"    {summary.found} files: {summary.analysed} analysed, {summary.unchanged} unchanged, "
                       f"{len(summary.problems)} errors, {summary.seconds:.1f} s")
@@ -100,18 +100,19 @@ def run_demo(folder: Path, *, tracks_per_style: int = 10, duration: float = 30.0
 
 def _default_model_scores(lib: Library, labels_of: Callable[[list[int]], list[str]],
                           console: Console) -> dict[str, object] | None:
-    """Embed with the shipped default model (if this build has one) and score it like the descriptors."""
-    from soundalike.models.pretrained import default_checkpoint
+    """Embed with the shipped default models (if this build has them) and score them like the descriptors."""
+    from soundalike.models.pretrained import default_checkpoints
 
-    checkpoint = default_checkpoint()
-    if checkpoint is None:
+    checkpoints = default_checkpoints()
+    if not checkpoints:
         return None
     from soundalike.models.embedding import embed_library, resolve_model
 
-    model_id, _ = embed_library(lib, checkpoint)
-    console.print("    the shipped default model (musicnn, pretrained on real music; it never heard synthetic music):")
-    out: dict[str, object] = {"model_id": model_id}
-    for key in (model_id, resolve_model(lib, "default")):
+    model_ids = [embed_library(lib, checkpoint)[0] for checkpoint in checkpoints]
+    console.print("    the shipped default models (musicnn, pretrained on real music, and a contrastive model trained "
+                  "on game soundtracks and rendered scores; neither heard synthetic music):")
+    out: dict[str, object] = {"model_id": model_ids[0], "model_ids": model_ids}
+    for key in (*model_ids, resolve_model(lib, "default")):
         index = VectorIndex.from_library(lib, key)
         scores = label_retrieval(index.vectors, labels_of(index.ids.tolist()), k=10)
         out[key] = scores.to_dict()

@@ -18,7 +18,7 @@ from typing import Any
 from soundalike.library.catalog import DESCRIPTOR_MODEL, CatalogError, Library
 
 from . import Encoder, ModelError, load_checkpoint
-from .pretrained import DEFAULT_NAME, default_checkpoint, default_weights, shipped_checkpoint
+from .pretrained import DEFAULT_NAME, default_checkpoint, default_parts, shipped_checkpoint
 
 PACKAGE_PREFIX = "package:"
 EMBED_BATCH = 16  # tracks embedded (and committed) together
@@ -50,17 +50,21 @@ def checkpoint_path(lib: Library, stored: str) -> Path:
     return Path(stored)
 
 
-def checkpoint_presets(checkpoint: str | os.PathLike[str] | None) -> tuple[str, ...]:
-    """The mel presets a scan should compute (from the audio it decodes anyway) for a model to embed from: the
-    scan's own, plus the checkpoint's when it differs."""
+def checkpoint_presets(*checkpoints: str | os.PathLike[str] | None) -> tuple[str, ...]:
+    """The mel presets a scan should compute (from the audio it decodes anyway) for models to embed from: the
+    scan's own, plus each checkpoint's where it differs."""
     from soundalike.audio.analysis import DEFAULT_PRESETS
 
-    if checkpoint is None:
-        return DEFAULT_PRESETS
     from .checkpoint import read_checkpoint
 
-    name = str((read_checkpoint(checkpoint).get("preset") or {}).get("name", ""))
-    return DEFAULT_PRESETS if not name or name in DEFAULT_PRESETS else (*DEFAULT_PRESETS, name)
+    presets = list(DEFAULT_PRESETS)
+    for checkpoint in checkpoints:
+        if checkpoint is None:
+            continue
+        name = str((read_checkpoint(checkpoint).get("preset") or {}).get("name", ""))
+        if name and name not in presets:
+            presets.append(name)
+    return tuple(presets)
 
 
 def register_model(lib: Library, payload: dict[str, Any], checkpoint: str | os.PathLike[str]) -> str:
@@ -135,17 +139,8 @@ def resolve_model(lib: Library, name: str) -> str:
         parts = [split_part(part) for part in name.split("+") if part]
         return "+".join(resolve_model(lib, part) + (f"@{weight:g}" if weight is not None else "")
                         for part, weight in parts)
-    if name == DEFAULT_NAME:  # the shipped model where this library has its embeddings, else the descriptors
-        shipped = default_checkpoint()
-        if shipped is not None:
-            model_id = _checkpoint_model_id(str(shipped), shipped.stat().st_mtime_ns)
-            if model_id in present:
-                # The shipped model fused with the descriptors, weighted as chosen on validation (docs/models.md).
-                descriptor_weight, model_weight = default_weights()
-                if descriptor_weight == model_weight:
-                    return f"{DESCRIPTOR_MODEL}+{model_id}"
-                return f"{DESCRIPTOR_MODEL}@{descriptor_weight:g}+{model_id}@{model_weight:g}"
-        return DESCRIPTOR_MODEL
+    if name == DEFAULT_NAME:
+        return default_key(lib, present)
     registered = registered_models(lib)
     shipped_file = shipped_checkpoint(name)
     if shipped_file is not None and name != "musicnn":  # a training picked by name: its own embedding
@@ -162,6 +157,26 @@ def resolve_model(lib: Library, name: str) -> str:
     known = ", ".join(sorted(present)) or "none"
     raise CatalogError(f"no embeddings for model {name!r} in {lib.root} (present: {known}); "
                        f"run `soundalike index PATH --model {name}`")
+
+
+def default_key(lib: Library, present: set[str] | None = None) -> str:
+    """The catalogue key of ``default``: the fusion of ``default.json`` (weights chosen on validation,
+    docs/models.md) over the parts this library has embeddings of; the descriptors alone when it has none."""
+    present = set(lib.models()) if present is None else present
+    folder = default_checkpoint()
+    parts = []
+    for part, weight in default_parts():
+        if part == DESCRIPTOR_MODEL:
+            parts.append((part, weight))
+        elif folder is not None and (path := folder.parent / part).is_file():
+            model_id = _checkpoint_model_id(str(path), path.stat().st_mtime_ns)
+            if model_id in present:  # a library indexed before this part shipped searches without it
+                parts.append((model_id, weight))
+    if all(part == DESCRIPTOR_MODEL for part, _ in parts):
+        return DESCRIPTOR_MODEL
+    if len({weight for _, weight in parts}) == 1:
+        return "+".join(part for part, _ in parts)
+    return "+".join(f"{part}@{weight:g}" for part, weight in parts)
 
 
 def model_for(lib: Library, model_id: str, device: str = "cpu") -> Encoder:

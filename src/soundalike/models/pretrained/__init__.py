@@ -1,11 +1,13 @@
-"""Models shipped inside the package: the default (``default.pt``, its fusion with the descriptors in
-``default.json``, card ``default.md``) and musicnn's two trainings converted from the ``musicnn`` package
-(``musicnn_msd.pt``, ``musicnn_mtt.pt``; notice in ``MUSICNN-LICENSE``)."""
+"""Models shipped inside the package: the default (its parts and their weights in ``default.json``: the
+descriptors, ``default.pt`` and further checkpoints such as ``default_contrastive.pt``; card ``default.md``) and
+musicnn's two trainings converted from the ``musicnn`` package (``musicnn_msd.pt``, ``musicnn_mtt.pt``; notice in
+``MUSICNN-LICENSE``)."""
 
 from __future__ import annotations
 
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 DEFAULT_NAME = "default"
 
@@ -31,15 +33,25 @@ def shipped_checkpoint(name: str) -> Path | None:
     return path if path.is_file() else None
 
 
-def default_weights() -> tuple[float, float]:
-    """``(descriptor weight, model weight)`` of the default fusion (``default.json``; equal when absent)."""
+def _recipe() -> dict[str, Any]:
+    """``default.json``, or the equal-weight fusion of the descriptors and ``default.pt`` when absent."""
     import json
 
     path = _file("default.json")
     if not path.is_file():
-        return 0.5, 0.5
-    recipe = json.loads(path.read_text(encoding="utf-8"))
-    return float(recipe["descriptor_weight"]), float(recipe["model_weight"])
+        return {"parts": [{"part": "descriptor", "weight": 0.5}, {"part": "default.pt", "weight": 0.5}]}
+    return dict(json.loads(path.read_text(encoding="utf-8")))
+
+
+def default_parts() -> list[tuple[str, float]]:
+    """The default fusion as ``(part, weight)``: ``descriptor`` or the file name of a shipped checkpoint."""
+    return [(str(p["part"]), float(p["weight"])) for p in _recipe()["parts"]]
+
+
+def default_checkpoints() -> list[Path]:
+    """The shipped checkpoints the default embeds with (the first is ``default.pt``), those this build has."""
+    files = [_file(part) for part, _ in default_parts() if part != "descriptor"]
+    return [f for f in files if f.is_file()]
 
 
 def model_card() -> str:
