@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import torch
 
@@ -74,3 +76,20 @@ def test_eq_tilt_adds_a_slope_across_bands_and_mixing_only_adds_energy() -> None
     batch = torch.cat([quiet, loud])
     out = _plain(mix=1.0)._augment(batch.clone(), rng)
     assert float(out[0].mean()) > float(db_to_unit(quiet).mean()) - 1e-6  # the quiet excerpt got the loud one in
+
+
+def test_max_segments_embeds_evenly_spread_segments_under_its_own_id(tmp_path: Path) -> None:
+    from soundalike.models import load_checkpoint, save_checkpoint
+
+    model = build("contrastive", channels=(4, 8), embedding_dim=16, projection_dim=8)
+    spec = np.random.default_rng(0).normal(-40, 10, (128, 128 + 64 * 40)).astype(np.float32)  # 41 segments
+    assert len(model.segments(spec)) == 41
+    save_checkpoint(model, tmp_path / "all.pt", epoch=0, history={}, metrics={}, data={})
+    model.config.max_segments = 8  # type: ignore[attr-defined]
+    segs = model.segments(spec)
+    assert len(segs) == 8 and np.array_equal(segs[0], spec[:, :128]) and np.array_equal(segs[-1], spec[:, -128:])
+    save_checkpoint(model, tmp_path / "s8.pt", epoch=0, history={}, metrics={}, data={})
+    ids = [load_checkpoint(tmp_path / name)[1]["model_id"] for name in ("all.pt", "s8.pt")]
+    assert ids[1] == ids[0] + "-s8"  # the same weights, embedding differently: a model id of their own
+    pooled, seq = load_checkpoint(tmp_path / "s8.pt")[0].embed_track(spec)
+    assert seq.shape == (8, 16) and pooled.shape == (16,)

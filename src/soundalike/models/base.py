@@ -189,6 +189,13 @@ class Encoder(nn.Module):
         return torch.optim.Adam([p for p in self.parameters() if p.requires_grad], lr=self.config.lr)
 
 
+def spread_segments(segments: np.ndarray, limit: int) -> np.ndarray:
+    """At most ``limit`` of a track's segments, evenly spread over it (all of them when ``limit`` is 0)."""
+    if not limit or len(segments) <= limit:
+        return segments
+    return segments[np.unique(np.round(np.linspace(0, len(segments) - 1, limit)).astype(np.int64))]
+
+
 def random_segments(tracks: Sequence[np.ndarray], rng: np.random.Generator, count: int, frames: int
                     ) -> np.ndarray:
     """``count`` random ``frames``-wide crops, each from a random track (tracks shorter than a crop are looped)."""

@@ -30,7 +30,7 @@ from torch import nn
 
 from soundalike.audio.features import segment
 
-from .base import Encoder, ModelConfig, ModelError, TrackSet, db_to_unit, register
+from .base import Encoder, ModelConfig, ModelError, TrackSet, db_to_unit, register, spread_segments
 
 
 @dataclass
@@ -59,6 +59,7 @@ class ContrastiveConfig(ModelConfig):
     time_stretch: float = 0.0  # crop length drawn in [1/(1+x), 1+x] x the excerpt, resampled to it
     eq_tilt_db: float = 0.0  # a slope of at most this many dB from the lowest to the highest band
     mix: float = 0.0  # probability that an excerpt gets another track of the batch mixed in
+    max_segments: int = 0  # embedding: 0 = every segment of the track; N = N of them evenly spread (cheaper)
 
 
 def album_groups(albums: Sequence[tuple[int, str]]) -> dict[int, int]:
@@ -118,8 +119,14 @@ class Contrastive(Encoder):
         return self.config
 
     def segments(self, spec_db: np.ndarray) -> np.ndarray:
-        """Excerpts of ``segment_frames`` every ``segment_hop`` frames."""
-        return segment(np.asarray(spec_db, dtype=np.float32), self.cfg.segment_frames, self.cfg.segment_hop)
+        """Excerpts of ``segment_frames`` every ``segment_hop`` frames (``max_segments`` of them evenly spread when
+        set: embedding only, training crops its own)."""
+        segs = segment(np.asarray(spec_db, dtype=np.float32), self.cfg.segment_frames, self.cfg.segment_hop)
+        return spread_segments(segs, self.cfg.max_segments)
+
+    def id_suffix(self) -> str:
+        """``-sN`` when the embedding takes ``N`` segments of a track rather than all of them."""
+        return f"-s{self.cfg.max_segments}" if self.cfg.max_segments else ""
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """Excerpts ``(n, 128, frames)`` in [0, 1] to embeddings ``(n, embedding_dim)``."""

@@ -19,6 +19,7 @@ from torch import nn
 from soundalike.library.catalog import Library
 
 from . import Encoder, ModelError
+from .base import spread_segments
 
 ACTIVATION_MODES = ("max", "mean", "embedding")
 
@@ -40,13 +41,6 @@ def first_layer_filters(model: Encoder) -> np.ndarray:
     return weight[:, 0] if weight.shape[1] == 1 else weight.mean(axis=1)
 
 
-def _spread_segments(segs: np.ndarray, limit: int) -> np.ndarray:
-    """At most ``limit`` segments, evenly spread over the track (seed 004 analysed 30 s per track)."""
-    if len(segs) <= limit:
-        return segs
-    return segs[np.linspace(0, len(segs) - 1, limit).round().astype(int)]
-
-
 def unit_activations(model: Encoder, track_input: np.ndarray, max_segments: int = 32
                      ) -> tuple[np.ndarray, np.ndarray]:
     """``(max, mean)`` of each first-layer unit's rectified activation over (at most ``max_segments`` evenly spread)
@@ -55,7 +49,7 @@ def unit_activations(model: Encoder, track_input: np.ndarray, max_segments: int 
     captured: list[torch.Tensor] = []
     handle = conv.register_forward_hook(lambda _m, _i, output: captured.append(torch.relu(output).detach()))
     try:
-        segs = _spread_segments(model.segments(np.asarray(track_input, dtype=np.float32)), max_segments)
+        segs = spread_segments(model.segments(np.asarray(track_input, dtype=np.float32)), max_segments)
         with torch.no_grad():
             model.encode(model.prepare(torch.from_numpy(segs)))
     finally:

@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import Encoder, ModelConfig, ModelError, TrackSet, register
+from .base import Encoder, ModelConfig, ModelError, TrackSet, register, spread_segments
 
 TF_BN_EPSILON = 1e-3
 N_MELS = 96
@@ -145,11 +145,7 @@ class Musicnn(Encoder):
 
     def segments(self, spec_db: np.ndarray) -> np.ndarray:
         """The track's 3 s patches back to back, or ``max_patches`` of them evenly spread over the track."""
-        patches = super().segments(spec_db)
-        n = self.config.max_patches  # type: ignore[attr-defined]
-        if n and len(patches) > n:
-            patches = patches[np.unique(np.round(np.linspace(0, len(patches) - 1, n)).astype(np.int64))]
-        return patches
+        return spread_segments(super().segments(spec_db), self.config.max_patches)  # type: ignore[attr-defined]
 
     def prepare(self, segments: torch.Tensor) -> torch.Tensor:
         """Stored dB segments ``(n, 96, 187)`` to musicnn's input ``(n, 187, 96)``: ``log10(10000·power + 1)``
