@@ -106,6 +106,8 @@ def test_subsonic_xml_answers(subsonic_client: TestClient) -> None:
     c = subsonic_client
     root = _xml(c, "ping")
     assert root.get("status") == "ok" and len(root) == 0
+    folders = _xml(c, "getMusicFolders").findall(f"{NS}musicFolders/{NS}musicFolder")
+    assert [(f.get("id"), f.get("name")) for f in folders] == [("1", "Music")]
     indexes = _xml(c, "getArtists").find(f"{NS}artists")
     assert indexes is not None and indexes.get("ignoredArticles")
     # "The Techno Machines" sorts under T without its article (after "Techno..." words), "Slow Horizons" under S.

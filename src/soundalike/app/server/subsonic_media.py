@@ -12,7 +12,9 @@ from __future__ import annotations
 import base64
 import io
 import os
+from collections.abc import MutableMapping
 from pathlib import Path
+from typing import Any
 
 from fastapi.responses import FileResponse, Response
 
@@ -27,6 +29,17 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
 MAX_ART_BYTES = 20 << 20
 
 
+class SongFile(FileResponse):
+    """A file answer that honours ``Range`` on a form POST too (Starlette's answers ranges only to GET and HEAD;
+    Subsonic clients such as py-opensonic POST their ``stream`` requests)."""
+
+    async def __call__(self, scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
+        """Answer as to a GET."""
+        if scope.get("type") == "http" and str(scope.get("method", "")).upper() == "POST":
+            scope = {**scope, "method": "GET"}
+        await super().__call__(scope, receive, send)
+
+
 def _file(call: Call) -> tuple[Track, str]:
     track = browse(call).track(call.params.required("id"))
     path = call.server.state.file_of(track.id)
@@ -39,14 +52,14 @@ def _file(call: Call) -> tuple[Track, str]:
 def stream(call: Call) -> Response:
     """``id``: the song's file as on disk (``Range`` answered with 206); ``maxBitRate`` and ``format`` are ignored."""
     _, path = _file(call)
-    return FileResponse(path, media_type=audio_content_type(path), headers={"Cache-Control": "private, max-age=3600"})
+    return SongFile(path, media_type=audio_content_type(path), headers={"Cache-Control": "private, max-age=3600"})
 
 
 @endpoint("download", "Download a song's file")
 def download(call: Call) -> Response:
     """``id``: the song's file, as an attachment with its file name."""
     _, path = _file(call)
-    return FileResponse(path, media_type=audio_content_type(path), filename=os.path.basename(path))
+    return SongFile(path, media_type=audio_content_type(path), filename=os.path.basename(path))
 
 
 def embedded_picture(path: str) -> bytes | None:
