@@ -178,8 +178,8 @@ def get_genres(call: Call) -> dict[str, Any]:
 
 
 def _sorted_tracks(b: Browse) -> list[Track]:
-    return sorted(b.tracks.values(), key=lambda t: (model.sort_name(t.album_artist or t.artist), fold(t.album),
-                                                    t.disc_no, t.track_no, fold(t.title), t.id))
+    """Every song by album artist, album, disc, track number and title."""
+    return [b.tracks[i] for i in b.ordered]
 
 
 @endpoint("getSongsByGenre", "Songs of a genre")
@@ -232,7 +232,7 @@ def search(call: Call) -> tuple[list[model.Artist], list[Album], list[Track]]:
                     key=lambda a: (model.sort_name(a.name), a.id))
     count, offset = counts["song"]
     if not words:
-        tracks = _sorted_tracks(b)[offset:offset + count]
+        tracks = [b.tracks[i] for i in b.ordered[offset:offset + count]]
     else:
         tracks = [t for t in call.server.state.lib().search(text, limit=count, offset=offset) if t.id in b.tracks]
         tracks = [b.tracks[t.id] for t in tracks]

@@ -91,6 +91,7 @@ class Browse:
     albums: dict[str, Album]
     artists: dict[str, Artist]
     album_of: dict[int, str]
+    ordered: list[int] = field(default_factory=list)
 
     @classmethod
     def build(cls, tracks: dict[int, Track]) -> Browse:
@@ -124,7 +125,10 @@ class Browse:
             album.track_ids.sort(key=lambda i: (tracks[i].disc_no, tracks[i].track_no, fold(tracks[i].title), i))
         for a in artists.values():
             a.album_ids.sort(key=lambda k: (-albums[k].year if albums[k].year else 0, fold(albums[k].name), k))
-        return cls(tracks, albums, artists, album_of)
+        ordered = sorted(tracks, key=lambda i: (sort_name(tracks[i].album_artist or tracks[i].artist),
+                                                fold(tracks[i].album), tracks[i].disc_no, tracks[i].track_no,
+                                                fold(tracks[i].title), i))
+        return cls(tracks, albums, artists, album_of, ordered)
 
     def track(self, raw: str) -> Track:
         """The track of a song id (error 70 when there is none)."""

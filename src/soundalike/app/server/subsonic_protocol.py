@@ -219,15 +219,26 @@ def to_xml(body: dict[str, Any]) -> bytes:
     return ET.tostring(root, encoding="utf-8", xml_declaration=True)
 
 
+def without_nulls(value: Any) -> Any:
+    """``value`` without the None fields of its dicts (absent in XML; strict JSON decoders of apps want them
+    absent rather than null)."""
+    if isinstance(value, dict):
+        return {k: without_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [without_nulls(v) for v in value]
+    return value
+
+
 def render(body: dict[str, Any], params: Params, status: int = 200) -> Response:
     """The body as JSON (``f=json``), JSONP (``f=jsonp`` with ``callback``) or XML (anything else)."""
     form = (params.get("f") or "xml").lower()
     if form == "json":
-        return Response(json.dumps({"subsonic-response": body}, ensure_ascii=False, separators=(",", ":")),
-                        status_code=status, media_type="application/json")
+        data = {"subsonic-response": without_nulls(body)}
+        return Response(json.dumps(data, ensure_ascii=False, separators=(",", ":")), status_code=status,
+                        media_type="application/json")
     callback = params.get("callback") or ""
     if form == "jsonp" and re.fullmatch(r"[A-Za-z_$][\w$.]{0,100}", callback):
-        text = f"{callback}({json.dumps({'subsonic-response': body})});"
+        text = f"{callback}({json.dumps({'subsonic-response': without_nulls(body)})});"
         return Response(text, status_code=status, media_type="text/javascript")
     return Response(to_xml(body), status_code=status, media_type="text/xml; charset=utf-8")
 
