@@ -204,3 +204,14 @@ def test_subsonic_writes_keep_the_caches_but_a_scan_moves_them_on(subsonic_clien
     with Library.open(subsonic_root / "lib") as lib:  # another process's write (as a scan's) is noticed
         lib.set_meta("touched", 1)
     assert state.generation() == before + 1
+
+
+def test_subsonic_answers_are_clean_json_and_valid_xml_whatever_the_tags() -> None:
+    from soundalike.app.server.subsonic_protocol import Params, render, to_xml
+
+    body = {"song": {"id": "1", "title": "bell\x07 & <tags>\x00", "year": None, "genres": [{"name": "a"}]}}
+    parsed = ET.fromstring(to_xml(body))
+    song = parsed.find(f"{NS}song")
+    assert song is not None and song.get("title") == "bell\ufffd & <tags>\ufffd" and song.get("year") is None
+    text = render(body, Params([("f", "json")])).body
+    assert b"null" not in text and b'"year"' not in text  # absent, never null
