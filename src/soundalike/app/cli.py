@@ -667,7 +667,7 @@ def serve(
                                                                       "(e.g. behind a proxy): stream URLs in "
                                                                       "playlists use it, not the request's Host."),
 ) -> None:
-    """Web page and HTTP API (OpenAPI docs at /docs, OpenSubsonic sonicSimilarity under /rest)."""
+    """Web page and HTTP API (OpenAPI docs at /docs; the Subsonic API for Subsonic apps under /rest)."""
     from soundalike.app.server.run import serve as run_server
     from soundalike.app.server.security import BindError
 

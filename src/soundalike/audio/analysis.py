@@ -26,11 +26,17 @@ DEFAULT_PRESETS: tuple[str, ...] = ("melae",)
 
 @dataclass
 class Tags:
-    """Artist, album and title as tagged, falling back to folder and file names."""
+    """Artist, album and title as tagged, falling back to folder and file names; album artist, genre, track and
+    disc numbers and year as tagged (empty or 0 when not)."""
 
     artist: str = ""
     album: str = ""
     title: str = ""
+    album_artist: str = ""
+    genre: str = ""
+    track_no: int = 0
+    disc_no: int = 0
+    year: int = 0
 
 
 @dataclass
@@ -66,8 +72,23 @@ def _first(values: object) -> str:
     return str(values or "").strip()
 
 
+def _number(text: str) -> int:
+    """The leading number of a tag such as ``3/12`` or ``2004-05-01`` (0 when there is none)."""
+    digits = ""
+    for c in text.strip():
+        if not c.isdigit():
+            break
+        digits += c
+    return int(digits[:9]) if digits else 0
+
+
+# Easy (and Vorbis/MP4) keys of the extra tags, and their ID3 frames (ID3 in WAV/AIFF has no "easy" keys).
+_EXTRA_KEYS = {"album_artist": ("albumartist", "TPE2"), "genre": ("genre", "TCON"), "track_no": ("tracknumber", "TRCK"),
+               "disc_no": ("discnumber", "TPOS"), "year": ("date", "TDRC")}
+
+
 def read_tags(path: str | os.PathLike[str]) -> Tags:
-    """Artist/album/title with mutagen; a missing title becomes the file name, a missing album the folder."""
+    """Tags with mutagen; a missing title becomes the file name, a missing album the folder."""
     p = os.fsdecode(path)
     tags = Tags()
     try:
@@ -79,10 +100,15 @@ def read_tags(path: str | os.PathLike[str]) -> Tags:
                 get = {"artist": "TPE1", "album": "TALB", "title": "TIT2"}
                 tags.artist, tags.album, tags.title = (
                     _first(getattr(f.tags.get(get[k]), "text", "")) for k in ("artist", "album", "title"))
+                extra = {k: _first([str(x) for x in getattr(f.tags.get(frame), "text", [])])
+                         for k, (_, frame) in _EXTRA_KEYS.items()}
             else:
                 tags.artist = _first(f.tags.get("artist") or f.tags.get("albumartist"))
                 tags.album = _first(f.tags.get("album"))
                 tags.title = _first(f.tags.get("title"))
+                extra = {k: _first(f.tags.get(key)) for k, (key, _) in _EXTRA_KEYS.items()}
+            tags.album_artist, tags.genre = extra["album_artist"], extra["genre"]
+            tags.track_no, tags.disc_no, tags.year = (_number(extra[k]) for k in ("track_no", "disc_no", "year"))
     except Exception:  # noqa: BLE001 - tags are optional: a broken tag block must not fail the file
         pass
     name = audio.display_path(os.path.basename(p))

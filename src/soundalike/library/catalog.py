@@ -25,8 +25,10 @@ from soundalike.audio.analysis import Analysis, Tags
 from soundalike.audio.decode import display_path
 
 from .featurestore import FeatureStore, Location
+from .listening import PlayLog, Stars
+from .playlists import PlaylistStore
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 DB_NAME = "catalog.sqlite"
 
 _SCHEMA = """
@@ -42,7 +44,12 @@ CREATE TABLE IF NOT EXISTS tracks (
     added_at REAL NOT NULL,
     f_artist TEXT NOT NULL DEFAULT '',
     f_album TEXT NOT NULL DEFAULT '',
-    f_title TEXT NOT NULL DEFAULT ''
+    f_title TEXT NOT NULL DEFAULT '',
+    album_artist TEXT NOT NULL DEFAULT '',
+    genre TEXT NOT NULL DEFAULT '',
+    track_no INTEGER NOT NULL DEFAULT 0,
+    disc_no INTEGER NOT NULL DEFAULT 0,
+    year INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS tracks_order ON tracks(f_artist, f_album, f_title, id);
 CREATE TABLE IF NOT EXISTS files (
@@ -76,6 +83,33 @@ CREATE TABLE IF NOT EXISTS vectors (
     version INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (track_id, model)
 );
+CREATE TABLE IF NOT EXISTS playlists (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL,
+    comment TEXT NOT NULL DEFAULT '',
+    public INTEGER NOT NULL DEFAULT 0,
+    created_at REAL NOT NULL,
+    changed_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS playlist_tracks (
+    playlist_id INTEGER NOT NULL REFERENCES playlists(id) ON DELETE CASCADE,
+    position INTEGER NOT NULL,
+    track_id INTEGER NOT NULL REFERENCES tracks(id) ON DELETE CASCADE,
+    PRIMARY KEY (playlist_id, position)
+);
+CREATE TABLE IF NOT EXISTS plays (
+    id INTEGER PRIMARY KEY,
+    track_id INTEGER NOT NULL REFERENCES tracks(id) ON DELETE CASCADE,
+    played_at REAL NOT NULL,
+    client TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS plays_track ON plays(track_id, played_at);
+CREATE TABLE IF NOT EXISTS stars (
+    kind TEXT NOT NULL,
+    item TEXT NOT NULL,
+    starred_at REAL NOT NULL,
+    PRIMARY KEY (kind, item)
+);
 """
 
 DESCRIPTOR_MODEL = "descriptor"
@@ -106,6 +140,12 @@ class Track:
     title: str
     duration: float
     audio_hash: str
+    album_artist: str = ""
+    genre: str = ""
+    track_no: int = 0
+    disc_no: int = 0
+    year: int = 0
+    added_at: float = 0.0
 
     def to_dict(self) -> dict[str, object]:
         """JSON-ready fields of the command-line contract."""
@@ -172,9 +212,33 @@ def _migrate_3(conn: sqlite3.Connection) -> None:
             conn.execute("UPDATE meta SET value=? WHERE key=?", (json.dumps(info), key))
 
 
+_EXTRA_TAGS = ("album_artist", "genre", "track_no", "disc_no", "year")
+
+
+def _migrate_4(conn: sqlite3.Connection) -> None:
+    """Version 4: album artist, genre, track and disc numbers and year of each track, read again from its first
+    file that is still there (mutagen reads tags only, no audio: a few seconds for thousands of files); the
+    playlists, plays and stars tables come from _SCHEMA."""
+    from soundalike.audio.analysis import read_tags
+
+    have = {r[1] for r in conn.execute("PRAGMA table_info(tracks)")}
+    for column in _EXTRA_TAGS:
+        if column not in have:
+            kind = "TEXT NOT NULL DEFAULT ''" if column in ("album_artist", "genre") else "INTEGER NOT NULL DEFAULT 0"
+            conn.execute(f"ALTER TABLE tracks ADD COLUMN {column} {kind}")
+    rows = conn.execute("SELECT track_id, MIN(path) FROM files WHERE status='ok' AND track_id IS NOT NULL "
+                        "GROUP BY track_id").fetchall()
+    updates = []
+    for track_id, path in rows:
+        if os.path.isfile(path):
+            tags = read_tags(path)
+            updates.append((tags.album_artist, tags.genre, tags.track_no, tags.disc_no, tags.year, track_id))
+    conn.executemany("UPDATE tracks SET album_artist=?, genre=?, track_no=?, disc_no=?, year=? WHERE id=?", updates)
+
+
 # Forward migrations: version -> the function that brings a catalogue of version - 1 to it (inside the transaction
 # of _prepare; tables and indexes that a version adds come from _SCHEMA after the migrations ran).
-_MIGRATIONS = {2: _migrate_2, 3: _migrate_3}
+_MIGRATIONS = {2: _migrate_2, 3: _migrate_3, 4: _migrate_4}
 
 
 def _schema_version(conn: sqlite3.Connection) -> int | None:
@@ -257,6 +321,21 @@ class Library:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    @property
+    def playlists(self) -> PlaylistStore:
+        """The catalogue's playlists (create, list, rename, reorder, replace tracks, delete)."""
+        return PlaylistStore(self.conn)
+
+    @property
+    def plays(self) -> PlayLog:
+        """Plays recorded in the catalogue (scrobbles), with counts per track."""
+        return PlayLog(self.conn)
+
+    @property
+    def stars(self) -> Stars:
+        """Starred (favourite) tracks, albums and artists."""
+        return Stars(self.conn)
+
     def writing(self, *, wait: bool = True, on_wait: Callable[[str], None] | None = None
                 ) -> contextlib.AbstractContextManager[None]:
         """``with lib.writing():`` — hold the library's inter-process writer lock (:mod:`.lock`)."""
@@ -322,9 +401,11 @@ class Library:
             tags = result.tags
             cur = self.conn.execute(
                 "INSERT INTO tracks (audio_hash, duration, analysed_seconds, artist, album, title, added_at,"
-                " f_artist, f_album, f_title) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " f_artist, f_album, f_title, album_artist, genre, track_no, disc_no, year)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (result.audio_hash, result.duration, result.analysed_seconds, tags.artist, tags.album, tags.title,
-                 time.time(), fold(tags.artist), fold(tags.album), fold(tags.title)))
+                 time.time(), fold(tags.artist), fold(tags.album), fold(tags.title), tags.album_artist, tags.genre,
+                 tags.track_no, tags.disc_no, tags.year))
             track_id = int(cur.lastrowid or 0)
             self._upsert_file(path, track_id, size, mtime_ns, fhash)
             for name, loc in locations.items():
@@ -335,9 +416,11 @@ class Library:
         return track_id, True
 
     def _set_tags(self, track_id: int, tags: Tags) -> None:
-        self.conn.execute("UPDATE tracks SET artist=?, album=?, title=?, f_artist=?, f_album=?, f_title=? WHERE id=?",
+        self.conn.execute("UPDATE tracks SET artist=?, album=?, title=?, f_artist=?, f_album=?, f_title=?, "
+                          "album_artist=?, genre=?, track_no=?, disc_no=?, year=? WHERE id=?",
                           (tags.artist, tags.album, tags.title, fold(tags.artist), fold(tags.album),
-                           fold(tags.title), track_id))
+                           fold(tags.title), tags.album_artist, tags.genre, tags.track_no, tags.disc_no, tags.year,
+                           track_id))
 
     def _upsert_file(self, path: bytes, track_id: int | None, size: int, mtime_ns: int, fhash: str | None,
                      status: str = "ok", error: str | None = None) -> None:
@@ -434,11 +517,13 @@ class Library:
         return self.store.read(preset, Location(*row))
 
     # --- tracks -------------------------------------------------------------------------------------------
-    _TRACK_SQL = ("SELECT t.id, MIN(f.path), t.artist, t.album, t.title, t.duration, t.audio_hash FROM tracks t "
+    _TRACK_SQL = ("SELECT t.id, MIN(f.path), t.artist, t.album, t.title, t.duration, t.audio_hash, t.album_artist, "
+                  "t.genre, t.track_no, t.disc_no, t.year, t.added_at FROM tracks t "
                   "JOIN files f ON f.track_id = t.id AND f.status='ok'")
 
     def _track(self, row: tuple) -> Track:
-        return Track(int(row[0]), display_path(row[1]), row[2], row[3], row[4], float(row[5]), row[6])
+        return Track(int(row[0]), display_path(row[1]), row[2], row[3], row[4], float(row[5]), row[6], row[7],
+                     row[8], int(row[9]), int(row[10]), int(row[11]), float(row[12]))
 
     def track(self, track_id: int) -> Track | None:
         """The track with this id, or None."""

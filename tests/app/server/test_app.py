@@ -109,7 +109,7 @@ def test_traversal_attempts_read_nothing_outside(client: TestClient, tracks: lis
     if url.startswith("/api/tracks/1/audio?"):  # unknown parameters are ignored: track 1's own file
         assert answer.status_code == 200 and body == Path(tracks[0].path).read_bytes()
     elif url.startswith("/rest/"):
-        assert answer.json()["subsonic-response"]["status"] == "failed"
+        assert b'status="failed"' in body  # a Subsonic error, in XML (the protocol's default)
     else:
         assert 400 <= answer.status_code < 500
 

@@ -624,8 +624,8 @@ def create_app(library: str | os.PathLike[str], *, token: str | None = None, loo
     app = FastAPI(title="soundalike", version=__version__, docs_url=None, redoc_url=None, lifespan=lifespan,
                   description="Content-based music recommendation: search the library, stream tracks, find what "
                               "sounds alike, continue playlists, walk paths between tracks, map the library, and "
-                              "find library tracks like any uploaded file. OpenSubsonic `sonicSimilarity` "
-                              "endpoints live under `/rest`.")
+                              "find library tracks like any uploaded file. The Subsonic API (with OpenSubsonic "
+                              "`sonicSimilarity`) lives under `/rest`.")
     app.state.server = server
 
     from .subsonic import rest

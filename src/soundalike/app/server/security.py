@@ -3,8 +3,8 @@
 - ``soundalike serve`` binds 127.0.0.1. Binding any other address needs ``--token`` (or an explicit
   ``--insecure``): :func:`check_bind`.
 - With a token, every data endpoint wants ``Authorization: Bearer TOKEN``, ``?token=TOKEN`` (for ``<audio src>``
-  and ``<img src>``, which cannot send headers) or, on the OpenSubsonic endpoints, ``apiKey=TOKEN``. Tokens are
-  compared in constant time.
+  and ``<img src>``, which cannot send headers) or, on the Subsonic endpoints, ``apiKey=TOKEN`` or any user name
+  with the token as password (:mod:`.subsonic_protocol`). Tokens are compared in constant time.
 - Without a token, the server answers only requests whose ``Host`` is a loopback name: a web page elsewhere
   cannot reach it through DNS rebinding (a hostile domain that resolves to 127.0.0.1).
 """

@@ -123,6 +123,18 @@ class LibraryState:
                 self._checked_at = time.monotonic()
             return self._generation
 
+    def write(self, work: Callable[[Library], T]) -> T:
+        """Run one of the server's own small writes (playlists, plays, stars) on this thread's connection without
+        moving the generation on: the track list and search indexes stay valid. A change another process made
+        before it is still noticed; one committed during it (a few milliseconds) waits for the next change."""
+        with self._watch_lock:
+            before = self._read_data_version()
+            result = work(self.lib())
+            after = self._read_data_version()
+            if before == self._data_version:
+                self._data_version = after
+        return result
+
     def cached(self, key: tuple[str, ...], build: Callable[[], T]) -> T:
         """The value for ``key`` at the current generation, built by ``build`` when missing or outdated; while
         another thread rebuilds it, the previous value is returned."""

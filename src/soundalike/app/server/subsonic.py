@@ -1,68 +1,34 @@
-"""OpenSubsonic endpoints, so music servers and players can ask us for sonically similar tracks.
+"""The Subsonic API (1.16.1, with OpenSubsonic extensions) under ``/rest``: any Subsonic app is a soundalike client.
 
-The ``sonicSimilarity`` extension (version 1) defines ``getSonicSimilarTracks`` (``id``, ``count`` = 10) and
-``findSonicPath`` (``startSongId``, ``endSongId``, ``count`` = 25). We answer as Navidrome does: the
-``subsonic-response`` envelope (``status``, ``version``, ``type``, ``serverVersion``, ``openSubsonic: true``) with
-a ``sonicMatch`` list of ``{"entry": Child, "similarity": s}``, where ``s`` in [0, 1] is ``(1 + cosine) / 2``
-(1 = the same sound) — for a path, relative to the start song. Song ids are our catalogue ids as strings.
-``ping``, ``getOpenSubsonicExtensions``, ``getSong`` and ``stream`` are there too so a client can check the
-server, look a song up and play it. Answers are JSON (``f=json``; XML is not offered). Errors follow Subsonic:
-HTTP 200 with ``status: failed`` and an error code (10 missing parameter, 44 bad API key, 70 not found).
+Phone and desktop players (DSub, Symfonium, Feishin, Supersonic, substreamer...) browse the library by artist,
+album, genre and folder, search it, stream and download songs, show cover art, keep playlists, stars and plays in
+the catalogue, and ask for songs that *sound* alike (``getSimilarSongs2``, ``getArtistInfo2``'s similar artists,
+and the ``sonicSimilarity`` extension: ``getSonicSimilarTracks``, ``findSonicPath``). The modules:
 
-Authentication: with ``soundalike serve --token T``, pass ``apiKey=T`` (the ``apiKeyAuthentication`` extension),
-``token=T`` or ``Authorization: Bearer T``; user name and password parameters are refused with code 42.
+- :mod:`.subsonic_protocol`: parameters (GET or form POST, ``.view`` aliases), authentication, XML/JSON, errors;
+- :mod:`.subsonic_model`: artists, albums and songs with stable ids derived from the tags;
+- :mod:`.subsonic_browse`: browsing, album lists, genres, random songs, search, similar songs, top songs;
+- :mod:`.subsonic_media`: stream, download, cover art;
+- :mod:`.subsonic_playlists`: playlists, scrobbles, now playing, stars;
+- this one: the server endpoints (ping, license, extensions, user, scan status) and sonic similarity.
+
+``sonicSimilarity`` v1 answers as Navidrome does: a ``sonicMatch`` list of ``{"entry": Child, "similarity": s}``,
+``s = (1 + cosine) / 2`` in [0, 1] (1 = the same sound); for a path, relative to the start song. See
+docs/subsonic.md for the endpoint list and how to point an app at the server.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter, Request
-from fastapi.responses import FileResponse, JSONResponse, Response
+from soundalike.recommend import path_between, similar
 
-from soundalike import __version__
-from soundalike.library.catalog import CatalogError, Track
-from soundalike.recommend import QueryError, path_between, similar
+from . import subsonic_browse, subsonic_media, subsonic_playlists  # noqa: F401 - they register their endpoints
+from . import subsonic_model as model
+from .subsonic_model import Marks, browse
+from .subsonic_protocol import EXTENSIONS, Call, SubsonicError, endpoint, rest
 
-from .media import audio_content_type
-from .security import token_matches
-from .state import ModelNameError
-
-API_VERSION = "1.16.1"
-EXTENSIONS = [{"name": "sonicSimilarity", "versions": [1]}, {"name": "apiKeyAuthentication", "versions": [1]}]
-
-rest = APIRouter(prefix="/rest", tags=["OpenSubsonic"])
-
-
-def envelope(status: str = "ok", **fields: Any) -> JSONResponse:
-    """A ``subsonic-response`` JSON answer."""
-    body = {"status": status, "version": API_VERSION, "type": "soundalike", "serverVersion": __version__,
-            "openSubsonic": True, **fields}
-    return JSONResponse({"subsonic-response": body})
-
-
-def failure(code: int, message: str) -> JSONResponse:
-    """A Subsonic error answer (HTTP 200, ``status: failed``)."""
-    return envelope("failed", error={"code": code, "message": message})
-
-
-class SubsonicError(Exception):
-    """Answered as a Subsonic error envelope."""
-
-    def __init__(self, code: int, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-
-
-def child(track: Track) -> dict[str, Any]:
-    """A Subsonic ``Child`` (song) for a library track."""
-    suffix = Path(track.path).suffix.lstrip(".").lower()
-    return {"id": str(track.id), "isDir": False, "title": track.title, "album": track.album, "artist": track.artist,
-            "duration": int(round(track.duration)), "suffix": suffix, "contentType": audio_content_type(track.path),
-            "type": "music", "mediaType": "song", "isVideo": False}
+__all__ = ["rest", "similarity"]
 
 
 def similarity(cosine: float) -> float:
@@ -70,140 +36,99 @@ def similarity(cosine: float) -> float:
     return round(min(1.0, max(0.0, (1.0 + float(cosine)) / 2.0)), 6)
 
 
-def _authorise(request: Request) -> None:
-    expected = request.app.state.server.config.token
-    params = request.query_params
-    if expected is None:
-        return
-    api_key = params.get("apiKey")
-    if api_key is not None and params.get("u") is not None:
-        raise SubsonicError(43, "Multiple conflicting authentication mechanisms provided")
-    header = request.headers.get("authorization", "")
-    bearer = header[7:].strip() if header.lower().startswith("bearer ") else None
-    given = api_key or params.get("token") or bearer
-    if given is None and params.get("u") is not None:
-        raise SubsonicError(42, "Password authentication not supported. Use API keys (apiKey=TOKEN)")
-    if not token_matches(given, expected):
-        raise SubsonicError(44, "Invalid API key")
-
-
-def _int_param(request: Request, name: str, default: int | None = None, *, lo: int = 1, hi: int = 500) -> int:
-    raw = request.query_params.get(name)
-    if raw is None or raw == "":
-        if default is None:
-            raise SubsonicError(10, f"Required parameter is missing: {name}")
-        return default
-    if not (raw.isascii() and raw.lstrip("-").isdigit()) or len(raw) > 18:
-        raise SubsonicError(0, f"{name} must be a whole number")
-    value = int(raw)
-    return min(hi, max(lo, value))
-
-
-def _song_id(request: Request, name: str) -> int:
-    raw = request.query_params.get(name)
-    if raw is None or raw == "":
-        raise SubsonicError(10, f"Required parameter is missing: {name}")
-    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
-        raise SubsonicError(70, f"Song not found: {raw[:40]}")
-    track = request.app.state.server.state.track(int(raw))
-    if track is None:
-        raise SubsonicError(70, f"Song not found: {raw[:40]}")
-    return int(raw)
-
-
-Endpoint = Callable[[Request], Response]
-
-
-def _answer(request: Request, work: Callable[[], Response]) -> Response:
-    try:
-        _authorise(request)
-        return work()
-    except SubsonicError as exc:
-        return failure(exc.code, exc.message)
-    except (QueryError, CatalogError, ModelNameError) as exc:
-        return failure(0, str(exc))
-
-
-def _register(name: str, summary: str) -> Callable[[Endpoint], Endpoint]:
-    """Route ``/rest/NAME`` and ``/rest/NAME.view``, GET and POST (clients use all four); only GET ``/rest/NAME``
-    is listed in the OpenAPI document."""
-    def wrap(fn: Endpoint) -> Endpoint:
-        for path in (f"/{name}", f"/{name}.view"):
-            for method in ("GET", "POST"):
-                listed = method == "GET" and not path.endswith(".view")
-                rest.add_api_route(path, fn, methods=[method], summary=summary if listed else None,
-                                   include_in_schema=listed, response_class=JSONResponse,
-                                   operation_id=f"subsonic_{name}" if listed else f"subsonic_{name}_{method}{path}")
-        return fn
-
-    return wrap
-
-
-@_register("ping", "Subsonic ping")
-def ping(request: Request) -> Response:
+@endpoint("ping", "Subsonic ping")
+def ping(call: Call) -> dict[str, Any]:
     """An empty ``ok`` answer (checks the server and the credentials)."""
-    return _answer(request, envelope)
+    return {}
 
 
-@_register("getOpenSubsonicExtensions", "The OpenSubsonic extensions we implement")
-def get_extensions(request: Request) -> Response:
-    """``sonicSimilarity`` v1 and ``apiKeyAuthentication`` v1 (this endpoint needs no authentication)."""
-    return envelope(openSubsonicExtensions=EXTENSIONS)
+@endpoint("getLicense", "The license (always valid)")
+def get_license(call: Call) -> dict[str, Any]:
+    """A valid license: soundalike is MIT-licensed software."""
+    return {"license": {"valid": True}}
 
 
-@_register("getSong", "One song by id")
-def get_song(request: Request) -> Response:
-    """The ``Child`` of one catalogue track."""
-    def work() -> Response:
-        track = request.app.state.server.state.track(_song_id(request, "id"))
-        return envelope(song=child(track))
-
-    return _answer(request, work)
+@endpoint("getOpenSubsonicExtensions", "The OpenSubsonic extensions we implement", public=True)
+def get_extensions(call: Call) -> dict[str, Any]:
+    """``sonicSimilarity``, ``apiKeyAuthentication`` and ``formPost`` (this endpoint needs no credentials)."""
+    return {"openSubsonicExtensions": EXTENSIONS}
 
 
-@_register("getSonicSimilarTracks", "Sonically similar tracks (sonicSimilarity extension)")
-def get_sonic_similar_tracks(request: Request) -> Response:
+@endpoint("getUser", "The user's roles")
+def get_user(call: Call) -> dict[str, Any]:
+    """Whoever has the token may stream, download, keep playlists and scrobble; nothing administrative."""
+    name = call.params.get("username") or call.user
+    return {"user": {"username": name, "email": "", "scrobblingEnabled": True, "adminRole": False,
+                     "settingsRole": False, "downloadRole": True, "uploadRole": False, "playlistRole": True,
+                     "coverArtRole": True, "commentRole": False, "podcastRole": False, "streamRole": True,
+                     "jukeboxRole": False, "shareRole": False, "videoConversionRole": False,
+                     "folder": [model.FOLDER_ID]}}
+
+
+@endpoint("getScanStatus", "Scan status (scans run with soundalike index)")
+def get_scan_status(call: Call) -> dict[str, Any]:
+    """Not scanning; ``count`` is the number of songs (``soundalike index`` scans, beside the server)."""
+    return {"scanStatus": {"scanning": False, "count": len(browse(call).tracks)}}
+
+
+@endpoint("startScan", "Scan status (this server does not scan)")
+def start_scan(call: Call) -> dict[str, Any]:
+    """Starts nothing: run ``soundalike index`` (the server sees its changes within seconds)."""
+    return {"scanStatus": {"scanning": False, "count": len(browse(call).tracks)}}
+
+
+def _empty(name: str, summary: str, fields: dict[str, Any]) -> None:
+    def answer(call: Call) -> dict[str, Any]:
+        return fields
+
+    answer.__doc__ = f"{summary}: always empty here."
+    endpoint(name, summary)(answer)
+
+
+# Features this server does not have, answered empty (apps ask at start-up and give up on an error).
+_EMPTY: tuple[tuple[str, str, dict[str, Any]], ...] = (
+        ("getPodcasts", "Podcasts", {"podcasts": {}}),
+        ("getNewestPodcasts", "Newest podcast episodes", {"newestPodcasts": {}}),
+        ("getInternetRadioStations", "Internet radio stations", {"internetRadioStations": {}}),
+        ("getBookmarks", "Bookmarks", {"bookmarks": {}}),
+        ("getShares", "Shares", {"shares": {}}),
+        ("getPlayQueue", "The saved play queue", {}),
+        ("savePlayQueue", "Save the play queue (not kept)", {}),
+        ("getLyrics", "Lyrics", {"lyrics": {}}),
+        ("getLyricsBySongId", "Structured lyrics", {"lyricsList": {}}),
+        ("getVideos", "Videos", {"videos": {}}),
+        ("getChatMessages", "Chat messages", {"chatMessages": {}}))
+for _name, _summary, _fields in _EMPTY:
+    _empty(_name, _summary, _fields)
+
+
+@endpoint("getSonicSimilarTracks", "Sonically similar tracks (sonicSimilarity extension)")
+def get_sonic_similar_tracks(call: Call) -> dict[str, Any]:
     """Parameters ``id`` (required) and ``count`` (default 10, at most 500): the ``count`` tracks that sound most
     like song ``id``, as ``sonicMatch`` entries with ``similarity`` in [0, 1] (1 = the same sound)."""
-    def work() -> Response:
-        server = request.app.state.server
-        song = _song_id(request, "id")
-        count = _int_param(request, "count", 10)
-        lib = server.state.lib()
-        _, results = similar(lib, str(song), count, indexes=server.state.index)
-        return envelope(sonicMatch=[{"entry": child(r.track), "similarity": similarity(r.score)} for r in results])
+    b = browse(call)
+    song = b.track(call.params.required("id"))
+    count = call.params.integer("count", 10, lo=1, hi=500)
+    state = call.server.state
+    _, results = similar(state.lib(), str(song.id), count, indexes=state.index)
+    marks = Marks.read(call)
+    return {"sonicMatch": [{"entry": model.song(call, b, b.tracks.get(r.track.id, r.track), marks),
+                            "similarity": similarity(r.score)} for r in results]}
 
-    return _answer(request, work)
 
-
-@_register("findSonicPath", "A path of songs between two songs (sonicSimilarity extension)")
-def find_sonic_path(request: Request) -> Response:
+@endpoint("findSonicPath", "A path of songs between two songs (sonicSimilarity extension)")
+def find_sonic_path(call: Call) -> dict[str, Any]:
     """Parameters ``startSongId``, ``endSongId`` (required) and ``count`` (songs in the path including both ends,
     default 25): ``sonicMatch`` entries in order, each with its ``similarity`` to the start song."""
-    def work() -> Response:
-        server = request.app.state.server
-        start = _song_id(request, "startSongId")
-        end = _song_id(request, "endSongId")
-        if start == end:
-            raise SubsonicError(0, "startSongId and endSongId are the same song")
-        count = _int_param(request, "count", 25, lo=2)
-        a, _, results = path_between(server.state.lib(), str(start), str(end), count, indexes=server.state.index)
-        matches = [{"entry": child(r.track), "similarity": similarity(float(a.index.vector_of(r.track.id) @ a.vector))}
-                   for r in results]
-        return envelope(sonicMatch=matches)
-
-    return _answer(request, work)
-
-
-@_register("stream", "Stream a song")
-def stream(request: Request) -> Response:
-    """The song's file as on disk (range requests supported); ``maxBitRate`` and ``format`` are ignored."""
-    def work() -> Response:
-        server = request.app.state.server
-        song = _song_id(request, "id")
-        path = server.state.file_of(song)
-        if path is None:
-            raise SubsonicError(70, f"The file of song {song} is gone")
-        return FileResponse(path, media_type=audio_content_type(path))
-
-    return _answer(request, work)
+    b = browse(call)
+    start = b.track(call.params.required("startSongId"))
+    end = b.track(call.params.required("endSongId"))
+    if start.id == end.id:
+        raise SubsonicError(0, "startSongId and endSongId are the same song")
+    count = call.params.integer("count", 25, lo=2, hi=500)
+    state = call.server.state
+    a, _, results = path_between(state.lib(), str(start.id), str(end.id), count, indexes=state.index)
+    marks = Marks.read(call)
+    return {"sonicMatch": [{"entry": model.song(call, b, b.tracks.get(r.track.id, r.track), marks),
+                            "similarity": similarity(float(a.index.vector_of(r.track.id) @ a.vector))}
+                           for r in results]}

@@ -1,0 +1,106 @@
+"""Catalogue playlists, plays and stars; schema 4 reads album artist, genre, numbers and year from the files."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from helpers import make_signal, write_audio
+from soundalike.audio.analysis import Analysis, Tags, read_tags
+from soundalike.audio.descriptors import DESCRIPTOR_DIM
+from soundalike.library.catalog import SCHEMA_VERSION, Library
+from soundalike.library.playlists import PlaylistError
+
+
+def _analysis(seed: int, tags: Tags | None = None) -> Analysis:
+    rng = np.random.default_rng(seed)
+    return Analysis(f"audio{seed}", 10.0 + seed, 10.0, tags or Tags("a", "b", f"t{seed}"), {},
+                    rng.normal(size=DESCRIPTOR_DIM).astype(np.float32))
+
+
+@pytest.fixture
+def lib(tmp_path: Path) -> Library:
+    library = Library.open(tmp_path / "lib")
+    for seed in range(1, 5):
+        library.add_analysis(f"/m/{seed}.ogg".encode(), 1, 1, f"f{seed}", _analysis(seed))
+    return library
+
+
+def test_playlists_create_edit_reorder_and_delete(lib: Library) -> None:
+    store = lib.playlists
+    first = store.create("  Road   trip ", [1, 2, 2], comment="for the car")
+    assert (first.name, first.comment, first.track_count, first.public) == ("Road trip", "for the car", 3, False)
+    assert first.duration == pytest.approx(11 + 12 + 12)
+    assert store.track_ids(first.id) == [1, 2, 2]
+    assert store.add_tracks(first.id, [4], position=1).track_count == 4
+    assert store.track_ids(first.id) == [1, 4, 2, 2]
+    store.move(first.id, 0, 3)
+    assert store.track_ids(first.id) == [4, 2, 2, 1]
+    store.remove_positions(first.id, [1, 2])
+    assert store.track_ids(first.id) == [4, 1]
+    assert store.replace_tracks(first.id, [3]).track_count == 1
+    renamed = store.update(first.id, name="Night drive", public=True)
+    assert (renamed.name, renamed.public, renamed.comment) == ("Night drive", True, "for the car")
+    second = store.create("afternoon")
+    assert [p.name for p in store.all()] == ["afternoon", "Night drive"]
+    for bad in (lambda: store.create("   "), lambda: store.create("x", [99]),
+                lambda: store.add_tracks(first.id, [1], position=5), lambda: store.move(first.id, 0, 7),
+                lambda: store.remove_positions(first.id, [3]), lambda: store.track_ids(999)):
+        with pytest.raises(PlaylistError):
+            bad()
+    store.delete(second.id)
+    assert store.get(second.id) is None and [p.id for p in store.all()] == [first.id]
+    assert lib.conn.execute("SELECT COUNT(*) FROM playlist_tracks WHERE playlist_id=?", (second.id,)).fetchone()[0] \
+        == 0
+    lib.remove_files([b"/m/3.ogg"])  # a track that leaves the library leaves its playlists
+    assert store.track_ids(first.id) == []
+
+
+def test_plays_and_stars(lib: Library) -> None:
+    lib.plays.record(2, played_at=100.0, client="test")
+    lib.plays.record(2, played_at=200.0)
+    lib.plays.record(3, played_at=150.0)
+    assert lib.plays.counts() == {2: (2, 200.0), 3: (1, 150.0)} and lib.plays.count(1) == 0
+    with pytest.raises(ValueError, match="no track"):
+        lib.plays.record(99)
+    lib.stars.star("track", [1, 2], at=5.0)
+    lib.stars.star("track", [1], at=9.0)  # starring again keeps the first date
+    lib.stars.star("album", ["al-x"], at=6.0)
+    lib.stars.unstar("track", [2, 3])
+    assert lib.stars.starred("track") == {"1": 5.0} and lib.stars.starred("album") == {"al-x": 6.0}
+    with pytest.raises(ValueError, match="unknown kind"):
+        lib.stars.star("song", [1])
+
+
+def test_extra_tags_are_stored_and_a_version_3_catalogue_reads_them_from_its_files(tmp_path: Path) -> None:
+    import mutagen
+
+    path = write_audio(tmp_path / "music" / "a.flac", make_signal(1.0, 330.0))
+    f = mutagen.File(path, easy=True)
+    f.update({"artist": "Ann", "albumartist": "Various", "album": "Mix", "title": "One", "genre": "Dub",
+              "tracknumber": "3/12", "discnumber": "2", "date": "2004-05-01"})
+    f.save()
+    tags = read_tags(path)
+    assert (tags.album_artist, tags.genre, tags.track_no, tags.disc_no, tags.year) == ("Various", "Dub", 3, 2, 2004)
+    folder = tmp_path / "lib"
+    with Library.open(folder) as lib:
+        track_id, _ = lib.add_analysis(str(path).encode(), 1, 1, "f", _analysis(1, tags))
+        track = lib.track(track_id)
+        assert track is not None and (track.genre, track.year, track.album_artist) == ("Dub", 2004, "Various")
+        # As a version 3 catalogue had it: no extra columns, no playlists.
+        lib.conn.execute("UPDATE tracks SET genre='', year=0, album_artist=''")
+        lib.conn.execute("DROP TABLE playlists")
+        lib.conn.execute("UPDATE meta SET value='3' WHERE key='schema_version'")
+    with sqlite3.connect(folder / "catalog.sqlite") as conn:
+        for column in ("album_artist", "genre", "track_no", "disc_no", "year"):
+            conn.execute(f"ALTER TABLE tracks DROP COLUMN {column}")
+    with Library.open(folder) as lib:
+        assert lib.conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == \
+            str(SCHEMA_VERSION)
+        track = lib.track(track_id)
+        assert track is not None and (track.genre, track.year, track.track_no, track.album_artist) == \
+            ("Dub", 2004, 3, "Various")
+        assert lib.playlists.create("new", [track_id]).track_count == 1
