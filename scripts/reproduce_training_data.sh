@@ -20,7 +20,9 @@
 #      committed JSON was written, before the winner below shipped);
 #   5. the weight of the winner (contrastive-all) as the default's third part, on the validation albums
 #      (OUT2, default benchmarks/results/quality-default-weights.json). The test albums are not touched: the
-#      winner ships and scripts/reproduce_default.sh reports it once.
+#      winner ships and scripts/reproduce_default.sh reports it once;
+#   6. the shipped contrastive part embedding 8, 16 or 32 evenly spread segments per track instead of all of them
+#      (OUT3, default benchmarks/results/quality-contrastive-segments.json), validation only.
 set -euo pipefail
 [[ $# -ge 1 ]] || { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 2; }
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
@@ -114,3 +116,24 @@ done
   --embeddings descriptor "$PREVIOUS" "${W[@]}" --versus "$PREVIOUS" --out "$OUT2" --markdown "${OUT2%.json}.md"
 echo "wrote $OUT2"
 
+
+# 6. The shipped contrastive part on fewer segments per track (cheaper embedding), validation only (OUT3).
+OUT3=${OUT3:-$ROOT/benchmarks/results/quality-contrastive-segments.json}
+P=src/soundalike/models/pretrained
+"$PY" - "$C" "$P/default_contrastive.pt" <<'PY'
+import sys
+from soundalike.models import load_checkpoint, save_checkpoint
+for n in (8, 16, 32):
+    model, payload = load_checkpoint(sys.argv[2])
+    model.config.max_segments = n
+    save_checkpoint(model, f"{sys.argv[1]}/contrastive-all-s{n}.pt", epoch=payload.get("epoch", 0), history={},
+                    metrics={}, data=payload.get("data", {}))
+PY
+S=()
+for n in 8 16 32; do
+  S+=("default-s$n=descriptor@0.14+$P/default.pt@0.56+$C/contrastive-all-s$n.pt@0.3" "contrastive-s$n=$C/contrastive-all-s$n.pt")
+done
+"$PY" benchmarks/quality.py --set "validation=$WORK/libs/val:$WORK/dev,$WORK/train" \
+  --embeddings descriptor default "contrastive=$P/default_contrastive.pt" "${S[@]}" --versus default \
+  --out "$OUT3" --markdown "${OUT3%.json}.md"
+echo "wrote $OUT3"

@@ -41,3 +41,13 @@ def test_markdown_shows_the_second_paired_comparison_when_asked() -> None:
     assert "| new | 0.440 [0.340, 0.540] | +47% [+37%, +57%] | +10% [+5%, +15%] | 0.440 |" in text
     plain = quality.markdown({"sets": {"validation": {**data, "results": {"descriptor": row(0.3, 0.0, None)}}}})
     assert "vs default" not in plain
+
+
+def test_an_embedding_can_be_reported_under_a_label(styled: Path) -> None:
+    assert quality.labelled("previous=descriptor@0.2+x.pt@0.8") == ("previous", "descriptor@0.2+x.pt@0.8")
+    assert quality.labelled("descriptor") == ("descriptor", "descriptor")
+    data = quality.evaluate_set(styled / "lib", [styled / "music"], ["descriptor", "plain=descriptor"], 50, 0,
+                                versus="plain")
+    assert set(data["results"]) == {"descriptor", "plain"} and data["keys"]["plain"] == "descriptor"
+    assert data["results"]["plain"]["map_at_10"]["mean"] == data["results"]["descriptor"]["map_at_10"]["mean"] > 0
+    assert data["results"]["descriptor"]["map_at_10"]["vs_plain"]["gain"] == 0.0
