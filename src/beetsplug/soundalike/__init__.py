@@ -44,12 +44,15 @@ class SoundalikePlugin(BeetsPlugin):
         """``soundalike-index``, ``similar`` and ``sonicmix``."""
         index = ui.Subcommand("soundalike-index", help="analyse the matching items' audio into soundalike's "
                                                       "catalogue (only new or changed files)")
+        index.parser.usage = "%prog [options] [QUERY]"
         index.func = self.index
         similar = ui.Subcommand("similar", help="items that sound like the (first) item matching QUERY")
         _answer_options(similar.parser)
+        similar.parser.usage = "%prog [options] QUERY"
         similar.func = self.similar
         mix = ui.Subcommand("sonicmix", help="a playlist continuing the items matching QUERY, by how they sound")
         _answer_options(mix.parser)
+        mix.parser.usage = "%prog [options] QUERY"
         mix.parser.add_option("--score", default="max", help="max, mean, topk or cluster (as `soundalike "
                                                              "continue`) [default: %default]")
         mix.func = self.sonicmix
@@ -158,14 +161,14 @@ class SoundalikePlugin(BeetsPlugin):
 
 def _answer_options(parser: optparse.OptionParser) -> None:
     """The options ``similar`` and ``sonicmix`` share (the command line's filters among them)."""
-    parser.add_option("-k", type="int", default=10, help="how many tracks [default: %default]")
+    parser.add_option("-k", type="int", default=10, metavar="N", help="how many tracks [default: %default]")
     parser.add_option("-p", "--playlist", metavar="FILE.m3u", help="also write the answer as an M3U playlist")
     parser.add_option("-f", "--format", help="print items with this beets format (as `beet ls -f`)")
-    parser.add_option("--model", help="embedding to search (default: soundalike.model)")
+    parser.add_option("--model", metavar="NAME", help="embedding to search (default: soundalike.model)")
     parser.add_option("--no-same-artist", action="store_true", help="no track by the query's artists")
     parser.add_option("--no-same-album", action="store_true", help="no track from the query's albums")
-    parser.add_option("--max-per-artist", type="int", help="at most N results by one artist")
-    parser.add_option("--max-per-album", type="int", help="at most N results from one album")
+    parser.add_option("--max-per-artist", type="int", metavar="N", help="at most N results by one artist")
+    parser.add_option("--max-per-album", type="int", metavar="N", help="at most N results from one album")
 
 
 def _filters(opts: optparse.Values) -> Filters:

@@ -458,12 +458,12 @@ def path(
 
 
 mpd_app = typer.Typer(no_args_is_help=True, help="MPD companion: queue and stored playlists filled with what sounds "
-                                                "alike (needs `pip install 'soundalike[mpd]'`). MPD is found as "
-                                                "every MPD client finds it: MPD_HOST ([password@]host or a socket "
+                                                "alike (needs `pip install 'soundalike\\[mpd]'`). MPD is found as "
+                                                "every MPD client finds it: MPD_HOST (\\[password@]host or a socket "
                                                 "path) and MPD_PORT, else localhost:6600.")
 app.add_typer(mpd_app, name="mpd")
 
-MpdHostOption = typer.Option(None, "--host", help="MPD host, [password@]host, or socket path (default: MPD_HOST, "
+MpdHostOption = typer.Option(None, "--host", help="MPD host, \\[password@]host, or socket path (default: MPD_HOST, "
                                                   "else localhost).")
 MpdPortOption = typer.Option(None, "--port", help="MPD port (default: MPD_PORT, else 6600).")
 MusicDirOption = typer.Option(None, "--music-dir", help="MPD's music directory as this machine sees it (its song "
@@ -539,8 +539,11 @@ def mpd_continue(
     max_per_album: int | None = MaxPerAlbum,
     keep_duplicates: bool = KeepDuplicates,
 ) -> None:
-    """Keep MPD's queue going: whenever fewer than KEEP songs follow the current one, append the tracks that best
-    continue the queue's last songs. Runs until Ctrl+C (reconnects when MPD restarts), or once with --once."""
+    """Keep MPD's queue going with tracks that continue its last songs (a daemon; Ctrl+C stops it).
+
+    Whenever fewer than KEEP songs follow the current one, appends the tracks that best continue the queue's last
+    HISTORY songs (as `soundalike continue` with the same filters), none played or queued within WINDOW songs.
+    Reconnects when MPD restarts; --once tops up once and exits."""
     import signal
 
     from soundalike.integrations import MissingExtraError
