@@ -26,8 +26,8 @@ def free_port() -> int:
 class MpdServer:
     """One MPD process: ``start``/``stop``/``restart`` on the same port and files, ``client()`` to talk to it."""
 
-    def __init__(self, workdir: Path, music_dir: Path) -> None:
-        self.workdir, self.music_dir = workdir, music_dir
+    def __init__(self, workdir: Path, music_dir: Path, password: str | None = None) -> None:
+        self.workdir, self.music_dir, self.password = workdir, music_dir, password
         self.port = free_port()
         self.socket = workdir / "socket"
         self.config = workdir / "mpd.conf"
@@ -43,7 +43,8 @@ class MpdServer:
             f'port "{self.port}"\n'
             'auto_update "no"\n'
             'zeroconf_enabled "no"\n'
-            'audio_output {\n    type "null"\n    name "null"\n}\n')
+            'audio_output {\n    type "null"\n    name "null"\n}\n'
+            + (f'password "{password}@read,add,control,admin"\ndefault_permissions ""\n' if password else ""))
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -84,6 +85,8 @@ class MpdServer:
         client = mpd.MPDClient()
         client.timeout = 10
         client.connect("127.0.0.1", self.port)
+        if self.password:
+            client.password(self.password)
         return client
 
     def update_db(self) -> None:
@@ -99,19 +102,30 @@ class MpdServer:
             client.disconnect()
 
 
-@pytest.fixture(scope="module")
-def mpd_server(styled: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[MpdServer]:
-    """A running MPD whose music directory is the ``styled`` synthetic library's, its database up to date."""
+def running_mpd(workdir: Path, music_dir: Path, password: str | None = None) -> Iterator[MpdServer]:
+    """Start an MPD over ``music_dir`` (its database up to date), yield it, stop it; skip where there is none."""
     pytest.importorskip("mpd", reason="python-mpd2 is not installed (pip install -e '.[dev]')")
     if not Path(MPD_BINARY).is_file():
         pytest.skip("Debian's mpd is not installed (apt-get install mpd; .ci/run does)")
-    server = MpdServer(tmp_path_factory.mktemp("mpd"), styled / "music")
+    server = MpdServer(workdir, music_dir, password)
     server.start()
     try:
         server.update_db()
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="module")
+def mpd_server(styled: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[MpdServer]:
+    """A running MPD whose music directory is the ``styled`` synthetic library's, its database up to date."""
+    yield from running_mpd(tmp_path_factory.mktemp("mpd"), styled / "music")
+
+
+@pytest.fixture
+def locked_mpd(styled: Path, tmp_path: Path) -> Iterator[MpdServer]:
+    """An MPD that does nothing for a client without its password (``s3cret``)."""
+    yield from running_mpd(tmp_path / "mpd", styled / "music", password="s3cret")
 
 
 @pytest.fixture

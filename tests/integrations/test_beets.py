@@ -159,3 +159,24 @@ def test_bad_input_is_one_line(home: BeetsHome) -> None:
         done = home.beet(*args, ok=False)
         assert done.returncode == 1 and message in done.stderr, (args, done.stderr)
         assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
+
+
+@pytest.mark.slow
+def test_index_with_the_shipped_model_embeds_and_answers_as_soundalike_does(tmp_path: Path) -> None:
+    from soundalike import synth
+
+    home = BeetsHome(tmp_path)
+    synth.make_library(home.music, styles=["techno", "ambient"], tracks_per_style=3, duration=6.0, seed=11)
+    (tmp_path / "config.yaml").write_text(json.dumps({
+        "directory": str(home.music), "library": str(tmp_path / "beets.db"), "plugins": ["soundalike"],
+        "import": {"copy": False, "write": False, "autotag": False, "quiet": True},
+        "soundalike": {"library": str(home.catalogue), "jobs": 1}}))  # model: default
+    home.beet("import", "-A", "-q", str(home.music))
+    done = home.beet("soundalike-index")
+    assert "6 items: 6 analysed" in done.stdout and "embedded 6 tracks with" in done.stdout
+    seed = home.paths()[0]
+    answer = home.beet("similar", f"path:{seed}", "-k", "3", "-f", "$path")
+    code, out, err = run_cli("similar", seed, "-k", "3", "--format", "json", "--library", str(home.catalogue))
+    assert code == 0, err
+    assert json.loads(out)["model"] != "descriptor"  # the shipped model answered, not a fallback
+    assert listed(answer.stdout) == [r["path"] for r in json.loads(out)["results"]]

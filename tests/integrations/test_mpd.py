@@ -231,6 +231,28 @@ def test_mpd_errors_are_one_line(styled: Path, mpd_client: Any, tcp: None, monke
     assert code == 2 and "pip install 'soundalike[mpd]'" in err
 
 
+def test_the_password_in_mpd_host_is_sent(styled: Path, locked_mpd: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    client = locked_mpd.client()
+    first = songs(client)[5]
+    client.add(first)
+    play_paused(client)
+    monkeypatch.setenv("MPD_PORT", str(locked_mpd.port))
+    lib = ("--library", str(styled / "lib"), "--music-dir", str(styled / "music"))
+    monkeypatch.setenv("MPD_HOST", "wrong@127.0.0.1")
+    code, _, err = run_cli("mpd", "queue", "-k", "2", *lib)
+    assert code == 2 and "refused the password" in err and "wrong" not in err
+    monkeypatch.setenv("MPD_HOST", "127.0.0.1")
+    code, _, err = run_cli("mpd", "queue", "-k", "2", *lib)
+    assert code == 2 and "permission" in err.lower() and "MPD_HOST=password@host" in err, err
+    code, _, err = run_cli("mpd", "continue", "--once", *lib)
+    assert code == 2 and "permission" in err.lower() and len(err.strip().splitlines()) == 1, err
+    monkeypatch.setenv("MPD_HOST", "s3cret@127.0.0.1")
+    code, _, err = run_cli("mpd", "queue", "-k", "2", *lib)
+    assert code == 0, err
+    assert uris(client) == [first, *answer(styled, "similar", str(styled / "music" / first), 2)]
+    client.disconnect()
+
+
 def test_mpd_address_reads_mpd_host_and_port_like_every_mpd_client() -> None:
     assert mpd_address(environ={}) == MpdAddress("localhost", 6600)
     assert mpd_address(environ={"MPD_HOST": "secret@music.lan", "MPD_PORT": "6601"}) == \

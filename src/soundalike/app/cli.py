@@ -506,13 +506,14 @@ def mpd_queue(
     keep_duplicates: bool = KeepDuplicates,
 ) -> None:
     """Append to MPD's queue the K tracks most like the current song (none already queued)."""
-    from soundalike.integrations.mpd import Companion, MpdError, close
+    from soundalike.integrations.mpd import Companion, MpdError, close, refusals
 
     address, client, lib = _mpd_session(host, port, library)
     try:
         companion = Companion(client, lib, address, music_dir=music_dir, model=model, filters=_filters(
             no_same_artist, no_same_album, max_per_artist, max_per_album, keep_duplicates))
-        added = companion.queue_similar(k)
+        with refusals(address):
+            added = companion.queue_similar(k)
     except (MpdError, CatalogError) as exc:
         raise _fail(str(exc)) from None
     finally:
@@ -597,13 +598,14 @@ def mpd_playlist(
     keep_duplicates: bool = KeepDuplicates,
 ) -> None:
     """Save an MPD stored playlist NAME: SONG and the tracks most like it, N songs in all."""
-    from soundalike.integrations.mpd import Companion, MpdError, close
+    from soundalike.integrations.mpd import Companion, MpdError, close, refusals
 
     address, client, lib = _mpd_session(host, port, library)
     try:
         companion = Companion(client, lib, address, music_dir=music_dir, model=model, filters=_filters(
             no_same_artist, no_same_album, max_per_artist, max_per_album, keep_duplicates))
-        added = companion.save_playlist(name, song, n, replace=replace)
+        with refusals(address):
+            added = companion.save_playlist(name, song, n, replace=replace)
     except (MpdError, CatalogError) as exc:
         raise _fail(str(exc)) from None
     finally:

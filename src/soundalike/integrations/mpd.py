@@ -13,7 +13,7 @@ import contextlib
 import os
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -101,6 +101,17 @@ def connect(address: MpdAddress, timeout: float = 10.0) -> Any:
             close(client)
             raise MpdConnectionError(f"MPD at {address} refused the password given in MPD_HOST") from None
     return client
+
+
+@contextlib.contextmanager
+def refusals(address: MpdAddress) -> Iterator[None]:
+    """Turn MPD's refusals (ACK errors: no permission, unknown command...) into one-line :class:`MpdError` s."""
+    mpd = mpd_module()
+    try:
+        yield
+    except mpd.CommandError as exc:
+        hint = " (give MPD's password as MPD_HOST=password@host)" if "permission" in str(exc) else ""
+        raise MpdError(f"MPD at {address} refused: {_ack(exc)}{hint}") from None
 
 
 def close(client: Any) -> None:
@@ -374,31 +385,32 @@ def keep_queued(address: MpdAddress, lib: Library, keep: int, *, history: int = 
     client: Any = connect(address)
     total, delay = 0, 1.0
     try:
-        while True:
-            try:
-                if client is None:
-                    client = connect(address)
-                    on_event(f"connected to MPD at {address} again")
-                    delay = 1.0
-                companion = Companion(client, lib, address, music_dir=music_dir, model=model, filters=filters,
-                                      indexes=indexes, paths=paths)
-                while True:
-                    added = companion.top_up(keep, history=history, recent=recent, score=score)
-                    paths = companion.resolved_paths
-                    total += len(added.tracks)
-                    if added.tracks or added.notes:
-                        on_added(added)
-                    if once:
-                        return total
-                    client.idle("playlist", "player")
-            except (OSError, mpd.ConnectionError, MpdConnectionError) as exc:
-                reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
-                on_event(f"lost MPD at {address} ({reason}); trying again in {delay:g} s")
-                if client is not None:
-                    close(client)
-                client = None
-                time.sleep(delay)
-                delay = min(delay * 2, max_delay)
+        with refusals(address):
+            while True:
+                try:
+                    if client is None:
+                        client = connect(address)
+                        on_event(f"connected to MPD at {address} again")
+                        delay = 1.0
+                    companion = Companion(client, lib, address, music_dir=music_dir, model=model, filters=filters,
+                                          indexes=indexes, paths=paths)
+                    while True:
+                        added = companion.top_up(keep, history=history, recent=recent, score=score)
+                        paths = companion.resolved_paths
+                        total += len(added.tracks)
+                        if added.tracks or added.notes:
+                            on_added(added)
+                        if once:
+                            return total
+                        client.idle("playlist", "player")
+                except (OSError, mpd.ConnectionError, MpdConnectionError) as exc:
+                    reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+                    on_event(f"lost MPD at {address} ({reason}); trying again in {delay:g} s")
+                    if client is not None:
+                        close(client)
+                    client = None
+                    time.sleep(delay)
+                    delay = min(delay * 2, max_delay)
     finally:
         if client is not None:
             close(client)
