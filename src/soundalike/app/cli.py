@@ -561,7 +561,9 @@ def mpd_continue(
     def stop(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGTERM, stop)
+    # Ctrl+C, and SIGINT/SIGTERM from a service manager or a script (a shell starts background jobs with SIGINT
+    # ignored), stop it cleanly.
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         total = keep_queued(address, lib, keep, history=history, window=window, score=score, model=model,
                             filters=_filters(no_same_artist, no_same_album, max_per_artist, max_per_album,
@@ -573,7 +575,8 @@ def mpd_continue(
     except (MpdError, MissingExtraError, CatalogError) as exc:
         raise _fail(str(exc)) from None
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         lib.close()
     if once:
         err.print(f"queued {total} tracks")

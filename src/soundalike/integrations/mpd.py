@@ -28,6 +28,7 @@ from . import require
 DEFAULT_HOST = "localhost"
 DEFAULT_PORT = 6600
 SPARE = 8  # extra candidates asked for, in case MPD's database lacks some of the first ones
+SHORT_NOTE = "fewer tracks queued than asked for"
 
 
 class MpdError(Exception):
@@ -333,8 +334,7 @@ class Companion:
         added = self._add(found, need, notes, self.client.add)
         recent.extend(t.id for t in added)
         if len(added) < need:
-            notes.append(f"only {len(added)} of {need} tracks could be queued (the filters, or the library, "
-                         "allow no more)")
+            notes.append(f"{SHORT_NOTE} (the filters, the window of {window} songs and the library allow no more)")
         return Added(added, notes)
 
     def save_playlist(self, name: str, song: str, n: int, *, replace: bool = False) -> Added:
@@ -376,14 +376,16 @@ def keep_queued(address: MpdAddress, lib: Library, keep: int, *, history: int = 
                 on_added: Callable[[Added], None] = lambda added: None,
                 on_event: Callable[[str], None] = lambda line: None, max_delay: float = 30.0) -> int:
     """The daemon: top the queue up (:meth:`Companion.top_up`) now and whenever MPD's queue or player changes,
-    until interrupted (or after one pass with ``once``); returns how many tracks it queued. A lost connection is
-    retried with growing pauses (up to ``max_delay`` s); only the first connection's failure is raised."""
+    until interrupted (or after one pass with ``once``); returns how many tracks it queued. A note repeated by
+    consecutive passes is passed on once. A lost connection is retried with growing pauses (up to ``max_delay``
+    s); only the first connection's failure is raised."""
     mpd = mpd_module()
     recent: deque[int] = deque(maxlen=window)
     indexes = IndexCache(lib)
     paths: PathMap | None = None
     client: Any = connect(address)
     total, delay = 0, 1.0
+    said: set[str] = set()
     try:
         with refusals(address):
             while True:
@@ -398,8 +400,10 @@ def keep_queued(address: MpdAddress, lib: Library, keep: int, *, history: int = 
                         added = companion.top_up(keep, history=history, recent=recent, score=score)
                         paths = companion.resolved_paths
                         total += len(added.tracks)
-                        if added.tracks or added.notes:
-                            on_added(added)
+                        fresh = [note for note in added.notes if note not in said]  # said once while it lasts
+                        said = set(added.notes)
+                        if added.tracks or fresh:
+                            on_added(Added(added.tracks, fresh))
                         if once:
                             return total
                         client.idle("playlist", "player")
