@@ -21,7 +21,7 @@ demo: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks scripts
-	$(BIN)/mypy src/soundalike
+	$(BIN)/mypy src/soundalike src/beetsplug
 
 test: $(STAMP) lint
 	$(BIN)/python -m pytest -q -m "not slow"

@@ -457,6 +457,167 @@ def path(
                    a.model, a.notes)
 
 
+mpd_app = typer.Typer(no_args_is_help=True, help="MPD companion: queue and stored playlists filled with what sounds "
+                                                "alike (needs `pip install 'soundalike\\[mpd]'`). MPD is found as "
+                                                "every MPD client finds it: MPD_HOST (\\[password@]host or a socket "
+                                                "path) and MPD_PORT, else localhost:6600.")
+app.add_typer(mpd_app, name="mpd")
+
+MpdHostOption = typer.Option(None, "--host", help="MPD host, \\[password@]host, or socket path (default: MPD_HOST, "
+                                                  "else localhost).")
+MpdPortOption = typer.Option(None, "--port", help="MPD port (default: MPD_PORT, else 6600).")
+MusicDirOption = typer.Option(None, "--music-dir", help="MPD's music directory as this machine sees it (its song "
+                                                        "paths are relative to it). Default: what MPD says over a "
+                                                        "local socket, else found from the queued songs.")
+
+
+def _mpd_session(host: str | None, port: int | None, library: Path | None) -> tuple[Any, Any, Library]:
+    """``(address, client, library)`` for an mpd command, or a one-line failure."""
+    from soundalike.integrations import MissingExtraError
+    from soundalike.integrations.mpd import MpdError, connect, mpd_address
+
+    try:
+        address = mpd_address(host, port)
+        client = connect(address)
+    except (MpdError, MissingExtraError) as exc:
+        raise _fail(str(exc)) from None
+    return address, client, _open(library)
+
+
+def _print_added(added: Any, verb: str) -> None:
+    for note in added.notes:
+        err.print(f"[yellow]note:[/yellow] {escape(note)}", markup=True)
+    for track in added.tracks:
+        out.print(f"{verb} {track.label}  [{track.album}]  (id {track.id})")
+
+
+@mpd_app.command(name="queue")
+def mpd_queue(
+    k: int = typer.Option(5, "-k", "--k", min=1, help="How many tracks to append."),
+    host: str | None = MpdHostOption,
+    port: int | None = MpdPortOption,
+    music_dir: Path | None = MusicDirOption,
+    library: Path | None = LibraryOption,
+    model: str = ModelOption,
+    no_same_artist: bool = NoSameArtist,
+    no_same_album: bool = NoSameAlbum,
+    max_per_artist: int | None = MaxPerArtist,
+    max_per_album: int | None = MaxPerAlbum,
+    keep_duplicates: bool = KeepDuplicates,
+) -> None:
+    """Append to MPD's queue the K tracks most like the current song (none already queued)."""
+    from soundalike.integrations.mpd import Companion, MpdError, close, refusals
+
+    address, client, lib = _mpd_session(host, port, library)
+    try:
+        companion = Companion(client, lib, address, music_dir=music_dir, model=model, filters=_filters(
+            no_same_artist, no_same_album, max_per_artist, max_per_album, keep_duplicates))
+        with refusals(address):
+            added = companion.queue_similar(k)
+    except (MpdError, CatalogError) as exc:
+        raise _fail(str(exc)) from None
+    finally:
+        close(client)
+        lib.close()
+    _print_added(added, "queued")
+
+
+@mpd_app.command(name="continue")
+def mpd_continue(
+    keep: int = typer.Option(5, "--keep", min=1, help="Keep at least this many songs queued after the current one."),
+    history: int = typer.Option(5, "--history", min=1, help="How many of the queue's last songs are continued."),
+    window: int = typer.Option(50, "--window", min=1, help="No track comes back within this many songs."),
+    score: str = typer.Option("max", "--score", help="max, mean, topk or cluster (as `soundalike continue`)."),
+    once: bool = typer.Option(False, "--once", help="Top the queue up once and exit (for cron or scripts)."),
+    host: str | None = MpdHostOption,
+    port: int | None = MpdPortOption,
+    music_dir: Path | None = MusicDirOption,
+    library: Path | None = LibraryOption,
+    model: str = ModelOption,
+    no_same_artist: bool = NoSameArtist,
+    no_same_album: bool = NoSameAlbum,
+    max_per_artist: int | None = MaxPerArtist,
+    max_per_album: int | None = MaxPerAlbum,
+    keep_duplicates: bool = KeepDuplicates,
+) -> None:
+    """Keep MPD's queue going with tracks that continue its last songs (a daemon; Ctrl+C stops it).
+
+    Whenever fewer than KEEP songs follow the current one, appends the tracks that best continue the queue's last
+    HISTORY songs (as `soundalike continue` with the same filters), none played or queued within WINDOW songs.
+    Reconnects when MPD restarts; --once tops up once and exits."""
+    import signal
+
+    from soundalike.integrations import MissingExtraError
+    from soundalike.integrations.mpd import MpdError, keep_queued, mpd_address
+    from soundalike.recommend.scoring import ScoreError, score_method
+
+    try:
+        score_method(score)
+        address = mpd_address(host, port)
+    except (ScoreError, MpdError) as exc:
+        raise _fail(str(exc)) from None
+    lib = _open(library)
+
+    def stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    # Ctrl+C, and SIGINT/SIGTERM from a service manager or a script (a shell starts background jobs with SIGINT
+    # ignored), stop it cleanly.
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        total = keep_queued(address, lib, keep, history=history, window=window, score=score, model=model,
+                            filters=_filters(no_same_artist, no_same_album, max_per_artist, max_per_album,
+                                             keep_duplicates), music_dir=music_dir, once=once,
+                            on_added=lambda added: _print_added(added, "queued"), on_event=err.print)
+    except KeyboardInterrupt:
+        err.print("stopped")
+        return
+    except (MpdError, MissingExtraError, CatalogError) as exc:
+        raise _fail(str(exc)) from None
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        lib.close()
+    if once:
+        err.print(f"queued {total} tracks")
+
+
+@mpd_app.command(name="playlist")
+def mpd_playlist(
+    name: str = typer.Argument(..., help="Name of the MPD stored playlist to write."),
+    song: str = typer.Option(..., "--from", help="First song: an MPD song path, a track id, an indexed path, "
+                                                 "'artist - title', or any audio file."),
+    n: int = typer.Option(20, "-n", min=1, help="Songs in the playlist, the first included."),
+    replace: bool = typer.Option(False, "--replace", help="Overwrite a stored playlist of that name."),
+    host: str | None = MpdHostOption,
+    port: int | None = MpdPortOption,
+    music_dir: Path | None = MusicDirOption,
+    library: Path | None = LibraryOption,
+    model: str = ModelOption,
+    no_same_artist: bool = NoSameArtist,
+    no_same_album: bool = NoSameAlbum,
+    max_per_artist: int | None = MaxPerArtist,
+    max_per_album: int | None = MaxPerAlbum,
+    keep_duplicates: bool = KeepDuplicates,
+) -> None:
+    """Save an MPD stored playlist NAME: SONG and the tracks most like it, N songs in all."""
+    from soundalike.integrations.mpd import Companion, MpdError, close, refusals
+
+    address, client, lib = _mpd_session(host, port, library)
+    try:
+        companion = Companion(client, lib, address, music_dir=music_dir, model=model, filters=_filters(
+            no_same_artist, no_same_album, max_per_artist, max_per_album, keep_duplicates))
+        with refusals(address):
+            added = companion.save_playlist(name, song, n, replace=replace)
+    except (MpdError, CatalogError) as exc:
+        raise _fail(str(exc)) from None
+    finally:
+        close(client)
+        lib.close()
+    _print_added(added, "saved")
+    out.print(f"stored playlist {name!r} on MPD at {address}: {len(added.tracks)} songs")
+
+
 @app.command()
 def evaluate(
     library: Path | None = LibraryOption,

@@ -415,6 +415,11 @@ class Library:
                 self.put_vector(track_id, DESCRIPTOR_MODEL, result.descriptor)
         return track_id, True
 
+    def set_tags(self, track_id: int, tags: Tags) -> None:
+        """Replace a track's artist, album and title (as another tagger, beets say, knows them)."""
+        with self.transaction():
+            self._set_tags(track_id, tags)
+
     def _set_tags(self, track_id: int, tags: Tags) -> None:
         self.conn.execute("UPDATE tracks SET artist=?, album=?, title=?, f_artist=?, f_album=?, f_title=?, "
                           "album_artist=?, genre=?, track_no=?, disc_no=?, year=? WHERE id=?",

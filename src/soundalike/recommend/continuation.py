@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -71,10 +71,11 @@ def resolve_playlist(lib: Library, entries: Sequence[object], source: str = "", 
 
 def continue_playlist(lib: Library, playlist: str | os.PathLike[str] | Sequence[object], k: int = 10, *,
                       score: str = "max", model: str = DEFAULT_NAME, index: VectorIndex | None = None,
-                      indexes: IndexLoader | None = None, filters: Filters | None = None
-                      ) -> tuple[PlaylistQuery, list[Recommendation]]:
+                      indexes: IndexLoader | None = None, filters: Filters | None = None,
+                      exclude: Iterable[int] = ()) -> tuple[PlaylistQuery, list[Recommendation]]:
     """The ``k`` library tracks that best continue ``playlist`` (a playlist file, or a list of entries) by seed
-    000's score functions (eq. 1: ``max``, ``mean``, ``topk``; §5.4: ``cluster``), without the playlist's tracks."""
+    000's score functions (eq. 1: ``max``, ``mean``, ``topk``; §5.4: ``cluster``), without the playlist's tracks
+    nor the track ids in ``exclude`` (what a player played lately, say)."""
     try:
         method = score_method(score)
     except ScoreError as exc:
@@ -90,9 +91,9 @@ def continue_playlist(lib: Library, playlist: str | os.PathLike[str] | Sequence[
     index, pq = resolve_playlist(lib, entries, source, model=model, index=index, indexes=indexes)
     seeds = np.vstack([q.vector for q in pq.queries])
     scores = method(seeds, index.vectors)
-    exclude: set[int] = set().union(*(q.exclude for q in pq.queries))
+    excluded: set[int] = set(exclude).union(*(q.exclude for q in pq.queries))
     tracks = [q.track for q in pq.queries if q.track is not None]
-    selector = Selector(lib, index, tracks, seeds, filters or Filters(), exclude)
+    selector = Selector(lib, index, tracks, seeds, filters or Filters(), excluded)
     order = np.argsort(-scores, kind="stable")
     for start in range(0, len(order), 4 * k + 32):  # in slices: the filters may refuse many
         chunk = order[start:start + 4 * k + 32]

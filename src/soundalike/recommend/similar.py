@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import numpy as np
 
 from soundalike.library.catalog import Library
@@ -17,14 +19,15 @@ DISTANCES = ("cosine", "mean", "minpoint", "frechet", "dtw")
 
 def similar(lib: Library, query: str | Query, k: int = 10, *, model: str = DEFAULT_NAME,
             index: VectorIndex | None = None, indexes: IndexLoader | None = None, filters: Filters | None = None,
-            distance: str = "cosine", candidates: int = 200) -> tuple[Query, list[Recommendation]]:
+            distance: str = "cosine", candidates: int = 200, exclude: Iterable[int] = ()
+            ) -> tuple[Query, list[Recommendation]]:
     """The ``k`` tracks that sound most like ``query``, best first, without the query or its duplicates.
 
     The query is searched in ``index`` if given, else in ``model``'s index (from ``indexes``, by default loaded
     from the library). With a sequence ``distance`` the ``candidates`` nearest tracks by pooled cosine are
     re-ranked by that distance between segment sequences in the same search space (the score is then
     1 - distance, with cosine distance between segments); candidates without stored segments are left out and
-    :attr:`Query.notes` says how many."""
+    :attr:`Query.notes` says how many. Track ids in ``exclude`` are never answered (a player's queue, say)."""
     if distance not in DISTANCES:
         raise QueryError(f"unknown distance {distance!r}; choose one of {', '.join(DISTANCES)}")
     if isinstance(query, Query):
@@ -33,7 +36,7 @@ def similar(lib: Library, query: str | Query, k: int = 10, *, model: str = DEFAU
     else:
         index, q = resolve_one(lib, query, model, index, indexes)
     seeds = [q.track] if q.track is not None else []
-    selector = Selector(lib, index, seeds, q.vector, filters or Filters(), q.exclude)
+    selector = Selector(lib, index, seeds, q.vector, filters or Filters(), q.exclude | set(exclude))
     if distance != "cosine":
         from soundalike.search.distances import sequence_distances
 
