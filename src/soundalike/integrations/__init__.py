@@ -1,0 +1,1 @@
+"""Optional pieces at the edge (Ray engine, players, plugins), each calling the same API as the CLI."""
