@@ -75,7 +75,7 @@ def index(
     json_out: bool = typer.Option(False, "--json", help="Print the scan summary as JSON."),
     engine: Engine = typer.Option(Engine.local, "--engine",
                                   help="Where files are analysed: 'local' (worker processes here) or 'ray' (a Ray "
-                                       "cluster; needs pip install 'soundalike[ray]'). --jobs caps Ray's workers."),
+                                       "cluster; needs pip install 'soundalike\\[ray]'). --jobs caps Ray's workers."),
     ray_address: str | None = typer.Option(None, "--ray-address",
                                            help="With --engine ray: 'auto' (the cluster this machine is in) or "
                                                 "HOST:PORT. Default: $RAY_ADDRESS, else Ray started on this machine."),

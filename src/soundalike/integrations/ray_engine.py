@@ -20,6 +20,7 @@ import hashlib
 import logging
 import os
 import tempfile
+import time
 import uuid
 import warnings
 from collections.abc import Callable, Sequence
@@ -96,7 +97,7 @@ def _schema() -> pa.Schema:
         ("artist", pa.string()), ("album", pa.string()), ("title", pa.string()),
         ("descriptor", pa.binary()), ("spectrograms", pa.list_(spectrogram)),
         ("model_id", pa.string()), ("vector", pa.binary()), ("segments", pa.binary()),
-        ("segments_shape", pa.list_(pa.int32())),
+        ("segments_shape", pa.list_(pa.int32())), ("cpu_seconds", pa.float64()),
     ])
 
 
@@ -110,8 +111,9 @@ def job_key(job: ScanJob, presets: Sequence[str], model_id: str | None) -> str:
 
 
 def shard_row(key: str, out: ScanOutcome, model_id: str | None,
-              embedded: tuple[np.ndarray, np.ndarray] | None) -> dict[str, Any]:
-    """One file's outcome (and embedding) as a shard row; :func:`outcome_from_row` reads it back."""
+              embedded: tuple[np.ndarray, np.ndarray] | None, cpu_seconds: float = 0.0) -> dict[str, Any]:
+    """One file's outcome (and embedding, and the CPU seconds they took) as a shard row; :func:`outcome_from_row`
+    reads it back."""
     job, a, err = out.job, out.analysis, out.error
     row: dict[str, Any] = {
         "key": key, "path": job.path, "size": job.size, "mtime_ns": job.mtime_ns, "reanalyse": job.reanalyse,
@@ -119,6 +121,7 @@ def shard_row(key: str, out: ScanOutcome, model_id: str | None,
         "error_kind": err.kind if err else None, "error_path": err.path if err else None,
         "error_reason": err.reason if err else None,
         "spectrograms": [], "model_id": None, "vector": None, "segments": None, "segments_shape": None,
+        "cpu_seconds": cpu_seconds,
     }
     if a is not None:
         row.update(audio_hash=a.audio_hash, duration=a.duration, analysed_seconds=a.analysed_seconds,
@@ -243,11 +246,17 @@ class Analyser:
     def __call__(self, batch: pa.Table) -> dict[str, list[Any]]:
         """Analyse one batch of files (columns key, path, size, mtime_ns, reanalyse) and write its shard."""
         items = batch.to_pylist()
-        outcomes = [process_file(ScanJob(bytes(r["path"]), int(r["size"]), int(r["mtime_ns"]), bool(r["reanalyse"])),
-                                 self.presets, self._known) for r in items]
+        outcomes, cpu = [], []
+        for r in items:
+            started = time.process_time()
+            job = ScanJob(bytes(r["path"]), int(r["size"]), int(r["mtime_ns"]), bool(r["reanalyse"]))
+            outcomes.append(process_file(job, self.presets, self._known))
+            cpu.append(time.process_time() - started)
+        started = time.process_time()
         vectors = self._embed(outcomes)
-        rows = [shard_row(r["key"], out, self.model_id, vec) for r, out, vec in zip(items, outcomes, vectors,
-                                                                                     strict=True)]
+        share = (time.process_time() - started) / max(1, sum(v is not None for v in vectors))
+        rows = [shard_row(r["key"], out, self.model_id, vec, c + (share if vec is not None else 0.0))
+                for r, out, vec, c in zip(items, outcomes, vectors, cpu, strict=True)]
         name = hashlib.blake2b("".join(r["key"] for r in items).encode(), digest_size=12).hexdigest()
         write_shard(self.fs, self.folder, name, rows)
         return {"shard": [f"{self.folder}/{name}{SHARD_SUFFIX}"], "files": [len(rows)]}
@@ -307,6 +316,8 @@ class RayRunner:
         self.merged_shards = 0
         self.reused_shards = 0
         self.local_files = 0
+        self.cpu_seconds = 0.0  # the actors' CPU time for the files merged (analysis and embedding)
+        self.shard_bytes = 0  # the size of the shards merged
 
     def _note(self, text: str) -> None:
         if self.settings.on_note:
@@ -335,10 +346,12 @@ class RayRunner:
         pending = {job_key(job, presets, model_id): job for job in todo}
 
         def merge(shard: str) -> None:
+            self.shard_bytes += int(fs.get_file_info(shard).size or 0)
             for row in read_shard(fs, shard):
                 job = pending.pop(row["key"], None)
                 if job is None:  # merged already (a retried task's shard), or from another plan
                     continue
+                self.cpu_seconds += float(row.get("cpu_seconds") or 0.0)
                 out, vector = outcome_from_row(row)
                 if out.linked_track is not None:
                     out.linked_track = lib.track_for_file_hash(out.fhash or "")
