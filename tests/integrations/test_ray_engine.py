@@ -232,6 +232,26 @@ def _shards(folder: str) -> list[str]:
     return list_shards(pafs.LocalFileSystem(), folder)
 
 
+@pytest.mark.slow  # ~40 s: the batch is retried (a new actor each time) before the driver takes its files
+def test_a_file_that_kills_every_worker_is_recorded_as_crashed_and_the_rest_indexed(
+        cluster: Any, music: Path, local: Path, tmp_path: Path) -> None:
+    from soundalike.library.scan import FAULT_ENV
+
+    _ensure_worker(cluster)
+    victim = sorted((music / "ambient").iterdir())[1]
+    env = {**os.environ, FAULT_ENV: victim.stem}
+    cmd = [sys.executable, "-m", "soundalike", "index", str(music), "--library", str(tmp_path / "lib"),
+           "--engine", "ray", "--ray-address", cluster.address]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "were not finished on the cluster; analysing them here one by one" in done.stderr
+    assert f"skip {victim}: the analysing process died of SIGSEGV" in done.stderr
+    got, want = catalogue(tmp_path / "lib"), catalogue(local)
+    crashed = [f for f in got["files"] if f[3] == "crashed"]
+    assert [f[0] for f in crashed] == [bytes(victim)]
+    assert [f for f in got["files"] if f[0] != bytes(victim)] == [f for f in want["files"] if f[0] != bytes(victim)]
+
+
 def test_without_the_extra_the_ray_engine_says_how_to_install_it(tmp_path: Path, music: Path) -> None:
     code = ("import sys; sys.modules['ray'] = None; from soundalike.app.cli import main; "
             f"sys.argv = ['soundalike', 'index', {str(music)!r}, '--library', {str(tmp_path / 'lib')!r}, "

@@ -17,6 +17,7 @@ analysed here, one by one in a process of their own, as the local scan does with
 from __future__ import annotations
 
 import hashlib
+import importlib
 import logging
 import os
 import tempfile
@@ -33,9 +34,11 @@ from soundalike.audio import decode as audio
 from soundalike.audio.analysis import Analysis, Tags
 from soundalike.audio.descriptors import DESCRIPTOR_VERSION
 from soundalike.library.scan import (
+    FAULT_ENV,
     Commit,
     ScanJob,
     ScanOutcome,
+    _inject_fault,
     limit_native_threads,
     process_file,
     run_isolated,
@@ -54,6 +57,8 @@ DEFAULT_BATCH = 4
 """Files per Ray task (and per shard): small enough to spread a few hundred files over many workers, large enough
 that per-task overhead (~10 ms) is noise beside ~0.5 s of analysis per file."""
 SHARD_SUFFIX = ".parquet"
+MAX_TASK_RETRIES = 4
+"""How often Ray runs a batch again after its worker died (a lost node, or a file that crashes the decoder)."""
 
 
 class RayEngineError(RuntimeError):
@@ -222,6 +227,9 @@ class Analyser:
 
     def __init__(self, folder: str, presets: tuple[str, ...], checkpoint: bytes | None,
                  known_hashes: frozenset[str]) -> None:
+        # An actor is a scan worker: the scan's fault-injection hook applies here too (the package's ``scan`` name
+        # is the function, hence the module by its full name).
+        importlib.import_module("soundalike.library.scan")._in_worker = True  # type: ignore[attr-defined]
         limit_native_threads()
         self.fs, self.folder = filesystem(folder)
         self.presets = presets
@@ -250,6 +258,7 @@ class Analyser:
         for r in items:
             started = time.process_time()
             job = ScanJob(bytes(r["path"]), int(r["size"]), int(r["mtime_ns"]), bool(r["reanalyse"]))
+            _inject_fault(job.path)  # tests and the fault campaign only (FAULT_ENV), as in a local worker
             outcomes.append(process_file(job, self.presets, self._known))
             cpu.append(time.process_time() - started)
         started = time.process_time()
@@ -414,7 +423,8 @@ class RayRunner:
             ctx.enable_progress_bars = False
             ctx.print_on_execution_start = False
             ctx.max_errored_blocks = -1  # a batch that keeps failing: its files are analysed here afterwards
-            logging.getLogger("ray.data").setLevel(logging.ERROR)
+            # An errored batch is no error of the job: its files are analysed here afterwards (and said so).
+            logging.getLogger("ray.data").setLevel(logging.CRITICAL)
             known = frozenset(str(r[0]) for r in lib.conn.execute(
                 "SELECT DISTINCT file_hash FROM files WHERE status='ok' AND track_id IS NOT NULL "
                 "AND file_hash IS NOT NULL"))
@@ -431,7 +441,8 @@ class RayRunner:
                     compute=ray.data.ActorPoolStrategy(min_size=1, max_size=workers, initial_size=workers),
                     fn_constructor_kwargs={"folder": uri, "presets": presets, "checkpoint": checkpoint,
                                            "known_hashes": known},
-                    max_restarts=-1, max_task_retries=4)
+                    runtime_env={"env_vars": {FAULT_ENV: os.environ[FAULT_ENV]}} if FAULT_ENV in os.environ else None,
+                    max_restarts=-1, max_task_retries=MAX_TASK_RETRIES)
             for row in mapped.iter_rows():
                 merge(str(row["shard"]))
                 self.merged_shards += 1
