@@ -264,6 +264,9 @@ def test_without_the_extra_the_ray_engine_says_how_to_install_it(tmp_path: Path,
 def test_bad_ray_options_fail_in_one_line(tmp_path: Path, music: Path) -> None:
     code, _, err = run_cli("index", str(music), "--library", str(tmp_path / "lib"), "--ray-address", "auto")
     assert code == 2 and err.strip() == "error: --ray-address and --shared-dir go with --engine ray"
+    code, _, err = run_cli("index", str(music), "--library", str(tmp_path / "lib"), "--engine", "ray",
+                           "--ray-address", "127.0.0.1:9")  # nothing listens there: at once, not after minutes
+    assert code == 2 and err.strip() == "error: cannot reach the Ray cluster at 127.0.0.1:9: Connection refused"
     blocked = tmp_path / "a-file"
     blocked.write_text("")
     code, _, err = run_cli("index", str(music), "--library", str(tmp_path / "lib"), "--engine", "ray",

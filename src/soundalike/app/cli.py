@@ -100,11 +100,12 @@ def index(
     runner = None
     fatal: tuple[type[Exception], ...] = (CatalogError, WorkerStartError)
     if engine is Engine.ray:
-        from soundalike.integrations.ray_engine import RayEngineError, require_ray
+        from soundalike.integrations.ray_engine import RayEngineError, check_reachable, require_ray
 
         fatal += (RayEngineError,)  # one line: Ray missing, cluster unreachable, shared directory unusable
         try:
             require_ray()
+            check_reachable(ray_address or os.environ.get("RAY_ADDRESS") or "")
         except RayEngineError as exc:
             raise _fail(str(exc)) from None
     elif ray_address is not None or shared_dir is not None:

@@ -303,6 +303,7 @@ def connect(address: str | None, workers: int = 0) -> bool:
     if ray.is_initialized():
         return False
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    check_reachable(address or os.environ.get("RAY_ADDRESS") or "")
     quiet = {"log_to_driver": False, "logging_level": logging.ERROR}
     try:
         if address is None and not os.environ.get("RAY_ADDRESS"):
@@ -314,6 +315,21 @@ def connect(address: str | None, workers: int = 0) -> bool:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise RayEngineError(f"cannot reach the Ray cluster at {where}: {first}") from None
     return True
+
+
+def check_reachable(address: str, timeout: float = 10.0) -> None:
+    """Fail in one line when ``HOST:PORT`` (or ``ray://HOST:PORT``) does not answer: ``ray.init`` would wait on
+    an unreachable address for minutes. Other forms (``auto``, empty) are left to Ray."""
+    import socket
+
+    host, sep, port = address.split("://", 1)[-1].rpartition(":")
+    if not sep or not port.isdigit() or not host:
+        return
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):
+            pass
+    except OSError as exc:
+        raise RayEngineError(f"cannot reach the Ray cluster at {address}: {exc.strerror or exc}") from None
 
 
 class RayRunner:
