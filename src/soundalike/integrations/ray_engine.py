@@ -232,6 +232,7 @@ class Analyser:
         importlib.import_module("soundalike.library.scan")._in_worker = True  # type: ignore[attr-defined]
         limit_native_threads()
         self.fs, self.folder = filesystem(folder)
+        self.fs.create_dir(self.folder, recursive=True)  # the driver made it, but maybe not where this node looks
         self.presets = presets
         self.known = known_hashes
         self.model: Any = None
