@@ -22,7 +22,6 @@ from helpers import run_cli
 ray = pytest.importorskip("ray", reason="the ray extra is not installed: pip install 'soundalike[ray]'")
 
 from soundalike.integrations.ray_engine import (  # noqa: E402
-    INSTALL_HINT,
     RayRunner,
     RaySettings,
     list_shards,
@@ -250,15 +249,6 @@ def test_a_file_that_kills_every_worker_is_recorded_as_crashed_and_the_rest_inde
     crashed = [f for f in got["files"] if f[3] == "crashed"]
     assert [f[0] for f in crashed] == [bytes(victim)]
     assert [f for f in got["files"] if f[0] != bytes(victim)] == [f for f in want["files"] if f[0] != bytes(victim)]
-
-
-def test_without_the_extra_the_ray_engine_says_how_to_install_it(tmp_path: Path, music: Path) -> None:
-    code = ("import sys; sys.modules['ray'] = None; from soundalike.app.cli import main; "
-            f"sys.argv = ['soundalike', 'index', {str(music)!r}, '--library', {str(tmp_path / 'lib')!r}, "
-            "'--engine', 'ray']; main()")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert done.returncode == 2
-    assert done.stderr.strip().splitlines() == [f"error: {INSTALL_HINT}"]
 
 
 def test_bad_ray_options_fail_in_one_line(tmp_path: Path, music: Path) -> None:

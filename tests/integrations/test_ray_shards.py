@@ -1,9 +1,12 @@
-"""The Ray engine's shards, without a cluster: an actor's batch written through a pyarrow URI reads back as the very
-outcomes the local scan's ``process_file`` gives (analysis, errors, links), plus the embedding."""
+"""The Ray engine without a cluster: an actor's batch written through a pyarrow URI reads back as the very outcomes
+the local scan's ``process_file`` gives (analysis, errors, links), plus the embedding; without Ray installed,
+``--engine ray`` says how to install it."""
 
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +15,15 @@ import pyarrow as pa
 from helpers import make_signal, write_audio
 from soundalike.audio import decode as audio
 from soundalike.audio.analysis import file_hash
-from soundalike.integrations.ray_engine import Analyser, filesystem, job_key, list_shards, outcome_from_row, read_shard
+from soundalike.integrations.ray_engine import (
+    INSTALL_HINT,
+    Analyser,
+    filesystem,
+    job_key,
+    list_shards,
+    outcome_from_row,
+    read_shard,
+)
 from soundalike.library.scan import ScanJob, process_file
 from soundalike.models.embedding import checkpoint_presets
 from soundalike.models.pretrained import default_checkpoint
@@ -75,3 +86,12 @@ def test_the_shard_key_changes_with_anything_that_changes_the_analysis(tmp_path:
               job_key(ScanJob(b"/music/a.flac", 100, 5, reanalyse=True), ("melae",), "m1"),
               job_key(job, ("melae", "musicnn"), "m1"), job_key(job, ("melae",), "m2"), job_key(job, ("melae",), None)}
     assert base not in others and len(others) == 7
+
+
+def test_without_the_extra_the_ray_engine_says_how_to_install_it(tmp_path: Path) -> None:
+    code = ("import sys; sys.modules['ray'] = None; from soundalike.app.cli import main; "  # as if not installed
+            f"sys.argv = ['soundalike', 'index', {str(tmp_path)!r}, '--library', {str(tmp_path / 'lib')!r}, "
+            "'--engine', 'ray']; main()")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [f"error: {INSTALL_HINT}"]
