@@ -74,7 +74,7 @@ def run_once(files: list[str], workers: int, batch: int, scratch: Path) -> dict[
 
     # Ray is initialised in this process already: the runner uses that connection.
     runner = RayRunner(RaySettings(shared_dir=str(run_dir / "shared"), workers=workers, batch=batch,
-                                   checkpoint=checkpoint, on_shard=on_shard))
+                                   checkpoints=[checkpoint] if checkpoint else [], on_shard=on_shard))
     with Library.open(run_dir / "lib") as lib:
         cpu0, t0 = time.process_time(), time.perf_counter()
         summary = scan(lib, files, runner=runner, presets=checkpoint_presets(checkpoint), on_progress=progress)

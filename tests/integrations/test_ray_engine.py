@@ -186,7 +186,7 @@ def test_losing_a_worker_node_mid_job_still_completes_the_catalogue(cluster: Any
             removed.append(shard)
 
     settings = RaySettings(shared_dir=str(tmp_path / "shared"), address=cluster.address, batch=1,
-                           checkpoint=_checkpoint(), on_shard=lose_the_worker_node)
+                           checkpoints=[_checkpoint()], on_shard=lose_the_worker_node)
     runner = RayRunner(settings)
     with Library.open(tmp_path / "lib") as lib:
         summary = scan(lib, [music], runner=runner, presets=_presets())
@@ -208,7 +208,7 @@ def test_an_interrupted_job_run_again_adds_no_duplicates(cluster: Any, music: Pa
             time.sleep(0.1)
         raise KeyboardInterrupt
 
-    settings = RaySettings(shared_dir=str(shared), address=cluster.address, batch=2, checkpoint=_checkpoint(),
+    settings = RaySettings(shared_dir=str(shared), address=cluster.address, batch=2, checkpoints=[_checkpoint()],
                            on_shard=interrupt)
     with Library.open(tmp_path / "lib") as lib, pytest.raises(KeyboardInterrupt):
         scan(lib, [music], runner=RayRunner(settings), presets=_presets())

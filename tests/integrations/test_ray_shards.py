@@ -44,18 +44,18 @@ def test_a_shard_reads_back_as_the_local_scans_outcomes(tmp_path: Path) -> None:
     junk.write_bytes(b"no audio here")
     gone = tmp_path / "music" / "gone.ogg"
     jobs = [_job(p) for p in (song, copy, junk, gone)]
-    keys = [job_key(j, presets, "m") for j in jobs]
+    keys = [job_key(j, presets, ["m"]) for j in jobs]
     batch = pa.table({"key": keys, "path": [j.path for j in jobs], "size": [j.size for j in jobs],
                       "mtime_ns": [j.mtime_ns for j in jobs], "reanalyse": [False] * 4})
 
-    actor = Analyser(f"file://{tmp_path}/shared", presets, checkpoint.read_bytes(), frozenset({file_hash(copy)}))
+    actor = Analyser(f"file://{tmp_path}/shared", presets, [checkpoint.read_bytes()], frozenset({file_hash(copy)}))
     answer = actor(batch)
     fs, folder = filesystem(f"file://{tmp_path}/shared")
     assert list_shards(fs, folder) == answer["shard"] and answer["files"] == [4]
     rows = read_shard(fs, answer["shard"][0])
     assert [r["key"] for r in rows] == keys
 
-    (got_song, vector), (got_copy, _), (got_junk, _), (got_gone, _) = [outcome_from_row(r) for r in rows]
+    (got_song, vectors), (got_copy, none), (got_junk, _), (got_gone, _) = [outcome_from_row(r) for r in rows]
     want = process_file(jobs[0], presets)
     assert want.analysis is not None and got_song.analysis is not None
     assert got_song.job == jobs[0] and got_song.fhash == want.fhash
@@ -65,9 +65,12 @@ def test_a_shard_reads_back_as_the_local_scans_outcomes(tmp_path: Path) -> None:
     for name, spec in want.analysis.spectrograms.items():
         assert np.array_equal(got_song.analysis.spectrograms[name], spec)
     assert np.array_equal(got_song.analysis.descriptor, np.asarray(want.analysis.descriptor, np.float32))
-    assert vector is not None and vector[0] == actor.model_id and vector[2].shape[0] >= 1
-    expected = actor.model.embed_tracks([actor.model.query_input(want.analysis)], "cpu")[0]
-    np.testing.assert_allclose(vector[1], expected[0], rtol=1e-5, atol=1e-6)
+    [(model_id, model)] = actor.models
+    [(got_id, pooled, segments)] = vectors
+    assert got_id == model_id and segments.shape[0] >= 1 and none == []
+    expected = model.embed_tracks([model.query_input(want.analysis)], "cpu")[0]
+    np.testing.assert_allclose(pooled, expected[0], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(segments, expected[1], rtol=1e-5, atol=1e-6)
 
     assert got_copy.linked_track == -1 and got_copy.fhash == file_hash(copy)  # known bytes: linked by the driver
     assert isinstance(got_junk.error, audio.AudioError) and got_junk.error.kind == "not-audio"
@@ -78,14 +81,15 @@ def test_a_shard_reads_back_as_the_local_scans_outcomes(tmp_path: Path) -> None:
 
 def test_the_shard_key_changes_with_anything_that_changes_the_analysis(tmp_path: Path) -> None:
     job = ScanJob(b"/music/a.flac", 100, 5)
-    base = job_key(job, ("melae",), "m1")
-    assert base == job_key(ScanJob(b"/music/a.flac", 100, 5), ("melae",), "m1")  # deterministic
-    others = {job_key(ScanJob(b"/music/b.flac", 100, 5), ("melae",), "m1"),
-              job_key(ScanJob(b"/music/a.flac", 101, 5), ("melae",), "m1"),
-              job_key(ScanJob(b"/music/a.flac", 100, 6), ("melae",), "m1"),
-              job_key(ScanJob(b"/music/a.flac", 100, 5, reanalyse=True), ("melae",), "m1"),
-              job_key(job, ("melae", "musicnn"), "m1"), job_key(job, ("melae",), "m2"), job_key(job, ("melae",), None)}
-    assert base not in others and len(others) == 7
+    base = job_key(job, ("melae",), ["m1"])
+    assert base == job_key(ScanJob(b"/music/a.flac", 100, 5), ("melae",), ["m1"])  # deterministic
+    others = {job_key(ScanJob(b"/music/b.flac", 100, 5), ("melae",), ["m1"]),
+              job_key(ScanJob(b"/music/a.flac", 101, 5), ("melae",), ["m1"]),
+              job_key(ScanJob(b"/music/a.flac", 100, 6), ("melae",), ["m1"]),
+              job_key(ScanJob(b"/music/a.flac", 100, 5, reanalyse=True), ("melae",), ["m1"]),
+              job_key(job, ("melae", "musicnn"), ["m1"]), job_key(job, ("melae",), ["m2"]),
+              job_key(job, ("melae",), ["m1", "m2"]), job_key(job, ("melae",))}
+    assert base not in others and len(others) == 8
 
 
 def test_without_the_extra_the_ray_engine_says_how_to_install_it(tmp_path: Path) -> None:

@@ -121,7 +121,8 @@ def index(
         from soundalike.integrations.ray_engine import RayRunner, RaySettings
 
         runner = RayRunner(RaySettings(shared_dir=shared_dir or str(lib.root), address=ray_address,
-                                       workers=jobs, checkpoint=checkpoint, on_note=err.print))
+                                       workers=jobs, checkpoints=[checkpoint] if checkpoint else [],
+                                       on_note=err.print))
         try:
             runner.check_shared_dir(lib)
         except RayEngineError as exc:

@@ -44,6 +44,9 @@ from soundalike.library.scan import (
     run_isolated,
 )
 
+Embedded = tuple[str, np.ndarray, np.ndarray]
+"""One model's embedding of a track: ``(model_id, pooled vector, segment embeddings)``."""
+
 if TYPE_CHECKING:
     import pyarrow as pa
     import pyarrow.fs as pafs
@@ -78,13 +81,13 @@ def require_ray() -> None:
 class RaySettings:
     """Where and how to run: ``address`` (None: ``$RAY_ADDRESS`` or a Ray started on this machine; ``auto``; or
     ``HOST:PORT``), the shared ``shared_dir`` (path or pyarrow URI), ``workers`` (actors; 0 = one per cluster CPU),
-    files per ``batch``, the ``checkpoint`` to embed with (None: descriptors only)."""
+    files per ``batch``, the ``checkpoints`` to embed with (none: descriptors only)."""
 
     shared_dir: str
     address: str | None = None
     workers: int = 0
     batch: int = DEFAULT_BATCH
-    checkpoint: str | os.PathLike[str] | None = None
+    checkpoints: Sequence[str | os.PathLike[str]] = ()
     on_note: Callable[[str], None] | None = None
     on_shard: Callable[[str], None] | None = None  # called after each shard is merged (tests, benchmarks)
 
@@ -94,6 +97,8 @@ def _schema() -> pa.Schema:
     import pyarrow as pa
 
     spectrogram = pa.struct([("preset", pa.string()), ("shape", pa.list_(pa.int32())), ("data", pa.binary())])
+    embedding = pa.struct([("model_id", pa.string()), ("vector", pa.binary()), ("segments", pa.binary()),
+                           ("segments_shape", pa.list_(pa.int32()))])
     return pa.schema([
         ("key", pa.string()), ("path", pa.binary()), ("size", pa.int64()), ("mtime_ns", pa.int64()),
         ("reanalyse", pa.bool_()), ("file_hash", pa.string()), ("linked", pa.bool_()),
@@ -101,32 +106,33 @@ def _schema() -> pa.Schema:
         ("audio_hash", pa.string()), ("duration", pa.float64()), ("analysed_seconds", pa.float64()),
         ("artist", pa.string()), ("album", pa.string()), ("title", pa.string()),
         ("descriptor", pa.binary()), ("spectrograms", pa.list_(spectrogram)),
-        ("model_id", pa.string()), ("vector", pa.binary()), ("segments", pa.binary()),
-        ("segments_shape", pa.list_(pa.int32())), ("cpu_seconds", pa.float64()),
+        ("embeddings", pa.list_(embedding)), ("cpu_seconds", pa.float64()),
     ])
 
 
-def job_key(job: ScanJob, presets: Sequence[str], model_id: str | None) -> str:
+def job_key(job: ScanJob, presets: Sequence[str], model_ids: Sequence[str] = ()) -> str:
     """What identifies one file's analysis in a shard: its path, size, mtime and what is computed from it."""
     h = hashlib.blake2b(digest_size=16)
-    h.update(f"{SHARD_VERSION}|{DESCRIPTOR_VERSION}|{','.join(presets)}|{model_id or ''}|{job.reanalyse}|"
+    h.update(f"{SHARD_VERSION}|{DESCRIPTOR_VERSION}|{','.join(presets)}|{','.join(model_ids)}|{job.reanalyse}|"
              f"{job.size}|{job.mtime_ns}|".encode())
     h.update(job.path)
     return h.hexdigest()
 
 
-def shard_row(key: str, out: ScanOutcome, model_id: str | None,
-              embedded: tuple[np.ndarray, np.ndarray] | None, cpu_seconds: float = 0.0) -> dict[str, Any]:
-    """One file's outcome (and embedding, and the CPU seconds they took) as a shard row; :func:`outcome_from_row`
-    reads it back."""
+def shard_row(key: str, out: ScanOutcome, embedded: Sequence[Embedded] = (), cpu_seconds: float = 0.0
+              ) -> dict[str, Any]:
+    """One file's outcome (and its embeddings, and the CPU seconds they took) as a shard row;
+    :func:`outcome_from_row` reads it back."""
     job, a, err = out.job, out.analysis, out.error
     row: dict[str, Any] = {
         "key": key, "path": job.path, "size": job.size, "mtime_ns": job.mtime_ns, "reanalyse": job.reanalyse,
         "file_hash": out.fhash, "linked": out.linked_track is not None,
         "error_kind": err.kind if err else None, "error_path": err.path if err else None,
         "error_reason": err.reason if err else None,
-        "spectrograms": [], "model_id": None, "vector": None, "segments": None, "segments_shape": None,
-        "cpu_seconds": cpu_seconds,
+        "spectrograms": [], "cpu_seconds": cpu_seconds,
+        "embeddings": [{"model_id": model_id, "vector": np.asarray(pooled, "<f4").tobytes(),
+                        "segments": np.ascontiguousarray(seq, "<f4").tobytes(), "segments_shape": list(seq.shape)}
+                       for model_id, pooled, seq in embedded],
     }
     if a is not None:
         row.update(audio_hash=a.audio_hash, duration=a.duration, analysed_seconds=a.analysed_seconds,
@@ -135,10 +141,6 @@ def shard_row(key: str, out: ScanOutcome, model_id: str | None,
                    spectrograms=[{"preset": name, "shape": list(spec.shape),
                                   "data": np.ascontiguousarray(spec, "<f2").tobytes()}
                                  for name, spec in a.spectrograms.items()])
-    if embedded is not None:
-        pooled, seq = embedded
-        row.update(model_id=model_id, vector=np.asarray(pooled, "<f4").tobytes(),
-                   segments=np.ascontiguousarray(seq, "<f4").tobytes(), segments_shape=list(seq.shape))
     return row
 
 
@@ -150,26 +152,25 @@ def _error(kind: str, path: str, reason: str) -> audio.AudioError:
     return error
 
 
-def outcome_from_row(row: dict[str, Any]) -> tuple[ScanOutcome, tuple[str, np.ndarray, np.ndarray] | None]:
-    """A shard row back as the scan's outcome, plus ``(model_id, pooled, segments)`` when it was embedded. A linked
+def outcome_from_row(row: dict[str, Any]) -> tuple[ScanOutcome, list[Embedded]]:
+    """A shard row back as the scan's outcome, plus its ``(model_id, pooled, segments)`` embeddings. A linked
     file's ``linked_track`` is -1: the merger finds the track by its file hash."""
     job = ScanJob(bytes(row["path"]), int(row["size"]), int(row["mtime_ns"]), bool(row["reanalyse"]))
     if row["error_kind"] is not None:
         return ScanOutcome(job, fhash=row["file_hash"],
-                           error=_error(row["error_kind"], row["error_path"], row["error_reason"])), None
+                           error=_error(row["error_kind"], row["error_path"], row["error_reason"])), []
     if row["linked"]:
-        return ScanOutcome(job, fhash=row["file_hash"], linked_track=-1), None
+        return ScanOutcome(job, fhash=row["file_hash"], linked_track=-1), []
     specs = {s["preset"]: np.frombuffer(s["data"], "<f2").reshape(s["shape"]).copy() for s in row["spectrograms"]}
     descriptor = None if row["descriptor"] is None else np.frombuffer(row["descriptor"], "<f4").copy()
     analysis = Analysis(audio_hash=row["audio_hash"], duration=float(row["duration"]),
                         analysed_seconds=float(row["analysed_seconds"]),
                         tags=Tags(row["artist"] or "", row["album"] or "", row["title"] or ""),
                         spectrograms=specs, descriptor=descriptor)
-    vector = None
-    if row["vector"] is not None:
-        vector = (str(row["model_id"]), np.frombuffer(row["vector"], "<f4").copy(),
-                  np.frombuffer(row["segments"], "<f4").reshape(row["segments_shape"]).copy())
-    return ScanOutcome(job, fhash=row["file_hash"], analysis=analysis), vector
+    vectors = [(str(e["model_id"]), np.frombuffer(e["vector"], "<f4").copy(),
+                np.frombuffer(e["segments"], "<f4").reshape(e["segments_shape"]).copy())
+               for e in row["embeddings"] or []]
+    return ScanOutcome(job, fhash=row["file_hash"], analysis=analysis), vectors
 
 
 def filesystem(shared_dir: str) -> tuple[pafs.FileSystem, str]:
@@ -225,7 +226,7 @@ def read_shard(fs: pafs.FileSystem, path: str) -> list[dict[str, Any]]:
 class Analyser:
     """A Ray Data actor: keeps the model loaded and turns batches of files into shards (one per batch)."""
 
-    def __init__(self, folder: str, presets: tuple[str, ...], checkpoint: bytes | None,
+    def __init__(self, folder: str, presets: tuple[str, ...], checkpoints: Sequence[bytes],
                  known_hashes: frozenset[str]) -> None:
         # An actor is a scan worker: the scan's fault-injection hook applies here too (the package's ``scan`` name
         # is the function, hence the module by its full name).
@@ -235,19 +236,19 @@ class Analyser:
         self.fs.create_dir(self.folder, recursive=True)  # the driver made it, but maybe not where this node looks
         self.presets = presets
         self.known = known_hashes
-        self.model: Any = None
-        self.model_id: str | None = None
-        if checkpoint is not None:
+        self.models: list[tuple[str, Any]] = []  # (model id, model), loaded once per actor
+        if checkpoints:
             import torch
 
             from soundalike.models import load_checkpoint
 
             torch.set_num_threads(1)
+        for checkpoint in checkpoints:
             with tempfile.NamedTemporaryFile(suffix=".pt") as f:
                 f.write(checkpoint)
                 f.flush()
-                self.model, payload = load_checkpoint(f.name, "cpu")
-            self.model_id = str(payload["model_id"])
+                model, payload = load_checkpoint(f.name, "cpu")
+            self.models.append((str(payload["model_id"]), model))
 
     def _known(self, fhash: str) -> int | None:
         return -1 if fhash in self.known else None
@@ -264,33 +265,34 @@ class Analyser:
             cpu.append(time.process_time() - started)
         started = time.process_time()
         vectors = self._embed(outcomes)
-        share = (time.process_time() - started) / max(1, sum(v is not None for v in vectors))
-        rows = [shard_row(r["key"], out, self.model_id, vec, c + (share if vec is not None else 0.0))
+        share = (time.process_time() - started) / max(1, sum(bool(v) for v in vectors))
+        rows = [shard_row(r["key"], out, vec, c + (share if vec else 0.0))
                 for r, out, vec, c in zip(items, outcomes, vectors, cpu, strict=True)]
         name = hashlib.blake2b("".join(r["key"] for r in items).encode(), digest_size=12).hexdigest()
         write_shard(self.fs, self.folder, name, rows)
         return {"shard": [f"{self.folder}/{name}{SHARD_SUFFIX}"], "files": [len(rows)]}
 
-    def _embed(self, outcomes: list[ScanOutcome]) -> list[tuple[np.ndarray, np.ndarray] | None]:
-        """The model's ``(pooled, segments)`` of each analysed file (None where there is nothing to embed, or the
-        model cannot take it: the driver's ``embed_library`` then does what the local scan would)."""
-        found: list[tuple[np.ndarray, np.ndarray] | None] = [None] * len(outcomes)
-        if self.model is None:
-            return found
-        inputs, where = [], []
-        for i, out in enumerate(outcomes):
-            if out.analysis is not None:
-                try:
-                    inputs.append(self.model.query_input(out.analysis))
-                    where.append(i)
-                except Exception:  # noqa: BLE001 - a model that cannot take this file: embedded later, or not
-                    continue
-        if inputs:
+    def _embed(self, outcomes: list[ScanOutcome]) -> list[list[Embedded]]:
+        """Each model's ``(model_id, pooled, segments)`` of each analysed file, batched per model as
+        ``embed_library`` does (left out where a model cannot take a file: the driver's ``embed_library`` then does
+        what the local scan would)."""
+        found: list[list[Embedded]] = [[] for _ in outcomes]
+        for model_id, model in self.models:
+            inputs, where = [], []
+            for i, out in enumerate(outcomes):
+                if out.analysis is not None:
+                    try:
+                        inputs.append(model.query_input(out.analysis))
+                        where.append(i)
+                    except Exception:  # noqa: BLE001 - a model that cannot take this file: embedded later, or not
+                        continue
+            if not inputs:
+                continue
             try:
-                for i, vec in zip(where, self.model.embed_tracks(inputs, "cpu"), strict=True):
-                    found[i] = vec
+                for i, (pooled, seq) in zip(where, model.embed_tracks(inputs, "cpu"), strict=True):
+                    found[i].append((model_id, pooled, seq))
             except Exception:  # noqa: BLE001 - the driver's embedding pass handles these tracks as locally
-                pass
+                continue
         return found
 
 
@@ -367,9 +369,9 @@ class RayRunner:
 
     def __call__(self, lib: Library, todo: list[ScanJob], presets: tuple[str, ...], commit: Commit) -> None:
         """Analyse ``todo`` on the cluster; merge each shard with ``commit`` as it lands; clean up the shards."""
-        model_id, checkpoint = self._model(lib)
+        model_ids, checkpoints = self._models(lib)
         uri, fs, folder = self.check_shared_dir(lib)
-        pending = {job_key(job, presets, model_id): job for job in todo}
+        pending = {job_key(job, presets, model_ids): job for job in todo}
 
         def merge(shard: str) -> None:
             self.shard_bytes += int(fs.get_file_info(shard).size or 0)
@@ -378,14 +380,15 @@ class RayRunner:
                 if job is None:  # merged already (a retried task's shard), or from another plan
                     continue
                 self.cpu_seconds += float(row.get("cpu_seconds") or 0.0)
-                out, vector = outcome_from_row(row)
+                out, vectors = outcome_from_row(row)
                 if out.linked_track is not None:
                     out.linked_track = lib.track_for_file_hash(out.fhash or "")
                     if out.linked_track is None:  # the track left meanwhile: analyse the file again, here
                         out = run_isolated(lib, job, presets)
                 track_id = commit(out)
-                if vector is not None and track_id is not None:
-                    self._put_vector(lib, track_id, *vector)
+                if track_id is not None:
+                    for vector in vectors:
+                        self._put_vector(lib, track_id, *vector)
             if self.settings.on_shard:
                 self.settings.on_shard(shard)
 
@@ -396,7 +399,7 @@ class RayRunner:
         if len(pending) < before:
             self._note(f"merged {before - len(pending)} files from the shards of an interrupted run")
         if pending:
-            self._run_on_ray(lib, list(pending.items()), uri, presets, checkpoint, merge)
+            self._run_on_ray(lib, list(pending.items()), uri, presets, checkpoints, merge)
         if pending:  # what Ray could not finish: one by one, each in a process of its own, as the local scan does
             self._note(f"{len(pending)} files were not finished on the cluster; analysing them here one by one")
             for key in sorted(pending, key=lambda k: pending[k].path):
@@ -405,17 +408,18 @@ class RayRunner:
         for shard in list_shards(fs, folder):  # everything is in the catalogue now
             fs.delete_file(shard)
 
-    def _model(self, lib: Library) -> tuple[str | None, bytes | None]:
-        """The checkpoint's model id (registered in the catalogue now) and its bytes, shipped to the actors."""
-        if self.settings.checkpoint is None:
-            return None, None
+    def _models(self, lib: Library) -> tuple[list[str], list[bytes]]:
+        """The checkpoints' model ids (registered in the catalogue now) and their bytes, shipped to the actors."""
         from soundalike.models.checkpoint import read_checkpoint
         from soundalike.models.embedding import register_model
 
-        payload = read_checkpoint(self.settings.checkpoint)
-        register_model(lib, payload, self.settings.checkpoint)
-        with open(self.settings.checkpoint, "rb") as f:
-            return str(payload["model_id"]), f.read()
+        ids, blobs = [], []
+        for checkpoint in self.settings.checkpoints:
+            payload = read_checkpoint(checkpoint)
+            ids.append(register_model(lib, payload, checkpoint))
+            with open(checkpoint, "rb") as f:
+                blobs.append(f.read())
+        return ids, blobs
 
     @staticmethod
     def _put_vector(lib: Library, track_id: int, model_id: str, pooled: np.ndarray, segments: np.ndarray) -> None:
@@ -426,7 +430,7 @@ class RayRunner:
                 lib.put_vector(track_id, model_id, pooled, segments)
 
     def _run_on_ray(self, lib: Library, items: list[tuple[str, ScanJob]], uri: str, presets: tuple[str, ...],
-                    checkpoint: bytes | None, merge: Callable[[str], None]) -> None:
+                    checkpoints: list[bytes], merge: Callable[[str], None]) -> None:
         import ray
         import ray.data
 
@@ -456,7 +460,7 @@ class RayRunner:
                 mapped = ds.map_batches(
                     Analyser, batch_size=batch, batch_format="pyarrow", num_cpus=1,
                     compute=ray.data.ActorPoolStrategy(min_size=1, max_size=workers, initial_size=workers),
-                    fn_constructor_kwargs={"folder": uri, "presets": presets, "checkpoint": checkpoint,
+                    fn_constructor_kwargs={"folder": uri, "presets": presets, "checkpoints": checkpoints,
                                            "known_hashes": known},
                     runtime_env={"env_vars": {FAULT_ENV: os.environ[FAULT_ENV]}} if FAULT_ENV in os.environ else None,
                     max_restarts=-1, max_task_retries=MAX_TASK_RETRIES)
