@@ -35,13 +35,14 @@ MILLION = 1_000_000
 TYPICAL_TRACK_SECONDS = 240.0  # for the projection: a 4-minute track (the analysis reads up to 600 s)
 
 
-def start_cluster(nodes: int) -> Any:
-    """A local Ray cluster of ``nodes`` nodes with one CPU each; this process is its driver."""
+def start_cluster(nodes: int, temp_dir: str) -> Any:
+    """A local Ray cluster of ``nodes`` nodes with one CPU each, its files under ``temp_dir`` (a short path: Ray's
+    socket paths must fit in 107 bytes); this process is its driver."""
     import ray
     from ray.cluster_utils import Cluster
 
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    os.environ.setdefault("RAY_TMPDIR", tempfile.mkdtemp(prefix="ray", dir="/tmp"))
+    os.environ["RAY_TMPDIR"] = temp_dir
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False,
                                                             "object_store_memory": OBJECT_STORE})
     for _ in range(nodes - 1):
@@ -159,7 +160,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"no audio files under {folder}", file=sys.stderr)
         return 2
     load_before = os.getloadavg()
-    cluster = start_cluster(2)
+    ray_tmp = tempfile.mkdtemp(prefix="ray", dir="/tmp")
+    cluster = start_cluster(2, ray_tmp)
     scratch = Path(tempfile.mkdtemp(prefix="ray-scale-"))
     runs: list[dict[str, Any]] = []
     try:
@@ -175,7 +177,9 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         ray.shutdown()
         cluster.shutdown()
-        shutil.rmtree(scratch, ignore_errors=True)
+        for made in (scratch, ray_tmp, None if args.folder else folder):
+            if made is not None:
+                shutil.rmtree(made, ignore_errors=True)
 
     def median(workers: int, key: str) -> float:
         values = [float(r[key]) for r in runs if r["workers"] == workers and r[key] is not None]
