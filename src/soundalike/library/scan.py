@@ -225,18 +225,26 @@ def _inject_fault(path: bytes) -> None:
 
 
 def _process(job: _Job, presets: tuple[str, ...]) -> _Outcome:
-    """Hash a file; if these exact bytes are known, link them, else decode and analyse (runs in a worker)."""
-    lib = _worker_lib
-    shown = audio.display_path(job.path)
+    """:func:`process_file` in a scan worker, which checks known bytes in its read-only view of the catalogue."""
     _inject_fault(job.path)
+    lib = _worker_lib
+    return process_file(job, presets, lib.track_for_file_hash if lib is not None else None)
+
+
+def process_file(job: _Job, presets: tuple[str, ...],
+                 known_track: Callable[[str], int | None] | None = None) -> _Outcome:
+    """Hash a file; if these exact bytes are known (``known_track(file hash)`` gives their track), link them, else
+    decode and analyse. Never raises for a bad file: the problem is the outcome's ``error``. Used by the local
+    scan's workers and by the Ray engine's actors (:mod:`soundalike.integrations.ray_engine`)."""
+    shown = audio.display_path(job.path)
     try:
         fhash = file_hash(job.path)
     except FileNotFoundError:
         return _Outcome(job, error=audio.MissingFileError(shown, "file vanished during the scan (moved or deleted)"))
     except OSError as exc:
         return _Outcome(job, error=audio.DecodeError(shown, f"cannot read file: {exc.strerror or exc}"))
-    if lib is not None and not job.reanalyse:
-        known = lib.track_for_file_hash(fhash)
+    if known_track is not None and not job.reanalyse:
+        known = known_track(fhash)
         if known is not None:
             return _Outcome(job, fhash=fhash, linked_track=known)
     try:
@@ -250,6 +258,15 @@ def _process(job: _Job, presets: tuple[str, ...]) -> _Outcome:
 
 
 ProgressHook = Callable[[str, int, int], None]
+
+ScanJob = _Job
+"""One file a scan must analyse: ``path`` (bytes), ``size``, ``mtime_ns``, ``reanalyse``."""
+ScanOutcome = _Outcome
+"""What analysing one :data:`ScanJob` gave: ``fhash`` and ``analysis``, ``linked_track``, or ``error``."""
+Commit = Callable[[_Outcome], int | None]
+"""Records one outcome in the catalogue (the scan's own writer code); returns the file's track id, if any."""
+Runner = Callable[[Library, list[_Job], tuple[str, ...], Commit], None]
+"""Analyses a scan's files elsewhere (e.g. on a Ray cluster), calling ``commit`` in this process for each outcome."""
 
 
 class WorkerStartError(RuntimeError):
@@ -300,13 +317,14 @@ def run_isolated(lib: Library, job: _Job, presets: tuple[str, ...]) -> _Outcome:
 def scan(lib: Library, roots: Sequence[str | os.PathLike[str]], *, jobs: int = 1, isolate: bool = True,
          presets: Iterable[str] = DEFAULT_PRESETS, on_problem: Callable[[ScanProblem], None] | None = None,
          on_progress: ProgressHook | None = None, retry_errors: bool = False,
-         on_wait: Callable[[str], None] | None = None) -> ScanSummary:
+         on_wait: Callable[[str], None] | None = None, runner: Runner | None = None) -> ScanSummary:
     """Bring the catalogue up to date with the files under ``roots``; returns a :class:`ScanSummary`.
 
     ``on_progress(stage, done, total)`` is called as files complete; ``on_problem`` for each new problem.
     Files are analysed in ``jobs`` worker processes (with ``isolate=False`` and one job: in this process, which a
     crashing decoder would take down): a file that kills its worker is recorded as ``crashed`` and the scan goes
     on. The library's writer lock is held throughout (``on_wait`` hears once if another writer holds it).
+    A ``runner`` analyses the files to do elsewhere instead (the Ray engine); everything else is the same.
 
     Files the catalogue knows under ``roots`` that are gone leave the index only when the folder that held them
     was read in this scan and is not empty (an unmounted disk or share removes nothing);
@@ -314,12 +332,12 @@ def scan(lib: Library, roots: Sequence[str | os.PathLike[str]], *, jobs: int = 1
     """
     with lib.writing(on_wait=on_wait):
         return _scan(lib, roots, jobs=jobs, isolate=isolate, presets=tuple(presets), on_problem=on_problem,
-                     on_progress=on_progress, retry_errors=retry_errors)
+                     on_progress=on_progress, retry_errors=retry_errors, runner=runner)
 
 
 def _scan(lib: Library, roots: Sequence[str | os.PathLike[str]], *, jobs: int, isolate: bool,
           presets: tuple[str, ...], on_problem: Callable[[ScanProblem], None] | None,
-          on_progress: ProgressHook | None, retry_errors: bool) -> ScanSummary:
+          on_progress: ProgressHook | None, retry_errors: bool, runner: Runner | None = None) -> ScanSummary:
     started = time.monotonic()
     summary = ScanSummary()
 
@@ -358,9 +376,10 @@ def _scan(lib: Library, roots: Sequence[str | os.PathLike[str]], *, jobs: int, i
     if on_progress:
         on_progress("analyse", 0, total)
 
-    def commit(out: _Outcome) -> None:
+    def commit(out: _Outcome) -> int | None:
         nonlocal done
         job = out.job
+        track_id: int | None = None
         if out.error is not None:
             problem(ScanProblem(out.error.path, out.error.kind, out.error.reason))
             if isinstance(out.error, audio.MissingFileError):  # gone: nothing to remember about it
@@ -369,9 +388,10 @@ def _scan(lib: Library, roots: Sequence[str | os.PathLike[str]], *, jobs: int, i
                 lib.record_error(job.path, job.size, job.mtime_ns, out.error.kind, out.error.reason)
         elif out.linked_track is not None and out.fhash is not None:
             lib.link_file(job.path, job.size, job.mtime_ns, out.fhash, out.linked_track)
+            track_id = out.linked_track
             summary.linked += 1
         elif out.analysis is not None and out.fhash is not None:
-            _, is_new = lib.add_analysis(job.path, job.size, job.mtime_ns, out.fhash, out.analysis)
+            track_id, is_new = lib.add_analysis(job.path, job.size, job.mtime_ns, out.fhash, out.analysis)
             if is_new:
                 summary.analysed += 1
             else:
@@ -379,8 +399,12 @@ def _scan(lib: Library, roots: Sequence[str | os.PathLike[str]], *, jobs: int, i
         done += 1
         if on_progress:
             on_progress("analyse", done, total)
+        return track_id
 
-    if not isolate and jobs <= 1:
+    if runner is not None:
+        if todo:
+            runner(lib, todo, presets, commit)
+    elif not isolate and jobs <= 1:
         global _worker_lib
         _worker_lib = lib
         try:
@@ -396,7 +420,7 @@ def _scan(lib: Library, roots: Sequence[str | os.PathLike[str]], *, jobs: int, i
 
 
 def _run_pool(lib: Library, todo: list[_Job], presets: tuple[str, ...], jobs: int,
-              commit: Callable[[_Outcome], None]) -> None:
+              commit: Callable[[_Outcome], object]) -> None:
     """Analyse ``todo`` in worker processes, committing each outcome in this process as it arrives. When a worker
     dies, the files it may have been holding are analysed again one by one, each in a process of its own, so the
     culprit is recorded as ``crashed`` and the rest as usual; then a fresh pool goes on."""
