@@ -152,26 +152,28 @@ def test_ray_engine_gives_the_local_catalogue(cluster: Any, music: Path, local: 
     assert again.returncode == 0 and "9 unchanged" in again.stdout, again.stdout + again.stderr
 
 
-def _checkpoint() -> str:
-    from soundalike.models.pretrained import default_checkpoint
+def _checkpoints() -> list[str]:
+    """What ``soundalike index`` embeds with by default: every model part of the default."""
+    from soundalike.models.pretrained import default_checkpoints
 
-    path = default_checkpoint()
-    assert path is not None
-    return str(path)
+    paths = default_checkpoints()
+    assert paths
+    return [str(p) for p in paths]
 
 
 def _presets() -> tuple[str, ...]:
-    """The presets ``soundalike index`` computes for the default model."""
+    """The presets ``soundalike index`` computes for the default models."""
     from soundalike.models.embedding import checkpoint_presets
 
-    return checkpoint_presets(_checkpoint())
+    return checkpoint_presets(*_checkpoints())
 
 
 def _finish(lib: Library) -> None:
     """What ``soundalike index`` does after the scan: embed what the actors did not."""
     from soundalike.models.embedding import embed_library
 
-    embed_library(lib, _checkpoint())
+    for checkpoint in _checkpoints():
+        embed_library(lib, checkpoint)
 
 
 def test_losing_a_worker_node_mid_job_still_completes_the_catalogue(cluster: Any, music: Path, local: Path,
@@ -186,7 +188,7 @@ def test_losing_a_worker_node_mid_job_still_completes_the_catalogue(cluster: Any
             removed.append(shard)
 
     settings = RaySettings(shared_dir=str(tmp_path / "shared"), address=cluster.address, batch=1,
-                           checkpoints=[_checkpoint()], on_shard=lose_the_worker_node)
+                           checkpoints=_checkpoints(), on_shard=lose_the_worker_node)
     runner = RayRunner(settings)
     with Library.open(tmp_path / "lib") as lib:
         summary = scan(lib, [music], runner=runner, presets=_presets())
@@ -208,7 +210,7 @@ def test_an_interrupted_job_run_again_adds_no_duplicates(cluster: Any, music: Pa
             time.sleep(0.1)
         raise KeyboardInterrupt
 
-    settings = RaySettings(shared_dir=str(shared), address=cluster.address, batch=2, checkpoints=[_checkpoint()],
+    settings = RaySettings(shared_dir=str(shared), address=cluster.address, batch=2, checkpoints=_checkpoints(),
                            on_shard=interrupt)
     with Library.open(tmp_path / "lib") as lib, pytest.raises(KeyboardInterrupt):
         scan(lib, [music], runner=RayRunner(settings), presets=_presets())

@@ -83,6 +83,11 @@ def index(
                                           help="With --engine ray: folder every node can write (NFS path or a "
                                                "pyarrow URI such as s3://bucket/dir) for the result shards. "
                                                "Default: the library folder."),
+    analyse_seconds: float | None = typer.Option(
+        None, "--analyse-seconds", metavar="SECONDS",
+        help="How much of each track to analyse, in evenly spread excerpts of ~15 s: 120 by default (as good as "
+             "whole tracks on the validation albums, docs/performance.md); 0 = whole tracks (up to 10 min). Set "
+             "when a library is first indexed; libraries from before it analyse whole tracks."),
 ) -> None:
     """Scan, analyse and embed music; resumable, incremental (only new or changed files are analysed).
 
@@ -97,6 +102,12 @@ def index(
     from .progress import progress_bar
 
     n_jobs = jobs if jobs > 0 else (os.cpu_count() or 1)
+    from soundalike.audio.analysis import Window
+
+    try:
+        window = Window.of_seconds(analyse_seconds) if analyse_seconds is not None else None
+    except ValueError as exc:
+        raise _fail(f"--analyse-seconds: {exc}") from None
     runner = None
     fatal: tuple[type[Exception], ...] = (CatalogError, WorkerStartError)
     if engine is Engine.ray:
@@ -135,7 +146,8 @@ def index(
     try:
         with lib.writing(wait=wait, on_wait=err.print), progress_bar("analysing", console=err) as on_progress:
             summary = scan(lib, list(paths), jobs=n_jobs, on_problem=on_problem, on_progress=on_progress,
-                           retry_errors=retry_errors, presets=checkpoint_presets(*checkpoints), runner=runner)
+                           retry_errors=retry_errors, presets=checkpoint_presets(*checkpoints), runner=runner,
+                           window=window)
             if prune:
                 from soundalike.library.prune import plan_prune
                 from soundalike.library.prune import prune as remove_gone

@@ -10,6 +10,7 @@ that cannot be read (an unmounted disk, a share that is down) removes nothing fr
 from __future__ import annotations
 
 import contextlib
+import json
 import multiprocessing
 import os
 import signal
@@ -26,14 +27,42 @@ from multiprocessing.connection import Connection
 from soundalike.audio import decode as audio
 from soundalike.audio.analysis import (
     DEFAULT_PRESETS,
-    MAX_ANALYSED_SECONDS,
+    DEFAULT_WINDOW,
+    LEGACY_WINDOW,
     Analysis,
+    Window,
     analyse_file,
     file_hash,
     quiet_native_stderr,
 )
 
-from .catalog import FileRecord, Library
+from .catalog import CatalogError, FileRecord, Library
+
+WINDOW_KEY = "analysis_window"
+
+
+def library_window(lib: Library, requested: Window | None = None, *, store: bool = False) -> Window:
+    """The analysis window of a library: the one it was first indexed with (libraries from before windows: whole
+    tracks), else ``requested`` or the default; ``store`` records it (under the writer lock). Asking an indexed
+    library for another window is a :class:`CatalogError`: its tracks would be described differently."""
+    row = lib.conn.execute("SELECT value FROM meta WHERE key=?", (WINDOW_KEY,)).fetchone()
+    if row is not None:
+        values = json.loads(row[0])
+        window = Window(float(values["seconds"]), int(values["excerpts"]))
+    elif lib.conn.execute("SELECT 1 FROM tracks LIMIT 1").fetchone() is not None:
+        window = LEGACY_WINDOW
+    else:
+        window = requested or DEFAULT_WINDOW
+    if requested is not None and requested != window:
+        raise CatalogError(f"{lib.root} analyses {_describe(window)} of each track (set when it was first indexed); "
+                           f"{_describe(requested)} would describe new tracks differently: index into a new --library")
+    if store and row is None:
+        lib.set_meta(WINDOW_KEY, {"seconds": window.seconds, "excerpts": window.excerpts})
+    return window
+
+
+def _describe(window: Window) -> str:
+    return "whole tracks (up to 10 min)" if window == LEGACY_WINDOW else f"{window.seconds:g} s"
 
 
 @dataclass
@@ -152,6 +181,7 @@ class _Job:
     size: int
     mtime_ns: int
     reanalyse: bool = False  # decode even if these bytes are known (their descriptor is from an older version)
+    window: Window = DEFAULT_WINDOW  # how much of the file to analyse: the library's (:func:`library_window`)
 
 
 @dataclass
@@ -248,7 +278,7 @@ def process_file(job: _Job, presets: tuple[str, ...],
         if known is not None:
             return _Outcome(job, fhash=fhash, linked_track=known)
     try:
-        return _Outcome(job, fhash=fhash, analysis=analyse_file(job.path, presets))
+        return _Outcome(job, fhash=fhash, analysis=analyse_file(job.path, presets, window=job.window))
     except audio.AudioError as exc:
         return _Outcome(job, fhash=fhash, error=exc)
     except MemoryError:
@@ -317,7 +347,8 @@ def run_isolated(lib: Library, job: _Job, presets: tuple[str, ...]) -> _Outcome:
 def scan(lib: Library, roots: Sequence[str | os.PathLike[str]], *, jobs: int = 1, isolate: bool = True,
          presets: Iterable[str] = DEFAULT_PRESETS, on_problem: Callable[[ScanProblem], None] | None = None,
          on_progress: ProgressHook | None = None, retry_errors: bool = False,
-         on_wait: Callable[[str], None] | None = None, runner: Runner | None = None) -> ScanSummary:
+         on_wait: Callable[[str], None] | None = None, runner: Runner | None = None,
+         window: Window | None = None) -> ScanSummary:
     """Bring the catalogue up to date with the files under ``roots``; returns a :class:`ScanSummary`.
 
     ``on_progress(stage, done, total)`` is called as files complete; ``on_problem`` for each new problem.
@@ -325,19 +356,22 @@ def scan(lib: Library, roots: Sequence[str | os.PathLike[str]], *, jobs: int = 1
     crashing decoder would take down): a file that kills its worker is recorded as ``crashed`` and the scan goes
     on. The library's writer lock is held throughout (``on_wait`` hears once if another writer holds it).
     A ``runner`` analyses the files to do elsewhere instead (the Ray engine); everything else is the same.
+    ``window`` is how much of each track to analyse, for a library's first scan (:func:`library_window`).
 
     Files the catalogue knows under ``roots`` that are gone leave the index only when the folder that held them
     was read in this scan and is not empty (an unmounted disk or share removes nothing);
     :mod:`soundalike.library.prune` removes the rest, on request.
     """
     with lib.writing(on_wait=on_wait):
+        chosen = library_window(lib, window, store=True)
         return _scan(lib, roots, jobs=jobs, isolate=isolate, presets=tuple(presets), on_problem=on_problem,
-                     on_progress=on_progress, retry_errors=retry_errors, runner=runner)
+                     on_progress=on_progress, retry_errors=retry_errors, runner=runner, window=chosen)
 
 
 def _scan(lib: Library, roots: Sequence[str | os.PathLike[str]], *, jobs: int, isolate: bool,
           presets: tuple[str, ...], on_problem: Callable[[ScanProblem], None] | None,
-          on_progress: ProgressHook | None, retry_errors: bool, runner: Runner | None = None) -> ScanSummary:
+          on_progress: ProgressHook | None, retry_errors: bool, runner: Runner | None = None,
+          window: Window = DEFAULT_WINDOW) -> ScanSummary:
     started = time.monotonic()
     summary = ScanSummary()
 
@@ -359,7 +393,7 @@ def _scan(lib: Library, roots: Sequence[str | os.PathLike[str]], *, jobs: int, i
         rec = known.get(path)
         if rec is not None and rec.size == st.st_size and rec.mtime_ns == st.st_mtime_ns:
             if rec.status == "ok" and rec.track_id in stale:
-                todo.append(_Job(path, st.st_size, st.st_mtime_ns, reanalyse=True))
+                todo.append(_Job(path, st.st_size, st.st_mtime_ns, reanalyse=True, window=window))
                 stale.discard(rec.track_id)  # one of its files is enough
                 continue
             if rec.status == "ok":
@@ -368,7 +402,7 @@ def _scan(lib: Library, roots: Sequence[str | os.PathLike[str]], *, jobs: int, i
             if not retry_errors:
                 summary.known_bad += 1
                 continue
-        todo.append(_Job(path, st.st_size, st.st_mtime_ns))
+        todo.append(_Job(path, st.st_size, st.st_mtime_ns, window=window))
 
     lib.add_roots(audio.display_path(absolute_path(r)) for r in roots if absolute_path(r) in walk.listed)
     total = len(todo)
@@ -496,13 +530,15 @@ def is_under(path: bytes, prefix: bytes) -> bool:
     return path == prefix or path.startswith(prefix.rstrip(b"/") + b"/")
 
 
-def _preset_spectrogram(path: bytes, preset: str) -> tuple[bytes, object]:
-    """Decode one file and compute one preset's spectrogram (runs in a worker); errors are returned, not raised."""
+def _preset_spectrogram(path: bytes, preset: str, window: Window) -> tuple[bytes, object]:
+    """Decode (the ``window`` of) one file and compute one preset's spectrogram (runs in a worker); errors are
+    returned, not raised."""
     from soundalike.audio.features import get_preset, log_mel
 
     try:
         with quiet_native_stderr():
-            y = audio.load_excerpts(os.fsdecode(path), get_preset(preset).sr, max_duration=MAX_ANALYSED_SECONDS)
+            y = audio.load_excerpts(os.fsdecode(path), get_preset(preset).sr, max_duration=window.seconds,
+                                    excerpts=window.excerpts)
         return path, log_mel(y, preset).astype("float16")
     except audio.AudioError as exc:
         return path, exc
@@ -529,8 +565,10 @@ def ensure_spectrograms(lib: Library, preset: str, *, jobs: int = 1,
         pool = ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=init_worker_process,
                                    initargs=(os.getpid(),)) if jobs > 1 else None
         try:
-            results = pool.map(_preset_spectrogram, track_of, [preset] * len(track_of)) if pool else \
-                (_preset_spectrogram(p, preset) for p in track_of)
+            window = library_window(lib)
+            results = pool.map(_preset_spectrogram, track_of, [preset] * len(track_of),
+                               [window] * len(track_of)) if pool else \
+                (_preset_spectrogram(p, preset, window) for p in track_of)
             for path, spec in results:
                 if not isinstance(spec, audio.AudioError):
                     lib.add_spectrogram(track_of[path], preset, spec)  # type: ignore[arg-type]
