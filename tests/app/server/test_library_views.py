@@ -126,6 +126,11 @@ def test_stored_playlist_m3u_even_when_empty(views_client: TestClient) -> None:
     answer = views_client.get(f"/api/playlists/{empty['id']}/playlist.m3u")
     assert answer.status_code == 200 and answer.headers["content-type"].startswith("audio/x-mpegurl")
     assert answer.text.splitlines() == ["#EXTM3U", "#PLAYLIST:Nothing yet"]
+    assert 'filename="Nothing yet.m3u8"' in answer.headers["content-disposition"]
+    odd = views_client.post("/api/playlists", json={"name": 'Café / "night"'}).json()
+    disposition = views_client.get(f"/api/playlists/{odd['id']}/playlist.m3u").headers["content-disposition"]
+    assert 'filename="Caf_ _ _night_.m3u8"' in disposition
+    assert "filename*=UTF-8''Caf%C3%A9%20_%20_night_.m3u8" in disposition
     full = views_client.post("/api/playlists", json={"name": "Two", "track_ids": [ids[1], ids[0]]}).json()
     lines = views_client.get(f"/api/playlists/{full['id']}/playlist.m3u", params={"target": "urls"}).text.splitlines()
     assert "#PLAYLIST:Two" in lines

@@ -8,9 +8,11 @@ app and the web page see the same ones. Writes go through ``LibraryState.write``
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from importlib import resources
 from typing import Annotated, Any, TypeVar
+from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi import Path as PathParam
@@ -396,7 +398,16 @@ def stored_playlist_m3u(server: ServerDep, request: Request, playlist_id: Playli
     p = _existing(server, playlist_id)
     ids = server.state.lib().playlists.track_ids(playlist_id)
     name = p.name.replace("\n", " ").replace("\r", " ")
-    disposition = {"Content-Disposition": 'attachment; filename="playlist.m3u8"'}
     if not ids:
-        return Response(f"#EXTM3U\n#PLAYLIST:{name}\n".encode(), media_type="audio/x-mpegurl", headers=disposition)
-    return playlist_m3u(server, request, ids=",".join(map(str, ids)), title=name[:200], target=target)
+        answer = Response(f"#EXTM3U\n#PLAYLIST:{name}\n".encode(), media_type="audio/x-mpegurl")
+    else:
+        answer = playlist_m3u(server, request, ids=",".join(map(str, ids)), title=name[:200], target=target)
+    answer.headers["Content-Disposition"] = m3u_disposition(name)
+    return answer
+
+
+def m3u_disposition(name: str) -> str:
+    """``attachment`` named after the playlist (``NAME.m3u8``; an ASCII fallback for old clients)."""
+    safe = re.sub(r'[\\/:*?"<>|\x00-\x1f]+', "_", name).strip(" .") or "playlist"
+    ascii_name = safe.encode("ascii", "replace").decode().replace("?", "_")
+    return f'attachment; filename="{ascii_name}.m3u8"; filename*=UTF-8\'\'{quote(safe)}.m3u8'
