@@ -25,6 +25,17 @@ def _state(page: Any) -> dict[str, Any]:
     return state
 
 
+def _shot(page: Any, path: Path, **options: Any) -> None:
+    """A screenshot without a passing notice in it; a full-page one with the player bar at the end, not over it."""
+    page.evaluate("() => { document.querySelector('#toast').className = ''; }")
+    full = options.get("full_page", False)
+    if full:
+        page.evaluate("() => { document.querySelector('#player-bar').style.position = 'static'; }")
+    page.screenshot(path=str(path), animations="disabled", **options)
+    if full:
+        page.evaluate("() => { document.querySelector('#player-bar').style.position = ''; }")
+
+
 def _wait_index(page: Any, index: int) -> None:
     page.wait_for_function(f"() => window.soundalikePlayer.state().index === {index}")
 
@@ -67,7 +78,7 @@ def test_queue_next_previous_pause_and_auto_advance(page: Any, server_url: str, 
     page.evaluate("() => { const a = document.querySelector('#player'); a.currentTime = a.duration - 0.2; }")
     _wait_index(page, 1)
     _wait_playing(page)
-    page.screenshot(path=str(screenshots / "10-player.png"))
+    _shot(page, screenshots / "10-player.png")
     # The queue page lists it, the playing entry marked; ≡+ adds at the end.
     rows.nth(5).locator("button.enqueue").click()
     page.click("nav a[data-nav=queue]")
@@ -151,7 +162,7 @@ def test_albums_and_artists_with_cover_art(page: Any, server_url: str, screensho
     expect(cards).to_have_count(8)
     page.wait_for_function("() => [...document.querySelectorAll('#album-grid img')].every((i) => i.complete"
                            " && i.naturalWidth > 0)")
-    page.screenshot(path=str(screenshots / "11-albums.png"), full_page=True)
+    _shot(page, screenshots / "11-albums.png", full_page=True)
     # An album with a folder.jpg shows it; one without shows the neutral placeholder.
     kinds = page.evaluate("""async () => Promise.all([...document.querySelectorAll('#album-grid li')].map(
       async (li) => {
@@ -171,7 +182,7 @@ def test_albums_and_artists_with_cover_art(page: Any, server_url: str, screensho
     ids = [int(x) for x in page.eval_on_selector_all("#album-tracks li", "rs => rs.map((r) => r.dataset.trackId)")]
     assert _state(page)["ids"] == ids
     expect(tracks.nth(0)).to_have_class("track-row playing")
-    page.screenshot(path=str(screenshots / "12-album.png"), full_page=True)
+    _shot(page, screenshots / "12-album.png", full_page=True)
     # The artist, from the album; and an album from any track row.
     artist = page.locator("#album-artist").inner_text()
     page.click("#album-artist")
@@ -223,7 +234,7 @@ def test_playlists_are_stored_on_the_server(page: Any, browser: Any, server_url:
     page.click("#playlist-play")
     _wait_playing(page)
     expect(items.nth(0)).to_have_class("track-row playing")
-    page.screenshot(path=str(screenshots / "13-playlist.png"), full_page=True)
+    _shot(page, screenshots / "13-playlist.png", full_page=True)
     playlist_url = page.url
     # Another browser (its own storage) sees the same playlist: it is in the catalogue, not in localStorage.
     other = browser.new_context()
@@ -270,9 +281,9 @@ def test_map_legend_lists_every_album_in_distinct_colours(page: Any, server_url:
     expect(legend).to_have_count(8)  # every album, none hidden
     colours = page.eval_on_selector_all("#map-legend .swatch", "ss => ss.map((s) => s.style.background)")
     assert len(set(colours)) == 8, colours
-    legend.first.locator("button").click()
+    _shot(page, screenshots / "14-map.png", full_page=True)
+    legend.first.locator("button").click()  # an album picked in the legend stands out
     expect(legend.first).to_have_class("focus")
-    page.screenshot(path=str(screenshots / "14-map.png"), full_page=True)
 
 
 def test_map_with_many_albums_colours_labelled_clusters(page: Any, server_url: str) -> None:
@@ -310,10 +321,10 @@ def test_phone_sized_screen(browser: Any, server_url: str, screenshots: Path) ->
             assert box and box["x"] >= 0 and box["x"] + box["width"] <= 390 and box["y"] + box["height"] <= 844, control
         page.tap("#next")
         _wait_index(page, 3)
-        page.screenshot(path=str(screenshots / "15-phone.png"))
+        _shot(page, screenshots / "15-phone.png")
         page.goto(f"{server_url}/#/albums")
         expect(page.locator("#album-grid li")).to_have_count(8)
         assert page.evaluate("() => document.documentElement.scrollWidth") <= 390
-        page.screenshot(path=str(screenshots / "16-phone-albums.png"))
+        _shot(page, screenshots / "16-phone-albums.png")
     finally:
         context.close()
