@@ -123,7 +123,8 @@ def test_radio_continues_the_queue_with_songs_that_sound_alike(page: Any, server
 def test_media_session_metadata_and_actions(page: Any, server_url: str) -> None:
     expect = _expect()
     page.goto(f"{server_url}/#/albums")
-    page.locator("#album-grid li a.album-name").first.click()
+    page.locator("#album-grid li", has_text="Classical Evenings").locator("a.album-name").click()
+    expect(page.locator("#album-tracks li")).to_have_count(2)
     page.click("#album-play")
     _wait_playing(page)
     title = page.locator("#album-tracks li a.title").first.inner_text()
@@ -141,14 +142,15 @@ def test_media_session_metadata_and_actions(page: Any, server_url: str) -> None:
     page.evaluate("() => window.soundalikePlayer.mediaHandlers.play()")
     _wait_playing(page)
     assert page.evaluate("() => navigator.mediaSession.playbackState") == "playing"
-    count = len(_state(page)["ids"])
-    if count > 1:
-        page.evaluate("() => window.soundalikePlayer.mediaHandlers.nexttrack()")
-        _wait_index(page, 1)
-        second = page.locator("#album-tracks li a.title").nth(1).inner_text()
-        page.wait_for_function("t => navigator.mediaSession.metadata.title === t", arg=second)
-        page.evaluate("() => window.soundalikePlayer.mediaHandlers.previoustrack()")
-        _wait_index(page, 0)
+    assert len(_state(page)["ids"]) == 2
+    page.evaluate("() => window.soundalikePlayer.mediaHandlers.nexttrack()")
+    _wait_index(page, 1)
+    second = page.locator("#album-tracks li a.title").nth(1).inner_text()
+    page.wait_for_function("t => navigator.mediaSession.metadata.title === t", arg=second)
+    expect(page.locator("#album-tracks li").nth(1)).to_have_class("track-row playing")
+    page.evaluate("() => window.soundalikePlayer.mediaHandlers.previoustrack()")
+    _wait_index(page, 0)
+    page.wait_for_function("t => navigator.mediaSession.metadata.title === t", arg=title)
     page.evaluate("() => window.soundalikePlayer.mediaHandlers.seekto({seekTime: 2})")
     assert abs(page.evaluate("() => document.querySelector('#player').currentTime") - 2) < 0.5
     expect(page.locator("#now-title")).to_be_visible()
