@@ -164,3 +164,27 @@ def test_the_new_endpoints_need_the_token_and_are_documented(subsonic_root: Path
                  "/api/tracks/{track_id}/album", "/api/tracks/{track_id}/artist", "/api/tracks/{track_id}/played"):
         assert path in paths, path
     assert set(paths["/api/playlists/{playlist_id}"]) == {"get", "patch", "delete"}
+
+
+def test_every_choice_the_page_offers_is_answered(client: TestClient) -> None:
+    """The continue scores and distances listed in the page's script all work on a library where they are offered
+    (descriptors only: no sequence model, so the page offers only the whole-track comparison)."""
+    import re
+
+    from soundalike.app.server.app import STATIC_DIR
+
+    script = (STATIC_DIR / "app.js").read_text(encoding="utf-8")
+    scores = re.findall(r'\["(max|mean|topk|cluster)", "like', script)
+    distances = re.findall(r'\["(\w+)", "(?:the whole track|section|closest|any moment|moments)', script)
+    assert sorted(scores) == ["cluster", "max", "mean", "topk"] and distances[0] == "cosine" and len(distances) == 5
+    ids = [t["track_id"] for t in client.get("/api/tracks").json()["items"]]
+    for score in scores:
+        for seed in (ids[:1], ids[:3]):
+            answer = client.post("/api/continue", json={"track_ids": seed, "k": 5, "score": score})
+            assert answer.status_code == 200, (score, answer.text)
+    info = client.get("/api/library").json()
+    for model in info["models_offered"]:
+        offered = distances if model in info["sequence_models"] else ["cosine"]
+        for distance in offered:
+            answer = client.get(f"/api/tracks/{ids[0]}/similar", params={"model": model, "distance": distance})
+            assert answer.status_code == 200, (model, distance, answer.text)
