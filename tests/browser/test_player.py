@@ -51,10 +51,19 @@ def test_queue_next_previous_pause_and_auto_advance(page: Any, server_url: str, 
     rows = page.locator("#track-list li")
     expect(rows).to_have_count(12)
     ids = [int(x) for x in page.eval_on_selector_all("#track-list li", "rs => rs.map((r) => r.dataset.trackId)")]
+    # With nothing queued, ≡+ readies the track: ▶ in the player bar plays it.
+    expect(page.locator("#play-pause")).to_be_disabled()
+    rows.nth(3).locator("button.enqueue").click()
+    expect(page.locator("#now-title")).to_have_text(rows.nth(3).locator("a.title").inner_text())
+    page.click("#play-pause")
+    _wait_playing(page)
+    assert _state(page)["trackId"] == ids[3]
+    # ▶ on a row plays the listed tracks from that row: they become the queue.
     rows.nth(0).locator("button.play").click()
     _wait_playing(page)
+    page.wait_for_function(f"() => window.soundalikePlayer.state().trackId === {ids[0]}")
     state = _state(page)
-    assert state["ids"] == ids and state["index"] == 0  # the list from the row on is the queue
+    assert state["ids"] == ids and state["index"] == 0
     expect(rows.nth(0)).to_have_class("track-row playing")
     expect(page.locator("#queue-count")).to_have_text("11")
     # ▶ on the playing track pauses it and plays on from there: it does not restart.

@@ -22,7 +22,7 @@ from pydantic import BaseModel, Field
 from soundalike.library.catalog import Library, Track
 from soundalike.library.playlists import MAX_NAME, Playlist, PlaylistError
 
-from .app import MAX_ID, ServerDep, TrackId, TrackOut, _public, playlist_m3u, require_token
+from .app import MAX_ID, Server, ServerDep, TrackId, TrackOut, _public, playlist_m3u, require_token
 from .subsonic_media import cover_image
 from .subsonic_model import Album, Artist, Browse, browse_state, sort_name
 
@@ -195,26 +195,26 @@ def _playlist_out(b: Browse, p: Playlist, ids: list[int]) -> dict[str, Any]:
             "cover_url": cover_url(first) if first else None}
 
 
-def _track_of(server: Any, b: Browse, track_id: int) -> Track | None:
+def _track_of(server: Server, b: Browse, track_id: int) -> Track | None:
     return b.tracks.get(track_id) or server.state.lib().track(track_id)
 
 
-def _write(server: Any, work: Callable[[Library], T]) -> T:
+def _write(server: Server, work: Callable[[Library], T]) -> T:
     """A playlist change; an unknown playlist answers 404, any other refusal 400."""
     try:
-        return server.state.write(work)  # type: ignore[no-any-return]
+        return server.state.write(work)
     except PlaylistError as exc:
         raise HTTPException(404 if str(exc).startswith("no playlist") else 400, str(exc)) from None
 
 
-def _existing(server: Any, playlist_id: int) -> Playlist:
+def _existing(server: Server, playlist_id: int) -> Playlist:
     found = server.state.lib().playlists.get(playlist_id)
     if found is None:
         raise HTTPException(404, f"no playlist with id {playlist_id}")
-    return found  # type: ignore[no-any-return]
+    return found
 
 
-def _playlist_detail(server: Any, playlist_id: int) -> dict[str, Any]:
+def _playlist_detail(server: Server, playlist_id: int) -> dict[str, Any]:
     p = _existing(server, playlist_id)
     b = browse_state(server.state)
     ids = server.state.lib().playlists.track_ids(playlist_id)

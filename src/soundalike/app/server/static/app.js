@@ -193,10 +193,19 @@
     playList(list || [track], list ? index : 0, origin);
   }
 
+  /** Load a track into the player without playing it (▶ in the player bar starts it). */
+  function prepare(track) {
+    player.preload = "none";
+    player.src = withToken(`/api/tracks/${track.track_id}/audio`);
+    player.dataset.trackId = track.track_id;
+    showNowPlaying(track);
+  }
+
   function enqueue(tracks, { next = false } = {}) {
     const items = tracks.map(slim);
     if (next && queue.index >= 0) queue.items.splice(queue.index + 1, 0, ...items);
     else queue.items.push(...items);
+    if (queue.index < 0 && queue.items.length) { queue.index = 0; prepare(queue.current()); }  // nothing was queued: ready to play
     queue.save();
     toast(next ? `Playing next: ${items.length === 1 ? label(items[0]) : plural(items.length, "track")}`
       : `Added to the queue: ${items.length === 1 ? label(items[0]) : plural(items.length, "track")}`);
@@ -383,12 +392,7 @@
     $("#play-pause").click();
   });
 
-  if (queue.current()) {  // after a reload: the queue is back, ready to play (not playing on its own)
-    const track = queue.current();
-    player.src = withToken(`/api/tracks/${track.track_id}/audio`);
-    player.preload = "none";
-    showNowPlaying(track);
-  }
+  if (queue.current()) prepare(queue.current());  // after a reload: the queue is back, ready to play (not playing on its own)
   updateButtons();
   queue.save();
 
