@@ -810,6 +810,10 @@
         }
       }
       exportHint.textContent = empty ? "Nothing to export yet: add tracks first." : "";
+      // File paths are given only to a player on the server's own machine (the server refuses others).
+      const local = ["localhost", "127.0.0.1", "[::1]", "::1"].includes(location.hostname);
+      exportLink.hidden = !local;
+      if (!local && !empty) exportHint.textContent = "File paths are only for a player on the server's machine: the stream-URL playlist plays anywhere.";
       summary.textContent = empty ? "Empty: add tracks with + from the library, an album, a track page, the map or a file search."
         : `${plural(p.tracks.length, "track")} · ${duration(p.duration)}`;
       continueButton.disabled = empty;
