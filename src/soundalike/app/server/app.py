@@ -628,10 +628,12 @@ def create_app(library: str | os.PathLike[str], *, token: str | None = None, loo
                               "`sonicSimilarity`) lives under `/rest`.")
     app.state.server = server
 
+    from .library_views import views
     from .subsonic import rest
 
     app.include_router(public)
     app.include_router(api)
+    app.include_router(views)
     app.include_router(rest)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.mount("/docs-static", StaticFiles(directory=str(resources.files("fastapi_offline").joinpath("static"))),
@@ -656,7 +658,8 @@ def create_app(library: str | os.PathLike[str], *, token: str | None = None, loo
 
     app.add_middleware(GZipMiddleware, minimum_size=2048, compresslevel=5)
     if config.cors_origins:
-        app.add_middleware(CORSMiddleware, allow_origins=list(config.cors_origins), allow_methods=["GET", "POST"],
+        app.add_middleware(CORSMiddleware, allow_origins=list(config.cors_origins),
+                           allow_methods=["GET", "POST", "PATCH", "DELETE"],
                            allow_headers=["Authorization", "Content-Type", "Range"], max_age=600)
     app.add_middleware(CrossSiteMiddleware, allowed_origins=config.cors_origins)
     app.add_middleware(SecurityHeadersMiddleware)
