@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from helpers import run_cli, written_tags
+from soundalike.audio.analysis import Tags
 
 pytest.importorskip("beets", reason="beets is not installed (pip install -e '.[dev]')")
 
@@ -180,3 +181,46 @@ def test_index_with_the_shipped_model_embeds_and_answers_as_soundalike_does(tmp_
     assert code == 0, err
     assert json.loads(out)["model"] != "descriptor"  # the shipped model answered, not a fallback
     assert listed(answer.stdout) == [r["path"] for r in json.loads(out)["results"]]
+
+
+def _tag_flac(path: Path, **tags: str) -> None:
+    """Write Vorbis comments (mutagen's easy keys) into a FLAC file."""
+    import mutagen
+
+    f = mutagen.File(path, easy=True)
+    for key, value in tags.items():
+        f[key] = value
+    f.save()
+
+
+def test_index_keeps_the_tags_beets_does_not_know_and_takes_those_it_does(tmp_path: Path) -> None:
+    from beets.library import Item
+    from beets.library import Library as BeetsLibrary
+
+    from helpers import make_signal, write_audio
+    from soundalike.integrations.beets import index_items
+    from soundalike.library.catalog import Library
+    from soundalike.library.scan import scan
+
+    path = write_audio(tmp_path / "music" / "song.flac", make_signal(3.0, 330.0, seed=4))
+    _tag_flac(path, artist="File Artist", album="File Album", title="File Title", albumartist="Various Artists",
+              genre="Techno", tracknumber="3", discnumber="2", date="1999")
+    beets_lib = BeetsLibrary(str(tmp_path / "beets.db"))
+    item = Item.from_path(str(path))
+    item.artist, item.albumartist, item.genre, item.year = "Beets Artist", "Beets Album Artist", "", 0
+    beets_lib.add(item)
+    with Library.open(tmp_path / "lib") as lib:
+        scan(lib, [str(path)], isolate=False)
+        index_items(lib, [item], model="descriptor")
+        track = lib.track_by_path(path)
+        assert track is not None
+        assert (track.artist, track.album, track.title) == ("Beets Artist", "File Album", "File Title")
+        assert track.album_artist == "Beets Album Artist"  # beets knows it: the user's truth
+        assert (track.genre, track.year) == ("Techno", 1999)  # beets has none: the file's stay
+        assert (track.track_no, track.disc_no) == (3, 2)
+        assert lib.search("beets artist")[0].id == track.id  # the folded search column follows
+        lib.set_tags(track.id, Tags(artist="A", album="B", title="C"))  # default: artist, album, title only
+        again = lib.track(track.id)
+        assert again is not None and (again.artist, again.genre, again.track_no) == ("A", "Techno", 3)
+        with pytest.raises(ValueError, match="unknown tag field"):
+            lib.set_tags(track.id, Tags(), ["mood"])

@@ -50,6 +50,29 @@ def checkpoint_of(model: str) -> Path | None:
     return path
 
 
+# soundalike's tag field -> beets' item field
+BEETS_FIELDS = {"artist": "artist", "album": "album", "title": "title", "album_artist": "albumartist",
+                "genre": "genre", "track_no": "track", "disc_no": "disc", "year": "year"}
+
+
+def beets_tags(item: Any) -> tuple[Tags, list[str]]:
+    """The tags a beets item has (the user's truth) and the names of those it has a value for: empty texts and
+    zero numbers are beets not knowing, and leave the scanned tag alone."""
+    values: dict[str, Any] = {}
+    for field_name, beets_name in BEETS_FIELDS.items():
+        value = getattr(item, beets_name, None)
+        if field_name in ("track_no", "disc_no", "year"):
+            try:
+                number = int(value or 0)
+            except (TypeError, ValueError):
+                number = 0
+            if number > 0:
+                values[field_name] = number
+        elif isinstance(value, str) and value.strip():
+            values[field_name] = value
+    return Tags(**values), list(values)
+
+
 @dataclass
 class IndexReport:
     """What ``soundalike-index`` did: the scan's summary, items tagged with their track id, and those without."""
@@ -93,10 +116,10 @@ def index_items(lib: Library, items: Sequence[Any], *, model: str = DEFAULT_NAME
                 del item[FLEX_FIELD]
                 item.store()
             continue
-        tags = Tags(artist=item.artist or track.artist, album=item.album or track.album,
-                    title=item.title or track.title)
-        if (tags.artist, tags.album, tags.title) != (track.artist, track.album, track.title):
-            lib.set_tags(track.id, tags)
+        tags, fields = beets_tags(item)
+        changed = [f for f in fields if getattr(tags, f) != getattr(track, f)]
+        if changed:
+            lib.set_tags(track.id, tags, changed)
         if item.get(FLEX_FIELD) != track.id:
             item[FLEX_FIELD] = track.id
             item.store()

@@ -213,6 +213,8 @@ def _migrate_3(conn: sqlite3.Connection) -> None:
 
 
 _EXTRA_TAGS = ("album_artist", "genre", "track_no", "disc_no", "year")
+_FOLDED = ("artist", "album", "title")  # the tags with a folded search column (f_artist...)
+_TAG_FIELDS = (*_FOLDED, *_EXTRA_TAGS)
 
 
 def _migrate_4(conn: sqlite3.Connection) -> None:
@@ -415,12 +417,22 @@ class Library:
                 self.put_vector(track_id, DESCRIPTOR_MODEL, result.descriptor)
         return track_id, True
 
-    def set_tags(self, track_id: int, tags: Tags) -> None:
-        """Replace a track's artist, album and title (as another tagger, beets say, knows them)."""
+    def set_tags(self, track_id: int, tags: Tags, fields: Iterable[str] = ("artist", "album", "title")) -> None:
+        """Replace only the named ``fields`` of a track's tags (default: artist, album and title, as another tagger,
+        beets say, knows them); every other tag stays as scanned."""
+        chosen = tuple(dict.fromkeys(fields))
+        unknown = [f for f in chosen if f not in _TAG_FIELDS]
+        if unknown:
+            raise ValueError(f"unknown tag field {unknown[0]!r} (one of {', '.join(_TAG_FIELDS)})")
+        if not chosen:
+            return
+        columns = [f"{f}=?" for f in chosen] + [f"f_{f}=?" for f in chosen if f in _FOLDED]
+        values = [getattr(tags, f) for f in chosen] + [fold(getattr(tags, f)) for f in chosen if f in _FOLDED]
         with self.transaction():
-            self._set_tags(track_id, tags)
+            self.conn.execute(f"UPDATE tracks SET {', '.join(columns)} WHERE id=?", (*values, track_id))
 
     def _set_tags(self, track_id: int, tags: Tags) -> None:
+        """Every tag column of a track from its file's tags (a re-tagged file: the scan's whole truth)."""
         self.conn.execute("UPDATE tracks SET artist=?, album=?, title=?, f_artist=?, f_album=?, f_title=?, "
                           "album_artist=?, genre=?, track_no=?, disc_no=?, year=? WHERE id=?",
                           (tags.artist, tags.album, tags.title, fold(tags.artist), fold(tags.album),
