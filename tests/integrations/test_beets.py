@@ -224,3 +224,36 @@ def test_index_keeps_the_tags_beets_does_not_know_and_takes_those_it_does(tmp_pa
         assert again is not None and (again.artist, again.genre, again.track_no) == ("A", "Techno", 3)
         with pytest.raises(ValueError, match="unknown tag field"):
             lib.set_tags(track.id, Tags(), ["mood"])
+
+
+def test_index_embeds_with_every_part_of_the_default_as_soundalike_index_does(tmp_path: Path) -> None:
+    from beets.library import Item
+    from beets.library import Library as BeetsLibrary
+
+    from helpers import make_signal, write_audio
+    from soundalike.integrations.beets import index_items
+    from soundalike.library.catalog import Library
+    from soundalike.models.checkpoint import read_checkpoint
+    from soundalike.models.embedding import CheckpointChoiceError, checkpoints_for
+    from soundalike.models.pretrained import default_checkpoints
+    from soundalike.recommend import QueryError
+
+    shipped = default_checkpoints()
+    if len(shipped) < 2:
+        pytest.skip("this build ships a one-part default")
+    beets_lib = BeetsLibrary(str(tmp_path / "beets.db"))
+    items = []
+    for n in range(2):
+        path = write_audio(tmp_path / "music" / f"song{n}.wav", make_signal(3.0, 220.0 * (n + 1), seed=n))
+        items.append(Item.from_path(str(path)))
+        beets_lib.add(items[-1])
+    with Library.open(tmp_path / "lib") as lib:
+        assert checkpoints_for("default", lib) == shipped and checkpoints_for("descriptor", lib) == []
+        with pytest.raises(CheckpointChoiceError, match="no such checkpoint file"):
+            checkpoints_for("no-such-model", lib)
+        with pytest.raises(QueryError, match="soundalike.model: no-such-model"):
+            index_items(lib, items, model="no-such-model")
+        report = index_items(lib, items, model="default")
+        expected = {str(read_checkpoint(c)["model_id"]) for c in shipped}
+        assert {model_id for model_id, _ in report.embedded} == expected
+        assert expected <= set(lib.models()) and all(count == 2 for _, count in report.embedded)

@@ -35,21 +35,6 @@ def item_path(item: Any) -> str:
     return os.fsdecode(item.path)
 
 
-def checkpoint_of(model: str) -> Path | None:
-    """The checkpoint ``soundalike-index`` embeds with: the shipped model for ``default``, none for
-    ``descriptor``, else a checkpoint file (a one-line :class:`QueryError` when it is not one)."""
-    if model == DEFAULT_NAME:
-        from soundalike.models.pretrained import default_checkpoint
-
-        return default_checkpoint()
-    if model == "descriptor":
-        return None
-    path = Path(model).expanduser()
-    if not path.is_file():
-        raise QueryError(f"soundalike.model {model!r}: use default, descriptor or a checkpoint file")
-    return path
-
-
 # soundalike's tag field -> beets' item field
 BEETS_FIELDS = {"artist": "artist", "album": "album", "title": "title", "album_artist": "albumartist",
                 "genre": "genre", "track_no": "track", "disc_no": "disc", "year": "year"}
@@ -81,15 +66,15 @@ class IndexReport:
     items: int = 0
     tagged: int = 0
     not_indexed: list[str] = field(default_factory=list)
-    embedded: tuple[str, int] | None = None
+    embedded: list[tuple[str, int]] = field(default_factory=list)
 
     def line(self) -> str:
         """One line for the terminal."""
         s = self.summary
         text = (f"{self.items} items: {s.analysed} analysed, {s.linked} duplicates/moved, {s.unchanged} unchanged, "
                 f"{len(s.problems)} errors; {self.tagged} items hold their {FLEX_FIELD}")
-        if self.embedded:
-            text += f"; embedded {self.embedded[1]} tracks with {self.embedded[0]}"
+        for model_id, count in self.embedded:
+            text += f"; embedded {count} tracks with {model_id}"
         return text
 
 
@@ -99,15 +84,19 @@ def index_items(lib: Library, items: Sequence[Any], *, model: str = DEFAULT_NAME
     """Analyse the files of beets ``items`` into the catalogue ``lib`` (resumable, only new or changed files),
     embed them with ``model``, give their tracks beets' tags, and store each item's track id (``soundalike_id``)."""
     from soundalike.library.scan import scan
-    from soundalike.models.embedding import checkpoint_presets, embed_library
+    from soundalike.models import ModelError
+    from soundalike.models.embedding import checkpoint_presets, checkpoints_for, embed_library
 
-    checkpoint = checkpoint_of(model)
+    try:
+        checkpoints = checkpoints_for(model, lib)  # the same choice as `soundalike index --model`
+    except ModelError as exc:
+        raise QueryError(f"soundalike.model: {exc}") from None
     paths = list(dict.fromkeys(item_path(item) for item in items))
-    summary = scan(lib, paths, jobs=jobs, presets=checkpoint_presets(checkpoint), on_problem=on_problem,
+    summary = scan(lib, paths, jobs=jobs, presets=checkpoint_presets(*checkpoints), on_problem=on_problem,
                    on_progress=on_progress)
     report = IndexReport(summary, items=len(items))
-    if checkpoint is not None:
-        report.embedded = embed_library(lib, checkpoint, on_progress=on_progress)
+    for checkpoint in checkpoints:
+        report.embedded.append(embed_library(lib, checkpoint, on_progress=on_progress))
     for item in items:
         track = lib.track_by_path(item.path)
         if track is None:
