@@ -28,7 +28,7 @@ from .featurestore import FeatureStore, Location
 from .listening import PlayLog, Stars
 from .playlists import PlaylistStore
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 DB_NAME = "catalog.sqlite"
 
 _SCHEMA = """
@@ -111,6 +111,15 @@ CREATE TABLE IF NOT EXISTS stars (
     PRIMARY KEY (kind, item)
 );
 """
+
+# Statements with a ';' inside (run one by one after _SCHEMA's). A star names its track by id without a foreign key
+# (albums and artists are starred by tag-derived ids): it goes with the track, or a track that reuses the id (SQLite
+# gives the highest id again once its track is deleted) would be starred. Plays and playlist entries cascade.
+_TRIGGERS = (
+    """CREATE TRIGGER IF NOT EXISTS tracks_drop_stars AFTER DELETE ON tracks BEGIN
+        DELETE FROM stars WHERE kind='track' AND item=CAST(OLD.id AS TEXT);
+    END""",
+)
 
 DESCRIPTOR_MODEL = "descriptor"
 MAX_TRACK_ID = (1 << 63) - 1  # SQLite's largest integer: no id above it exists
@@ -238,9 +247,17 @@ def _migrate_4(conn: sqlite3.Connection) -> None:
     conn.executemany("UPDATE tracks SET album_artist=?, genre=?, track_no=?, disc_no=?, year=? WHERE id=?", updates)
 
 
+def _migrate_5(conn: sqlite3.Connection) -> None:
+    """Version 5: a track's stars go with it (the trigger comes from _TRIGGERS); stars of tracks already gone are
+    dropped now, before a new track takes their id."""
+    if conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='stars'").fetchone() is not None:
+        conn.execute("DELETE FROM stars WHERE kind='track' AND item NOT IN (SELECT CAST(id AS TEXT) FROM tracks)")
+
+
 # Forward migrations: version -> the function that brings a catalogue of version - 1 to it (inside the transaction
-# of _prepare; tables and indexes that a version adds come from _SCHEMA after the migrations ran).
-_MIGRATIONS = {2: _migrate_2, 3: _migrate_3, 4: _migrate_4}
+# of _prepare; tables, indexes and triggers that a version adds come from _SCHEMA and _TRIGGERS after the
+# migrations ran).
+_MIGRATIONS = {2: _migrate_2, 3: _migrate_3, 4: _migrate_4, 5: _migrate_5}
 
 
 def _schema_version(conn: sqlite3.Connection) -> int | None:
@@ -271,6 +288,8 @@ def _prepare(conn: sqlite3.Connection, db: Path) -> None:
         for statement in _SCHEMA.split(";"):  # new catalogues, and tables or indexes added since
             if statement.strip():
                 conn.execute(statement)
+        for statement in _TRIGGERS:
+            conn.execute(statement)
         conn.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
         conn.execute("COMMIT")
     except BaseException:
