@@ -130,3 +130,18 @@ def test_a_version_4_catalogue_gets_the_trigger_and_loses_the_stars_of_gone_trac
         assert set(lib.stars.starred("track")) == {"1", "2"}
         lib.remove_files([b"/m/2.ogg"])
         assert set(lib.stars.starred("track")) == {"1"}
+
+
+def test_an_edit_is_checked_whole_before_anything_is_written(lib: Library) -> None:
+    store = lib.playlists
+    made = store.create("mix", [1, 2, 3], comment="old")
+    for bad in ({"name": "renamed", "remove": [9]}, {"comment": "new", "add": [99]},
+                {"name": "renamed", "tracks": [1, 99]}, {"public": True, "name": "   "}):
+        with pytest.raises(PlaylistError):
+            store.edit(made.id, **bad)  # type: ignore[arg-type]
+        after = store.get(made.id)
+        assert after is not None and (after.name, after.comment, after.public) == ("mix", "old", False), bad
+        assert store.track_ids(made.id) == [1, 2, 3] and after.changed_at == made.changed_at, bad
+    done = store.edit(made.id, name="renamed", comment="", remove=[0, 0, 2], add=[4, 4])
+    assert (done.name, done.comment) == ("renamed", "") and store.track_ids(made.id) == [2, 4, 4]
+    assert store.edit(made.id, tracks=[3], add=[1]).track_count == 2 and store.track_ids(made.id) == [3, 1]

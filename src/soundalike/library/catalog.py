@@ -27,6 +27,7 @@ from soundalike.audio.decode import display_path
 from .featurestore import FeatureStore, Location
 from .listening import PlayLog, Stars
 from .playlists import PlaylistStore
+from .transactions import Transaction
 
 SCHEMA_VERSION = 5
 DB_NAME = "catalog.sqlite"
@@ -365,9 +366,9 @@ class Library:
         return writer_lock(self.root, wait=wait, on_wait=on_wait)
 
     # --- transactions -------------------------------------------------------------------------------------
-    def transaction(self) -> _Transaction:
+    def transaction(self) -> Transaction:
         """``with lib.transaction():`` — one atomic write (BEGIN IMMEDIATE ... COMMIT / ROLLBACK)."""
-        return _Transaction(self.conn)
+        return Transaction(self.conn)
 
     # --- files --------------------------------------------------------------------------------------------
     def file_records(self) -> dict[bytes, FileRecord]:
@@ -661,14 +662,3 @@ class Library:
         """Store a JSON value in the meta table."""
         self.conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, json.dumps(value)))
 
-
-class _Transaction:
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self.conn = conn
-
-    def __enter__(self) -> sqlite3.Connection:
-        self.conn.execute("BEGIN IMMEDIATE")
-        return self.conn
-
-    def __exit__(self, exc_type: object, *rest: object) -> None:
-        self.conn.execute("ROLLBACK" if exc_type else "COMMIT")

@@ -206,6 +206,29 @@ def test_subsonic_writes_keep_the_caches_but_a_scan_moves_them_on(subsonic_clien
     assert state.generation() == before + 1
 
 
+def test_subsonic_playlist_edits_are_all_or_nothing(subsonic_client: TestClient) -> None:
+    c = subsonic_client
+    songs = [s["id"] for s in _subsonic(c, "search3", query="", songCount=3)["searchResult3"]["song"]]
+    made = _subsonic(c, "createPlaylist", name="all or nothing", songId=songs)["playlist"]
+
+    def current() -> tuple[str, list[str]]:
+        got = _subsonic(c, "getPlaylist", id=made["id"])["playlist"]
+        return got["name"], [e["id"] for e in got["entry"]]
+
+    bad = _subsonic(c, "updatePlaylist", playlistId=made["id"], name="renamed", songIndexToRemove=["0", "9"],
+                    songIdToAdd=songs[0])
+    assert bad["status"] == "failed" and "position 9" in bad["error"]["message"]
+    assert current() == ("all or nothing", songs)  # neither renamed nor shortened
+    bad = _subsonic(c, "createPlaylist", playlistId=made["id"], name="renamed", songId=[songs[0], "999999"])
+    assert bad["error"]["code"] == 70 and current() == ("all or nothing", songs)
+    ok = _subsonic(c, "updatePlaylist", playlistId=made["id"], name="renamed", songIndexToRemove=["0", "0"],
+                   songIdToAdd=songs[0])
+    assert ok["status"] == "ok" and current() == ("renamed", [*songs[1:], songs[0]])
+    replaced = _subsonic(c, "createPlaylist", playlistId=made["id"], name="again", songId=songs[2])["playlist"]
+    assert replaced["name"] == "again" and [e["id"] for e in replaced["entry"]] == [songs[2]]
+    assert _subsonic(c, "deletePlaylist", id=made["id"])["status"] == "ok"
+
+
 def test_subsonic_answers_are_clean_json_and_valid_xml_whatever_the_tags() -> None:
     from soundalike.app.server.subsonic_protocol import Params, render, to_xml
 
