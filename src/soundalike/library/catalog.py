@@ -227,25 +227,47 @@ _FOLDED = ("artist", "album", "title")  # the tags with a folded search column (
 _TAG_FIELDS = (*_FOLDED, *_EXTRA_TAGS)
 
 
-def _migrate_4(conn: sqlite3.Connection) -> None:
-    """Version 4: album artist, genre, track and disc numbers and year of each track, read again from its first
-    file that is still there (mutagen reads tags only, no audio: a few seconds for thousands of files); the
-    playlists, plays and stars tables come from _SCHEMA."""
+Backfill = tuple[list[tuple[str, str, int, int, int, int]], list[int]]
+"""What :func:`_read_extra_tags` found: ``(album_artist, genre, track_no, disc_no, year, track_id)`` rows, and the
+ids of the tracks none of whose files could be read."""
+
+
+def _read_extra_tags(conn: sqlite3.Connection) -> Backfill:
+    """The extra tags of every track, read from the first of its ok files (in path order) that is there; run before
+    the migration takes the write lock (mutagen reads tags only, no audio: seconds for thousands of files, but a
+    scan or server beside us must not wait for them)."""
     from soundalike.audio.analysis import read_tags
 
+    rows = conn.execute("SELECT track_id, path FROM files WHERE status='ok' AND track_id IS NOT NULL "
+                        "ORDER BY track_id, path").fetchall()
+    paths: dict[int, list[bytes]] = {}
+    for track_id, path in rows:
+        paths.setdefault(int(track_id), []).append(path)
+    updates, unread = [], []
+    for track_id, candidates in paths.items():
+        path = next((p for p in candidates if os.path.isfile(p) and os.access(p, os.R_OK)), None)
+        if path is None:
+            unread.append(track_id)
+            continue
+        tags = read_tags(os.fsdecode(path))
+        updates.append((tags.album_artist, tags.genre, tags.track_no, tags.disc_no, tags.year, track_id))
+    return updates, unread
+
+
+def _migrate_4(conn: sqlite3.Connection, backfill: Backfill | None = None) -> None:
+    """Version 4: album artist, genre, track and disc numbers and year of each track, from ``backfill`` (read before
+    the write lock by :func:`_read_extra_tags`). The files of a track none of whose files could be read (an
+    unmounted disk) are marked changed (no mtime, no file hash): the next scan analyses them again and stores
+    their tags. The playlists, plays and stars tables come from _SCHEMA."""
     have = {r[1] for r in conn.execute("PRAGMA table_info(tracks)")}
     for column in _EXTRA_TAGS:
         if column not in have:
             kind = "TEXT NOT NULL DEFAULT ''" if column in ("album_artist", "genre") else "INTEGER NOT NULL DEFAULT 0"
             conn.execute(f"ALTER TABLE tracks ADD COLUMN {column} {kind}")
-    rows = conn.execute("SELECT track_id, MIN(path) FROM files WHERE status='ok' AND track_id IS NOT NULL "
-                        "GROUP BY track_id").fetchall()
-    updates = []
-    for track_id, path in rows:
-        if os.path.isfile(path):
-            tags = read_tags(path)
-            updates.append((tags.album_artist, tags.genre, tags.track_no, tags.disc_no, tags.year, track_id))
+    updates, unread = backfill if backfill is not None else _read_extra_tags(conn)
     conn.executemany("UPDATE tracks SET album_artist=?, genre=?, track_no=?, disc_no=?, year=? WHERE id=?", updates)
+    conn.executemany("UPDATE files SET mtime_ns=-1, file_hash=NULL WHERE track_id=? AND status='ok'",
+                     [(track_id,) for track_id in unread])
 
 
 def _migrate_5(conn: sqlite3.Connection) -> None:
@@ -258,7 +280,8 @@ def _migrate_5(conn: sqlite3.Connection) -> None:
 # Forward migrations: version -> the function that brings a catalogue of version - 1 to it (inside the transaction
 # of _prepare; tables, indexes and triggers that a version adds come from _SCHEMA and _TRIGGERS after the
 # migrations ran).
-_MIGRATIONS = {2: _migrate_2, 3: _migrate_3, 4: _migrate_4, 5: _migrate_5}
+_MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {2: _migrate_2, 3: _migrate_3, 4: _migrate_4,
+                                                               5: _migrate_5}
 
 
 def _schema_version(conn: sqlite3.Connection) -> int | None:
@@ -270,11 +293,23 @@ def _schema_version(conn: sqlite3.Connection) -> int | None:
     return None if row is None else int(row[0])
 
 
+def _existing_version(conn: sqlite3.Connection) -> int | None:
+    """The schema version of a catalogue that has tracks (1 when it predates the meta table's), None for a new one."""
+    if conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='tracks'").fetchone() is None:
+        return None
+    version = _schema_version(conn)
+    return 1 if version is None else version
+
+
 def _prepare(conn: sqlite3.Connection, db: Path) -> None:
     """Create the schema of a new catalogue, or migrate an older one forward: one transaction, so that a reader
     never sees half a schema and a crash mid-migration leaves the old version intact."""
     if _schema_version(conn) == SCHEMA_VERSION:
         return  # the usual case: no write lock taken (a scan may be writing in another process)
+    before = _existing_version(conn)
+    # Version 4 reads every track's file tags: before the write lock (checked again under it: another process may
+    # have migrated meanwhile, then nothing read here is used).
+    backfill = _read_extra_tags(conn) if before is not None and before < 4 else None
     conn.execute("BEGIN IMMEDIATE")
     try:
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
@@ -285,7 +320,10 @@ def _prepare(conn: sqlite3.Connection, db: Path) -> None:
                                "soundalike to use it")
         version = SCHEMA_VERSION if "tracks" not in tables else 1 if row is None else int(row[0])
         for target in range(version + 1, SCHEMA_VERSION + 1):
-            _MIGRATIONS[target](conn)
+            if target == 4:
+                _migrate_4(conn, backfill)
+            else:
+                _MIGRATIONS[target](conn)
         for statement in _SCHEMA.split(";"):  # new catalogues, and tables or indexes added since
             if statement.strip():
                 conn.execute(statement)
