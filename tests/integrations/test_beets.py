@@ -257,3 +257,26 @@ def test_index_embeds_with_every_part_of_the_default_as_soundalike_index_does(tm
         expected = {str(read_checkpoint(c)["model_id"]) for c in shipped}
         assert {model_id for model_id, _ in report.embedded} == expected
         assert expected <= set(lib.models()) and all(count == 2 for _, count in report.embedded)
+
+
+def test_an_item_whose_file_name_is_not_utf8_is_found(tmp_path: Path) -> None:
+    from beets.library import Item
+    from beets.library import Library as BeetsLibrary
+
+    from helpers import make_signal, write_audio
+    from soundalike.integrations.beets import beets_items, index_items
+    from soundalike.library.catalog import Library
+
+    made = write_audio(tmp_path / "music" / "plain.wav", make_signal(2.0, 440.0))
+    raw = os.path.join(os.fsencode(made.parent), b"caf\xe9.wav")
+    os.rename(made, raw)
+    beets_lib = BeetsLibrary(str(tmp_path / "beets.db"))
+    item = Item.from_path(raw)
+    beets_lib.add(item)
+    with Library.open(tmp_path / "lib") as lib:
+        report = index_items(lib, [item], model="descriptor")
+        assert report.tagged == 1
+        track = lib.track_by_path(raw)
+        assert track is not None
+        found = beets_items(beets_lib, lib, [track])
+        assert list(found) == [track.id] and found[track.id].id == item.id and found[track.id].path == raw

@@ -271,3 +271,21 @@ def test_path_map_between_mpd_uris_and_library_paths() -> None:
     assert paths.library_path("http://radio.example/stream") is None
     assert paths.mpd_uri("/srv/music/rock/a b.flac") == "rock/a b.flac"
     assert paths.mpd_uri("/srv/musical/x.flac") is None
+
+
+def test_uri_of_uses_the_real_paths_of_a_track(tmp_path: Path) -> None:
+    from helpers import make_signal, write_audio
+    from soundalike.integrations.mpd import Companion
+    from soundalike.library.catalog import Library
+    from soundalike.library.scan import scan
+
+    music = tmp_path / "music"
+    write_audio(music / "Café" / "ok.wav", make_signal(2.0, 330.0, seed=1))
+    latin = write_audio(music / "latin.wav", make_signal(2.0, 880.0, seed=2))
+    os.rename(latin, os.path.join(os.fsencode(music), b"caf\xe9.wav"))
+    with Library.open(tmp_path / "lib") as lib:
+        scan(lib, [str(music)], isolate=False)
+        companion = Companion(None, lib, MpdAddress("localhost"), paths=PathMap(str(music)))
+        uris = {t.title: companion.uri_of(t) for t in lib.tracks()}
+    assert uris["ok"] == "Café/ok.wav"
+    assert uris["caf\\xe9"] is None  # not UTF-8: MPD's protocol cannot name it (never the escaped display name)

@@ -152,15 +152,17 @@ def mix_of(lib: Library, items: Sequence[Any], k: int = 10, *, score: str = "max
     return playlist, found
 
 
-def beets_items(beets_lib: Any, tracks: Iterable[Track]) -> dict[int, Any]:
-    """The beets item of each track that beets knows (by the track's paths), keyed by track id."""
+def beets_items(beets_lib: Any, lib: Library, tracks: Iterable[Track]) -> dict[int, Any]:
+    """The beets item of each track that beets knows (by any of the track's real paths), keyed by track id."""
     from beets.dbcore.query import PathQuery
 
     found: dict[int, Any] = {}
     for track in tracks:
-        item = next(iter(beets_lib.items(PathQuery("path", os.fsencode(track.path)))), None)
-        if item is not None:
-            found[track.id] = item
+        for raw in lib.file_paths(track.id):
+            item = next(iter(beets_lib.items(PathQuery("path", raw))), None)
+            if item is not None:
+                found[track.id] = item
+                break
     return found
 
 

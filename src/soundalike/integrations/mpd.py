@@ -245,11 +245,12 @@ class Companion:
         return self.lib.track_by_path(path) if path else None
 
     def uri_of(self, track: Track) -> str | None:
-        """An MPD URI of a library track (any of its paths under MPD's music directory), or None."""
+        """An MPD URI of a library track (any of its real paths under MPD's music directory), or None (a name that
+        is not UTF-8 cannot be said in MPD's protocol)."""
         paths = self.paths()
-        for path in [track.path, *self.lib.paths_of(track.id)]:
-            uri = paths.mpd_uri(path)
-            if uri is not None:
+        for raw in self.lib.file_paths(track.id):
+            uri = paths.mpd_uri(os.fsdecode(raw))
+            if uri is not None and _utf8(uri):
                 return uri
         return None
 
@@ -362,6 +363,15 @@ class Companion:
         notes = list(query.notes)
         added = self._add(start + found, n, notes, lambda uri: self.client.playlistadd(name, uri))
         return Added(added, notes)
+
+
+def _utf8(text: str) -> bool:
+    """Whether ``text`` is UTF-8 once encoded (an ``os.fsdecode``-d name that was not holds surrogates)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _ack(exc: Exception) -> str:

@@ -658,6 +658,13 @@ class Library:
         where, params = self._search_where(text)
         return int(self.conn.execute(f"SELECT COUNT(*) FROM tracks WHERE {where}", params).fetchone()[0])
 
+    def file_paths(self, track_id: int) -> list[bytes]:
+        """Every indexed file of a track as the catalogue stores it: the real path in bytes (names that are not
+        UTF-8 included; :meth:`paths_of` and ``Track.path`` are for showing), in path order."""
+        rows = self.conn.execute("SELECT path FROM files WHERE track_id=? AND status='ok' ORDER BY path",
+                                 (track_id,))
+        return [bytes(r[0]) for r in rows]
+
     def paths_of(self, track_id: int) -> list[str]:
         """Every indexed path of a track (duplicates included)."""
         rows = self.conn.execute("SELECT path FROM files WHERE track_id=? AND status='ok' ORDER BY path",

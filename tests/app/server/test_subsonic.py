@@ -229,6 +229,33 @@ def test_subsonic_playlist_edits_are_all_or_nothing(subsonic_client: TestClient)
     assert _subsonic(c, "deletePlaylist", id=made["id"])["status"] == "ok"
 
 
+def test_a_file_whose_name_is_not_utf8_streams_and_downloads(tmp_path: Path) -> None:
+    import os
+
+    from helpers import make_signal, write_audio
+    from soundalike.app.server.app import create_app
+    from soundalike.library.scan import scan
+
+    music = tmp_path / "music"
+    made = write_audio(music / "plain.wav", make_signal(2.0, 440.0))
+    raw = os.path.join(os.fsencode(music), b"caf\xe9.wav")  # Latin-1: not UTF-8
+    os.rename(made, raw)
+    with Library.open(tmp_path / "lib") as lib:
+        scan(lib, [str(music)], isolate=False)
+        (track,) = lib.tracks()
+        assert lib.file_paths(track.id) == [raw] and "\\xe9" in track.path  # shown escaped, stored as it is
+    data = Path(os.fsdecode(raw)).read_bytes()
+    with TestClient(create_app(tmp_path / "lib", refresh_seconds=0.0), raise_server_exceptions=False,
+                    client=("127.0.0.1", 50000)) as c:
+        stream = c.get("/rest/stream", params={"id": track.id}, headers={"Range": "bytes=0-9"})
+        assert stream.status_code == 206 and stream.content == data[:10]
+        download = c.get("/rest/download", params={"id": track.id})
+        assert download.status_code == 200 and download.content == data
+        assert "caf" in download.headers["content-disposition"]
+        audio = c.get(f"/api/tracks/{track.id}/audio")
+        assert audio.status_code == 200 and audio.content == data
+
+
 def test_subsonic_answers_are_clean_json_and_valid_xml_whatever_the_tags() -> None:
     from soundalike.app.server.subsonic_protocol import Params, render, to_xml
 
