@@ -289,3 +289,24 @@ def test_uri_of_uses_the_real_paths_of_a_track(tmp_path: Path) -> None:
         uris = {t.title: companion.uri_of(t) for t in lib.tracks()}
     assert uris["ok"] == "Café/ok.wav"
     assert uris["caf\\xe9"] is None  # not UTF-8: MPD's protocol cannot name it (never the escaped display name)
+
+
+def test_the_daemon_queues_tracks_indexed_while_it_runs(styled: Path, mpd_server: Any, mpd_client: Any,
+                                                       tmp_path: Path) -> None:
+    from soundalike.integrations.mpd import Companion, IndexCache
+    from soundalike.library.catalog import Library
+    from soundalike.library.scan import scan
+
+    seed, later = songs(mpd_client)[0], songs(mpd_client)[13]
+    music = styled / "music"
+    with Library.open(tmp_path / "lib") as lib:  # a library of one song: nothing to continue it with yet
+        scan(lib, [str(music / seed)], isolate=False)
+        mpd_client.add(seed)
+        play_paused(mpd_client)
+        address = MpdAddress("127.0.0.1", mpd_server.port)
+        companion = Companion(mpd_client, lib, address, music_dir=music, indexes=IndexCache(lib))
+        assert companion.top_up(2).tracks == []  # the daemon's first pass
+        with Library.open(tmp_path / "lib") as other:  # `soundalike index` beside the daemon
+            scan(other, [str(music / later)], isolate=False)
+        added = companion.top_up(2)  # the next pass, with the same loaded indexes
+    assert [t.path for t in added.tracks] == [str(music / later)] and uris(mpd_client) == [seed, later]

@@ -199,11 +199,27 @@ def path_map(client: Any, lib: Library, address: MpdAddress, music_dir: str | os
 
 
 class IndexCache:
-    """``load_index`` for each model name once (the daemon's queries share one index)."""
+    """``load_index`` for each model name once (the daemon's queries share one index), loaded again after the
+    catalogue changed (:meth:`refresh`: a ``soundalike index`` beside the daemon added or removed tracks)."""
 
     def __init__(self, lib: Library) -> None:
         self.lib = lib
         self.loaded: dict[str, VectorIndex] = {}
+        self.data_version = self._data_version()
+
+    def _data_version(self) -> int:
+        """SQLite's ``PRAGMA data_version`` of the daemon's connection: it moves when another connection commits."""
+        return int(self.lib.conn.execute("PRAGMA data_version").fetchone()[0])
+
+    def refresh(self) -> bool:
+        """Forget the loaded indexes if the catalogue changed since the last check (once per pass); returns whether
+        it had."""
+        version = self._data_version()
+        if version == self.data_version:
+            return False
+        self.data_version = version
+        self.loaded.clear()
+        return True
 
     def __call__(self, model: str) -> VectorIndex:
         """The index of ``model``, loaded on first use."""
@@ -310,6 +326,7 @@ class Companion:
         queue's last ``recent.maxlen`` songs or in ``recent`` comes back. ``recent`` learns what plays and is added."""
         recent = recent if recent is not None else deque(maxlen=50)
         window = recent.maxlen or 50
+        self.indexes.refresh()  # one check per pass: tracks indexed since the last one can be queued
         status = self.client.status()
         queue = self.client.playlistinfo()
         position = int(status["song"]) if "song" in status else -1
