@@ -310,3 +310,21 @@ def test_the_daemon_queues_tracks_indexed_while_it_runs(styled: Path, mpd_server
             scan(other, [str(music / later)], isolate=False)
         added = companion.top_up(2)  # the next pass, with the same loaded indexes
     assert [t.path for t in added.tracks] == [str(music / later)] and uris(mpd_client) == [seed, later]
+
+
+def test_playlist_replace_keeps_the_old_playlist_until_the_new_one_is_complete(styled: Path, mpd_client: Any,
+                                                                             tcp: None, tmp_path: Path) -> None:
+    first = songs(mpd_client)[4]
+    for uri in songs(mpd_client)[:3]:
+        mpd_client.playlistadd("mine", uri)
+    old = mpd_client.listplaylist("mine")
+    code, _, err = run_cli("mpd", "playlist", "mine", "--from", "1", "-n", "3", "--replace", "--library",
+                           str(styled / "lib"), "--music-dir", str(tmp_path))  # no library song is under it
+    assert code == 2 and "nothing stored" in err and "'mine' is kept" in err and len(err.strip().splitlines()) == 1
+    assert mpd_client.listplaylist("mine") == old
+    assert [p["playlist"] for p in mpd_client.listplaylists()] == ["mine"]
+    base = ("--library", str(styled / "lib"), "--music-dir", str(styled / "music"))
+    code, _, err = run_cli("mpd", "playlist", "mine", "--from", first, "-n", "3", "--replace", *base)
+    assert code == 0, err
+    assert mpd_client.listplaylist("mine") == [first, *answer(styled, "similar", str(styled / "music" / first), 2)]
+    assert [p["playlist"] for p in mpd_client.listplaylists()] == ["mine"]  # no temporary playlist left

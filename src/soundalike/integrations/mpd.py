@@ -29,6 +29,7 @@ DEFAULT_HOST = "localhost"
 DEFAULT_PORT = 6600
 SPARE = 8  # extra candidates asked for, in case MPD's database lacks some of the first ones
 SHORT_NOTE = "fewer tracks queued than asked for"
+TEMP_SUFFIX = " (soundalike: being written)"  # a stored playlist is built under its name plus this, then renamed
 
 
 class MpdError(Exception):
@@ -357,7 +358,9 @@ class Companion:
 
     def save_playlist(self, name: str, song: str, n: int, *, replace: bool = False) -> Added:
         """Store MPD playlist ``name``: ``song`` (an MPD song path, or any soundalike query) and the tracks most
-        like it, ``n`` in all; an existing playlist of that name is only replaced with ``replace``."""
+        like it, ``n`` in all; an existing playlist of that name is only replaced with ``replace``, and only once the
+        new one is complete (written under a temporary name, then renamed). :class:`MpdError` when MPD has none of
+        the songs (an existing playlist is kept)."""
         if not name.strip() or "/" in name or "\n" in name:
             raise MpdError(f"playlist name {name!r}: must be non-empty, one line, without '/'")
         text = song
@@ -373,12 +376,22 @@ class Companion:
             raise MpdError(str(exc)) from None
         start = [Recommendation(query.track, 1.0)] if query.track is not None else []
         existing = {_first(p.get("playlist")) for p in self.client.listplaylists()}
-        if name in existing:
-            if not replace:
-                raise MpdError(f"MPD already has a stored playlist {name!r}: pass --replace to overwrite it")
-            self.client.rm(name)
+        if name in existing and not replace:
+            raise MpdError(f"MPD already has a stored playlist {name!r}: pass --replace to overwrite it")
+        temp = f"{name}{TEMP_SUFFIX}"
+        if temp in existing:  # left by an interrupted run
+            self.client.rm(temp)
         notes = list(query.notes)
-        added = self._add(start + found, n, notes, lambda uri: self.client.playlistadd(name, uri))
+        added = self._add(start + found, n, notes, lambda uri: self.client.playlistadd(temp, uri))
+        if not added:
+            if temp in {_first(p.get("playlist")) for p in self.client.listplaylists()}:
+                self.client.rm(temp)
+            kept = f"; the stored playlist {name!r} is kept" if name in existing else ""
+            raise MpdError(f"MPD has none of the songs (not in its database, or outside {self.paths().music_dir}): "
+                           f"nothing stored{kept}")
+        if name in existing:
+            self.client.rm(name)
+        self.client.rename(temp, name)
         return Added(added, notes)
 
 
