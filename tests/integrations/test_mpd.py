@@ -3,6 +3,7 @@ queue and stored playlists get exactly what ``soundalike similar`` / ``soundalik
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -328,3 +329,54 @@ def test_playlist_replace_keeps_the_old_playlist_until_the_new_one_is_complete(s
     assert code == 0, err
     assert mpd_client.listplaylist("mine") == [first, *answer(styled, "similar", str(styled / "music" / first), 2)]
     assert [p["playlist"] for p in mpd_client.listplaylists()] == ["mine"]  # no temporary playlist left
+
+
+def test_a_garbled_answer_is_a_lost_connection_for_the_daemon(styled: Path, mpd_server: Any,
+                                                              mpd_client: Any) -> None:
+    """An MPD (here a proxy in front of the real one) whose first connection answers garbage: the daemon connects
+    again and tops the queue up, instead of ending with python-mpd2's ProtocolError."""
+    import threading
+
+    from soundalike.integrations.mpd import keep_queued
+    from soundalike.library.catalog import Library
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+
+    def pipe(source: socket.socket, target: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := source.recv(65536):
+                target.sendall(data)
+        for s in (source, target):
+            with contextlib.suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
+
+    def serve() -> None:
+        first = True
+        with contextlib.suppress(OSError):
+            while True:
+                conn, _ = listener.accept()
+                if first:
+                    first = False
+                    conn.sendall(b"OK MPD 0.23.5\n")
+                    conn.recv(4096)
+                    conn.sendall(b"this is not what MPD says\n")
+                    conn.close()
+                    continue
+                upstream = socket.create_connection(("127.0.0.1", mpd_server.port))
+                threading.Thread(target=pipe, args=(conn, upstream), daemon=True).start()
+                threading.Thread(target=pipe, args=(upstream, conn), daemon=True).start()
+
+    threading.Thread(target=serve, daemon=True).start()
+    mpd_client.add(songs(mpd_client)[2])
+    play_paused(mpd_client)
+    events: list[str] = []
+    try:
+        with Library.open(styled / "lib", create=False) as lib:
+            total = keep_queued(MpdAddress("127.0.0.1", port), lib, 2, music_dir=styled / "music", once=True,
+                                on_event=events.append, max_delay=0.2)
+    finally:
+        listener.close()
+    assert total == 2 and upcoming(mpd_client) == 2
+    assert any(e.startswith(f"lost MPD at 127.0.0.1:{port}") for e in events) and \
+        f"connected to MPD at 127.0.0.1:{port} again" in events

@@ -417,8 +417,8 @@ def keep_queued(address: MpdAddress, lib: Library, keep: int, *, history: int = 
                 on_event: Callable[[str], None] = lambda line: None, max_delay: float = 30.0) -> int:
     """The daemon: top the queue up (:meth:`Companion.top_up`) now and whenever MPD's queue or player changes,
     until interrupted (or after one pass with ``once``); returns how many tracks it queued. A note repeated by
-    consecutive passes is passed on once. A lost connection is retried with growing pauses (up to ``max_delay``
-    s); only the first connection's failure is raised."""
+    consecutive passes is passed on once. A lost connection (or one MPD's answers garble) is retried with growing
+    pauses (up to ``max_delay`` s); only the first connection's failure is raised."""
     mpd = mpd_module()
     recent: deque[int] = deque(maxlen=window)
     indexes = IndexCache(lib)
@@ -447,7 +447,8 @@ def keep_queued(address: MpdAddress, lib: Library, keep: int, *, history: int = 
                         if once:
                             return total
                         client.idle("playlist", "player")
-                except (OSError, mpd.ConnectionError, MpdConnectionError) as exc:
+                except (OSError, mpd.ConnectionError, mpd.ProtocolError, MpdConnectionError) as exc:
+                    # a garbled answer (ProtocolError) leaves the connection unusable: as good as lost
                     reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
                     on_event(f"lost MPD at {address} ({reason}); trying again in {delay:g} s")
                     if client is not None:
