@@ -256,6 +256,29 @@ def test_a_file_whose_name_is_not_utf8_streams_and_downloads(tmp_path: Path) -> 
         assert audio.status_code == 200 and audio.content == data
 
 
+def test_a_catalogue_error_is_a_subsonic_error_not_an_http_500(tmp_path: Path) -> None:
+    import sqlite3
+
+    from helpers import make_signal, write_audio
+    from soundalike.app.server.app import create_app
+    from soundalike.library.scan import scan
+
+    write_audio(tmp_path / "music" / "a.wav", make_signal(2.0, 440.0))
+    with Library.open(tmp_path / "lib") as lib:
+        scan(lib, [str(tmp_path / "music")], isolate=False)
+        (track,) = lib.tracks()
+    with TestClient(create_app(tmp_path / "lib", refresh_seconds=0.0), raise_server_exceptions=False,
+                    client=("127.0.0.1", 50000)) as c:
+        assert _subsonic(c, "star", id=track.id)["status"] == "ok"
+        with sqlite3.connect(tmp_path / "lib" / "catalog.sqlite") as conn:  # a damaged catalogue
+            conn.execute("DROP TABLE stars")
+        for endpoint in ("star", "getStarred2"):
+            body = _subsonic(c, endpoint, id=track.id)  # asserts HTTP 200
+            assert body["status"] == "failed" and body["error"]["code"] == 0, endpoint
+            message = body["error"]["message"]
+            assert "no such table: stars" in message and "\n" not in message and str(tmp_path) not in message
+
+
 def test_subsonic_answers_are_clean_json_and_valid_xml_whatever_the_tags() -> None:
     from soundalike.app.server.subsonic_protocol import Params, render, to_xml
 
