@@ -121,12 +121,7 @@ def index(
             raise _fail(str(exc)) from None
     elif ray_address is not None or shared_dir is not None:
         raise _fail("--ray-address and --shared-dir go with --engine ray")
-    if model == "default":
-        from soundalike.models.pretrained import default_checkpoints
-
-        checkpoints = default_checkpoints()
-    else:
-        checkpoints = [] if model == "descriptor" else [_checkpoint_for(model, library)]
+    checkpoints = _checkpoints_for(model, library)
     lib = _open(library, create=True)
     if engine is Engine.ray:
         from soundalike.integrations.ray_engine import RayRunner, RaySettings
@@ -223,35 +218,24 @@ def prune_(
         lib.close()
 
 
-def _checkpoint_for(model: str, library: Path | None) -> Path:
-    """The checkpoint named by ``model``: a file, or a family name / model id this library was embedded with
-    (its newest checkpoint); checked now so a bad one fails before the scan starts."""
+def _checkpoints_for(model: str, library: Path | None) -> list[Path]:
+    """The checkpoints ``--model`` names (:func:`~soundalike.models.embedding.checkpoints_for`; the beets plugin
+    resolves its ``model`` with the same function); checked now so a bad one fails before the scan starts."""
     from soundalike.models import ModelError
-    from soundalike.models.checkpoint import read_checkpoint
-    from soundalike.models.embedding import checkpoint_path, registered_models
-    from soundalike.models.pretrained import shipped_checkpoint
+    from soundalike.models.embedding import checkpoints_for
 
-    path = shipped_checkpoint(model) or Path(model).expanduser()
-    if not path.is_file():
-        try:
-            with Library.open(library or default_library_dir(), create=False) as lib:
-                registered = registered_models(lib)
-                known = sorted(((info.get("registered_at", 0), mid, checkpoint_path(lib, info["checkpoint"]))
-                                for mid, info in registered.items() if model in (mid, info.get("name"))),
-                               key=lambda row: row[0])
-        except CatalogError:
-            known = []
-        if not known:
-            raise _fail(f"{model}: no such checkpoint file, and no model of that name was trained on this library "
-                        "(train one with `soundalike train NAME`)")
-        path = known[-1][2]
-        if not path.is_file():
-            raise _fail(f"{model}: its checkpoint {path} is gone; train it again or give a checkpoint file")
     try:
-        read_checkpoint(path)
+        return checkpoints_for(model, library)
     except ModelError as exc:
         raise _fail(str(exc)) from None
-    return path
+
+
+def _checkpoint_for(model: str, library: Path | None) -> Path:
+    """The one checkpoint ``--model`` names (the default's first part for ``default``)."""
+    found = _checkpoints_for(model, library)
+    if not found:
+        raise _fail(f"{model}: not a trained model (it has no checkpoint)")
+    return found[0]
 
 
 @app.command()

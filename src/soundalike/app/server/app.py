@@ -35,7 +35,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.middleware.gzip import GZipMiddleware
 
 from soundalike import __version__
-from soundalike.audio.decode import AUDIO_EXTENSIONS
+from soundalike.audio.decode import AUDIO_EXTENSIONS, display_path
 from soundalike.library.catalog import CatalogError, Track
 from soundalike.recommend import (
     DISTANCES,
@@ -332,7 +332,7 @@ def track_audio(server: ServerDep, track_id: TrackId) -> FileResponse:
     path = server.state.file_of(track_id)
     if path is None:
         raise HTTPException(404, f"the file of track {track_id} is gone (moved or deleted since the last scan)")
-    return FileResponse(path, media_type=audio_content_type(path), filename=os.path.basename(path),
+    return FileResponse(path, media_type=audio_content_type(path), filename=display_path(os.path.basename(path)),
                         content_disposition_type="inline", headers={"Cache-Control": "private, max-age=3600"})
 
 

@@ -18,6 +18,7 @@ from typing import Any
 
 from fastapi.responses import FileResponse, Response
 
+from soundalike.audio.decode import display_path
 from soundalike.library.catalog import Track
 
 from .media import audio_content_type
@@ -60,7 +61,7 @@ def stream(call: Call) -> Response:
 def download(call: Call) -> Response:
     """``id``: the song's file, as an attachment with its file name."""
     _, path = _file(call)
-    return SongFile(path, media_type=audio_content_type(path), filename=os.path.basename(path))
+    return SongFile(path, media_type=audio_content_type(path), filename=display_path(os.path.basename(path)))
 
 
 def embedded_picture(path: str) -> bytes | None:
