@@ -29,8 +29,8 @@ class Window:
     """How much of each track is analysed: the whole file up to ``seconds``, else ``excerpts`` evenly spaced
     excerpts that add up to ``seconds``. A library keeps one window, so its tracks are described alike."""
 
-    seconds: float = 120.0
-    excerpts: int = 8
+    seconds: float
+    excerpts: int
 
     @classmethod
     def of_seconds(cls, seconds: float) -> Window:
@@ -42,7 +42,7 @@ class Window:
         return cls(float(seconds), max(1, round(seconds / 15)))
 
 
-# Chosen on the validation albums (docs/performance.md, benchmarks/results/quality-excerpts.json): 120 s in 8
+# Chosen on the validation albums (docs/performance.md, benchmarks/results/quality-window.json): 120 s in 8
 # excerpts finds same-album tracks as well as whole tracks, at a fraction of the decoding and descriptor work.
 DEFAULT_WINDOW = Window(120.0, 8)
 # What every library indexed before windows existed used (and what `--analyse-seconds 0` means).

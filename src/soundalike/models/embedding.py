@@ -18,7 +18,7 @@ from typing import Any
 from soundalike.library.catalog import DESCRIPTOR_MODEL, CatalogError, Library
 
 from . import Encoder, ModelError, load_checkpoint
-from .pretrained import DEFAULT_NAME, default_checkpoint, default_checkpoints, default_parts, shipped_checkpoint
+from .pretrained import DEFAULT_NAME, default_checkpoint, default_checkpoints, default_fusion, shipped_checkpoint
 
 PACKAGE_PREFIX = "package:"
 EMBED_BATCH = 16  # tracks embedded (and committed) together
@@ -214,12 +214,11 @@ def default_key(lib: Library, present: set[str] | None = None) -> str:
     """The catalogue key of ``default``: the fusion of ``default.json`` (weights chosen on validation,
     docs/models.md) over the parts this library has embeddings of; the descriptors alone when it has none."""
     present = set(lib.models()) if present is None else present
-    folder = default_checkpoint()
     parts = []
-    for part, weight in default_parts():
-        if part == DESCRIPTOR_MODEL:
-            parts.append((part, weight))
-        elif folder is not None and (path := folder.parent / part).is_file():
+    for path, weight in default_fusion():
+        if path is None:
+            parts.append((DESCRIPTOR_MODEL, weight))
+        elif path.is_file():
             model_id = _checkpoint_model_id(str(path), path.stat().st_mtime_ns)
             if model_id in present:  # a library indexed before this part shipped searches without it
                 parts.append((model_id, weight))
