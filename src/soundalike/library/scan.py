@@ -236,10 +236,11 @@ def keep_freed_memory() -> bool:
 
     An analysis allocates and frees the same large arrays for every file (a 120 s STFT alone is 42 MB); glibc maps
     blocks that large fresh from the kernel and unmaps them on free, so the kernel zeroes new pages for every file.
-    Measured on 48 development files with ``index --jobs 2``: 450-580 k page faults and 3.3-7.0 s of system time
-    without this, 160 k and 1.3 s with it, user time the same. Done with ``mallopt`` because no Python library
-    exposes it (the ``MALLOC_MMAP_MAX_`` variables only work when set before a process starts). The heap keeps its
-    peak size: one file's worth of arrays per worker."""
+    Measured on 48 development files with ``index --jobs 2``: 3.3-7.0 s of system time without this, 2.4 s with it
+    (1.3 s with the same settings as environment variables for the whole process tree), user time the same. Done
+    with ``mallopt`` because no Python library exposes it (the ``MALLOC_MMAP_MAX_`` variables only work when set
+    before a process starts). The heap keeps its peak size: one file's worth of arrays per worker (a worker's peak
+    on a 2-hour file did not grow, docs/performance.md)."""
     if not sys.platform.startswith("linux"):
         return False
     import ctypes
