@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import librosa
 import numpy as np
+import pytest
 
 from helpers import SR, make_signal
 from soundalike import synth
@@ -12,6 +13,7 @@ from soundalike.audio.descriptors import (
     DESCRIPTOR_NAMES,
     SPFY_COLUMNS,
     describe,
+    estimate_tempo,
     spectral_shape,
     spfy_features,
     zero_crossing_rate,
@@ -69,3 +71,24 @@ def test_zero_crossing_rate_equals_librosa() -> None:
     for y in signals:
         expected = librosa.feature.zero_crossing_rate(y, frame_length=2048, hop_length=512)[0]
         np.testing.assert_array_equal(zero_crossing_rate(y, 2048, 512), expected)
+
+
+def test_spectral_shape_in_blocks_equals_one_pass(monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(2)
+    power = (rng.random((1025, 700), dtype=np.float32) + 1e-3) ** 2
+    whole = spectral_shape(power, 22050, 2048)
+    monkeypatch.setattr("soundalike.audio.descriptors.SHAPE_BLOCK", 64)  # 11 blocks, the last one short
+    blocked = spectral_shape(power, 22050, 2048, np.sqrt(power))
+    for name, expected in whole.items():
+        assert blocked[name].shape == expected.shape
+        np.testing.assert_allclose(blocked[name], expected, rtol=1e-5, err_msg=name)  # float32 sums
+
+
+def test_tempo_in_blocks_equals_librosa() -> None:
+    preset = get_preset("melae")
+    for i, style in enumerate(("techno", "reggae", "classical", "chiptune")):
+        y = synth.render_track(style, i, duration=40.0, sr=SR)
+        onset = librosa.onset.onset_strength(S=log_mel(y, preset), sr=SR, hop_length=512)
+        expected = float(librosa.feature.tempo(onset_envelope=onset, sr=SR, hop_length=512)[0])
+        for block in (100, 4096):  # many blocks (the last one short), and one
+            assert estimate_tempo(onset, SR, 512, block=block) == expected, (style, block)

@@ -17,6 +17,8 @@ DESCRIPTOR_VERSION = 1
 """The version of :func:`describe`: bump it with any change to what it computes. Stored vectors carry the version
 that made them; a scan re-analyses tracks whose descriptors are older, and older ones are never searched."""
 TOP_DB = 60.0
+# Frames of a spectrogram spectral_shape takes at once (~46 s at hop 512 and 22.05 kHz).
+SHAPE_BLOCK = 2048
 
 
 def _names() -> list[str]:
@@ -52,8 +54,16 @@ def spectral_shape(power: np.ndarray, sr: int, n_fft: int, magnitude: np.ndarray
     Written here because librosa normalises the whole spectrogram again for each of them (``util.normalize``:
     ~40 % of the descriptor time, docs/performance.md); one pass of matrix products over the power gives the same
     values within float32 rounding (tests/audio/test_descriptors.py compares them). ``magnitude`` is
-    ``sqrt(power)`` when the caller has it already.
+    ``sqrt(power)`` when the caller has it already. Long spectrograms go through in blocks of ``SHAPE_BLOCK``
+    frames (every value is per frame), so the temporaries — a float64 copy among them — stay small on a 10-minute
+    analysis (benchmarks/memory.py).
     """
+    frames = power.shape[1]
+    if frames > SHAPE_BLOCK:
+        blocks = [spectral_shape(power[:, i:i + SHAPE_BLOCK], sr, n_fft,
+                                 None if magnitude is None else magnitude[:, i:i + SHAPE_BLOCK])
+                  for i in range(0, frames, SHAPE_BLOCK)]
+        return {k: np.concatenate([b[k] for b in blocks]) for k in blocks[0]}
     magnitude = np.sqrt(power) if magnitude is None else magnitude
     freq = librosa.fft_frequencies(sr=sr, n_fft=n_fft).astype(np.float32)
     total = magnitude.sum(axis=0)
@@ -78,13 +88,39 @@ def zero_crossing_rate(y: np.ndarray, frame_length: int, hop_length: int) -> np.
     """librosa's ``feature.zero_crossing_rate`` (centred, edge-padded frames, |x| <= 1e-10 taken as 0) from one
     cumulative count of sign changes instead of framing the signal (4x overlap at hop = length / 4)."""
     half = frame_length // 2
-    x = np.pad(np.asarray(y), (half, half), mode="edge")
-    negative = x < -1e-10  # librosa's sign with |x| <= 1e-10 as 0 and 0 as positive
+    # librosa's sign with |x| <= 1e-10 as 0 and 0 as positive, edge-padded as bytes (not a padded float copy)
+    negative = np.pad(np.asarray(y) < -1e-10, (half, half), mode="edge")
     changes = negative[1:] != negative[:-1]  # changes[j - 1]: a crossing at sample j
-    counts = np.concatenate([[0], np.cumsum(changes, dtype=np.int32)])
-    starts = np.arange(0, 1 + (len(x) - frame_length) // hop_length) * hop_length
+    counts = np.empty(len(negative), dtype=np.int32)
+    counts[0] = 0
+    np.cumsum(changes, dtype=np.int32, out=counts[1:])
+    starts = np.arange(0, 1 + (len(negative) - frame_length) // hop_length) * hop_length
     # crossings at samples start+1 .. start+L-1 of each frame (its first sample never counts: pad=False)
     return (counts[starts + frame_length - 1] - counts[starts]) / frame_length
+
+
+def estimate_tempo(onset: np.ndarray, sr: int, hop: int, ac_size: float = 8.0, block: int = SHAPE_BLOCK) -> float:
+    """librosa's ``feature.tempo`` (BPM) of an onset envelope, its tempogram averaged ``block`` frames at a time.
+
+    librosa builds the whole tempogram first — an ``ac_size`` autocorrelation window for every frame, in complex128:
+    ~420 MB for a 10-minute analysis, the largest allocation of a scan worker (benchmarks/memory.py) — and then
+    only uses its mean over time. Each of its columns depends on its own window alone, so the same columns are
+    summed a block at a time (librosa's own ``tempogram`` on each block of the once-padded envelope) and the mean
+    goes to ``feature.tempo(tg=...)``: the same estimate (tests/audio/test_descriptors.py).
+    """
+    onset = np.asarray(onset, dtype=np.float32)
+    n = onset.shape[-1]
+    win = int(librosa.time_to_frames(ac_size, sr=sr, hop_length=hop))
+    half = win // 2
+    padded = np.pad(onset, (half, half), mode="linear_ramp", end_values=(0, 0))  # as tempogram(center=True)
+    total = np.zeros(win, dtype=np.float64)
+    for start in range(0, n, block):
+        stop = min(start + block, n)
+        part = librosa.feature.tempogram(onset_envelope=padded[start:stop + win - 1], sr=sr, hop_length=hop,
+                                         win_length=win, center=False)
+        total += part.sum(axis=-1, dtype=np.float64)
+    mean = (total / max(n, 1)).astype(np.float32)[:, None]
+    return float(np.atleast_1d(librosa.feature.tempo(tg=mean, sr=sr, hop_length=hop))[0])
 
 
 def describe(
@@ -124,7 +160,7 @@ def describe(
     onset = librosa.onset.onset_strength(S=mel_db, sr=sr, hop_length=hop)
     loudness = librosa.amplitude_to_db(shape["rms"], ref=1.0, amin=1e-5)
 
-    tempo = float(np.atleast_1d(librosa.feature.tempo(onset_envelope=onset, sr=sr, hop_length=hop))[0])
+    tempo = estimate_tempo(onset, sr, hop)
     # Pulse clarity: how peaked the onset autocorrelation is (steady beat vs. none), in [0, 1].
     ac = librosa.autocorrelate(onset - onset.mean())
     pulse = float(np.max(ac[4:]) / ac[0]) if ac.size > 5 and ac[0] > 0 else 0.0
