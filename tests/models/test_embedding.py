@@ -103,3 +103,26 @@ def test_one_cpu_thread_inside_the_block_and_restored_after() -> None:
     with one_cpu_thread("cpu"):
         assert torch.get_num_threads() == 1
     assert torch.get_num_threads() == before
+
+
+def test_embedding_in_worker_processes_equals_embedding_here(lib_dir: Path, tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    from soundalike.models import embedding
+    from soundalike.models.pretrained import default_checkpoints
+
+    for name in ("here", "there"):  # copies: the package's library stays as the other tests expect it
+        shutil.copytree(lib_dir / "lib", tmp_path / name)
+    monkeypatch.setattr(embedding, "PARALLEL_MIN_TRACKS", 1)
+    monkeypatch.setattr(embedding, "EMBED_BATCH", 3)  # 12 tracks: 4 batches over 2 workers, in order
+    contrastive = default_checkpoints()[-1]
+    with Library.open(tmp_path / "here") as here, Library.open(tmp_path / "there") as there:
+        model_id, count = embed_library(here, contrastive)
+        assert embed_library(there, contrastive, jobs=2) == (model_id, count) and count == 12
+        ids, serial = here.vectors(model_id)
+        ids2, parallel = there.vectors(model_id)
+        np.testing.assert_array_equal(ids, ids2)
+        np.testing.assert_allclose(parallel, serial, rtol=1e-5, atol=1e-6)
+        for tid in ids[:3]:
+            np.testing.assert_allclose(there.segments(int(tid), model_id), here.segments(int(tid), model_id),
+                                       rtol=1e-5, atol=1e-6)
+        assert embed_library(there, contrastive, jobs=2)[1] == 0  # nothing left to do

@@ -164,7 +164,7 @@ def index(
         from soundalike.models.embedding import embed_library
 
         with progress_bar("embedding", unit="tracks", console=err) as on_embed:
-            model_id, count = embed_library(lib, checkpoint, on_progress=on_embed)
+            model_id, count = embed_library(lib, checkpoint, on_progress=on_embed, jobs=n_jobs)
         embedded.append({"model_id": model_id, "tracks": count})
     stats = lib.stats()
     lib.close()
