@@ -49,6 +49,7 @@ from soundalike.recommend import (
 from soundalike.recommend.queries import OutsideAnalysis, outside_query
 from soundalike.search.index import VectorIndex
 
+from .maplayout import MAX_POINTS, OVERVIEW_POINTS, serve_map
 from .maps import METHODS, TSNE_INLINE_MAX, BackgroundJobs, PackedJson, map_payload, map_xy
 from .media import audio_content_type, spectrogram_png
 from .middleware import (
@@ -401,13 +402,32 @@ def tracks_path(server: ServerDep, start: TrackIdQuery, end: TrackIdQuery, filte
 
 @api.get("/map", summary="2-D map of the library",
          responses={200: {"description": "Columnar JSON: model, method, count, ids, x, y (in [0, 1]), title, "
-                                         "artist, album"},
+                                         "artist, album; above `limit` tracks or with a window also total, "
+                                         "in_window, sampled, window, partial"},
                     202: {"description": "t-SNE is being computed; ask again shortly (Retry-After)"}})
 def library_map(server: ServerDep, request: Request, model: ModelParam = "default",
-                method: Annotated[str, Query(pattern="^(pca|tsne)$", description=" or ".join(METHODS))] = "pca"
-                ) -> Response:
-    """Every track's 2-D position (PCA at once; t-SNE computed in the background for large libraries)."""
+                method: Annotated[str, Query(pattern="^(pca|tsne)$", description=" or ".join(METHODS))] = "pca",
+                limit: Annotated[int, Query(ge=1, le=MAX_POINTS, description="Most points to return: a larger "
+                                                                           "library gets a sampled overview")]
+                = OVERVIEW_POINTS,
+                x0: Annotated[float | None, Query(ge=0, le=1, description="Window (detail on zoom): left")] = None,
+                x1: Annotated[float | None, Query(ge=0, le=1, description="right")] = None,
+                y0: Annotated[float | None, Query(ge=0, le=1, description="bottom")] = None,
+                y1: Annotated[float | None, Query(ge=0, le=1, description="top")] = None) -> Response:
+    """Every track's 2-D position (PCA at once; t-SNE computed in the background for large libraries); above
+    ``limit`` tracks a sampled overview, and with ``x0, x1, y0, y1`` the first ``limit`` tracks of that window
+    (:mod:`.maplayout`)."""
+    edges = (x0, x1, y0, y1)
+    if any(e is not None for e in edges) and (None in edges or x0 > x1 or y0 > y1):  # type: ignore[operator]
+        raise HTTPException(422, "a window needs x0 <= x1 and y0 <= y1, all four in [0, 1]")
+    box = None if x0 is None else (float(x0), float(x1), float(y0), float(y1))  # type: ignore[arg-type]
     index = _index(server, model)
+    if box is not None or len(index) > limit:
+        packed = serve_map(server.state, server.maps, index, model, method, box, limit)
+        if packed is None:
+            return JSONResponse({"detail": f"computing the t-SNE map of a sample of {len(index)} tracks; ask "
+                                           "again in a few seconds"}, status_code=202, headers={"Retry-After": "5"})
+        return packed.response(request.headers.get("accept-encoding", ""))
     state = server.state
 
     accept = request.headers.get("accept-encoding", "")
