@@ -57,6 +57,10 @@ SQ8_MAX_BYTES = 4 << 30
 #: 8-bit codes).
 PQ_BYTES = 64
 PQ_DIM = 512
+#: Calibration stops doubling ``nprobe`` (from this many cells on) once a doubling gains less than this recall:
+#: quantized codes (sq8, pq) cap the recall below a target that more cells cannot reach, only slow down.
+PLATEAU_FROM = 16
+PLATEAU_GAIN = 0.005
 #: IVF cells are trained on at most this many vectors (k-means on 1 M 1882-d vectors would take an hour here).
 MAX_TRAIN = 100_000
 
@@ -299,11 +303,16 @@ class AnnIndex:
         qids = np.asarray(query_ids, dtype=np.int64)
         truth = _drop_self(np.atleast_2d(truth), qids, k)
         nprobe, recall = 1, 0.0
+        before: tuple[int, float] | None = None
         while True:
             found, _ = self.search(q, k + 1, nprobe=nprobe)
             recall = overlap_at_k(_drop_self(found, qids, k), truth, k)
             if recall >= target_recall or nprobe >= self.params.nlist:
                 break
+            if before is not None and nprobe >= PLATEAU_FROM and recall - before[1] < PLATEAU_GAIN:
+                nprobe, recall = before  # quantized codes cap the recall: scanning more cells buys nothing
+                break
+            before = (nprobe, recall)
             nprobe = min(nprobe * 2, self.params.nlist)
         self.params.nprobe = nprobe
         self.params.calibration = {"target_recall": target_recall, "recall": round(recall, 4), "k": k,
