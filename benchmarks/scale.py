@@ -306,7 +306,7 @@ def warm_up(url: str, work: ScaleWorkload) -> dict[str, Any]:
         t0 = time.perf_counter()
         while True:
             _, answer = _timed_get(http, f"{url}/api/map?{work.map_query}x0=0.4&x1=0.6&y0=0.4&y1=0.6")
-            if not answer.json().get("partial") or time.perf_counter() - t0 > 900:
+            if not answer.json().get("partial") or time.perf_counter() - t0 > 240:
                 break
             time.sleep(1.0)
         out["map_full_layout_s"] = round(time.perf_counter() - t0, 1)
