@@ -95,19 +95,14 @@ def bootstrap(values: dict[str, np.ndarray], owners: np.ndarray, resamples: int,
 
 
 def ensure_embedded(lib: Any, key: str) -> str:
-    """Embed the shipped models a key names where the library lacks them; returns the catalogue key."""
-    from soundalike.models.embedding import embed_library, resolve_model
-    from soundalike.models.pretrained import default_checkpoints, shipped_checkpoint
+    """Embed each model a key names (resolved as ``soundalike index --model`` resolves it) where the library lacks
+    it; returns the catalogue key."""
+    from soundalike.models.embedding import checkpoints_for, embed_library, resolve_model
     from soundalike.search.space import split_part
 
     for part in key.split("+"):
-        name = split_part(part)[0]
-        checkpoints = default_checkpoints() if name == "default" else [shipped_checkpoint(name)]
-        if checkpoints == [None] and name.endswith(".pt") and Path(name).is_file():
-            checkpoints = [Path(name)]
-        for checkpoint in checkpoints:
-            if checkpoint is not None:
-                embed_library(lib, checkpoint)
+        for checkpoint in checkpoints_for(split_part(part)[0], lib):
+            embed_library(lib, checkpoint)
     return resolve_model(lib, key) if key != "descriptor" else key
 
 

@@ -34,8 +34,9 @@ def _start_up_seconds(code: str) -> float:
     return _child_cpu([sys.executable, "-c", code])[0]
 
 
-def profile(files: list[str]) -> dict[str, Any]:
-    """Per-stage CPU seconds over ``files`` (the first file is a warm-up and not counted)."""
+def profile(files: list[str], seconds: float | None = None) -> dict[str, Any]:
+    """Per-stage CPU seconds over ``files`` (the first file is a warm-up and not counted), analysing what
+    ``soundalike index --analyse-seconds SECONDS`` would (default: what it does by default)."""
     import numpy as np
     import torch
 
@@ -56,6 +57,13 @@ def profile(files: list[str]) -> dict[str, Any]:
     from soundalike.models.pretrained import default_checkpoints
 
     torch.set_num_threads(1)
+    try:  # an older checkout (before/after runs) analysed whole files up to MAX_ANALYSED_SECONDS in 10 excerpts
+        from soundalike.audio.analysis import DEFAULT_WINDOW, Window
+
+        chosen = DEFAULT_WINDOW if seconds is None else Window.of_seconds(seconds)
+        window = (chosen.seconds, chosen.excerpts)
+    except ImportError:
+        window = (MAX_ANALYSED_SECONDS, 10)
     models = [load_checkpoint(checkpoint)[0] for checkpoint in default_checkpoints()]
     totals: dict[str, float] = defaultdict(float)
     audio_seconds = 0.0
@@ -75,7 +83,7 @@ def profile(files: list[str]) -> dict[str, Any]:
             fhash = file_hash(path)
             lap("file hash")
             info = audio.probe(path)
-            y = audio.load_excerpts(path, ANALYSIS_SR, max_duration=MAX_ANALYSED_SECONDS)
+            y = audio.load_excerpts(path, ANALYSIS_SR, max_duration=window[0], excerpts=window[1])
             lap("decode + resample to 22.05 kHz")
             ahash = audio_hash(y)
             lap("audio hash")
@@ -114,7 +122,7 @@ def profile(files: list[str]) -> dict[str, Any]:
     total = sum(totals.values())
     stages = [{"stage": stage, "cpu_seconds_per_track": round(seconds / count, 4),
                "share": round(seconds / total, 3)} for stage, seconds in sorted(totals.items(), key=lambda kv: -kv[1])]
-    return {"files": count, "audio_hours": round(audio_seconds / 3600, 3),
+    return {"files": count, "analysed_seconds": window[0], "audio_hours": round(audio_seconds / 3600, 3),
             "cpu_seconds_per_track": round(total / count, 4), "stages": stages}
 
 
@@ -125,6 +133,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-files", type=int, default=24)
     parser.add_argument("--json", action="store_true", help="Print only the JSON.")
     parser.add_argument("--out", type=Path)
+    parser.add_argument("--analyse-seconds", type=float, default=None,
+                        help="As soundalike index's option (0: whole tracks); default: its default.")
     args = parser.parse_args(argv)
     from analysis import _emit, spread_files  # benchmarks/analysis.py
 
@@ -132,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     if not files:
         print(f"no audio files under {args.folder}", file=sys.stderr)
         return 2
-    result = profile(files)
+    result = profile(files, args.analyse_seconds)
     result["start_up"] = {
         "worker process (imports of an analysis worker)": round(_start_up_seconds(
             "import soundalike.library.scan, soundalike.audio.analysis, soundalike.audio.descriptors, librosa.feature"

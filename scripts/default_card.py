@@ -48,7 +48,9 @@ def _row(result: dict, name: str) -> str:  # type: ignore[type-arg]
 def _cost(stages: dict) -> list[str]:  # type: ignore[type-arg]
     rows = [r for r in stages["stages"] if r["stage"].startswith("default model")]
     total = stages["cpu_seconds_per_track"]
-    out = [f"CPU seconds per track, one core, {stages['files']} development soundtracks "
+    window = stages.get("analysed_seconds")
+    analysed = "whole tracks" if not window or window >= 600 else f"the default {window:g} s window of each track"
+    out = [f"CPU seconds per track, one core, {stages['files']} development soundtracks, {analysed} "
            f"(`benchmarks/results/stages.json`, `{stages['command']}`):", "",
            "| stage | CPU s / track | share of analysis |", "|---|---:|---:|"]
     out += [f"| {r['stage']} | {r['cpu_seconds_per_track']:.3f} | {r['share']:.0%} |" for r in rows]

@@ -26,14 +26,14 @@ def test_export_writes_the_search_vectors_of_default(indexed: tuple[Path, Path, 
         index = load_index(lib, "default")
         _, found = similar(lib, str(int(index.ids[0])), 5, filters=Filters(skip_duplicates=False))
     key = index.embedding.model
-    assert key.startswith("descriptor@0.2+musicnn-") and key.endswith("@0.8")
+    assert key.startswith("descriptor@0.14+musicnn-") and "@0.56+contrastive-" in key and key.endswith("@0.3")
     assert code == 0 and "20 tracks" in out and key in out and "search vectors" in out
     if fmt == "npz":
         data = np.load(out_file)
         ids, vectors = data["track_id"], data["vectors"]
         meta = json.loads(str(data["meta"]))
         assert meta["model"] == key and [p["model"] for p in meta["parts"]] == model_parts(key)
-        assert [p["weight"] for p in meta["parts"]] == [0.2, 0.8]
+        assert [p["weight"] for p in meta["parts"]] == pytest.approx([0.14, 0.56, 0.3])  # default.json
         lengths = data["segment_lengths"]
         assert (lengths > 0).all() and data["segments"].shape == (lengths.sum(), vectors.shape[1])
         np.testing.assert_allclose(np.linalg.norm(data["segments"], axis=1), 1.0, atol=1e-5)
@@ -47,7 +47,7 @@ def test_export_writes_the_search_vectors_of_default(indexed: tuple[Path, Path, 
         with open(out_file, newline="") as f:
             rows = list(csv.reader(f))
         assert rows[0][:6] == ["track_id", "path", "artist", "album", "title", "duration"]
-        assert rows[0][6] == "descriptor:mfcc00_mean" and rows[0][-1].startswith("musicnn-")
+        assert rows[0][6] == "descriptor:mfcc00_mean" and rows[0][-1].startswith("contrastive-")
         ids = np.array([int(r[0]) for r in rows[1:]])
         vectors = np.array([r[6:] for r in rows[1:]], dtype=float)
     np.testing.assert_array_equal(ids, index.ids)

@@ -56,14 +56,36 @@ def screenshots() -> Path:
     return folder
 
 
+COVERED = {"ambient": ((38, 70, 140), (120, 200, 220)), "chiptune": ((200, 60, 90), (250, 190, 70))}
+
+
+def cover_jpeg(top: tuple[int, int, int], bottom: tuple[int, int, int], size: int = 300) -> bytes:
+    """A small album cover: a vertical gradient with a light disc."""
+    import io
+
+    from PIL import Image, ImageDraw
+
+    image = Image.new("RGB", (size, size))
+    draw = ImageDraw.Draw(image)
+    for y in range(size):
+        t = y / (size - 1)
+        draw.line([(0, y), (size, y)], fill=tuple(round(a + (b - a) * t) for a, b in zip(top, bottom, strict=True)))
+    draw.ellipse([size * 0.3, size * 0.3, size * 0.7, size * 0.7], outline=(255, 255, 255), width=size // 40)
+    out = io.BytesIO()
+    image.save(out, format="JPEG", quality=85)
+    return out.getvalue()
+
+
 @pytest.fixture(scope="package")
 def web_library(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A synthetic library of 12 tracks in 4 albums (wav, ogg, mp3), indexed by ``soundalike index`` as a user
-    would: descriptors and the shipped default model."""
+    """A synthetic library of 12 tracks in 8 albums (wav, ogg, mp3), indexed by ``soundalike index`` as a user
+    would: descriptors and the shipped default model. The ambient and chiptune folders have a ``folder.jpg``."""
     from soundalike import synth
 
     root = tmp_path_factory.mktemp("web")
     synth.make_library(root / "music", styles=STYLES, tracks_per_style=3, duration=6.0, seed=11)
+    for style, (top, bottom) in COVERED.items():
+        (root / "music" / style / "folder.jpg").write_bytes(cover_jpeg(top, bottom))
     code, out, err = run_cli("index", str(root / "music"), "--library", str(root / "lib"), "--jobs", "1")
     assert code == 0, out + err
     return root

@@ -53,11 +53,13 @@ def test_play_a_track(page: Any, server_url: str, screenshots: Path) -> None:
     expect = _expect()
     page.goto(server_url)
     row = page.locator("#track-list li").first
+    title = row.locator("a.title").inner_text()
     row.locator("button.play").click()
     state = _wait_audio_loaded(page, "#player")
     assert state["duration"] > 5.0 and state["error"] == 0
     page.wait_for_function("() => document.querySelector('#player').currentTime > 0")  # it really plays
-    expect(page.locator("#now-playing")).to_contain_text("Now playing")
+    expect(page.locator("#now-title")).to_have_text(title)
+    expect(row).to_have_class("track-row playing")
     page.screenshot(path=str(screenshots / "03-playing.png"))
 
 
@@ -68,15 +70,22 @@ def test_track_page_with_spectrogram_and_similar_tracks(page: Any, server_url: s
     title = first.inner_text()
     first.click()
     expect(page.locator("#track-title")).to_have_text(title)
-    assert _wait_audio_loaded(page, "#track-audio")["duration"] > 5.0
+    page.click("#track-play")  # the page's one player plays it
+    assert _wait_audio_loaded(page, "#player")["duration"] > 5.0
+    assert page.evaluate("() => document.querySelectorAll('audio').length") == 1
     page.wait_for_function("() => { const i = document.querySelector('#spectrogram');"
                            " return i && i.complete && i.naturalWidth > 0; }")
     results = page.locator("#similar ol li")
     expect(results).to_have_count(10)
     scores = [float(s) for s in results.locator(".score .value").all_inner_texts()]
     assert scores == sorted(scores, reverse=True)
-    options = page.locator("#similar-model option").all_inner_texts()
-    assert options[0] == "default model" and "descriptor" in options, options
+    page.wait_for_function("() => document.querySelectorAll('#similar-model option').length > 1")
+    values = page.eval_on_selector_all("#similar-model option", "os => os.map((o) => o.value)")
+    assert values[0] == "default" and "descriptor" in values, values
+    labels = page.locator("#similar-model option").all_inner_texts()
+    assert labels[0] == "Sounds like (recommended)", labels  # in a listener's words; the ids on demand
+    page.click("#track details.how summary")
+    expect(page.locator("#similar-how")).to_contain_text("Model ")
     page.screenshot(path=str(screenshots / "04-track-similar.png"), full_page=True)
     # Every distance the page offers works with the default model (segment sequences of its parts).
     for distance in ("dtw", "frechet", "minpoint", "mean", "cosine"):
@@ -90,6 +99,18 @@ def test_track_page_with_spectrogram_and_similar_tracks(page: Any, server_url: s
     assert page.locator("#similar-distance").input_value() == "cosine"
     page.select_option("#similar-model", "default")
     assert not page.locator("#similar-distance option[value=dtw]").is_disabled()
+    # Every way of comparing the page offers works with every model it offers.
+    for value in values:
+        page.select_option("#similar-model", value)
+        offered = page.eval_on_selector_all("#similar-distance option:not([disabled])", "os => os.map((o) => o.value)")
+        assert offered and (value == "descriptor") == (offered == ["cosine"]), (value, offered)
+        for distance in offered:
+            with page.expect_response(lambda r, d=distance, m=value: f"distance={d}&model={m}" in r.url) as answer:
+                page.evaluate("d => { const s = document.querySelector('#similar-distance'); s.value = d;"
+                              " s.dispatchEvent(new Event('change')); }", distance)
+            assert answer.value.status == 200, (value, distance, answer.value.text())
+    page.select_option("#similar-model", "default")
+    page.select_option("#similar-distance", "cosine")
     # Every other track, then only those from other albums.
     album = page.locator(".sub.big").inner_text().split(" · ")[1]
     page.select_option("#similar-k", "20")
@@ -115,8 +136,8 @@ def test_build_reorder_continue_and_export_a_playlist(page: Any, server_url: str
     titles = [rows.nth(i).locator("a.title").inner_text() for i in range(3)]
     for i in range(3):
         rows.nth(i).locator("button.add").click()
-    expect(page.locator("#playlist-count")).to_have_text("3")
-    page.click("nav a[data-nav=playlist]")
+        expect(page.locator("#playlist-count")).to_have_text(str(i + 1))  # stored on the server, one by one
+    page.goto(f"{server_url}/#/playlist")  # the playlist opened last
     items = page.locator("#playlist li")
     expect(items).to_have_count(3)
     assert items.locator("a.title").all_inner_texts() == titles
@@ -129,11 +150,14 @@ def test_build_reorder_continue_and_export_a_playlist(page: Any, server_url: str
     expect(items).to_have_count(8)
     expect(page.locator("#playlist-count")).to_have_text("8")
     page.fill("#playlist-title", "Browser mix")
+    page.press("#playlist-title", "Enter")
+    expect(page.locator("#playlist-status")).to_contain_text("Renamed to “Browser mix”")
     page.screenshot(path=str(screenshots / "05-playlist.png"), full_page=True)
     with page.expect_download() as download_info:
         page.click("#export-m3u")
     target = tmp_path / "export.m3u8"
     download_info.value.save_as(target)
+    assert download_info.value.suggested_filename == "Browser mix.m3u8"
     lines = target.read_text(encoding="utf-8").splitlines()
     assert lines[0] == "#EXTM3U" and "#PLAYLIST:Browser mix" in lines
     paths = [ln for ln in lines if ln and not ln.startswith("#")]
@@ -141,9 +165,19 @@ def test_build_reorder_continue_and_export_a_playlist(page: Any, server_url: str
     shown = items.locator("a.title").all_inner_texts()
     extinf = [ln.split(",", 1)[1] for ln in lines if ln.startswith("#EXTINF")]
     assert [e.split(" - ", 1)[-1] for e in extinf] == shown  # the order of the page
-    # The playlist survives a reload (kept in the browser).
+    # A path from the first to the last says what it inserted and why not more.
+    page.fill("#path-n", "8")
+    page.click("#make-path")
+    expect(page.locator("#playlist-status")).to_contain_text("of the 6 songs between")
+    status = page.locator("#playlist-status").inner_text()
+    inserted = int(status.split("Inserted ")[1].split(" ")[0])
+    expect(items).to_have_count(8 + inserted)
+    if inserted < 6:
+        assert "already in the playlist" in status or "offered only" in status, status
+    # The playlist survives a reload, and another browser sees it too: it is stored in the catalogue.
     page.reload()
-    expect(page.locator("#playlist li")).to_have_count(8)
+    expect(page.locator("#playlist li")).to_have_count(8 + inserted)
+    expect(page.locator("#playlist-title")).to_have_value("Browser mix")
 
 
 def test_map_hover_zoom_and_click_to_play(page: Any, server_url: str, screenshots: Path) -> None:
@@ -207,7 +241,11 @@ def test_token_server_asks_for_the_token_and_keeps_it_out_of_the_address(browser
         page = context.new_page()
         page.goto(url)
         expect(page.locator("#token-form")).to_be_visible()
+        expect(page.locator("#token-error")).to_have_count(0)  # nothing was tried yet
         page.screenshot(path=str(screenshots / "09-token-form.png"))
+        page.fill("#token-input", "not-the-token")
+        page.click("#token-form button")
+        expect(page.locator("#token-error")).to_contain_text("not accepted")  # a wrong token says so
         page.goto(f"{url}/?token={TOKEN}")
         expect(page.locator("#track-list li")).to_have_count(12)
         assert "token" not in page.url

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from helpers import run_cli, written_tags
+from soundalike.audio.analysis import Tags
 
 pytest.importorskip("beets", reason="beets is not installed (pip install -e '.[dev]')")
 
@@ -180,3 +181,102 @@ def test_index_with_the_shipped_model_embeds_and_answers_as_soundalike_does(tmp_
     assert code == 0, err
     assert json.loads(out)["model"] != "descriptor"  # the shipped model answered, not a fallback
     assert listed(answer.stdout) == [r["path"] for r in json.loads(out)["results"]]
+
+
+def _tag_flac(path: Path, **tags: str) -> None:
+    """Write Vorbis comments (mutagen's easy keys) into a FLAC file."""
+    import mutagen
+
+    f = mutagen.File(path, easy=True)
+    for key, value in tags.items():
+        f[key] = value
+    f.save()
+
+
+def test_index_keeps_the_tags_beets_does_not_know_and_takes_those_it_does(tmp_path: Path) -> None:
+    from beets.library import Item
+    from beets.library import Library as BeetsLibrary
+
+    from helpers import make_signal, write_audio
+    from soundalike.integrations.beets import index_items
+    from soundalike.library.catalog import Library
+    from soundalike.library.scan import scan
+
+    path = write_audio(tmp_path / "music" / "song.flac", make_signal(3.0, 330.0, seed=4))
+    _tag_flac(path, artist="File Artist", album="File Album", title="File Title", albumartist="Various Artists",
+              genre="Techno", tracknumber="3", discnumber="2", date="1999")
+    beets_lib = BeetsLibrary(str(tmp_path / "beets.db"))
+    item = Item.from_path(str(path))
+    item.artist, item.albumartist, item.genre, item.year = "Beets Artist", "Beets Album Artist", "", 0
+    beets_lib.add(item)
+    with Library.open(tmp_path / "lib") as lib:
+        scan(lib, [str(path)], isolate=False)
+        index_items(lib, [item], model="descriptor")
+        track = lib.track_by_path(path)
+        assert track is not None
+        assert (track.artist, track.album, track.title) == ("Beets Artist", "File Album", "File Title")
+        assert track.album_artist == "Beets Album Artist"  # beets knows it: the user's truth
+        assert (track.genre, track.year) == ("Techno", 1999)  # beets has none: the file's stay
+        assert (track.track_no, track.disc_no) == (3, 2)
+        assert lib.search("beets artist")[0].id == track.id  # the folded search column follows
+        lib.set_tags(track.id, Tags(artist="A", album="B", title="C"))  # default: artist, album, title only
+        again = lib.track(track.id)
+        assert again is not None and (again.artist, again.genre, again.track_no) == ("A", "Techno", 3)
+        with pytest.raises(ValueError, match="unknown tag field"):
+            lib.set_tags(track.id, Tags(), ["mood"])
+
+
+def test_index_embeds_with_every_part_of_the_default_as_soundalike_index_does(tmp_path: Path) -> None:
+    from beets.library import Item
+    from beets.library import Library as BeetsLibrary
+
+    from helpers import make_signal, write_audio
+    from soundalike.integrations.beets import index_items
+    from soundalike.library.catalog import Library
+    from soundalike.models.checkpoint import read_checkpoint
+    from soundalike.models.embedding import CheckpointChoiceError, checkpoints_for
+    from soundalike.models.pretrained import default_checkpoints
+    from soundalike.recommend import QueryError
+
+    shipped = default_checkpoints()
+    if len(shipped) < 2:
+        pytest.skip("this build ships a one-part default")
+    beets_lib = BeetsLibrary(str(tmp_path / "beets.db"))
+    items = []
+    for n in range(2):
+        path = write_audio(tmp_path / "music" / f"song{n}.wav", make_signal(3.0, 220.0 * (n + 1), seed=n))
+        items.append(Item.from_path(str(path)))
+        beets_lib.add(items[-1])
+    with Library.open(tmp_path / "lib") as lib:
+        assert checkpoints_for("default", lib) == shipped and checkpoints_for("descriptor", lib) == []
+        with pytest.raises(CheckpointChoiceError, match="no such checkpoint file"):
+            checkpoints_for("no-such-model", lib)
+        with pytest.raises(QueryError, match="soundalike.model: no-such-model"):
+            index_items(lib, items, model="no-such-model")
+        report = index_items(lib, items, model="default")
+        expected = {str(read_checkpoint(c)["model_id"]) for c in shipped}
+        assert {model_id for model_id, _ in report.embedded} == expected
+        assert expected <= set(lib.models()) and all(count == 2 for _, count in report.embedded)
+
+
+def test_an_item_whose_file_name_is_not_utf8_is_found(tmp_path: Path) -> None:
+    from beets.library import Item
+    from beets.library import Library as BeetsLibrary
+
+    from helpers import make_signal, write_audio
+    from soundalike.integrations.beets import beets_items, index_items
+    from soundalike.library.catalog import Library
+
+    made = write_audio(tmp_path / "music" / "plain.wav", make_signal(2.0, 440.0))
+    raw = os.path.join(os.fsencode(made.parent), b"caf\xe9.wav")
+    os.rename(made, raw)
+    beets_lib = BeetsLibrary(str(tmp_path / "beets.db"))
+    item = Item.from_path(raw)
+    beets_lib.add(item)
+    with Library.open(tmp_path / "lib") as lib:
+        report = index_items(lib, [item], model="descriptor")
+        assert report.tagged == 1
+        track = lib.track_by_path(raw)
+        assert track is not None
+        found = beets_items(beets_lib, lib, [track])
+        assert list(found) == [track.id] and found[track.id].id == item.id and found[track.id].path == raw

@@ -3,6 +3,7 @@ queue and stored playlists get exactly what ``soundalike similar`` / ``soundalik
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -271,3 +272,111 @@ def test_path_map_between_mpd_uris_and_library_paths() -> None:
     assert paths.library_path("http://radio.example/stream") is None
     assert paths.mpd_uri("/srv/music/rock/a b.flac") == "rock/a b.flac"
     assert paths.mpd_uri("/srv/musical/x.flac") is None
+
+
+def test_uri_of_uses_the_real_paths_of_a_track(tmp_path: Path) -> None:
+    from helpers import make_signal, write_audio
+    from soundalike.integrations.mpd import Companion
+    from soundalike.library.catalog import Library
+    from soundalike.library.scan import scan
+
+    music = tmp_path / "music"
+    write_audio(music / "Café" / "ok.wav", make_signal(2.0, 330.0, seed=1))
+    latin = write_audio(music / "latin.wav", make_signal(2.0, 880.0, seed=2))
+    os.rename(latin, os.path.join(os.fsencode(music), b"caf\xe9.wav"))
+    with Library.open(tmp_path / "lib") as lib:
+        scan(lib, [str(music)], isolate=False)
+        companion = Companion(None, lib, MpdAddress("localhost"), paths=PathMap(str(music)))
+        uris = {t.title: companion.uri_of(t) for t in lib.tracks()}
+    assert uris["ok"] == "Café/ok.wav"
+    assert uris["caf\\xe9"] is None  # not UTF-8: MPD's protocol cannot name it (never the escaped display name)
+
+
+def test_the_daemon_queues_tracks_indexed_while_it_runs(styled: Path, mpd_server: Any, mpd_client: Any,
+                                                       tmp_path: Path) -> None:
+    from soundalike.integrations.mpd import Companion, IndexCache
+    from soundalike.library.catalog import Library
+    from soundalike.library.scan import scan
+
+    seed, later = songs(mpd_client)[0], songs(mpd_client)[13]
+    music = styled / "music"
+    with Library.open(tmp_path / "lib") as lib:  # a library of one song: nothing to continue it with yet
+        scan(lib, [str(music / seed)], isolate=False)
+        mpd_client.add(seed)
+        play_paused(mpd_client)
+        address = MpdAddress("127.0.0.1", mpd_server.port)
+        companion = Companion(mpd_client, lib, address, music_dir=music, indexes=IndexCache(lib))
+        assert companion.top_up(2).tracks == []  # the daemon's first pass
+        with Library.open(tmp_path / "lib") as other:  # `soundalike index` beside the daemon
+            scan(other, [str(music / later)], isolate=False)
+        added = companion.top_up(2)  # the next pass, with the same loaded indexes
+    assert [t.path for t in added.tracks] == [str(music / later)] and uris(mpd_client) == [seed, later]
+
+
+def test_playlist_replace_keeps_the_old_playlist_until_the_new_one_is_complete(styled: Path, mpd_client: Any,
+                                                                             tcp: None, tmp_path: Path) -> None:
+    first = songs(mpd_client)[4]
+    for uri in songs(mpd_client)[:3]:
+        mpd_client.playlistadd("mine", uri)
+    old = mpd_client.listplaylist("mine")
+    code, _, err = run_cli("mpd", "playlist", "mine", "--from", "1", "-n", "3", "--replace", "--library",
+                           str(styled / "lib"), "--music-dir", str(tmp_path))  # no library song is under it
+    assert code == 2 and "nothing stored" in err and "'mine' is kept" in err and len(err.strip().splitlines()) == 1
+    assert mpd_client.listplaylist("mine") == old
+    assert [p["playlist"] for p in mpd_client.listplaylists()] == ["mine"]
+    base = ("--library", str(styled / "lib"), "--music-dir", str(styled / "music"))
+    code, _, err = run_cli("mpd", "playlist", "mine", "--from", first, "-n", "3", "--replace", *base)
+    assert code == 0, err
+    assert mpd_client.listplaylist("mine") == [first, *answer(styled, "similar", str(styled / "music" / first), 2)]
+    assert [p["playlist"] for p in mpd_client.listplaylists()] == ["mine"]  # no temporary playlist left
+
+
+def test_a_garbled_answer_is_a_lost_connection_for_the_daemon(styled: Path, mpd_server: Any,
+                                                              mpd_client: Any) -> None:
+    """An MPD (here a proxy in front of the real one) whose first connection answers garbage: the daemon connects
+    again and tops the queue up, instead of ending with python-mpd2's ProtocolError."""
+    import threading
+
+    from soundalike.integrations.mpd import keep_queued
+    from soundalike.library.catalog import Library
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+
+    def pipe(source: socket.socket, target: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := source.recv(65536):
+                target.sendall(data)
+        for s in (source, target):
+            with contextlib.suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
+
+    def serve() -> None:
+        first = True
+        with contextlib.suppress(OSError):
+            while True:
+                conn, _ = listener.accept()
+                if first:
+                    first = False
+                    conn.sendall(b"OK MPD 0.23.5\n")
+                    conn.recv(4096)
+                    conn.sendall(b"this is not what MPD says\n")
+                    conn.close()
+                    continue
+                upstream = socket.create_connection(("127.0.0.1", mpd_server.port))
+                threading.Thread(target=pipe, args=(conn, upstream), daemon=True).start()
+                threading.Thread(target=pipe, args=(upstream, conn), daemon=True).start()
+
+    threading.Thread(target=serve, daemon=True).start()
+    mpd_client.add(songs(mpd_client)[2])
+    play_paused(mpd_client)
+    events: list[str] = []
+    try:
+        with Library.open(styled / "lib", create=False) as lib:
+            total = keep_queued(MpdAddress("127.0.0.1", port), lib, 2, music_dir=styled / "music", once=True,
+                                on_event=events.append, max_delay=0.2)
+    finally:
+        listener.close()
+    assert total == 2 and upcoming(mpd_client) == 2
+    assert any(e.startswith(f"lost MPD at 127.0.0.1:{port}") for e in events) and \
+        f"connected to MPD at 127.0.0.1:{port} again" in events

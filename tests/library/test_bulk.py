@@ -88,15 +88,28 @@ def test_the_index_follows_edits_and_deletes(tmp_path: Path) -> None:
         assert lib.search("quixotic") == []
 
 
-def test_a_version_4_catalogue_gets_the_index(tmp_path: Path) -> None:
+def _as_version_5(lib: Library) -> None:
+    """Make ``lib``'s catalogue look as schema 5 left it: the stars trigger, no full-text or vectors(model) index."""
+    for name in ("tracks_fts_insert", "tracks_fts_delete", "tracks_fts_update"):
+        lib.conn.execute(f"DROP TRIGGER {name}")
+    lib.conn.execute("DROP TABLE tracks_fts")
+    lib.conn.execute("DROP INDEX vectors_model")
+    lib.conn.execute("UPDATE meta SET value='5' WHERE key='schema_version'")
+
+
+def test_a_version_5_catalogue_gets_the_index_and_keeps_the_stars_trigger(tmp_path: Path) -> None:
     with Library.open(tmp_path / "lib") as lib:
         bulk(lib, 40)
         before = [t.id for t in lib.search("blue")]
-        for name in ("tracks_fts_insert", "tracks_fts_delete", "tracks_fts_update"):
-            lib.conn.execute(f"DROP TRIGGER {name}")
-        lib.conn.execute("DROP TABLE tracks_fts")
-        lib.conn.execute("DROP INDEX vectors_model")
-        lib.conn.execute("UPDATE meta SET value='4' WHERE key='schema_version'")
+        lib.stars.star("track", [1, 2])
+        _as_version_5(lib)
     with Library.open(tmp_path / "lib") as lib:
-        assert lib._fts and [t.id for t in lib.search("blue")] == before
+        assert lib.conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == "6"
+        assert lib._fts and [t.id for t in lib.search("blue")] == before and before
+        assert lib.conn.execute("SELECT count(*) FROM tracks_fts WHERE tracks_fts MATCH '\"blu\"'").fetchone()[0] \
+            == len(before)  # filled from the tracks already catalogued
         assert lib.conn.execute("SELECT 1 FROM sqlite_master WHERE name='vectors_model'").fetchone() is not None
+        lib.remove_files([b"/music/a1/00001.flac"])  # track 2: schema 5's stars trigger still works
+        assert set(lib.stars.starred("track")) == {"1"}
+        new = bulk(lib, 5, seed=1, start=40)  # and new tracks enter the index
+        assert set(new) <= {t.id for t in lib.search("album", limit=None)}

@@ -102,6 +102,8 @@ def test_a_version_1_catalogue_is_migrated_forward(tmp_path: Path) -> None:
         assert lib.conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == \
             str(SCHEMA_VERSION)
         assert [t.title for t in lib.search("beyonce crazy")] == ["Crazy in Love"]
+        assert lib._fts and lib.conn.execute(  # through every step: the trigram index holds the old track
+            "SELECT rowid FROM tracks_fts WHERE tracks_fts MATCH '\"beyonce\"'").fetchall() == [(1,)]
         assert lib.track(1) is not None and lib.track(1).path == "/m/a.mp3"  # type: ignore[union-attr]
         ids, vectors = lib.vectors("descriptor")  # version 1 descriptors: still searched
         assert ids.tolist() == [1] and vectors.tolist() == [[1.0, 2.0]] and lib.stale_descriptors() == set()
@@ -170,3 +172,47 @@ def test_a_track_leaves_when_its_last_file_changes_or_goes_and_not_before(tmp_pa
         lib.record_error(b"/m/two.ogg", 3, 3, "decode", "broken now")  # its only file became unreadable
         assert lib.track(other) is None
         assert {t.title for t in lib.tracks()} == {"t3"}
+
+
+def test_the_schema_4_backfill_tries_every_file_and_leaves_unread_tracks_to_the_next_scan(tmp_path: Path) -> None:
+    import shutil
+
+    import mutagen
+
+    from helpers import make_signal, write_audio
+
+    music = tmp_path / "music"
+    first = write_audio(music / "a" / "song.flac", make_signal(2.0, 330.0, seed=1))
+    other = write_audio(music / "c" / "other.flac", make_signal(2.0, 990.0, seed=2))
+    for path, genre in ((first, "Dub"), (other, "Jazz")):
+        f = mutagen.File(path, easy=True)
+        f.update({"artist": "Ann", "albumartist": "Various", "genre": genre, "tracknumber": "4", "date": "2001"})
+        f.save()
+    copy = music / "b" / "song.flac"  # the same bytes: one track with two files, a/ first
+    copy.parent.mkdir()
+    shutil.copy2(first, copy)
+    folder = tmp_path / "lib"
+    with Library.open(folder) as lib:
+        scan(lib, [str(music)], isolate=False)
+        assert len(lib.tracks()) == 2 and len(lib.paths_of(lib.tracks()[0].id)) == 2
+        lib.conn.execute("UPDATE tracks SET album_artist='', genre='', track_no=0, disc_no=0, year=0")
+        lib.conn.execute("UPDATE meta SET value='3' WHERE key='schema_version'")  # as version 3 left it
+    away = tmp_path / "away"
+    away.mkdir()
+    first.rename(away / "song.flac")  # an unmounted disk: the track's first file and the other track's only one
+    other.rename(away / "other.flac")
+    with Library.open(folder) as lib:
+        song, gone = lib.track_by_path(copy), lib.track_by_path(other)
+        assert song is not None and (song.genre, song.track_no, song.year) == ("Dub", 4, 2001)  # from b/
+        assert gone is not None and (gone.genre, gone.year) == ("", 0)
+    (away / "song.flac").rename(first)
+    (away / "other.flac").rename(other)
+    code, out, err = run_cli("index", str(music), "--library", str(folder), "--model", "descriptor", "--jobs", "1",
+                             "--json")
+    assert code == 0, err
+    assert json.loads(out)["summary"]["unchanged"] == 2  # only the unread track's file was analysed again
+    with Library.open(folder) as lib:
+        back = lib.track_by_path(other)
+        assert back is not None and (back.genre, back.album_artist, back.track_no, back.year) == \
+            ("Jazz", "Various", 4, 2001) and back.id == gone.id
+        assert lib.track_by_path(copy) == song

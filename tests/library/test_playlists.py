@@ -1,4 +1,5 @@
-"""Catalogue playlists, plays and stars; schema 4 reads album artist, genre, numbers and year from the files."""
+"""Catalogue playlists, plays and stars (a track's star goes with it); schema 4 reads album artist, genre, numbers
+and year from the files."""
 
 from __future__ import annotations
 
@@ -104,3 +105,43 @@ def test_extra_tags_are_stored_and_a_version_3_catalogue_reads_them_from_its_fil
         assert track is not None and (track.genre, track.year, track.track_no, track.album_artist) == \
             ("Dub", 2004, 3, "Various")
         assert lib.playlists.create("new", [track_id]).track_count == 1
+
+
+def test_a_track_that_leaves_takes_its_star_and_a_new_track_with_its_id_is_not_starred(lib: Library) -> None:
+    lib.stars.star("track", [4, 1])
+    lib.stars.star("album", ["al-4"])
+    lib.plays.record(4)
+    lib.remove_files([b"/m/4.ogg"])  # the highest id: SQLite gives it to the next new track
+    assert set(lib.stars.starred("track")) == {"1"} and set(lib.stars.starred("album")) == {"al-4"}
+    new_id, _ = lib.add_analysis(b"/m/new.ogg", 1, 1, "fnew", _analysis(9))
+    assert new_id == 4  # the id came back ...
+    assert "4" not in lib.stars.starred("track") and lib.plays.count(4) == 0  # ... without the old star or plays
+
+
+def test_a_version_4_catalogue_gets_the_trigger_and_loses_the_stars_of_gone_tracks(tmp_path: Path) -> None:
+    folder = tmp_path / "lib"
+    with Library.open(folder) as lib:
+        for seed in (1, 2):
+            lib.add_analysis(f"/m/{seed}.ogg".encode(), 1, 1, f"f{seed}", _analysis(seed))
+        lib.stars.star("track", [1, 2, 7])  # 7: a track deleted before the trigger existed
+        lib.conn.execute("DROP TRIGGER tracks_drop_stars")
+        lib.conn.execute("UPDATE meta SET value='4' WHERE key='schema_version'")
+    with Library.open(folder) as lib:
+        assert set(lib.stars.starred("track")) == {"1", "2"}
+        lib.remove_files([b"/m/2.ogg"])
+        assert set(lib.stars.starred("track")) == {"1"}
+
+
+def test_an_edit_is_checked_whole_before_anything_is_written(lib: Library) -> None:
+    store = lib.playlists
+    made = store.create("mix", [1, 2, 3], comment="old")
+    for bad in ({"name": "renamed", "remove": [9]}, {"comment": "new", "add": [99]},
+                {"name": "renamed", "tracks": [1, 99]}, {"public": True, "name": "   "}):
+        with pytest.raises(PlaylistError):
+            store.edit(made.id, **bad)  # type: ignore[arg-type]
+        after = store.get(made.id)
+        assert after is not None and (after.name, after.comment, after.public) == ("mix", "old", False), bad
+        assert store.track_ids(made.id) == [1, 2, 3] and after.changed_at == made.changed_at, bad
+    done = store.edit(made.id, name="renamed", comment="", remove=[0, 0, 2], add=[4, 4])
+    assert (done.name, done.comment) == ("renamed", "") and store.track_ids(made.id) == [2, 4, 4]
+    assert store.edit(made.id, tracks=[3], add=[1]).track_count == 2 and store.track_ids(made.id) == [3, 1]

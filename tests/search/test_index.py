@@ -82,18 +82,23 @@ def test_statistics_are_frozen_with_the_index_and_refreshed_on_rebuild(styled: P
 
 
 def test_sequences_of_a_fused_key_repeat_the_descriptor_block(indexed: tuple[Path, Path, list]) -> None:
-    """The default (descriptors + the shipped model) has segment sequences: each row is the learned part's
-    segment transformed like its pooled vector, beside the track's descriptor block."""
+    """The default (descriptors + the shipped models) has segment sequences: each row holds each learned part's
+    segment transformed like its pooled vector (the shorter part resampled to the longer), beside the track's
+    descriptor block."""
     _, library, _ = indexed
     with Library.open(library) as lib:
         index = load_index(lib, "default")
         track = int(index.ids[0])
         kept, (seq,) = index.sequences(lib, [track])
-        learned = index.embedding.parts[1]
-        raw = lib.segments(track, learned.model)
-    assert kept == [track] and raw is not None and seq.shape == (len(raw), index.embedding.dim)
+        learned = index.embedding.parts[1:]
+        raws = [lib.segments(track, part.model) for part in learned]
+    assert len(learned) == 2 and all(raw is not None for raw in raws)
+    longest = max(range(len(raws)), key=lambda i: len(raws[i]))  # type: ignore[arg-type]
+    length = len(raws[longest])  # type: ignore[arg-type]
+    assert kept == [track] and seq.shape == (length, index.embedding.dim)
     cols = index.embedding.slices()
     np.testing.assert_allclose(np.linalg.norm(seq, axis=1), 1.0, rtol=1e-5)
     np.testing.assert_allclose(seq[:, cols["descriptor"]], np.broadcast_to(
-        index.vector_of(track)[cols["descriptor"]], (len(raw), 120)), rtol=1e-6)
-    np.testing.assert_allclose(seq[:, cols[learned.model]], learned.transform(raw), rtol=1e-5, atol=1e-6)
+        index.vector_of(track)[cols["descriptor"]], (length, 120)), rtol=1e-6)
+    part = learned[longest]
+    np.testing.assert_allclose(seq[:, cols[part.model]], part.transform(raws[longest]), rtol=1e-5, atol=1e-6)

@@ -112,7 +112,7 @@ class SoundalikePlugin(BeetsPlugin):
         try:
             query, found = integration.similar_to(catalogue, items[0], opts.k, model=self._model(opts),
                                                   filters=_filters(opts))
-            self._answer(lib, opts, found, f"like {items[0]}", query.notes)
+            self._answer(lib, catalogue, opts, found, f"like {items[0]}", query.notes)
         except (QueryError, CatalogError) as exc:
             raise ui.UserError(f"soundalike: {exc}") from None
         finally:
@@ -132,7 +132,7 @@ class SoundalikePlugin(BeetsPlugin):
             for line in playlist.skipped:
                 ui.print_(f"soundalike: skip {line}")
             seeds = [q.track for q in playlist.queries if q.track is not None]
-            self._answer(lib, opts, found, f"sonic mix of {' '.join(args)}", playlist.notes, seeds)
+            self._answer(lib, catalogue, opts, found, f"sonic mix of {' '.join(args)}", playlist.notes, seeds)
         except (QueryError, CatalogError) as exc:
             raise ui.UserError(f"soundalike: {exc}") from None
         finally:
@@ -141,14 +141,14 @@ class SoundalikePlugin(BeetsPlugin):
     def _model(self, opts: optparse.Values) -> str:
         return opts.model or self.config["model"].as_str()
 
-    def _answer(self, lib: Any, opts: optparse.Values, found: list[Recommendation], title: str, notes: list[str],
-                lead: list[Any] | None = None) -> None:
+    def _answer(self, lib: Any, catalogue: Library, opts: optparse.Values, found: list[Recommendation], title: str,
+                notes: list[str], lead: list[Any] | None = None) -> None:
         """Print the answer as beets items (``-f FORMAT`` as ``beet ls``), and write ``--playlist`` if asked."""
         from soundalike.integrations import beets as integration
 
         for note in notes:
             ui.print_(f"soundalike: note: {note}")
-        known = integration.beets_items(lib, [r.track for r in found])
+        known = integration.beets_items(lib, catalogue, [r.track for r in found])
         for r in found:
             item = known.get(r.track.id)
             shown = format(item, opts.format or "") if item is not None else \

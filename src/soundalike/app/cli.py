@@ -33,6 +33,11 @@ class OutputFormat(str, Enum):
     m3u = "m3u"
 
 
+class Engine(str, Enum):
+    local = "local"
+    ray = "ray"
+
+
 class ExportFormat(str, Enum):
     npz = "npz"
     parquet = "parquet"
@@ -68,11 +73,26 @@ def index(
     wait: bool = typer.Option(True, "--wait/--no-wait", help="When another soundalike is writing this library: "
                                                             "wait for it (default), or stop at once."),
     json_out: bool = typer.Option(False, "--json", help="Print the scan summary as JSON."),
+    engine: Engine = typer.Option(Engine.local, "--engine",
+                                  help="Where files are analysed: 'local' (worker processes here) or 'ray' (a Ray "
+                                       "cluster; needs pip install 'soundalike\\[ray]'). --jobs caps Ray's workers."),
+    ray_address: str | None = typer.Option(None, "--ray-address",
+                                           help="With --engine ray: 'auto' (the cluster this machine is in) or "
+                                                "HOST:PORT. Default: $RAY_ADDRESS, else Ray started on this machine."),
+    shared_dir: str | None = typer.Option(None, "--shared-dir",
+                                          help="With --engine ray: folder every node can write (NFS path or a "
+                                               "pyarrow URI such as s3://bucket/dir) for the result shards. "
+                                               "Default: the library folder."),
+    analyse_seconds: float | None = typer.Option(
+        None, "--analyse-seconds", metavar="SECONDS",
+        help="How much of each track to analyse, in evenly spread excerpts of ~15 s: 120 by default (as good as "
+             "whole tracks on the validation albums, docs/performance.md); 0 = whole tracks (up to 10 min). Set "
+             "when a library is first indexed; libraries from before it analyse whole tracks."),
 ) -> None:
     """Scan, analyse and embed music; resumable, incremental (only new or changed files are analysed).
 
     Files that are gone leave the library only when their folder was read and is not empty: an unmounted disk or
-    share removes nothing (see `soundalike prune`)."""
+    share removes nothing (see `soundalike prune`). With --engine ray the same analysis runs on a Ray cluster."""
     import os
 
     from soundalike.audio.decode import display_path
@@ -82,13 +102,38 @@ def index(
     from .progress import progress_bar
 
     n_jobs = jobs if jobs > 0 else (os.cpu_count() or 1)
-    if model == "default":
-        from soundalike.models.pretrained import default_checkpoints
+    from soundalike.audio.analysis import Window
 
-        checkpoints = default_checkpoints()
-    else:
-        checkpoints = [] if model == "descriptor" else [_checkpoint_for(model, library)]
+    try:
+        window = Window.of_seconds(analyse_seconds) if analyse_seconds is not None else None
+    except ValueError as exc:
+        raise _fail(f"--analyse-seconds: {exc}") from None
+    runner = None
+    fatal: tuple[type[Exception], ...] = (CatalogError, WorkerStartError)
+    if engine is Engine.ray:
+        from soundalike.integrations.ray_engine import RayEngineError, check_reachable, require_ray
+
+        fatal += (RayEngineError,)  # one line: Ray missing, cluster unreachable, shared directory unusable
+        try:
+            require_ray()
+            check_reachable(ray_address or os.environ.get("RAY_ADDRESS") or "")
+        except RayEngineError as exc:
+            raise _fail(str(exc)) from None
+    elif ray_address is not None or shared_dir is not None:
+        raise _fail("--ray-address and --shared-dir go with --engine ray")
+    checkpoints = _checkpoints_for(model, library)
     lib = _open(library, create=True)
+    if engine is Engine.ray:
+        from soundalike.integrations.ray_engine import RayRunner, RaySettings
+
+        runner = RayRunner(RaySettings(shared_dir=shared_dir or str(lib.root), address=ray_address,
+                                       workers=jobs, checkpoints=checkpoints,
+                                       on_note=err.print))
+        try:
+            runner.check_shared_dir(lib)
+        except RayEngineError as exc:
+            lib.close()
+            raise _fail(str(exc)) from None
 
     def on_problem(p: ScanProblem) -> None:
         err.print(f"[yellow]skip[/yellow] {escape(p.line())}", markup=True)
@@ -96,7 +141,8 @@ def index(
     try:
         with lib.writing(wait=wait, on_wait=err.print), progress_bar("analysing", console=err) as on_progress:
             summary = scan(lib, list(paths), jobs=n_jobs, on_problem=on_problem, on_progress=on_progress,
-                           retry_errors=retry_errors, presets=checkpoint_presets(*checkpoints))
+                           retry_errors=retry_errors, presets=checkpoint_presets(*checkpoints), runner=runner,
+                           window=window)
             if prune:
                 from soundalike.library.prune import plan_prune
                 from soundalike.library.prune import prune as remove_gone
@@ -110,7 +156,7 @@ def index(
         lib.close()
         err.print("interrupted: everything analysed so far is kept; run the same command again to resume")
         raise typer.Exit(130) from None
-    except (CatalogError, WorkerStartError) as exc:
+    except fatal as exc:
         lib.close()
         raise _fail(str(exc)) from None
     embedded = []
@@ -172,35 +218,24 @@ def prune_(
         lib.close()
 
 
-def _checkpoint_for(model: str, library: Path | None) -> Path:
-    """The checkpoint named by ``model``: a file, or a family name / model id this library was embedded with
-    (its newest checkpoint); checked now so a bad one fails before the scan starts."""
+def _checkpoints_for(model: str, library: Path | None) -> list[Path]:
+    """The checkpoints ``--model`` names (:func:`~soundalike.models.embedding.checkpoints_for`; the beets plugin
+    resolves its ``model`` with the same function); checked now so a bad one fails before the scan starts."""
     from soundalike.models import ModelError
-    from soundalike.models.checkpoint import read_checkpoint
-    from soundalike.models.embedding import checkpoint_path, registered_models
-    from soundalike.models.pretrained import shipped_checkpoint
+    from soundalike.models.embedding import checkpoints_for
 
-    path = shipped_checkpoint(model) or Path(model).expanduser()
-    if not path.is_file():
-        try:
-            with Library.open(library or default_library_dir(), create=False) as lib:
-                registered = registered_models(lib)
-                known = sorted(((info.get("registered_at", 0), mid, checkpoint_path(lib, info["checkpoint"]))
-                                for mid, info in registered.items() if model in (mid, info.get("name"))),
-                               key=lambda row: row[0])
-        except CatalogError:
-            known = []
-        if not known:
-            raise _fail(f"{model}: no such checkpoint file, and no model of that name was trained on this library "
-                        "(train one with `soundalike train NAME`)")
-        path = known[-1][2]
-        if not path.is_file():
-            raise _fail(f"{model}: its checkpoint {path} is gone; train it again or give a checkpoint file")
     try:
-        read_checkpoint(path)
+        return checkpoints_for(model, library)
     except ModelError as exc:
         raise _fail(str(exc)) from None
-    return path
+
+
+def _checkpoint_for(model: str, library: Path | None) -> Path:
+    """The one checkpoint ``--model`` names (the default's first part for ``default``)."""
+    found = _checkpoints_for(model, library)
+    if not found:
+        raise _fail(f"{model}: not a trained model (it has no checkpoint)")
+    return found[0]
 
 
 @app.command()

@@ -24,6 +24,31 @@ MAX_ANALYSED_SECONDS = 600.0
 DEFAULT_PRESETS: tuple[str, ...] = ("melae",)
 
 
+@dataclass(frozen=True)
+class Window:
+    """How much of each track is analysed: the whole file up to ``seconds``, else ``excerpts`` evenly spaced
+    excerpts that add up to ``seconds``. A library keeps one window, so its tracks are described alike."""
+
+    seconds: float
+    excerpts: int
+
+    @classmethod
+    def of_seconds(cls, seconds: float) -> Window:
+        """``seconds`` in excerpts of about 15 s; 0 means whole tracks (up to 10 minutes, in 10 excerpts beyond)."""
+        if seconds <= 0 or seconds >= MAX_ANALYSED_SECONDS:
+            return LEGACY_WINDOW
+        if seconds < 15:
+            raise ValueError(f"analysing {seconds:g} s per track is too little: give at least 15 (or 0: whole tracks)")
+        return cls(float(seconds), max(1, round(seconds / 15)))
+
+
+# Chosen on the validation albums (docs/performance.md, benchmarks/results/quality-window.json): 120 s in 8
+# excerpts finds same-album tracks as well as whole tracks, at a fraction of the decoding and descriptor work.
+DEFAULT_WINDOW = Window(120.0, 8)
+# What every library indexed before windows existed used (and what `--analyse-seconds 0` means).
+LEGACY_WINDOW = Window(MAX_ANALYSED_SECONDS, 10)
+
+
 @dataclass
 class Tags:
     """Artist, album and title as tagged, falling back to folder and file names; album artist, genre, track and
@@ -160,13 +185,14 @@ def analyse_waveform(y: np.ndarray, presets: Sequence[str] = DEFAULT_PRESETS) ->
 
 
 def analyse_file(path: str | bytes | os.PathLike[str], presets: Sequence[str] = DEFAULT_PRESETS,
-                 *, quiet: bool = True) -> Analysis:
-    """Decode and analyse one file; raises :class:`audio.AudioError` with the file and reason when unusable."""
+                 *, window: Window = DEFAULT_WINDOW, quiet: bool = True) -> Analysis:
+    """Decode and analyse (the ``window`` of) one file; raises :class:`audio.AudioError` with the file and reason
+    when unusable."""
     p = os.fsdecode(path)
     ctx = quiet_native_stderr() if quiet else contextlib.nullcontext()
     with ctx:
         info = audio.probe(p)
-        y = audio.load_excerpts(p, ANALYSIS_SR, max_duration=MAX_ANALYSED_SECONDS)
+        y = audio.load_excerpts(p, ANALYSIS_SR, max_duration=window.seconds, excerpts=window.excerpts)
     spectrograms, descriptor = analyse_waveform(y, presets)
     duration = info.duration if np.isfinite(info.duration) and info.duration > 0 else y.size / ANALYSIS_SR
     return Analysis(

@@ -3,6 +3,7 @@ functions the command line calls, with its own extra (``pip install 'soundalike[
 
 - :mod:`.mpd`: the MPD companion behind ``soundalike mpd queue|continue|playlist`` (python-mpd2).
 - :mod:`.beets`: what the beets plugin (``beetsplug.soundalike``, ``plugins: soundalike``) does.
+- :mod:`.ray_engine`: ``soundalike index --engine ray``, the scan's per-file analysis on a Ray cluster.
 
 Nothing in the core imports these; a missing extra is one line saying how to install it (:class:`MissingExtraError`).
 """

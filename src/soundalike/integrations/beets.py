@@ -35,19 +35,27 @@ def item_path(item: Any) -> str:
     return os.fsdecode(item.path)
 
 
-def checkpoint_of(model: str) -> Path | None:
-    """The checkpoint ``soundalike-index`` embeds with: the shipped model for ``default``, none for
-    ``descriptor``, else a checkpoint file (a one-line :class:`QueryError` when it is not one)."""
-    if model == DEFAULT_NAME:
-        from soundalike.models.pretrained import default_checkpoint
+# soundalike's tag field -> beets' item field
+BEETS_FIELDS = {"artist": "artist", "album": "album", "title": "title", "album_artist": "albumartist",
+                "genre": "genre", "track_no": "track", "disc_no": "disc", "year": "year"}
 
-        return default_checkpoint()
-    if model == "descriptor":
-        return None
-    path = Path(model).expanduser()
-    if not path.is_file():
-        raise QueryError(f"soundalike.model {model!r}: use default, descriptor or a checkpoint file")
-    return path
+
+def beets_tags(item: Any) -> tuple[Tags, list[str]]:
+    """The tags a beets item has (the user's truth) and the names of those it has a value for: empty texts and
+    zero numbers are beets not knowing, and leave the scanned tag alone."""
+    values: dict[str, Any] = {}
+    for field_name, beets_name in BEETS_FIELDS.items():
+        value = getattr(item, beets_name, None)
+        if field_name in ("track_no", "disc_no", "year"):
+            try:
+                number = int(value or 0)
+            except (TypeError, ValueError):
+                number = 0
+            if number > 0:
+                values[field_name] = number
+        elif isinstance(value, str) and value.strip():
+            values[field_name] = value
+    return Tags(**values), list(values)
 
 
 @dataclass
@@ -58,15 +66,15 @@ class IndexReport:
     items: int = 0
     tagged: int = 0
     not_indexed: list[str] = field(default_factory=list)
-    embedded: tuple[str, int] | None = None
+    embedded: list[tuple[str, int]] = field(default_factory=list)
 
     def line(self) -> str:
         """One line for the terminal."""
         s = self.summary
         text = (f"{self.items} items: {s.analysed} analysed, {s.linked} duplicates/moved, {s.unchanged} unchanged, "
                 f"{len(s.problems)} errors; {self.tagged} items hold their {FLEX_FIELD}")
-        if self.embedded:
-            text += f"; embedded {self.embedded[1]} tracks with {self.embedded[0]}"
+        for model_id, count in self.embedded:
+            text += f"; embedded {count} tracks with {model_id}"
         return text
 
 
@@ -76,15 +84,19 @@ def index_items(lib: Library, items: Sequence[Any], *, model: str = DEFAULT_NAME
     """Analyse the files of beets ``items`` into the catalogue ``lib`` (resumable, only new or changed files),
     embed them with ``model``, give their tracks beets' tags, and store each item's track id (``soundalike_id``)."""
     from soundalike.library.scan import scan
-    from soundalike.models.embedding import checkpoint_presets, embed_library
+    from soundalike.models import ModelError
+    from soundalike.models.embedding import checkpoint_presets, checkpoints_for, embed_library
 
-    checkpoint = checkpoint_of(model)
+    try:
+        checkpoints = checkpoints_for(model, lib)  # the same choice as `soundalike index --model`
+    except ModelError as exc:
+        raise QueryError(f"soundalike.model: {exc}") from None
     paths = list(dict.fromkeys(item_path(item) for item in items))
-    summary = scan(lib, paths, jobs=jobs, presets=checkpoint_presets(checkpoint), on_problem=on_problem,
+    summary = scan(lib, paths, jobs=jobs, presets=checkpoint_presets(*checkpoints), on_problem=on_problem,
                    on_progress=on_progress)
     report = IndexReport(summary, items=len(items))
-    if checkpoint is not None:
-        report.embedded = embed_library(lib, checkpoint, on_progress=on_progress)
+    for checkpoint in checkpoints:
+        report.embedded.append(embed_library(lib, checkpoint, on_progress=on_progress))
     for item in items:
         track = lib.track_by_path(item.path)
         if track is None:
@@ -93,10 +105,10 @@ def index_items(lib: Library, items: Sequence[Any], *, model: str = DEFAULT_NAME
                 del item[FLEX_FIELD]
                 item.store()
             continue
-        tags = Tags(artist=item.artist or track.artist, album=item.album or track.album,
-                    title=item.title or track.title)
-        if (tags.artist, tags.album, tags.title) != (track.artist, track.album, track.title):
-            lib.set_tags(track.id, tags)
+        tags, fields = beets_tags(item)
+        changed = [f for f in fields if getattr(tags, f) != getattr(track, f)]
+        if changed:
+            lib.set_tags(track.id, tags, changed)
         if item.get(FLEX_FIELD) != track.id:
             item[FLEX_FIELD] = track.id
             item.store()
@@ -140,15 +152,17 @@ def mix_of(lib: Library, items: Sequence[Any], k: int = 10, *, score: str = "max
     return playlist, found
 
 
-def beets_items(beets_lib: Any, tracks: Iterable[Track]) -> dict[int, Any]:
-    """The beets item of each track that beets knows (by the track's paths), keyed by track id."""
+def beets_items(beets_lib: Any, lib: Library, tracks: Iterable[Track]) -> dict[int, Any]:
+    """The beets item of each track that beets knows (by any of the track's real paths), keyed by track id."""
     from beets.dbcore.query import PathQuery
 
     found: dict[int, Any] = {}
     for track in tracks:
-        item = next(iter(beets_lib.items(PathQuery("path", os.fsencode(track.path)))), None)
-        if item is not None:
-            found[track.id] = item
+        for raw in lib.file_paths(track.id):
+            item = next(iter(beets_lib.items(PathQuery("path", raw))), None)
+            if item is not None:
+                found[track.id] = item
+                break
     return found
 
 

@@ -29,6 +29,7 @@ DEFAULT_HOST = "localhost"
 DEFAULT_PORT = 6600
 SPARE = 8  # extra candidates asked for, in case MPD's database lacks some of the first ones
 SHORT_NOTE = "fewer tracks queued than asked for"
+TEMP_SUFFIX = " (soundalike: being written)"  # a stored playlist is built under its name plus this, then renamed
 
 
 class MpdError(Exception):
@@ -199,11 +200,27 @@ def path_map(client: Any, lib: Library, address: MpdAddress, music_dir: str | os
 
 
 class IndexCache:
-    """``load_index`` for each model name once (the daemon's queries share one index)."""
+    """``load_index`` for each model name once (the daemon's queries share one index), loaded again after the
+    catalogue changed (:meth:`refresh`: a ``soundalike index`` beside the daemon added or removed tracks)."""
 
     def __init__(self, lib: Library) -> None:
         self.lib = lib
         self.loaded: dict[str, VectorIndex] = {}
+        self.data_version = self._data_version()
+
+    def _data_version(self) -> int:
+        """SQLite's ``PRAGMA data_version`` of the daemon's connection: it moves when another connection commits."""
+        return int(self.lib.conn.execute("PRAGMA data_version").fetchone()[0])
+
+    def refresh(self) -> bool:
+        """Forget the loaded indexes if the catalogue changed since the last check (once per pass); returns whether
+        it had."""
+        version = self._data_version()
+        if version == self.data_version:
+            return False
+        self.data_version = version
+        self.loaded.clear()
+        return True
 
     def __call__(self, model: str) -> VectorIndex:
         """The index of ``model``, loaded on first use."""
@@ -245,11 +262,12 @@ class Companion:
         return self.lib.track_by_path(path) if path else None
 
     def uri_of(self, track: Track) -> str | None:
-        """An MPD URI of a library track (any of its paths under MPD's music directory), or None."""
+        """An MPD URI of a library track (any of its real paths under MPD's music directory), or None (a name that
+        is not UTF-8 cannot be said in MPD's protocol)."""
         paths = self.paths()
-        for path in [track.path, *self.lib.paths_of(track.id)]:
-            uri = paths.mpd_uri(path)
-            if uri is not None:
+        for raw in self.lib.file_paths(track.id):
+            uri = paths.mpd_uri(os.fsdecode(raw))
+            if uri is not None and _utf8(uri):
                 return uri
         return None
 
@@ -309,6 +327,7 @@ class Companion:
         queue's last ``recent.maxlen`` songs or in ``recent`` comes back. ``recent`` learns what plays and is added."""
         recent = recent if recent is not None else deque(maxlen=50)
         window = recent.maxlen or 50
+        self.indexes.refresh()  # one check per pass: tracks indexed since the last one can be queued
         status = self.client.status()
         queue = self.client.playlistinfo()
         position = int(status["song"]) if "song" in status else -1
@@ -339,7 +358,9 @@ class Companion:
 
     def save_playlist(self, name: str, song: str, n: int, *, replace: bool = False) -> Added:
         """Store MPD playlist ``name``: ``song`` (an MPD song path, or any soundalike query) and the tracks most
-        like it, ``n`` in all; an existing playlist of that name is only replaced with ``replace``."""
+        like it, ``n`` in all; an existing playlist of that name is only replaced with ``replace``, and only once the
+        new one is complete (written under a temporary name, then renamed). :class:`MpdError` when MPD has none of
+        the songs (an existing playlist is kept)."""
         if not name.strip() or "/" in name or "\n" in name:
             raise MpdError(f"playlist name {name!r}: must be non-empty, one line, without '/'")
         text = song
@@ -355,13 +376,32 @@ class Companion:
             raise MpdError(str(exc)) from None
         start = [Recommendation(query.track, 1.0)] if query.track is not None else []
         existing = {_first(p.get("playlist")) for p in self.client.listplaylists()}
-        if name in existing:
-            if not replace:
-                raise MpdError(f"MPD already has a stored playlist {name!r}: pass --replace to overwrite it")
-            self.client.rm(name)
+        if name in existing and not replace:
+            raise MpdError(f"MPD already has a stored playlist {name!r}: pass --replace to overwrite it")
+        temp = f"{name}{TEMP_SUFFIX}"
+        if temp in existing:  # left by an interrupted run
+            self.client.rm(temp)
         notes = list(query.notes)
-        added = self._add(start + found, n, notes, lambda uri: self.client.playlistadd(name, uri))
+        added = self._add(start + found, n, notes, lambda uri: self.client.playlistadd(temp, uri))
+        if not added:
+            if temp in {_first(p.get("playlist")) for p in self.client.listplaylists()}:
+                self.client.rm(temp)
+            kept = f"; the stored playlist {name!r} is kept" if name in existing else ""
+            raise MpdError(f"MPD has none of the songs (not in its database, or outside {self.paths().music_dir}): "
+                           f"nothing stored{kept}")
+        if name in existing:
+            self.client.rm(name)
+        self.client.rename(temp, name)
         return Added(added, notes)
+
+
+def _utf8(text: str) -> bool:
+    """Whether ``text`` is UTF-8 once encoded (an ``os.fsdecode``-d name that was not holds surrogates)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _ack(exc: Exception) -> str:
@@ -377,8 +417,8 @@ def keep_queued(address: MpdAddress, lib: Library, keep: int, *, history: int = 
                 on_event: Callable[[str], None] = lambda line: None, max_delay: float = 30.0) -> int:
     """The daemon: top the queue up (:meth:`Companion.top_up`) now and whenever MPD's queue or player changes,
     until interrupted (or after one pass with ``once``); returns how many tracks it queued. A note repeated by
-    consecutive passes is passed on once. A lost connection is retried with growing pauses (up to ``max_delay``
-    s); only the first connection's failure is raised."""
+    consecutive passes is passed on once. A lost connection (or one MPD's answers garble) is retried with growing
+    pauses (up to ``max_delay`` s); only the first connection's failure is raised."""
     mpd = mpd_module()
     recent: deque[int] = deque(maxlen=window)
     indexes = IndexCache(lib)
@@ -407,7 +447,8 @@ def keep_queued(address: MpdAddress, lib: Library, keep: int, *, history: int = 
                         if once:
                             return total
                         client.idle("playlist", "player")
-                except (OSError, mpd.ConnectionError, MpdConnectionError) as exc:
+                except (OSError, mpd.ConnectionError, mpd.ProtocolError, MpdConnectionError) as exc:
+                    # a garbled answer (ProtocolError) leaves the connection unusable: as good as lost
                     reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
                     on_event(f"lost MPD at {address} ({reason}); trying again in {delay:g} s")
                     if client is not None:

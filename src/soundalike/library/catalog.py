@@ -27,8 +27,9 @@ from soundalike.audio.decode import display_path
 from .featurestore import FeatureStore, Location
 from .listening import PlayLog, Stars
 from .playlists import PlaylistStore
+from .transactions import Transaction
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 DB_NAME = "catalog.sqlite"
 
 _SCHEMA = """
@@ -133,6 +134,15 @@ _FTS = (
 )
 #: Shortest search word the trigram index can find; shorter words are matched by scanning (``instr``).
 FTS_MIN_WORD = 3
+
+# Statements with a ';' inside (run one by one after _SCHEMA's). A star names its track by id without a foreign key
+# (albums and artists are starred by tag-derived ids): it goes with the track, or a track that reuses the id (SQLite
+# gives the highest id again once its track is deleted) would be starred. Plays and playlist entries cascade.
+_TRIGGERS = (
+    """CREATE TRIGGER IF NOT EXISTS tracks_drop_stars AFTER DELETE ON tracks BEGIN
+        DELETE FROM stars WHERE kind='track' AND item=CAST(OLD.id AS TEXT);
+    END""",
+)
 
 DESCRIPTOR_MODEL = "descriptor"
 MAX_TRACK_ID = (1 << 63) - 1  # SQLite's largest integer: no id above it exists
@@ -250,41 +260,77 @@ def _migrate_3(conn: sqlite3.Connection) -> None:
 
 
 _EXTRA_TAGS = ("album_artist", "genre", "track_no", "disc_no", "year")
+_FOLDED = ("artist", "album", "title")  # the tags with a folded search column (f_artist...)
+_TAG_FIELDS = (*_FOLDED, *_EXTRA_TAGS)
 
 
-def _migrate_4(conn: sqlite3.Connection) -> None:
-    """Version 4: album artist, genre, track and disc numbers and year of each track, read again from its first
-    file that is still there (mutagen reads tags only, no audio: a few seconds for thousands of files); the
-    playlists, plays and stars tables come from _SCHEMA."""
+Backfill = tuple[list[tuple[str, str, int, int, int, int]], list[int]]
+"""What :func:`_read_extra_tags` found: ``(album_artist, genre, track_no, disc_no, year, track_id)`` rows, and the
+ids of the tracks none of whose files could be read."""
+
+
+def _read_extra_tags(conn: sqlite3.Connection) -> Backfill:
+    """The extra tags of every track, read from the first of its ok files (in path order) that is there; run before
+    the migration takes the write lock (mutagen reads tags only, no audio: seconds for thousands of files, but a
+    scan or server beside us must not wait for them)."""
     from soundalike.audio.analysis import read_tags
 
+    rows = conn.execute("SELECT track_id, path FROM files WHERE status='ok' AND track_id IS NOT NULL "
+                        "ORDER BY track_id, path").fetchall()
+    paths: dict[int, list[bytes]] = {}
+    for track_id, path in rows:
+        paths.setdefault(int(track_id), []).append(path)
+    updates, unread = [], []
+    for track_id, candidates in paths.items():
+        path = next((p for p in candidates if os.path.isfile(p) and os.access(p, os.R_OK)), None)
+        if path is None:
+            unread.append(track_id)
+            continue
+        tags = read_tags(os.fsdecode(path))
+        updates.append((tags.album_artist, tags.genre, tags.track_no, tags.disc_no, tags.year, track_id))
+    return updates, unread
+
+
+def _migrate_4(conn: sqlite3.Connection, backfill: Backfill | None = None) -> None:
+    """Version 4: album artist, genre, track and disc numbers and year of each track, from ``backfill`` (read before
+    the write lock by :func:`_read_extra_tags`). The files of a track none of whose files could be read (an
+    unmounted disk) are marked changed (no mtime, no file hash): the next scan analyses them again and stores
+    their tags. The playlists, plays and stars tables come from _SCHEMA."""
     have = {r[1] for r in conn.execute("PRAGMA table_info(tracks)")}
     for column in _EXTRA_TAGS:
         if column not in have:
             kind = "TEXT NOT NULL DEFAULT ''" if column in ("album_artist", "genre") else "INTEGER NOT NULL DEFAULT 0"
             conn.execute(f"ALTER TABLE tracks ADD COLUMN {column} {kind}")
-    rows = conn.execute("SELECT track_id, MIN(path) FROM files WHERE status='ok' AND track_id IS NOT NULL "
-                        "GROUP BY track_id").fetchall()
-    updates = []
-    for track_id, path in rows:
-        if os.path.isfile(path):
-            tags = read_tags(path)
-            updates.append((tags.album_artist, tags.genre, tags.track_no, tags.disc_no, tags.year, track_id))
+    updates, unread = backfill if backfill is not None else _read_extra_tags(conn)
     conn.executemany("UPDATE tracks SET album_artist=?, genre=?, track_no=?, disc_no=?, year=? WHERE id=?", updates)
+    conn.executemany("UPDATE files SET mtime_ns=-1, file_hash=NULL WHERE track_id=? AND status='ok'",
+                     [(track_id,) for track_id in unread])
 
 
 def _migrate_5(conn: sqlite3.Connection) -> None:
-    """Version 5: an index of vectors by model (a million-track catalogue reads one model's vectors, or lists its
+    """Version 5: a track's stars go with it (the trigger comes from _TRIGGERS); stars of tracks already gone are
+    dropped now, before a new track takes their id."""
+    if conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='stars'").fetchone() is not None:
+        conn.execute("DELETE FROM stars WHERE kind='track' AND item NOT IN (SELECT CAST(id AS TEXT) FROM tracks)")
+
+
+def _migrate_6(conn: sqlite3.Connection) -> None:
+    """Version 6: an index of vectors by model (a million-track catalogue reads one model's vectors, or lists its
     models, without scanning every vector) and the trigram full-text index of the tags, filled once here from the
-    tracks already catalogued (both created by _SCHEMA and _FTS after the migrations)."""
+    tracks already catalogued (both created by _SCHEMA and _FTS after the migrations). A catalogue that has the
+    index already (made by a development build that numbered this step 5) is not indexed twice."""
+    had = conn.execute("SELECT 1 FROM sqlite_master WHERE name='tracks_fts'").fetchone() is not None
     for statement in _FTS:
         conn.execute(statement)
-    conn.execute("INSERT INTO tracks_fts(tracks_fts) VALUES ('rebuild')")
+    if not had:
+        conn.execute("INSERT INTO tracks_fts(tracks_fts) VALUES ('rebuild')")
 
 
 # Forward migrations: version -> the function that brings a catalogue of version - 1 to it (inside the transaction
-# of _prepare; tables and indexes that a version adds come from _SCHEMA after the migrations ran).
-_MIGRATIONS = {2: _migrate_2, 3: _migrate_3, 4: _migrate_4, 5: _migrate_5}
+# of _prepare; tables, indexes and triggers that a version adds come from _SCHEMA, _FTS and _TRIGGERS after the
+# migrations ran).
+_MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {2: _migrate_2, 3: _migrate_3, 4: _migrate_4,
+                                                               5: _migrate_5, 6: _migrate_6}
 
 
 def _schema_version(conn: sqlite3.Connection) -> int | None:
@@ -296,11 +342,23 @@ def _schema_version(conn: sqlite3.Connection) -> int | None:
     return None if row is None else int(row[0])
 
 
+def _existing_version(conn: sqlite3.Connection) -> int | None:
+    """The schema version of a catalogue that has tracks (1 when it predates the meta table's), None for a new one."""
+    if conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='tracks'").fetchone() is None:
+        return None
+    version = _schema_version(conn)
+    return 1 if version is None else version
+
+
 def _prepare(conn: sqlite3.Connection, db: Path) -> None:
     """Create the schema of a new catalogue, or migrate an older one forward: one transaction, so that a reader
     never sees half a schema and a crash mid-migration leaves the old version intact."""
     if _schema_version(conn) == SCHEMA_VERSION:
         return  # the usual case: no write lock taken (a scan may be writing in another process)
+    before = _existing_version(conn)
+    # Version 4 reads every track's file tags: before the write lock (checked again under it: another process may
+    # have migrated meanwhile, then nothing read here is used).
+    backfill = _read_extra_tags(conn) if before is not None and before < 4 else None
     conn.execute("BEGIN IMMEDIATE")
     try:
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
@@ -311,11 +369,14 @@ def _prepare(conn: sqlite3.Connection, db: Path) -> None:
                                "soundalike to use it")
         version = SCHEMA_VERSION if "tracks" not in tables else 1 if row is None else int(row[0])
         for target in range(version + 1, SCHEMA_VERSION + 1):
-            _MIGRATIONS[target](conn)
+            if target == 4:
+                _migrate_4(conn, backfill)
+            else:
+                _MIGRATIONS[target](conn)
         for statement in _SCHEMA.split(";"):  # new catalogues, and tables or indexes added since
             if statement.strip():
                 conn.execute(statement)
-        for statement in _FTS:
+        for statement in (*_FTS, *_TRIGGERS):
             conn.execute(statement)
         conn.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
         conn.execute("COMMIT")
@@ -394,9 +455,9 @@ class Library:
         return writer_lock(self.root, wait=wait, on_wait=on_wait)
 
     # --- transactions -------------------------------------------------------------------------------------
-    def transaction(self) -> _Transaction:
+    def transaction(self) -> Transaction:
         """``with lib.transaction():`` — one atomic write (BEGIN IMMEDIATE ... COMMIT / ROLLBACK)."""
-        return _Transaction(self.conn)
+        return Transaction(self.conn)
 
     # --- files --------------------------------------------------------------------------------------------
     def file_records(self) -> dict[bytes, FileRecord]:
@@ -512,12 +573,22 @@ class Library:
                  for v in (np.asarray(raw, dtype=np.float32).ravel(),)])
         return ids
 
-    def set_tags(self, track_id: int, tags: Tags) -> None:
-        """Replace a track's artist, album and title (as another tagger, beets say, knows them)."""
+    def set_tags(self, track_id: int, tags: Tags, fields: Iterable[str] = ("artist", "album", "title")) -> None:
+        """Replace only the named ``fields`` of a track's tags (default: artist, album and title, as another tagger,
+        beets say, knows them); every other tag stays as scanned."""
+        chosen = tuple(dict.fromkeys(fields))
+        unknown = [f for f in chosen if f not in _TAG_FIELDS]
+        if unknown:
+            raise ValueError(f"unknown tag field {unknown[0]!r} (one of {', '.join(_TAG_FIELDS)})")
+        if not chosen:
+            return
+        columns = [f"{f}=?" for f in chosen] + [f"f_{f}=?" for f in chosen if f in _FOLDED]
+        values = [getattr(tags, f) for f in chosen] + [fold(getattr(tags, f)) for f in chosen if f in _FOLDED]
         with self.transaction():
-            self._set_tags(track_id, tags)
+            self.conn.execute(f"UPDATE tracks SET {', '.join(columns)} WHERE id=?", (*values, track_id))
 
     def _set_tags(self, track_id: int, tags: Tags) -> None:
+        """Every tag column of a track from its file's tags (a re-tagged file: the scan's whole truth)."""
         self.conn.execute("UPDATE tracks SET artist=?, album=?, title=?, f_artist=?, f_album=?, f_title=?, "
                           "album_artist=?, genre=?, track_no=?, disc_no=?, year=? WHERE id=?",
                           (tags.artist, tags.album, tags.title, fold(tags.artist), fold(tags.album),
@@ -737,6 +808,13 @@ class Library:
         where, params = self._search_where(text)
         return int(self.conn.execute(f"SELECT COUNT(*) FROM tracks WHERE {where}", params).fetchone()[0])
 
+    def file_paths(self, track_id: int) -> list[bytes]:
+        """Every indexed file of a track as the catalogue stores it: the real path in bytes (names that are not
+        UTF-8 included; :meth:`paths_of` and ``Track.path`` are for showing), in path order."""
+        rows = self.conn.execute("SELECT path FROM files WHERE track_id=? AND status='ok' ORDER BY path",
+                                 (track_id,))
+        return [bytes(r[0]) for r in rows]
+
     def paths_of(self, track_id: int) -> list[str]:
         """Every indexed path of a track (duplicates included)."""
         rows = self.conn.execute("SELECT path FROM files WHERE track_id=? AND status='ok' ORDER BY path",
@@ -779,14 +857,3 @@ class Library:
         """Store a JSON value in the meta table."""
         self.conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, json.dumps(value)))
 
-
-class _Transaction:
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self.conn = conn
-
-    def __enter__(self) -> sqlite3.Connection:
-        self.conn.execute("BEGIN IMMEDIATE")
-        return self.conn
-
-    def __exit__(self, exc_type: object, *rest: object) -> None:
-        self.conn.execute("ROLLBACK" if exc_type else "COMMIT")

@@ -10,7 +10,7 @@ import sqlite3
 import time
 from collections.abc import Iterable
 
-from .playlists import write_transaction
+from .transactions import Transaction
 
 STAR_KINDS = ("track", "album", "artist")
 
@@ -24,7 +24,7 @@ class PlayLog:
     def record(self, track_id: int, played_at: float | None = None, client: str = "") -> None:
         """Record that ``track_id`` was played (at ``played_at``, seconds since the epoch; default now)."""
         when = time.time() if played_at is None else float(played_at)
-        with write_transaction(self.conn):
+        with Transaction(self.conn):
             if self.conn.execute("SELECT 1 FROM tracks WHERE id=?", (int(track_id),)).fetchone() is None:
                 raise ValueError(f"no track with id {track_id}")
             self.conn.execute("INSERT INTO plays (track_id, played_at, client) VALUES (?, ?, ?)",
@@ -56,13 +56,13 @@ class Stars:
         """Star these items of ``kind`` (``track``, ``album`` or ``artist``); starring again keeps the first date."""
         when = time.time() if at is None else float(at)
         rows = [(self._kind(kind), str(i), when) for i in items]
-        with write_transaction(self.conn):
+        with Transaction(self.conn):
             self.conn.executemany("INSERT OR IGNORE INTO stars (kind, item, starred_at) VALUES (?, ?, ?)", rows)
 
     def unstar(self, kind: str, items: Iterable[str | int]) -> None:
         """Remove the stars of these items (unstarred items are ignored)."""
         rows = [(self._kind(kind), str(i)) for i in items]
-        with write_transaction(self.conn):
+        with Transaction(self.conn):
             self.conn.executemany("DELETE FROM stars WHERE kind=? AND item=?", rows)
 
     def starred(self, kind: str) -> dict[str, float]:

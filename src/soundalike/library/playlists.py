@@ -7,11 +7,12 @@ transaction and stamps the playlist's ``changed_at``.
 
 from __future__ import annotations
 
-import contextlib
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+
+from .transactions import Transaction
 
 MAX_NAME = 500
 
@@ -32,18 +33,6 @@ class Playlist:
     changed_at: float
     track_count: int
     duration: float
-
-
-@contextlib.contextmanager
-def write_transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    """``BEGIN IMMEDIATE`` ... ``COMMIT`` (``ROLLBACK`` on error) on an autocommit connection."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield conn
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
 
 
 def _name(name: str) -> str:
@@ -118,7 +107,7 @@ class PlaylistStore:
         clean = _name(name)
         ids = self._check_tracks(track_ids)
         now = time.time()
-        with write_transaction(self.conn):
+        with Transaction(self.conn):
             cur = self.conn.execute("INSERT INTO playlists (name, comment, public, created_at, changed_at) "
                                     "VALUES (?, ?, ?, ?, ?)", (clean, str(comment), int(bool(public)), now, now))
             playlist_id = int(cur.lastrowid or 0)
@@ -128,15 +117,7 @@ class PlaylistStore:
     def update(self, playlist_id: int, *, name: str | None = None, comment: str | None = None,
                public: bool | None = None) -> Playlist:
         """Change the name, comment or visibility of a playlist (what is None stays)."""
-        self._existing(playlist_id)
-        fields = {k: v for k, v in (("name", None if name is None else _name(name)),
-                                    ("comment", None if comment is None else str(comment)),
-                                    ("public", None if public is None else int(bool(public)))) if v is not None}
-        with write_transaction(self.conn):
-            for column, value in fields.items():
-                self.conn.execute(f"UPDATE playlists SET {column}=?, changed_at=? WHERE id=?",
-                                  (value, time.time(), int(playlist_id)))
-        return self._existing(playlist_id)
+        return self.edit(playlist_id, name=name, comment=comment, public=public)
 
     def rename(self, playlist_id: int, name: str) -> Playlist:
         """Give a playlist a new name."""
@@ -144,11 +125,7 @@ class PlaylistStore:
 
     def replace_tracks(self, playlist_id: int, track_ids: Iterable[int]) -> Playlist:
         """Make ``track_ids`` (in order) the whole content of the playlist."""
-        self._existing(playlist_id)
-        ids = self._check_tracks(track_ids)
-        with write_transaction(self.conn):
-            self._write(int(playlist_id), ids)
-        return self._existing(playlist_id)
+        return self.edit(playlist_id, tracks=track_ids)
 
     def add_tracks(self, playlist_id: int, track_ids: Iterable[int], position: int | None = None) -> Playlist:
         """Insert ``track_ids`` before ``position`` (0 = first; None = at the end)."""
@@ -161,12 +138,7 @@ class PlaylistStore:
 
     def remove_positions(self, playlist_id: int, positions: Iterable[int]) -> Playlist:
         """Remove the entries at these 0-based positions (of the playlist as it is now)."""
-        current = self.track_ids(playlist_id)
-        drop = {int(p) for p in positions}
-        outside = sorted(p for p in drop if not 0 <= p < len(current))
-        if outside:
-            raise PlaylistError(f"position {outside[0]} is outside the playlist (0..{len(current) - 1})")
-        return self.replace_tracks(playlist_id, [t for n, t in enumerate(current) if n not in drop])
+        return self.edit(playlist_id, remove=positions)
 
     def move(self, playlist_id: int, source: int, target: int) -> Playlist:
         """Move the entry at position ``source`` to position ``target`` (both 0-based)."""
@@ -178,8 +150,34 @@ class PlaylistStore:
         current.insert(target, entry)
         return self.replace_tracks(playlist_id, current)
 
+    def edit(self, playlist_id: int, *, name: str | None = None, comment: str | None = None,
+             public: bool | None = None, tracks: Iterable[int] | None = None, remove: Iterable[int] = (),
+             add: Iterable[int] = ()) -> Playlist:
+        """Change a playlist all at once or not at all: name, comment, visibility (None: kept), then its entries —
+        ``tracks`` the whole new content, else the entries at 0-based positions ``remove`` (of the playlist as it
+        was) dropped and ``add`` appended. Everything is checked before anything is written, in one transaction."""
+        clean = None if name is None else _name(name)
+        new_tracks = None if tracks is None else self._check_tracks(tracks)
+        adds = self._check_tracks(add)
+        drop = {int(p) for p in remove}
+        with Transaction(self.conn):
+            current = self.track_ids(playlist_id)  # inside the write lock: no other writer changes it meanwhile
+            outside = sorted(p for p in drop if not 0 <= p < len(current))
+            if outside:
+                raise PlaylistError(f"position {outside[0]} is outside the playlist (0..{len(current) - 1})")
+            fields = {k: v for k, v in (("name", clean), ("comment", None if comment is None else str(comment)),
+                                        ("public", None if public is None else int(bool(public))))
+                      if v is not None}
+            for column, value in fields.items():
+                self.conn.execute(f"UPDATE playlists SET {column}=?, changed_at=? WHERE id=?",
+                                  (value, time.time(), int(playlist_id)))
+            base = new_tracks if new_tracks is not None else [t for n, t in enumerate(current) if n not in drop]
+            if new_tracks is not None or drop or adds:
+                self._write(int(playlist_id), base + adds)
+        return self._existing(playlist_id)
+
     def delete(self, playlist_id: int) -> None:
         """Delete a playlist (raises :class:`PlaylistError` when there is none with this id)."""
         self._existing(playlist_id)
-        with write_transaction(self.conn):
+        with Transaction(self.conn):
             self.conn.execute("DELETE FROM playlists WHERE id=?", (int(playlist_id),))

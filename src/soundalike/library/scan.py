@@ -10,6 +10,7 @@ that cannot be read (an unmounted disk, a share that is down) removes nothing fr
 from __future__ import annotations
 
 import contextlib
+import json
 import multiprocessing
 import os
 import signal
@@ -26,14 +27,42 @@ from multiprocessing.connection import Connection
 from soundalike.audio import decode as audio
 from soundalike.audio.analysis import (
     DEFAULT_PRESETS,
-    MAX_ANALYSED_SECONDS,
+    DEFAULT_WINDOW,
+    LEGACY_WINDOW,
     Analysis,
+    Window,
     analyse_file,
     file_hash,
     quiet_native_stderr,
 )
 
-from .catalog import FileRecord, Library
+from .catalog import CatalogError, FileRecord, Library
+
+WINDOW_KEY = "analysis_window"
+
+
+def library_window(lib: Library, requested: Window | None = None, *, store: bool = False) -> Window:
+    """The analysis window of a library: the one it was first indexed with (libraries from before windows: whole
+    tracks), else ``requested`` or the default; ``store`` records it (under the writer lock). Asking an indexed
+    library for another window is a :class:`CatalogError`: its tracks would be described differently."""
+    row = lib.conn.execute("SELECT value FROM meta WHERE key=?", (WINDOW_KEY,)).fetchone()
+    if row is not None:
+        values = json.loads(row[0])
+        window = Window(float(values["seconds"]), int(values["excerpts"]))
+    elif lib.conn.execute("SELECT 1 FROM tracks LIMIT 1").fetchone() is not None:
+        window = LEGACY_WINDOW
+    else:
+        window = requested or DEFAULT_WINDOW
+    if requested is not None and requested != window:
+        raise CatalogError(f"{lib.root} analyses {_describe(window)} of each track (set when it was first indexed); "
+                           f"{_describe(requested)} would describe new tracks differently: index into a new --library")
+    if store and row is None:
+        lib.set_meta(WINDOW_KEY, {"seconds": window.seconds, "excerpts": window.excerpts})
+    return window
+
+
+def _describe(window: Window) -> str:
+    return "whole tracks (up to 10 min)" if window == LEGACY_WINDOW else f"{window.seconds:g} s"
 
 
 @dataclass
@@ -152,6 +181,7 @@ class _Job:
     size: int
     mtime_ns: int
     reanalyse: bool = False  # decode even if these bytes are known (their descriptor is from an older version)
+    window: Window = DEFAULT_WINDOW  # how much of the file to analyse: the library's (:func:`library_window`)
 
 
 @dataclass
@@ -225,22 +255,30 @@ def _inject_fault(path: bytes) -> None:
 
 
 def _process(job: _Job, presets: tuple[str, ...]) -> _Outcome:
-    """Hash a file; if these exact bytes are known, link them, else decode and analyse (runs in a worker)."""
-    lib = _worker_lib
-    shown = audio.display_path(job.path)
+    """:func:`process_file` in a scan worker, which checks known bytes in its read-only view of the catalogue."""
     _inject_fault(job.path)
+    lib = _worker_lib
+    return process_file(job, presets, lib.track_for_file_hash if lib is not None else None)
+
+
+def process_file(job: _Job, presets: tuple[str, ...],
+                 known_track: Callable[[str], int | None] | None = None) -> _Outcome:
+    """Hash a file; if these exact bytes are known (``known_track(file hash)`` gives their track), link them, else
+    decode and analyse. Never raises for a bad file: the problem is the outcome's ``error``. Used by the local
+    scan's workers and by the Ray engine's actors (:mod:`soundalike.integrations.ray_engine`)."""
+    shown = audio.display_path(job.path)
     try:
         fhash = file_hash(job.path)
     except FileNotFoundError:
         return _Outcome(job, error=audio.MissingFileError(shown, "file vanished during the scan (moved or deleted)"))
     except OSError as exc:
         return _Outcome(job, error=audio.DecodeError(shown, f"cannot read file: {exc.strerror or exc}"))
-    if lib is not None and not job.reanalyse:
-        known = lib.track_for_file_hash(fhash)
+    if known_track is not None and not job.reanalyse:
+        known = known_track(fhash)
         if known is not None:
             return _Outcome(job, fhash=fhash, linked_track=known)
     try:
-        return _Outcome(job, fhash=fhash, analysis=analyse_file(job.path, presets))
+        return _Outcome(job, fhash=fhash, analysis=analyse_file(job.path, presets, window=job.window))
     except audio.AudioError as exc:
         return _Outcome(job, fhash=fhash, error=exc)
     except MemoryError:
@@ -250,6 +288,15 @@ def _process(job: _Job, presets: tuple[str, ...]) -> _Outcome:
 
 
 ProgressHook = Callable[[str, int, int], None]
+
+ScanJob = _Job
+"""One file a scan must analyse: ``path`` (bytes), ``size``, ``mtime_ns``, ``reanalyse``."""
+ScanOutcome = _Outcome
+"""What analysing one :data:`ScanJob` gave: ``fhash`` and ``analysis``, ``linked_track``, or ``error``."""
+Commit = Callable[[_Outcome], int | None]
+"""Records one outcome in the catalogue (the scan's own writer code); returns the file's track id, if any."""
+Runner = Callable[[Library, list[_Job], tuple[str, ...], Commit], None]
+"""Analyses a scan's files elsewhere (e.g. on a Ray cluster), calling ``commit`` in this process for each outcome."""
 
 
 class WorkerStartError(RuntimeError):
@@ -300,26 +347,31 @@ def run_isolated(lib: Library, job: _Job, presets: tuple[str, ...]) -> _Outcome:
 def scan(lib: Library, roots: Sequence[str | os.PathLike[str]], *, jobs: int = 1, isolate: bool = True,
          presets: Iterable[str] = DEFAULT_PRESETS, on_problem: Callable[[ScanProblem], None] | None = None,
          on_progress: ProgressHook | None = None, retry_errors: bool = False,
-         on_wait: Callable[[str], None] | None = None) -> ScanSummary:
+         on_wait: Callable[[str], None] | None = None, runner: Runner | None = None,
+         window: Window | None = None) -> ScanSummary:
     """Bring the catalogue up to date with the files under ``roots``; returns a :class:`ScanSummary`.
 
     ``on_progress(stage, done, total)`` is called as files complete; ``on_problem`` for each new problem.
     Files are analysed in ``jobs`` worker processes (with ``isolate=False`` and one job: in this process, which a
     crashing decoder would take down): a file that kills its worker is recorded as ``crashed`` and the scan goes
     on. The library's writer lock is held throughout (``on_wait`` hears once if another writer holds it).
+    A ``runner`` analyses the files to do elsewhere instead (the Ray engine); everything else is the same.
+    ``window`` is how much of each track to analyse, for a library's first scan (:func:`library_window`).
 
     Files the catalogue knows under ``roots`` that are gone leave the index only when the folder that held them
     was read in this scan and is not empty (an unmounted disk or share removes nothing);
     :mod:`soundalike.library.prune` removes the rest, on request.
     """
     with lib.writing(on_wait=on_wait):
+        chosen = library_window(lib, window, store=True)
         return _scan(lib, roots, jobs=jobs, isolate=isolate, presets=tuple(presets), on_problem=on_problem,
-                     on_progress=on_progress, retry_errors=retry_errors)
+                     on_progress=on_progress, retry_errors=retry_errors, runner=runner, window=chosen)
 
 
 def _scan(lib: Library, roots: Sequence[str | os.PathLike[str]], *, jobs: int, isolate: bool,
           presets: tuple[str, ...], on_problem: Callable[[ScanProblem], None] | None,
-          on_progress: ProgressHook | None, retry_errors: bool) -> ScanSummary:
+          on_progress: ProgressHook | None, retry_errors: bool, runner: Runner | None = None,
+          window: Window = DEFAULT_WINDOW) -> ScanSummary:
     started = time.monotonic()
     summary = ScanSummary()
 
@@ -341,7 +393,7 @@ def _scan(lib: Library, roots: Sequence[str | os.PathLike[str]], *, jobs: int, i
         rec = known.get(path)
         if rec is not None and rec.size == st.st_size and rec.mtime_ns == st.st_mtime_ns:
             if rec.status == "ok" and rec.track_id in stale:
-                todo.append(_Job(path, st.st_size, st.st_mtime_ns, reanalyse=True))
+                todo.append(_Job(path, st.st_size, st.st_mtime_ns, reanalyse=True, window=window))
                 stale.discard(rec.track_id)  # one of its files is enough
                 continue
             if rec.status == "ok":
@@ -350,7 +402,7 @@ def _scan(lib: Library, roots: Sequence[str | os.PathLike[str]], *, jobs: int, i
             if not retry_errors:
                 summary.known_bad += 1
                 continue
-        todo.append(_Job(path, st.st_size, st.st_mtime_ns))
+        todo.append(_Job(path, st.st_size, st.st_mtime_ns, window=window))
 
     lib.add_roots(audio.display_path(absolute_path(r)) for r in roots if absolute_path(r) in walk.listed)
     total = len(todo)
@@ -358,9 +410,10 @@ def _scan(lib: Library, roots: Sequence[str | os.PathLike[str]], *, jobs: int, i
     if on_progress:
         on_progress("analyse", 0, total)
 
-    def commit(out: _Outcome) -> None:
+    def commit(out: _Outcome) -> int | None:
         nonlocal done
         job = out.job
+        track_id: int | None = None
         if out.error is not None:
             problem(ScanProblem(out.error.path, out.error.kind, out.error.reason))
             if isinstance(out.error, audio.MissingFileError):  # gone: nothing to remember about it
@@ -369,9 +422,10 @@ def _scan(lib: Library, roots: Sequence[str | os.PathLike[str]], *, jobs: int, i
                 lib.record_error(job.path, job.size, job.mtime_ns, out.error.kind, out.error.reason)
         elif out.linked_track is not None and out.fhash is not None:
             lib.link_file(job.path, job.size, job.mtime_ns, out.fhash, out.linked_track)
+            track_id = out.linked_track
             summary.linked += 1
         elif out.analysis is not None and out.fhash is not None:
-            _, is_new = lib.add_analysis(job.path, job.size, job.mtime_ns, out.fhash, out.analysis)
+            track_id, is_new = lib.add_analysis(job.path, job.size, job.mtime_ns, out.fhash, out.analysis)
             if is_new:
                 summary.analysed += 1
             else:
@@ -379,8 +433,12 @@ def _scan(lib: Library, roots: Sequence[str | os.PathLike[str]], *, jobs: int, i
         done += 1
         if on_progress:
             on_progress("analyse", done, total)
+        return track_id
 
-    if not isolate and jobs <= 1:
+    if runner is not None:
+        if todo:
+            runner(lib, todo, presets, commit)
+    elif not isolate and jobs <= 1:
         global _worker_lib
         _worker_lib = lib
         try:
@@ -396,7 +454,7 @@ def _scan(lib: Library, roots: Sequence[str | os.PathLike[str]], *, jobs: int, i
 
 
 def _run_pool(lib: Library, todo: list[_Job], presets: tuple[str, ...], jobs: int,
-              commit: Callable[[_Outcome], None]) -> None:
+              commit: Callable[[_Outcome], object]) -> None:
     """Analyse ``todo`` in worker processes, committing each outcome in this process as it arrives. When a worker
     dies, the files it may have been holding are analysed again one by one, each in a process of its own, so the
     culprit is recorded as ``crashed`` and the rest as usual; then a fresh pool goes on."""
@@ -472,13 +530,15 @@ def is_under(path: bytes, prefix: bytes) -> bool:
     return path == prefix or path.startswith(prefix.rstrip(b"/") + b"/")
 
 
-def _preset_spectrogram(path: bytes, preset: str) -> tuple[bytes, object]:
-    """Decode one file and compute one preset's spectrogram (runs in a worker); errors are returned, not raised."""
+def _preset_spectrogram(path: bytes, preset: str, window: Window) -> tuple[bytes, object]:
+    """Decode (the ``window`` of) one file and compute one preset's spectrogram (runs in a worker); errors are
+    returned, not raised."""
     from soundalike.audio.features import get_preset, log_mel
 
     try:
         with quiet_native_stderr():
-            y = audio.load_excerpts(os.fsdecode(path), get_preset(preset).sr, max_duration=MAX_ANALYSED_SECONDS)
+            y = audio.load_excerpts(os.fsdecode(path), get_preset(preset).sr, max_duration=window.seconds,
+                                    excerpts=window.excerpts)
         return path, log_mel(y, preset).astype("float16")
     except audio.AudioError as exc:
         return path, exc
@@ -505,8 +565,10 @@ def ensure_spectrograms(lib: Library, preset: str, *, jobs: int = 1,
         pool = ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=init_worker_process,
                                    initargs=(os.getpid(),)) if jobs > 1 else None
         try:
-            results = pool.map(_preset_spectrogram, track_of, [preset] * len(track_of)) if pool else \
-                (_preset_spectrogram(p, preset) for p in track_of)
+            window = library_window(lib)
+            results = pool.map(_preset_spectrogram, track_of, [preset] * len(track_of),
+                               [window] * len(track_of)) if pool else \
+                (_preset_spectrogram(p, preset, window) for p in track_of)
             for path, spec in results:
                 if not isinstance(spec, audio.AudioError):
                     lib.add_spectrogram(track_of[path], preset, spec)  # type: ignore[arg-type]

@@ -18,7 +18,7 @@ from typing import Any
 from soundalike.library.catalog import DESCRIPTOR_MODEL, CatalogError, Library
 
 from . import Encoder, ModelError, load_checkpoint
-from .pretrained import DEFAULT_NAME, default_checkpoint, default_parts, shipped_checkpoint
+from .pretrained import DEFAULT_NAME, default_checkpoint, default_checkpoints, default_fusion, shipped_checkpoint
 
 PACKAGE_PREFIX = "package:"
 EMBED_BATCH = 16  # tracks embedded (and committed) together
@@ -48,6 +48,57 @@ def checkpoint_path(lib: Library, stored: str) -> Path:
     if stored.startswith(LIBRARY_PREFIX):
         return Path(lib.root) / stored[len(LIBRARY_PREFIX):]
     return Path(stored)
+
+
+class CheckpointChoiceError(ModelError):
+    """A ``--model`` (or ``soundalike.model``) for indexing that names no checkpoint (one line)."""
+
+
+def checkpoints_for(model: str, library: Library | str | os.PathLike[str] | None = None) -> list[Path]:
+    """The checkpoints indexing with ``model`` embeds with: every part of the shipped default for ``default``, none
+    for ``descriptor``, else one: a shipped model (``musicnn``...), a checkpoint file, or the newest checkpoint of a
+    family name / model id trained on ``library`` (a :class:`Library` or its folder; default: the usual one).
+    Checked now (:class:`CheckpointChoiceError`), so a bad choice fails before a scan starts."""
+    from .checkpoint import read_checkpoint
+
+    if model == DEFAULT_NAME:
+        return default_checkpoints()
+    if model == DESCRIPTOR_MODEL:
+        return []
+    path = shipped_checkpoint(model) or Path(model).expanduser()
+    if not path.is_file():
+        known = _trained(library, model)
+        if not known:
+            raise CheckpointChoiceError(f"{model}: no such checkpoint file, and no model of that name was trained on "
+                                        "this library (train one with `soundalike train NAME`)")
+        path = known[-1]
+        if not path.is_file():
+            raise CheckpointChoiceError(f"{model}: its checkpoint {path} is gone; train it again or give a "
+                                        "checkpoint file")
+    try:
+        read_checkpoint(path)
+    except ModelError as exc:
+        raise CheckpointChoiceError(str(exc).splitlines()[0] if str(exc) else f"{path}: not a checkpoint") from None
+    return [path]
+
+
+def _trained(library: Library | str | os.PathLike[str] | None, model: str) -> list[Path]:
+    """The checkpoints of the models named ``model`` (family name or model id) registered in ``library``, oldest
+    first; none when there is no catalogue."""
+    def known(lib: Library) -> list[Path]:
+        rows = sorted((info.get("registered_at", 0), mid, checkpoint_path(lib, info["checkpoint"]))
+                      for mid, info in registered_models(lib).items() if model in (mid, info.get("name")))
+        return [row[2] for row in rows]
+
+    if isinstance(library, Library):
+        return known(library)
+    from soundalike.library.catalog import default_library_dir
+
+    try:
+        with Library.open(library if library is not None else default_library_dir(), create=False) as lib:
+            return known(lib)
+    except CatalogError:
+        return []
 
 
 def checkpoint_presets(*checkpoints: str | os.PathLike[str] | None) -> tuple[str, ...]:
@@ -163,12 +214,11 @@ def default_key(lib: Library, present: set[str] | None = None) -> str:
     """The catalogue key of ``default``: the fusion of ``default.json`` (weights chosen on validation,
     docs/models.md) over the parts this library has embeddings of; the descriptors alone when it has none."""
     present = set(lib.models()) if present is None else present
-    folder = default_checkpoint()
     parts = []
-    for part, weight in default_parts():
-        if part == DESCRIPTOR_MODEL:
-            parts.append((part, weight))
-        elif folder is not None and (path := folder.parent / part).is_file():
+    for path, weight in default_fusion():
+        if path is None:
+            parts.append((DESCRIPTOR_MODEL, weight))
+        elif path.is_file():
             model_id = _checkpoint_model_id(str(path), path.stat().st_mtime_ns)
             if model_id in present:  # a library indexed before this part shipped searches without it
                 parts.append((model_id, weight))

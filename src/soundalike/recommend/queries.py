@@ -16,6 +16,7 @@ import numpy as np
 from soundalike.audio.analysis import analyse_file
 from soundalike.audio.decode import AudioError, display_path, is_audio_path
 from soundalike.library.catalog import DESCRIPTOR_MODEL, Library, Track, search_words
+from soundalike.library.scan import library_window
 from soundalike.models.pretrained import DEFAULT_NAME
 from soundalike.search.index import VectorIndex
 
@@ -177,7 +178,7 @@ def analyse_outside(lib: Library, parts: list[str], path: str) -> OutsideAnalysi
     models = {part: None if part == DESCRIPTOR_MODEL else model_for(lib, part) for part in parts}
     presets = tuple(sorted({m.preset_name for m in models.values() if m is not None}))
     try:
-        analysis = analyse_file(path, presets=presets)
+        analysis = analyse_file(path, presets=presets, window=library_window(lib))
     except AudioError as exc:
         raise QueryError(str(exc), kind=exc.kind, reason=exc.reason) from None
     raw, segments = {}, {}

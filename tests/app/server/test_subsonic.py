@@ -206,6 +206,79 @@ def test_subsonic_writes_keep_the_caches_but_a_scan_moves_them_on(subsonic_clien
     assert state.generation() == before + 1
 
 
+def test_subsonic_playlist_edits_are_all_or_nothing(subsonic_client: TestClient) -> None:
+    c = subsonic_client
+    songs = [s["id"] for s in _subsonic(c, "search3", query="", songCount=3)["searchResult3"]["song"]]
+    made = _subsonic(c, "createPlaylist", name="all or nothing", songId=songs)["playlist"]
+
+    def current() -> tuple[str, list[str]]:
+        got = _subsonic(c, "getPlaylist", id=made["id"])["playlist"]
+        return got["name"], [e["id"] for e in got["entry"]]
+
+    bad = _subsonic(c, "updatePlaylist", playlistId=made["id"], name="renamed", songIndexToRemove=["0", "9"],
+                    songIdToAdd=songs[0])
+    assert bad["status"] == "failed" and "position 9" in bad["error"]["message"]
+    assert current() == ("all or nothing", songs)  # neither renamed nor shortened
+    bad = _subsonic(c, "createPlaylist", playlistId=made["id"], name="renamed", songId=[songs[0], "999999"])
+    assert bad["error"]["code"] == 70 and current() == ("all or nothing", songs)
+    ok = _subsonic(c, "updatePlaylist", playlistId=made["id"], name="renamed", songIndexToRemove=["0", "0"],
+                   songIdToAdd=songs[0])
+    assert ok["status"] == "ok" and current() == ("renamed", [*songs[1:], songs[0]])
+    replaced = _subsonic(c, "createPlaylist", playlistId=made["id"], name="again", songId=songs[2])["playlist"]
+    assert replaced["name"] == "again" and [e["id"] for e in replaced["entry"]] == [songs[2]]
+    assert _subsonic(c, "deletePlaylist", id=made["id"])["status"] == "ok"
+
+
+def test_a_file_whose_name_is_not_utf8_streams_and_downloads(tmp_path: Path) -> None:
+    import os
+
+    from helpers import make_signal, write_audio
+    from soundalike.app.server.app import create_app
+    from soundalike.library.scan import scan
+
+    music = tmp_path / "music"
+    made = write_audio(music / "plain.wav", make_signal(2.0, 440.0))
+    raw = os.path.join(os.fsencode(music), b"caf\xe9.wav")  # Latin-1: not UTF-8
+    os.rename(made, raw)
+    with Library.open(tmp_path / "lib") as lib:
+        scan(lib, [str(music)], isolate=False)
+        (track,) = lib.tracks()
+        assert lib.file_paths(track.id) == [raw] and "\\xe9" in track.path  # shown escaped, stored as it is
+    data = Path(os.fsdecode(raw)).read_bytes()
+    with TestClient(create_app(tmp_path / "lib", refresh_seconds=0.0), raise_server_exceptions=False,
+                    client=("127.0.0.1", 50000)) as c:
+        stream = c.get("/rest/stream", params={"id": track.id}, headers={"Range": "bytes=0-9"})
+        assert stream.status_code == 206 and stream.content == data[:10]
+        download = c.get("/rest/download", params={"id": track.id})
+        assert download.status_code == 200 and download.content == data
+        assert "caf" in download.headers["content-disposition"]
+        audio = c.get(f"/api/tracks/{track.id}/audio")
+        assert audio.status_code == 200 and audio.content == data
+
+
+def test_a_catalogue_error_is_a_subsonic_error_not_an_http_500(tmp_path: Path) -> None:
+    import sqlite3
+
+    from helpers import make_signal, write_audio
+    from soundalike.app.server.app import create_app
+    from soundalike.library.scan import scan
+
+    write_audio(tmp_path / "music" / "a.wav", make_signal(2.0, 440.0))
+    with Library.open(tmp_path / "lib") as lib:
+        scan(lib, [str(tmp_path / "music")], isolate=False)
+        (track,) = lib.tracks()
+    with TestClient(create_app(tmp_path / "lib", refresh_seconds=0.0), raise_server_exceptions=False,
+                    client=("127.0.0.1", 50000)) as c:
+        assert _subsonic(c, "star", id=track.id)["status"] == "ok"
+        with sqlite3.connect(tmp_path / "lib" / "catalog.sqlite") as conn:  # a damaged catalogue
+            conn.execute("DROP TABLE stars")
+        for endpoint in ("star", "getStarred2"):
+            body = _subsonic(c, endpoint, id=track.id)  # asserts HTTP 200
+            assert body["status"] == "failed" and body["error"]["code"] == 0, endpoint
+            message = body["error"]["message"]
+            assert "no such table: stars" in message and "\n" not in message and str(tmp_path) not in message
+
+
 def test_subsonic_answers_are_clean_json_and_valid_xml_whatever_the_tags() -> None:
     from soundalike.app.server.subsonic_protocol import Params, render, to_xml
 

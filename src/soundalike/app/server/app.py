@@ -35,7 +35,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.middleware.gzip import GZipMiddleware
 
 from soundalike import __version__
-from soundalike.audio.decode import AUDIO_EXTENSIONS
+from soundalike.audio.decode import AUDIO_EXTENSIONS, display_path
 from soundalike.library.catalog import CatalogError, Track
 from soundalike.recommend import (
     DISTANCES,
@@ -333,7 +333,7 @@ def track_audio(server: ServerDep, track_id: TrackId) -> FileResponse:
     path = server.state.file_of(track_id)
     if path is None:
         raise HTTPException(404, f"the file of track {track_id} is gone (moved or deleted since the last scan)")
-    return FileResponse(path, media_type=audio_content_type(path), filename=os.path.basename(path),
+    return FileResponse(path, media_type=audio_content_type(path), filename=display_path(os.path.basename(path)),
                         content_disposition_type="inline", headers={"Cache-Control": "private, max-age=3600"})
 
 
@@ -648,10 +648,12 @@ def create_app(library: str | os.PathLike[str], *, token: str | None = None, loo
                               "`sonicSimilarity`) lives under `/rest`.")
     app.state.server = server
 
+    from .library_views import views
     from .subsonic import rest
 
     app.include_router(public)
     app.include_router(api)
+    app.include_router(views)
     app.include_router(rest)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.mount("/docs-static", StaticFiles(directory=str(resources.files("fastapi_offline").joinpath("static"))),
@@ -676,7 +678,8 @@ def create_app(library: str | os.PathLike[str], *, token: str | None = None, loo
 
     app.add_middleware(GZipMiddleware, minimum_size=2048, compresslevel=5)
     if config.cors_origins:
-        app.add_middleware(CORSMiddleware, allow_origins=list(config.cors_origins), allow_methods=["GET", "POST"],
+        app.add_middleware(CORSMiddleware, allow_origins=list(config.cors_origins),
+                           allow_methods=["GET", "POST", "PATCH", "DELETE"],
                            allow_headers=["Authorization", "Content-Type", "Range"], max_age=600)
     app.add_middleware(CrossSiteMiddleware, allowed_origins=config.cors_origins)
     app.add_middleware(SecurityHeadersMiddleware)

@@ -215,10 +215,11 @@ class LibraryState:
         return self.lib().track(track_id)
 
     def file_of(self, track_id: int) -> str | None:
-        """The first of the track's indexed files that still exists (None when every one is gone)."""
-        for path in self.lib().paths_of(track_id):
-            if os.path.isfile(path):
-                return path
+        """The first of the track's indexed files that still exists (None when every one is gone): its real path
+        (``os.fsdecode``: a name that is not UTF-8 keeps its bytes), for opening, never for showing."""
+        for raw in self.lib().file_paths(track_id):
+            if os.path.isfile(raw):
+                return os.fsdecode(raw)
         return None
 
     def public_path(self, path: str) -> str:

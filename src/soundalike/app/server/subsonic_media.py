@@ -18,10 +18,12 @@ from typing import Any
 
 from fastapi.responses import FileResponse, Response
 
+from soundalike.audio.decode import display_path
 from soundalike.library.catalog import Track
 
 from .media import audio_content_type
-from .subsonic_model import browse
+from .state import LibraryState
+from .subsonic_model import Browse, browse
 from .subsonic_protocol import Call, SubsonicError, endpoint
 
 FOLDER_IMAGES = ("cover", "folder", "front", "album", "albumart")
@@ -59,7 +61,7 @@ def stream(call: Call) -> Response:
 def download(call: Call) -> Response:
     """``id``: the song's file, as an attachment with its file name."""
     _, path = _file(call)
-    return SongFile(path, media_type=audio_content_type(path), filename=os.path.basename(path))
+    return SongFile(path, media_type=audio_content_type(path), filename=display_path(os.path.basename(path)))
 
 
 def embedded_picture(path: str) -> bytes | None:
@@ -138,18 +140,14 @@ def scaled(data: bytes, size: int | None) -> tuple[bytes, str]:
         raise SubsonicError(70, "Cover art is not a readable image", 404) from None
 
 
-@endpoint("getCoverArt", "Cover art of a song, album or artist")
-def get_cover_art(call: Call) -> Response:
-    """``id`` (a song, album or artist id, as in ``coverArt``), optional ``size`` in pixels."""
-    raw = call.params.required("id")
-    size = call.params.integer("size", 0, lo=0, hi=4096) or None
-    b = browse(call)
+def cover_image(state: LibraryState, b: Browse, item_id: str, size: int | None) -> tuple[bytes, str] | None:
+    """The cover art of a song, album or artist id (scaled to fit ``size``) and its content type; None when the id
+    names nothing or no art is found. Cached per catalogue generation."""
     try:
-        tracks = b.tracks_of(raw)
+        tracks = b.tracks_of(item_id)
     except SubsonicError:
-        raise SubsonicError(70, f"Cover art not found: {raw[:60]}", 404) from None
-    state = call.server.state
-    key = ("cover", raw, size or 0, state.generation())
+        return None
+    key = ("cover", item_id, size or 0, state.generation())
 
     def render() -> bytes:
         paths = [p for t in tracks[:50] if (p := state.file_of(t.id)) is not None]
@@ -161,6 +159,18 @@ def get_cover_art(call: Call) -> Response:
 
     stored = state.png(key, render)
     if not stored:
-        raise SubsonicError(70, f"Cover art not found: {raw[:60]}", 404)
+        return None
     kind, _, data = stored.partition(b"\n")
-    return Response(data, media_type=kind.decode(), headers={"Cache-Control": "private, max-age=86400"})
+    return data, kind.decode()
+
+
+@endpoint("getCoverArt", "Cover art of a song, album or artist")
+def get_cover_art(call: Call) -> Response:
+    """``id`` (a song, album or artist id, as in ``coverArt``), optional ``size`` in pixels."""
+    raw = call.params.required("id")
+    size = call.params.integer("size", 0, lo=0, hi=4096) or None
+    found = cover_image(call.server.state, browse(call), raw, size)
+    if found is None:
+        raise SubsonicError(70, f"Cover art not found: {raw[:60]}", 404)
+    data, kind = found
+    return Response(data, media_type=kind, headers={"Cache-Control": "private, max-age=86400"})

@@ -19,6 +19,7 @@ from typing import Any
 from soundalike.library.catalog import Track, fold
 
 from .media import audio_content_type
+from .state import LibraryState
 from .subsonic_protocol import Call, not_found
 
 UNKNOWN_ARTIST = "[Unknown Artist]"
@@ -164,10 +165,15 @@ class Browse:
         return [self.track(text)]
 
 
+def browse_state(state: LibraryState) -> Browse:
+    """The :class:`Browse` view of a server's catalogue now (rebuilt when the catalogue changes; shared by the
+    Subsonic endpoints and the web page's JSON API)."""
+    return state.cached(("subsonic-browse",), lambda: Browse.build(state.snapshot().by_id))
+
+
 def browse(call: Call) -> Browse:
     """The :class:`Browse` view of the catalogue now (rebuilt when the catalogue changes)."""
-    state = call.server.state
-    return state.cached(("subsonic-browse",), lambda: Browse.build(state.snapshot().by_id))
+    return browse_state(call.server.state)
 
 
 @dataclass

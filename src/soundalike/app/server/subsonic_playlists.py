@@ -80,12 +80,7 @@ def create_playlist(call: Call) -> dict[str, Any]:
     if raw_id:
         playlist_id = _playlist_id(raw_id)
 
-        def replace(lib: Library) -> None:
-            lib.playlists.replace_tracks(playlist_id, songs)
-            if name:
-                lib.playlists.rename(playlist_id, name)
-
-        call.server.state.write(replace)
+        call.server.state.write(lambda lib: lib.playlists.edit(playlist_id, name=name or None, tracks=songs))
     elif name:
         playlist_id = call.server.state.write(lambda lib: lib.playlists.create(name, songs).id)
     else:
@@ -104,14 +99,10 @@ def update_playlist(call: Call) -> dict[str, Any]:
     removes = [clamp_int("songIndexToRemove", raw, -1, 10**9) for raw in p.all("songIndexToRemove")]
     public = None if p.get("public") in (None, "") else p.flag("public", False)
 
-    def update(lib: Library) -> None:
-        lib.playlists.update(playlist_id, name=p.get("name") or None, comment=p.get("comment"), public=public)
-        if removes:
-            lib.playlists.remove_positions(playlist_id, removes)
-        if adds:
-            lib.playlists.add_tracks(playlist_id, adds)
-
-    call.server.state.write(update)
+    # one transaction, everything checked first: a bad index leaves the name (and the rest) as it was
+    call.server.state.write(lambda lib: lib.playlists.edit(playlist_id, name=p.get("name") or None,
+                                                           comment=p.get("comment"), public=public, remove=removes,
+                                                           add=adds))
     return {}
 
 

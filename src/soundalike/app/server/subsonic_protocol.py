@@ -17,6 +17,7 @@ import hashlib
 import hmac
 import json
 import re
+import sqlite3
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -274,6 +275,9 @@ def _run(call: Call, handler: Handler, public: bool) -> Response:
         return failure(code, str(exc), call.params)
     except (QueryError, CatalogError, ModelNameError, ValueError) as exc:
         return failure(0, call.server.state.redact(str(exc)), call.params)
+    except sqlite3.OperationalError as exc:  # locked past the busy timeout, a damaged catalogue...: not an HTTP 500
+        reason = call.server.state.redact(str(exc)).splitlines()[0] if str(exc) else type(exc).__name__
+        return failure(0, f"the catalogue cannot be used now ({reason}); try again", call.params)
 
 
 def endpoint(name: str, summary: str, *, public: bool = False) -> Callable[[Handler], Handler]:

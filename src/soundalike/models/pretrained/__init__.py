@@ -5,9 +5,9 @@ musicnn's two trainings converted from the ``musicnn`` package (``musicnn_msd.pt
 
 from __future__ import annotations
 
+import functools
 from importlib import resources
 from pathlib import Path
-from typing import Any
 
 DEFAULT_NAME = "default"
 
@@ -33,25 +33,33 @@ def shipped_checkpoint(name: str) -> Path | None:
     return path if path.is_file() else None
 
 
-def _recipe() -> dict[str, Any]:
-    """``default.json``, or the equal-weight fusion of the descriptors and ``default.pt`` when absent."""
+@functools.lru_cache(maxsize=1)
+def _recipe() -> tuple[tuple[str, float], ...]:
+    """The parts of ``default.json`` (read once: every query of ``default`` asks), or the equal-weight fusion of the
+    descriptors and ``default.pt`` when absent."""
     import json
 
     path = _file("default.json")
     if not path.is_file():
-        return {"parts": [{"part": "descriptor", "weight": 0.5}, {"part": "default.pt", "weight": 0.5}]}
-    return dict(json.loads(path.read_text(encoding="utf-8")))
+        return (("descriptor", 0.5), ("default.pt", 0.5))
+    recipe = json.loads(path.read_text(encoding="utf-8"))
+    return tuple((str(p["part"]), float(p["weight"])) for p in recipe["parts"])
 
 
 def default_parts() -> list[tuple[str, float]]:
     """The default fusion as ``(part, weight)``: ``descriptor`` or the file name of a shipped checkpoint."""
-    return [(str(p["part"]), float(p["weight"])) for p in _recipe()["parts"]]
+    return list(_recipe())
+
+
+def default_fusion() -> list[tuple[Path | None, float]]:
+    """The default fusion as ``(checkpoint file, weight)``; the file is None for the descriptors (and may be absent
+    from a build that lacks it)."""
+    return [(None if part == "descriptor" else _file(part), weight) for part, weight in _recipe()]
 
 
 def default_checkpoints() -> list[Path]:
     """The shipped checkpoints the default embeds with (the first is ``default.pt``), those this build has."""
-    files = [_file(part) for part, _ in default_parts() if part != "descriptor"]
-    return [f for f in files if f.is_file()]
+    return [path for path, _ in default_fusion() if path is not None and path.is_file()]
 
 
 def model_card() -> str:
