@@ -368,41 +368,75 @@ def measure(library: Path, clients: int, seconds: float, seed: int = 0, map_limi
     }
 
 
-def ann_table(library: Path, seed: int = 0, queries: int = 200) -> dict[str, Any]:
-    """Recall@10 (leave-one-out, against exact search), time per query and memory of IVF-Flat, IVF-SQ8 (the index
-    the server uses, read from the library) and OPQ+IVF-PQ over the default's search vectors, at several
-    ``nprobe``. IVF-Flat shares the SQ8 index's cells (each vector goes to the cell it is in there)."""
+def _search_rows(name: str, index: Any, q: np.ndarray, qids: np.ndarray, truth: np.ndarray, nprobes: list[int],
+                 lib: Any = None) -> list[dict[str, Any]]:
+    """Recall@10 and time per query of ``index`` at each ``nprobe``: an :class:`AnnIndex` searched in one batch, or
+    (``lib`` given) a compact :class:`VectorIndex` searched query by query as the server does, re-ranking its
+    candidates with the exact vectors read from the catalogue."""
+    from soundalike.search.ann import overlap_at_k
+
+    rows = []
+    for nprobe in nprobes:
+        t1 = time.perf_counter()
+        if lib is None:
+            found, _ = index.search(q, 11, nprobe=nprobe)
+        else:
+            index.ann.params.nprobe = nprobe
+            found = np.full((len(q), 11), -1, np.int64)
+            for row, vector in enumerate(q):
+                got, _ = index.search(vector, 11, lib=lib)
+                found[row, :len(got)] = got
+        ms = (time.perf_counter() - t1) * 1000 / len(q)
+        found = np.array([[t for t in row if t != qid][:10] for row, qid in zip(found, qids, strict=True)])
+        rows.append({"index": name, "nprobe": nprobe, "recall_at_10": round(overlap_at_k(found, truth, 10), 4),
+                     "ms_per_query": round(ms, 2)})
+    log(f"{name}: {[(r['nprobe'], r['recall_at_10'], r['ms_per_query']) for r in rows]}")
+    return rows
+
+
+def ann_table(library: Path, seed: int = 0, queries: int = 200, served_only: bool = False) -> dict[str, Any]:
+    """Recall@10 (leave-one-out, against exact search of the stored float vectors), time per query and memory of
+    IVF-Flat, IVF-SQ8 (the index the server uses, read from the library) and OPQ+IVF-PQ over the default's search
+    vectors, at several ``nprobe``; the compact ones also with their candidates re-ranked by the exact vectors
+    (:data:`~soundalike.search.index.RERANK` per result, as ``similar`` does). IVF-Flat shares the SQ8 index's
+    cells (each vector goes to the cell it is in there). ``served_only``: only the served IVF-SQ8, with and
+    without the re-rank (one pass over the library for the exact neighbours; no IVF-Flat copy, no PQ)."""
     import faiss
 
     from soundalike.library.catalog import Library
-    from soundalike.recommend import load_index
-    from soundalike.search.ann import MAX_TRAIN, AnnIndex, AnnParams, exact_search, overlap_at_k
-    from soundalike.search.index import CHUNK
+    from soundalike.models.embedding import resolve_model
+    from soundalike.search.ann import MAX_TRAIN, AnnIndex, AnnParams, exact_search
+    from soundalike.search.index import CHUNK, RERANK, VectorIndex
     from soundalike.search.space import read_raw
 
     with Library.open(library) as lib:
-        served = load_index(lib, "default")
+        # What load_index serves at a million tracks (the saved IVF-SQ8 is opened); a small library gets one too.
+        served = VectorIndex.from_library(lib, resolve_model(lib, "default"), ann=True, codec="sq8")
         emb, ids = served.embedding, served.ids
         sq8 = served.ann
+        served_nprobe = sq8.params.nprobe
         nlist, d = sq8.params.nlist, emb.dim
         rng = np.random.default_rng(seed)
         qids = np.sort(rng.choice(ids, min(queries, len(ids)), replace=False))
         q = emb.transform(read_raw(lib, emb.model, qids))
-        sq8_ivf = faiss.extract_index_ivf(sq8._index)
-        cell = {}
-        lists = sq8_ivf.invlists
-        for i in range(nlist):
-            size = lists.list_size(i)
-            if size:
-                for tid in faiss.rev_swig_ptr(lists.get_ids(i), size):
-                    cell[int(tid)] = i
-        flat_ivf = faiss.IndexIVFFlat(faiss.clone_index(sq8_ivf.quantizer), d, nlist, faiss.METRIC_INNER_PRODUCT)
-        flat_ivf.is_trained = True
-        t0 = time.perf_counter()
-        sample_ids = np.sort(rng.choice(ids, min(MAX_TRAIN, len(ids)), replace=False))
-        pq = AnnIndex.trained(emb.transform(read_raw(lib, emb.model, sample_ids)), nlist=nlist, codec="pq",
-                              seed=seed)
-        pq_train_s = time.perf_counter() - t0
+        flat_ivf = pq = None
+        pq_train_s = 0.0
+        cell: dict[int, int] = {}
+        if not served_only:
+            sq8_ivf = faiss.extract_index_ivf(sq8._index)
+            lists = sq8_ivf.invlists
+            for i in range(nlist):
+                size = lists.list_size(i)
+                if size:
+                    for tid in faiss.rev_swig_ptr(lists.get_ids(i), size):
+                        cell[int(tid)] = i
+            flat_ivf = faiss.IndexIVFFlat(faiss.clone_index(sq8_ivf.quantizer), d, nlist, faiss.METRIC_INNER_PRODUCT)
+            flat_ivf.is_trained = True
+            t0 = time.perf_counter()
+            sample_ids = np.sort(rng.choice(ids, min(MAX_TRAIN, len(ids)), replace=False))
+            pq = AnnIndex.trained(emb.transform(read_raw(lib, emb.model, sample_ids)), nlist=nlist, codec="pq",
+                                  seed=seed)
+            pq_train_s = time.perf_counter() - t0
         k = 11
         best_ids = np.full((len(q), k), -1, np.int64)
         best = np.full((len(q), k), -np.inf, np.float32)
@@ -410,36 +444,35 @@ def ann_table(library: Path, seed: int = 0, queries: int = 200) -> dict[str, Any
         for start in range(0, len(ids), CHUNK):
             part = ids[start:start + CHUNK]
             x = np.ascontiguousarray(emb.transform(read_raw(lib, emb.model, part)))
-            assign = np.array([cell[int(t)] for t in part], dtype=np.int64)
-            flat_ivf.add_core(len(part), faiss.swig_ptr(x), faiss.swig_ptr(part), faiss.swig_ptr(assign))
-            pq.add(part, x)
+            if flat_ivf is not None and pq is not None:
+                assign = np.array([cell[int(t)] for t in part], dtype=np.int64)
+                flat_ivf.add_core(len(part), faiss.swig_ptr(x), faiss.swig_ptr(part), faiss.swig_ptr(assign))
+                pq.add(part, x)
             found, scores = exact_search(part, x, q, k)
             all_ids, all_scores = np.hstack([best_ids, found]), np.hstack([best, scores])
             order = np.argsort(-all_scores, axis=1, kind="stable")[:, :k]
             best_ids = np.take_along_axis(all_ids, order, axis=1)
             best = np.take_along_axis(all_scores, order, axis=1)
             if start % (CHUNK * 20) == 0:
-                log(f"ann table: {start} of {len(ids)} vectors added")
+                log(f"ann table: {start} of {len(ids)} vectors read")
         add_s = time.perf_counter() - t0
-        flat = AnnIndex(flat_ivf, AnnParams("ivf", d, nlist=nlist, nprobe=sq8.params.nprobe, codec="flat"))
         truth = np.array([[t for t in row if t != qid][:10] for row, qid in zip(best_ids, qids, strict=True)])
-        rows = []
-        for name, index in (("ivf-flat", flat), ("ivf-sq8", sq8), ("opq+ivf-pq", pq)):
-            for nprobe in (1, 4, 16, 32, 64, 256):
-                t1 = time.perf_counter()
-                found, _ = index.search(q, k, nprobe=nprobe)
-                ms = (time.perf_counter() - t1) * 1000 / len(q)
-                found = np.array([[t for t in row if t != qid][:10] for row, qid in zip(found, qids, strict=True)])
-                rows.append({"index": name, "nprobe": nprobe, "recall_at_10": round(overlap_at_k(found, truth, 10), 4),
-                             "ms_per_query": round(ms, 2)})
-            rows[-1]["memory_mb"] = round(index.memory_bytes() / 2**20, 1)
-            log(f"{name}: {[(r['nprobe'], r['recall_at_10'], r['ms_per_query']) for r in rows[-6:]]}, "
-                f"{rows[-1]['memory_mb']} MB")
-        memory = {name: round(index.memory_bytes() / 2**20, 1) for name, index in
-                  (("ivf-flat", flat), ("ivf-sq8", sq8), ("opq+ivf-pq", pq))}
+        nprobes = [1, 2, 4, 8, 16, 64] if served_only else [1, 4, 16, 32, 64, 256]
+        rows = _search_rows("ivf-sq8", sq8, q, qids, truth, nprobes)
+        rows += _search_rows(f"ivf-sq8+rerank{RERANK}", served, q, qids, truth, nprobes, lib=lib)
+        memory = {"ivf-sq8": round(sq8.memory_bytes() / 2**20, 1)}
+        if flat_ivf is not None and pq is not None:
+            flat = AnnIndex(flat_ivf, AnnParams("ivf", d, nlist=nlist, nprobe=served_nprobe, codec="flat"))
+            rows += _search_rows("ivf-flat", flat, q, qids, truth, nprobes)
+            rows += _search_rows("opq+ivf-pq", pq, q, qids, truth, nprobes)
+            rows += _search_rows(f"opq+ivf-pq+rerank{RERANK}", VectorIndex(ids, None, emb, ann=pq), q, qids, truth,
+                                 nprobes, lib=lib)
+            memory.update({"ivf-flat": round(flat.memory_bytes() / 2**20, 1),
+                           "opq+ivf-pq": round(pq.memory_bytes() / 2**20, 1)})
+        sq8.params.nprobe = served_nprobe
     return {"n": len(ids), "dim": d, "nlist": nlist, "queries": len(q), "served": "ivf-sq8",
-            "served_nprobe": sq8.params.nprobe, "memory_mb": memory, "rows": rows,
-            "pq_train_s": round(pq_train_s, 1), "add_s": round(add_s, 1), "threads": faiss.omp_get_max_threads()}
+            "served_nprobe": served_nprobe, "rerank": RERANK, "memory_mb": memory, "rows": rows,
+            "pq_train_s": round(pq_train_s, 1), "pass_s": round(add_s, 1), "threads": faiss.omp_get_max_threads()}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -453,6 +486,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--map-limit", type=int, help="Points per map answer (default: the server's).")
     parser.add_argument("--ann-only", action="store_true", help="Only the IVF / IVF-SQ8 / OPQ+IVF-PQ table.")
+    parser.add_argument("--recall-only", action="store_true", help="Only the served IVF-SQ8's recall@10, with and "
+                                                                   "without the exact re-rank.")
     parser.add_argument("--build-only", action="store_true", help="Only build the catalogue and its index.")
     parser.add_argument("--json", action="store_true", help="Print only the JSON report.")
     parser.add_argument("--out", type=Path, help="Also write the JSON report here.")
@@ -463,8 +498,9 @@ def main(argv: list[str] | None = None) -> int:
 
     with tempfile.TemporaryDirectory(prefix="soundalike-scale-") as tmp:
         library = args.library or Path(tmp) / "lib"
-        if args.ann_only:
-            report: dict[str, Any] = {"n": args.n, "ann": ann_table(library, seed=args.seed)}
+        if args.ann_only or args.recall_only:
+            report: dict[str, Any] = {"n": args.n, "ann": ann_table(library, seed=args.seed,
+                                                                    served_only=args.recall_only)}
         elif args.build_only:
             report = {"n": args.n, "build": build(library, args.n, args.seed)}
         else:

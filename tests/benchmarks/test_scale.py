@@ -22,3 +22,14 @@ def test_build_and_measure_a_small_catalogue(tmp_path: Path) -> None:
     assert warm["map_overview_points"] == 500 < warm["map_overview_total"] == 2000
     assert set(report["targets"]) == {"p99_within_3x_health", "p99_within_50ms", "rss_within_6gb",
                                       "map_overview_within_1s"}
+
+
+def test_recall_of_the_served_codes_with_and_without_the_exact_rerank(tmp_path: Path) -> None:
+    library = tmp_path / "lib"
+    scale.build(library, 2000, seed=0, index=False)
+    table = scale.ann_table(library, queries=40, served_only=True)
+    rows = {(r["index"], r["nprobe"]): r["recall_at_10"] for r in table["rows"]}
+    assert table["n"] == 2000 and set(table["memory_mb"]) == {"ivf-sq8"}
+    for nprobe in (1, 64):
+        assert rows[("ivf-sq8+rerank4", nprobe)] >= rows[("ivf-sq8", nprobe)]
+    assert rows[("ivf-sq8+rerank4", 64)] == 1.0  # every cell scanned: the re-rank finds the exact neighbours

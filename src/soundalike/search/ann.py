@@ -377,10 +377,10 @@ class AnnIndex:
     def reconstruct(self, ids: np.ndarray | list[int]) -> np.ndarray:
         """The stored vectors ``(n, d)`` of indexed track ``ids``, scaled back to unit length: exact for ``flat``
         codecs, decoded from the codes for ``sq8`` (cosine error ~1e-5) and ``pq`` (coarser)."""
-        wanted = np.asarray(ids, dtype=np.int64).ravel()
-        out = np.zeros((len(wanted), self.params.dim), dtype=np.float32)
-        for row, track_id in enumerate(wanted):
-            out[row] = self._index.reconstruct(int(track_id))
+        wanted = np.ascontiguousarray(np.asarray(ids, dtype=np.int64).ravel())
+        if not len(wanted):
+            return np.zeros((0, self.params.dim), dtype=np.float32)
+        out = np.asarray(self._index.reconstruct_batch(wanted), dtype=np.float32).reshape(len(wanted), -1)
         return out if self.params.codec == "flat" else _unit(out)
 
     def decoded(self, chunk: int = 65536) -> Iterator[tuple[np.ndarray, np.ndarray]]:

@@ -38,6 +38,9 @@ CHUNK = 10_000
 STATS_SAMPLE = 50_000
 #: Library vectors used as queries to calibrate ``nprobe`` of an index built in parts.
 CALIBRATION_QUERIES = 200
+#: A compact index's search re-scores this many candidates per wanted result with the exact vectors (its 8-bit or
+#: product codes alone capped recall@10 at 0.967 on a million tracks).
+RERANK = 4
 
 
 def index_paths(lib: Library, model: str) -> tuple[Path, Path]:
@@ -251,14 +254,47 @@ class VectorIndex:
             return self.ann.reconstruct(np.asarray(track_ids, dtype=np.int64))
         return self._vectors[rows] if len(rows) else self._vectors[:0]
 
-    def search(self, query: np.ndarray, k: int, exclude: set[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Top-``k`` ``(track_ids, cosine scores)`` for one unit-length search vector, skipping ``exclude``."""
+    def has(self, track_ids: np.ndarray | list[int]) -> np.ndarray:
+        """Whether each of ``track_ids`` is indexed (a boolean array, in the given order)."""
+        return self._rows(track_ids) >= 0
+
+    def exact_vectors(self, lib: Library, track_ids: np.ndarray | list[int]) -> tuple[np.ndarray, np.ndarray]:
+        """``(ids, search vectors)`` of those of ``track_ids`` the catalogue still holds, from their stored float
+        vectors (what a compact index only approximates), in the given order."""
+        want = np.asarray(track_ids, dtype=np.int64).ravel()
+        common = np.unique(want)
+        blocks: list[np.ndarray] = []
+        for part in self.embedding.parts:
+            found, mat = lib.vectors(part.model, ids=common)
+            keep = np.isin(common, found)
+            common = common[keep]
+            blocks = [b[keep] for b in blocks]
+            blocks.append(mat[np.searchsorted(found, common)] if len(common) else np.zeros((0, part.dim), np.float32))
+        order = want[np.isin(want, common)]
+        if not len(order):
+            return order, np.zeros((0, self.embedding.dim), np.float32)
+        raw = np.hstack(blocks)[np.searchsorted(common, order)]
+        return order, self.embedding.transform(raw)
+
+    def search(self, query: np.ndarray, k: int, exclude: set[int] | None = None, lib: Library | None = None
+               ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-``k`` ``(track_ids, cosine scores)`` for one unit-length search vector, skipping ``exclude``. With
+        ``lib``, a compact index re-scores :data:`RERANK` candidates per wanted result with the exact vectors read
+        from the catalogue (:meth:`exact_vectors`) and ranks by those scores."""
         exclude = exclude or set()
         want = min(len(self.ids), k + len(exclude))
         if want <= 0:
             return np.zeros(0, np.int64), np.zeros(0, np.float32)
-        found_ids, found_scores = self.ann.search(np.atleast_2d(query).astype(np.float32), want)
+        rerank = lib is not None and self.compact
+        fetch = min(len(self.ids), RERANK * want) if rerank else want
+        q = np.atleast_2d(query).astype(np.float32)
+        found_ids, found_scores = self.ann.search(q, fetch)
         found = [(i, s) for i, s in zip(found_ids[0], found_scores[0], strict=True) if i >= 0]
+        if rerank and found and lib is not None:
+            cand, vectors = self.exact_vectors(lib, [int(t) for t, _ in found])
+            exact = vectors @ q[0]
+            order = np.argsort(-exact, kind="stable")
+            found = [(cand[o], exact[o]) for o in order]
         keep = [(t, s) for t, s in found if int(t) not in exclude][:k]
         return (np.array([t for t, _ in keep], dtype=np.int64), np.array([s for _, s in keep], dtype=np.float32))
 
