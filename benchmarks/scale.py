@@ -288,7 +288,9 @@ def _timed_get(http: Any, url: str) -> tuple[float, Any]:
 
 def warm_up(url: str, work: ScaleWorkload) -> dict[str, Any]:
     """The first requests, timed: the index load (first ``similar``), the first map overview, and how long every
-    track's map position takes in the background (polling a window until it is no longer ``partial``)."""
+    track's map position takes in the background (polling a window until it is no longer ``partial``). The server
+    loads the index and computes the overview at start-up in the background (``maplayout.warm_up``): the first
+    ``similar`` waits for what is left of that, and the overview is then served from its cache."""
     import httpx2
 
     out: dict[str, Any] = {}
@@ -328,6 +330,7 @@ def measure(library: Path, clients: int, seconds: float, seed: int = 0, map_limi
     from soundalike.app.server.run import background_server
 
     work = workload(library, seed, map_limit)
+    load_before = [round(x, 2) for x in os.getloadavg()]
     disk = {"catalogue_mb": sum(disk_mb(p) for p in library.glob("catalog.sqlite*")),
             "indexes_mb": disk_mb(library / "indexes"), "features_mb": disk_mb(library / "features")}
     with background_server(library) as server:
@@ -363,7 +366,9 @@ def measure(library: Path, clients: int, seconds: float, seed: int = 0, map_limi
         "server_cpu_ms_per_request": None if used is None else round(1000 * used / max(load["requests"], 1), 2),
         "machine": {"python": platform.python_version(), "cpus": os.cpu_count(),
                     "load_average_1_5_15": [round(x, 2) for x in os.getloadavg()],
-                    "note": "shared with other engineers' jobs: not idle"},
+                    "load_average_before": load_before,
+                    "note": "2 cores shared with other engineers' jobs (two other agents working at the same time): "
+                            "loaded, not idle; compare each endpoint's p99 with health's in the same run"},
         "weights": WEIGHTS,
     }
 

@@ -10,7 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from soundalike.app.server.app import create_app
-from soundalike.app.server.maplayout import MapLayout, Projection, principal_components, priority
+from soundalike.app.server.maplayout import MapLayout, Projection, principal_components, priority, serve_map
 from soundalike.audio.analysis import Tags
 from soundalike.audio.descriptors import DESCRIPTOR_DIM
 from soundalike.library.catalog import DESCRIPTOR_MODEL, Library, NewTrack
@@ -42,17 +42,22 @@ def test_windows_keep_the_points_already_shown() -> None:
     assert priority(np.arange(5), seed=3).tolist() == priority(np.arange(5), seed=3).tolist()
 
 
+def add_tracks(lib: Library, start: int, n: int) -> None:
+    """``n`` tracks with clustered random descriptors (no audio), ids from ``start + 1``."""
+    rng = np.random.default_rng(2 + start)
+    centres = np.random.default_rng(2).standard_normal((6, DESCRIPTOR_DIM)) * 3
+    lib.add_tracks([NewTrack(path=f"/m/{i}.flac", audio_hash=f"h{i}", duration=60.0,
+                             tags=Tags(artist=f"A{i % 6}", album=f"B{i % 12}", title=f"T {i}"),
+                             vectors={DESCRIPTOR_MODEL: centres[i % 6] + rng.standard_normal(DESCRIPTOR_DIM)})
+                    for i in range(start, start + n)])
+
+
 @pytest.fixture(scope="module")
 def large(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """600 tracks with clustered random descriptors (no audio)."""
     root = tmp_path_factory.mktemp("maplib") / "lib"
-    rng = np.random.default_rng(2)
-    centres = rng.standard_normal((6, DESCRIPTOR_DIM)) * 3
     with Library.open(root) as lib:
-        lib.add_tracks([NewTrack(path=f"/m/{i}.flac", audio_hash=f"h{i}", duration=60.0,
-                                 tags=Tags(artist=f"A{i % 6}", album=f"B{i % 12}", title=f"T {i}"),
-                                 vectors={DESCRIPTOR_MODEL: centres[i % 6] + rng.standard_normal(DESCRIPTOR_DIM)})
-                        for i in range(600)])
+        add_tracks(lib, 0, 600)
     return root
 
 
@@ -75,3 +80,26 @@ def test_the_api_samples_large_maps_and_windows_them(large: Path) -> None:
         assert c.get("/api/map", params={"x0": 0.5, "x1": 0.1, "y0": 0, "y1": 1}).status_code == 422
         assert c.get("/api/map", params={"x0": 0.5}).status_code == 422
         assert c.get("/api/map", params={"limit": 0}).status_code == 422
+
+
+def test_the_overview_is_computed_at_start_and_its_answer_kept_per_generation(tmp_path: Path) -> None:
+    with Library.open(tmp_path / "lib") as lib:
+        add_tracks(lib, 0, 300)
+    app = create_app(tmp_path / "lib", refresh_seconds=0.0, map_points=50)
+    server = app.state.server
+    with TestClient(app, client=("127.0.0.1", 5000)) as c:
+        for _ in range(300):  # no request yet: the start-up warm-up computes every track's position
+            if isinstance(server.maps.get(("default", "pca-full", server.state.generation())), MapLayout):
+                break
+            time.sleep(0.1)
+        assert isinstance(server.maps.get(("default", "pca-full", server.state.generation())), MapLayout)
+        over = c.get("/api/map").json()  # the server's --map-points is the default limit
+        assert over["count"] == 50 and over["total"] == 300 and over["sampled"]
+        index = server.state.index("default")
+        first = serve_map(server.state, server.maps, index, "default", "pca", None, 50)
+        assert first is serve_map(server.state, server.maps, index, "default", "pca", None, 50)  # kept, not rebuilt
+        assert c.get("/api/map").content == first.raw
+        with Library.open(tmp_path / "lib") as lib:  # the catalogue changes: the next answer is computed again
+            add_tracks(lib, 300, 1)
+        again = c.get("/api/map").json()
+        assert again["total"] == 301 and again["count"] == 50

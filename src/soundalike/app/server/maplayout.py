@@ -188,7 +188,8 @@ def answer(model: str, overview: MapLayout, full: MapLayout | None, box: tuple[f
 def serve_map(state: LibraryState, jobs: BackgroundJobs, index: VectorIndex, model: str, method: str,
               box: tuple[float, float, float, float] | None, limit: int) -> PackedJson | None:
     """The answer of ``/api/map`` for a library larger than ``limit`` or a window: the overview is computed in
-    the request (PCA) or in the background (t-SNE: None until it is ready, ask again); every track's PCA
+    the request (PCA) or in the background (t-SNE: None until it is ready, ask again), and its answer (JSON and
+    gzip) kept per catalogue generation, so only the first request after a change waits for it; every track's PCA
     position is computed in the background once per generation, for windows."""
     gen = state.generation()
     if method == "tsne":
@@ -200,15 +201,39 @@ def serve_map(state: LibraryState, jobs: BackgroundJobs, index: VectorIndex, mod
                 raise RuntimeError(f"the t-SNE map failed: {failure}")
             jobs.start(key, lambda: overview_layout(index, "tsne", TSNE_MAX_POINTS))
             return None
-        overview: MapLayout = built[0]
-        full: MapLayout | None = overview  # t-SNE places its sample only: windows are answered from it
-    else:
-        overview, projection, order = state.cached(("map-overview", model),
-                                                   lambda: overview_layout(index, "pca"))
-        full_key = (model, "pca-full", gen)
-        done = jobs.get(full_key)
-        full = done if isinstance(done, MapLayout) else None
-        if full is None and box is not None:
-            jobs.start(full_key, lambda: full_layout(index, projection, order))
-    raw = answer(index.embedding.model, overview, full, box, limit, state.lib().tracks, len(index))
-    return PackedJson.of(raw)
+        tsne: MapLayout = built[0]
+        if box is None:
+            return state.cached(("map-answer", model, "tsne", str(limit)), lambda: PackedJson.of(
+                answer(index.embedding.model, tsne, tsne, None, limit, state.lib().tracks, len(index))))
+        # t-SNE places its sample only: windows are answered from it
+        return PackedJson.of(answer(index.embedding.model, tsne, tsne, box, limit, state.lib().tracks, len(index)))
+    points = max(limit, OVERVIEW_POINTS)
+    overview, projection, order = state.cached(("map-overview", model, str(points)),
+                                               lambda: overview_layout(index, "pca", points))
+    if box is None:
+        return state.cached(("map-answer", model, "pca", str(limit)), lambda: PackedJson.of(
+            answer(index.embedding.model, overview, None, None, limit, state.lib().tracks, len(index))))
+    full_key = (model, "pca-full", gen)
+    done = jobs.get(full_key)
+    full = done if isinstance(done, MapLayout) else None
+    if full is None:
+        jobs.start(full_key, lambda: full_layout(index, projection, order))
+    return PackedJson.of(answer(index.embedding.model, overview, full, box, limit, state.lib().tracks, len(index)))
+
+
+def warm_up(state: LibraryState, jobs: BackgroundJobs, limit: int = OVERVIEW_POINTS, model: str = "default") -> None:
+    """At server start, for a library above ``limit`` tracks: load ``model``'s index, compute the map overview's
+    answer and start every track's position (in the calling thread: start it in one of its own), so the first
+    visitor of the map does not wait for them. Anything that fails here fails again, with its message, in the
+    request that needs it."""
+    try:
+        lib = state.lib()
+        if int(lib.conn.execute("SELECT COUNT(*) FROM tracks").fetchone()[0]) <= limit:
+            return
+        index = state.index(model)
+        if len(index) <= limit:
+            return
+        serve_map(state, jobs, index, model, "pca", None, limit)
+        serve_map(state, jobs, index, model, "pca", (0.0, 1.0, 0.0, 1.0), limit)  # starts every track's position
+    except Exception:  # noqa: BLE001 - a warm-up only: the request that needs it reports the error
+        return
