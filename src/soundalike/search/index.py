@@ -38,9 +38,13 @@ CHUNK = 10_000
 STATS_SAMPLE = 50_000
 #: Library vectors used as queries to calibrate ``nprobe`` of an index built in parts.
 CALIBRATION_QUERIES = 200
-#: A compact index's search re-scores this many candidates per wanted result with the exact vectors (its 8-bit or
-#: product codes alone capped recall@10 at 0.967 on a million tracks).
+#: A compact index's search re-scores this many candidates per wanted result (of the first :data:`RERANK_TOP`) with
+#: the exact vectors: its 8-bit codes alone capped recall@10 at 0.966 on a million tracks, re-ranked 0.981
+#: (benchmarks/results/scale-recall.json).
 RERANK = 4
+#: Results whose order the re-rank makes exact; results a caller asks for beyond these (room for its filters) are
+#: re-scored too, without more candidates.
+RERANK_TOP = 10
 
 
 def index_paths(lib: Library, model: str) -> tuple[Path, Path]:
@@ -279,14 +283,15 @@ class VectorIndex:
     def search(self, query: np.ndarray, k: int, exclude: set[int] | None = None, lib: Library | None = None
                ) -> tuple[np.ndarray, np.ndarray]:
         """Top-``k`` ``(track_ids, cosine scores)`` for one unit-length search vector, skipping ``exclude``. With
-        ``lib``, a compact index re-scores :data:`RERANK` candidates per wanted result with the exact vectors read
-        from the catalogue (:meth:`exact_vectors`) and ranks by those scores."""
+        ``lib``, a compact index re-scores :data:`RERANK` candidates per wanted result (of the first
+        :data:`RERANK_TOP`) with the exact vectors read from the catalogue (:meth:`exact_vectors`) and ranks by those
+        scores."""
         exclude = exclude or set()
         want = min(len(self.ids), k + len(exclude))
         if want <= 0:
             return np.zeros(0, np.int64), np.zeros(0, np.float32)
         rerank = lib is not None and self.compact
-        fetch = min(len(self.ids), RERANK * want) if rerank else want
+        fetch = min(len(self.ids), max(want, RERANK * min(want, RERANK_TOP))) if rerank else want
         q = np.atleast_2d(query).astype(np.float32)
         found_ids, found_scores = self.ann.search(q, fetch)
         found = [(i, s) for i, s in zip(found_ids[0], found_scores[0], strict=True) if i >= 0]
