@@ -2,6 +2,7 @@
 
     python benchmarks/scale.py [--n 1000000] [--library DIR] [--clients 8] [--seconds 30] [--json] [--out FILE]
     python benchmarks/scale.py --ann-only --library DIR [--out FILE]   # the IVF / IVF-SQ8 / OPQ+IVF-PQ table
+    python benchmarks/scale.py --recall-only --library DIR [--out FILE]   # the served IVF-SQ8, with/without re-rank
 
 **Build** (skipped when ``--library`` already holds ``--n`` tracks): ``--n`` tracks catalogued through
 :meth:`Library.add_tracks <soundalike.library.catalog.Library.add_tracks>` in batches, no audio: realistic tags
@@ -32,7 +33,9 @@ the library, so the server opens it instead of building it.
 The JSON (``{"n", "rss_mb", "disk_mb", "results": [{"endpoint", "p50_ms", "p99_ms", ...}], ...}``) gives each
 endpoint's p99 as a multiple of ``health``'s: on a shared machine that ratio, not the milliseconds, is the figure
 to compare. ``--ann-only`` measures recall@10 (against exact search, 200 library queries), search time and memory
-of IVF-Flat, IVF-SQ8 and OPQ+IVF-PQ over the same search vectors (the default's, from the library).
+of IVF-Flat, IVF-SQ8 and OPQ+IVF-PQ over the same search vectors (the default's, from the library), the compact
+ones also with the exact re-rank of their candidates; ``--recall-only`` the served IVF-SQ8 alone, with and without
+the re-rank (one pass over the library, no IVF-Flat copy in memory).
 """
 
 from __future__ import annotations
@@ -435,7 +438,9 @@ def ann_table(library: Path, seed: int = 0, queries: int = 200, served_only: boo
                 if size:
                     for tid in faiss.rev_swig_ptr(lists.get_ids(i), size):
                         cell[int(tid)] = i
-            flat_ivf = faiss.IndexIVFFlat(faiss.clone_index(sq8_ivf.quantizer), d, nlist, faiss.METRIC_INNER_PRODUCT)
+            stored = sq8_ivf.d  # the SQ8 index's cells are over its padded dimension (search/ann.py, SQ8_ALIGN)
+            flat_ivf = faiss.IndexIVFFlat(faiss.clone_index(sq8_ivf.quantizer), stored, nlist,
+                                          faiss.METRIC_INNER_PRODUCT)
             flat_ivf.is_trained = True
             t0 = time.perf_counter()
             sample_ids = np.sort(rng.choice(ids, min(MAX_TRAIN, len(ids)), replace=False))
@@ -451,7 +456,8 @@ def ann_table(library: Path, seed: int = 0, queries: int = 200, served_only: boo
             x = np.ascontiguousarray(emb.transform(read_raw(lib, emb.model, part)))
             if flat_ivf is not None and pq is not None:
                 assign = np.array([cell[int(t)] for t in part], dtype=np.int64)
-                flat_ivf.add_core(len(part), faiss.swig_ptr(x), faiss.swig_ptr(part), faiss.swig_ptr(assign))
+                padded = np.ascontiguousarray(np.hstack([x, np.zeros((len(x), stored - d), np.float32)]))
+                flat_ivf.add_core(len(part), faiss.swig_ptr(padded), faiss.swig_ptr(part), faiss.swig_ptr(assign))
                 pq.add(part, x)
             found, scores = exact_search(part, x, q, k)
             all_ids, all_scores = np.hstack([best_ids, found]), np.hstack([best, scores])
@@ -462,7 +468,7 @@ def ann_table(library: Path, seed: int = 0, queries: int = 200, served_only: boo
                 log(f"ann table: {start} of {len(ids)} vectors read")
         add_s = time.perf_counter() - t0
         truth = np.array([[t for t in row if t != qid][:10] for row, qid in zip(best_ids, qids, strict=True)])
-        nprobes = [1, 2, 4, 8, 16, 64] if served_only else [1, 4, 16, 32, 64, 256]
+        nprobes = [1, 2, 4, 8, 16, 64] if served_only else [1, 2, 4, 16, 64]
         rows = _search_rows("ivf-sq8", sq8, q, qids, truth, nprobes)
         rows += _search_rows(f"ivf-sq8+rerank{RERANK}", served, q, qids, truth, nprobes, lib=lib)
         memory = {"ivf-sq8": round(sq8.memory_bytes() / 2**20, 1)}
@@ -478,6 +484,18 @@ def ann_table(library: Path, seed: int = 0, queries: int = 200, served_only: boo
     return {"n": len(ids), "dim": d, "nlist": nlist, "queries": len(q), "served": "ivf-sq8",
             "served_nprobe": served_nprobe, "rerank": RERANK, "memory_mb": memory, "rows": rows,
             "pq_train_s": round(pq_train_s, 1), "pass_s": round(add_s, 1), "threads": faiss.omp_get_max_threads()}
+
+
+def _commit() -> str | None:
+    """The short commit of the code measured (None outside a git checkout)."""
+    import subprocess
+
+    try:
+        done = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
+                              text=True, timeout=10, check=True)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.strip() or None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -504,16 +522,16 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="soundalike-scale-") as tmp:
         library = args.library or Path(tmp) / "lib"
         if args.ann_only or args.recall_only:
-            report: dict[str, Any] = {"n": args.n, "ann": ann_table(library, seed=args.seed,
-                                                                    served_only=args.recall_only)}
+            report: dict[str, Any] = {"n": args.n, "commit": _commit(),
+                                      "ann": ann_table(library, seed=args.seed, served_only=args.recall_only)}
         elif args.build_only:
             report = {"n": args.n, "build": build(library, args.n, args.seed)}
         else:
             t0 = time.perf_counter()
             timings = build(library, args.n, args.seed)
             timings["build_s"] = round(time.perf_counter() - t0, 1)
-            report = {"benchmark": "scale", **measure(library, args.clients, args.seconds, args.seed, args.map_limit),
-                      "build": timings}
+            report = {"benchmark": "scale", "commit": _commit(),
+                      **measure(library, args.clients, args.seconds, args.seed, args.map_limit), "build": timings}
     text = json.dumps(report, indent=2)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -65,3 +65,29 @@ def test_decoded_sq8_lists_match_reconstruct() -> None:
     index = ann.AnnIndex.build(ids, x, kind="ivf", codec="sq8", nlist=8, nprobe=2)
     for part, vectors in index.decoded(chunk=500):
         np.testing.assert_allclose(vectors, index.reconstruct(part), atol=1e-6)
+
+
+def test_sq8_codes_are_stored_padded_to_an_aligned_dimension(tmp_path: Path) -> None:
+    import faiss
+
+    x = clustered(3000, d=70, seed=6)  # 70 dimensions: stored as 80
+    ids = np.arange(3000, dtype=np.int64) + 5
+    index = ann.AnnIndex.trained(x, nlist=16, codec="sq8", seed=0)
+    index.add(ids, x)
+    assert index.params.dim == 70 and index._index.d == 80
+    found, scores = index.search(x[:20], 1, nprobe=16)
+    assert (found[:, 0] == ids[:20]).all() and np.allclose(scores[:, 0], 1.0, atol=5e-3)
+    assert index.reconstruct(ids[:3]).shape == (3, 70)
+    assert all(v.shape[1] == 70 for _, v in index.decoded(chunk=1000))
+    index.save(tmp_path / "padded.ann")
+    assert ann.AnnIndex.load(tmp_path / "padded.ann", dim=70)._index.d == 80
+    # An sq8 index saved before the padding (faiss at the vectors' own dimension) still opens and answers.
+    quantizer = faiss.IndexFlatIP(70)
+    old = faiss.IndexIVFScalarQuantizer(quantizer, 70, 16, faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT)
+    old.train(x)
+    old.set_direct_map_type(faiss.DirectMap.Hashtable)
+    old.add_with_ids(x, ids)
+    ann.AnnIndex(old, ann.AnnParams("ivf", 70, nlist=16, nprobe=16, codec="sq8")).save(tmp_path / "old.ann")
+    loaded = ann.AnnIndex.load(tmp_path / "old.ann", dim=70)
+    found, _ = loaded.search(x[:20], 1)
+    assert (found[:, 0] == ids[:20]).all() and loaded.reconstruct(ids[:2]).shape == (2, 70)

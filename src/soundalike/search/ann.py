@@ -32,7 +32,7 @@ from __future__ import annotations
 import json
 import os
 import struct
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, Literal
@@ -63,6 +63,10 @@ PLATEAU_FROM = 16
 PLATEAU_GAIN = 0.005
 #: IVF cells are trained on at most this many vectors (k-means on 1 M 1882-d vectors would take an hour here).
 MAX_TRAIN = 100_000
+#: ``sq8`` codes are stored for vectors padded with zeros to a multiple of this many dimensions: faiss compares
+#: 8-bit codes with SIMD only then (a 1882-d search took 6x longer than a 1888-d one, measured here; the zeros
+#: change no inner product).
+SQ8_ALIGN = 16
 
 MAGIC = b"SOUNDALIKE-ANN\n"
 FORMAT_VERSION = 1
@@ -198,13 +202,25 @@ def _drop_self(found: np.ndarray, self_ids: np.ndarray, k: int) -> np.ndarray:
     return np.take_along_axis(np.where(keep, found, -1), order, axis=1)[:, :k]
 
 
+def _aligned_dim(dim: int, codec: str) -> int:
+    """The dimension faiss stores ``dim``-d vectors in for ``codec`` (``sq8``: padded to :data:`SQ8_ALIGN`)."""
+    return -(-dim // SQ8_ALIGN) * SQ8_ALIGN if codec == "sq8" else dim
+
+
 class AnnIndex:
     """Top-k cosine search over unit vectors keyed by track id, exact (``flat``) or approximate (``ivf``)."""
 
     def __init__(self, index: faiss.Index, params: AnnParams) -> None:
         self._index = index
         self.params = params
+        self._pad = int(index.d) - params.dim  # zero columns faiss stores beyond the vectors' own (sq8)
         self._ids = self._stored_ids()
+
+    def _padded(self, x: np.ndarray) -> np.ndarray:
+        """Rows ``x (n, dim)`` as faiss stores them (zero columns appended for an aligned ``sq8`` index)."""
+        if not self._pad:
+            return x
+        return np.ascontiguousarray(np.hstack([x, np.zeros((len(x), self._pad), np.float32)]))
 
     # --- building -----------------------------------------------------------------------------------------------
     @classmethod
@@ -250,6 +266,9 @@ class AnnIndex:
         to it in parts (:meth:`add`), then :meth:`calibrate_queries` — a million vectors never sit in memory."""
         x = _check_vectors(sample)
         d = x.shape[1]
+        stored = _aligned_dim(d, codec)
+        if stored != d:
+            x = np.ascontiguousarray(np.hstack([x, np.zeros((len(x), stored - d), np.float32)]))
         if codec not in ("flat", "sq8", "pq"):
             raise AnnError(f"unknown codec {codec!r}; choose flat, sq8 or pq")
         if nlist > len(x):
@@ -265,9 +284,9 @@ class AnnIndex:
             ivf = faiss.downcast_index(faiss.extract_index_ivf(index))
             ivf.do_polysemous_training = False  # the factory's default; minutes of training for no use here
         else:
-            quantizer = faiss.IndexFlatIP(d)
+            quantizer = faiss.IndexFlatIP(stored)
             if codec == "sq8":
-                ivf = faiss.IndexIVFScalarQuantizer(quantizer, d, nlist, faiss.ScalarQuantizer.QT_8bit,
+                ivf = faiss.IndexIVFScalarQuantizer(quantizer, stored, nlist, faiss.ScalarQuantizer.QT_8bit,
                                                     faiss.METRIC_INNER_PRODUCT)
             else:
                 ivf = faiss.IndexIVFFlat(quantizer, d, nlist, faiss.METRIC_INNER_PRODUCT)
@@ -294,9 +313,12 @@ class AnnIndex:
         return self.calibrate_queries(x[pick], ids64[pick], truth, target_recall, k)
 
     def calibrate_queries(self, queries: np.ndarray, query_ids: np.ndarray, truth: np.ndarray,
-                          target_recall: float = TARGET_RECALL, k: int = 10) -> int:
+                          target_recall: float = TARGET_RECALL, k: int = 10,
+                          rerank: Callable[[np.ndarray], np.ndarray] | None = None, candidates: int = 0) -> int:
         """Set ``nprobe`` as :meth:`calibrate` does, from library vectors used as ``queries`` (their track ids
-        ``query_ids``) and their exact top-``k + 1`` ids ``truth`` over the whole library (themselves included)."""
+        ``query_ids``) and their exact top-``k + 1`` ids ``truth`` over the whole library (themselves included).
+        ``rerank`` (found ids ``(q, c)`` to the same ids in exact order) calibrates the search as a compact index
+        answers it: ``candidates`` found, then re-ranked by the exact vectors."""
         if self.params.kind != "ivf":
             return 0
         q = np.atleast_2d(np.asarray(queries, dtype=np.float32))
@@ -305,7 +327,10 @@ class AnnIndex:
         nprobe, recall = 1, 0.0
         before: tuple[int, float] | None = None
         while True:
-            found, _ = self.search(q, k + 1, nprobe=nprobe)
+            if rerank is None:
+                found, _ = self.search(q, k + 1, nprobe=nprobe)
+            else:
+                found = rerank(self.search(q, max(k + 1, candidates), nprobe=nprobe)[0])
             recall = overlap_at_k(_drop_self(found, qids, k), truth, k)
             if recall >= target_recall or nprobe >= self.params.nlist:
                 break
@@ -316,7 +341,7 @@ class AnnIndex:
             nprobe = min(nprobe * 2, self.params.nlist)
         self.params.nprobe = nprobe
         self.params.calibration = {"target_recall": target_recall, "recall": round(recall, 4), "k": k,
-                                   "queries": len(q)}
+                                   "queries": len(q), **({"reranked": candidates} if rerank is not None else {})}
         return nprobe
 
     # --- updates ------------------------------------------------------------------------------------------------
@@ -329,7 +354,7 @@ class AnnIndex:
         present = ids64[np.isin(ids64, self._ids)]
         if len(present):
             self._index.remove_ids(self._selector(present))
-        self._index.add_with_ids(x, ids64)
+        self._index.add_with_ids(self._padded(x), ids64)
         self._ids = np.union1d(self._ids, ids64)
 
     def remove(self, ids: np.ndarray) -> int:
@@ -358,6 +383,7 @@ class AnnIndex:
             raise AnnError(f"expected queries (q, {self.params.dim}), got shape {np.shape(queries)}")
         if k <= 0:
             raise AnnError(f"k must be positive, got {k}")
+        q = self._padded(q)
         if len(self) == 0:
             return np.full((len(q), k), -1, np.int64), np.full((len(q), k), -np.inf, np.float32)
         if self.params.kind == "ivf":
@@ -381,6 +407,7 @@ class AnnIndex:
         if not len(wanted):
             return np.zeros((0, self.params.dim), dtype=np.float32)
         out = np.asarray(self._index.reconstruct_batch(wanted), dtype=np.float32).reshape(len(wanted), -1)
+        out = out[:, :self.params.dim]
         return out if self.params.codec == "flat" else _unit(out)
 
     def decoded(self, chunk: int = 65536) -> Iterator[tuple[np.ndarray, np.ndarray]]:
@@ -406,7 +433,7 @@ class AnnIndex:
             decoded = ivf.sq.decode(codes)  # type: ignore[attr-defined]
             if ivf.by_residual:  # codes hold the offset from the cell's centroid
                 decoded = decoded + ivf.quantizer.reconstruct(i)
-            vec_buf.append(_unit(decoded))
+            vec_buf.append(_unit(np.ascontiguousarray(decoded[:, :self.params.dim])))
             held += size
             if held >= chunk:
                 yield np.concatenate(ids_buf), np.vstack(vec_buf)
@@ -507,7 +534,8 @@ class AnnIndex:
             params = AnnParams(**{k: header[k] for k in AnnParams.__dataclass_fields__ if k in header})
         except TypeError as e:
             raise AnnError(f"{source}: corrupt ANN index header ({e})") from e
-        if index.d != params.dim or index.ntotal != header.get("ntotal"):
+        stored = (params.dim, _aligned_dim(params.dim, params.codec))  # an older sq8 index is not padded
+        if index.d not in stored or index.ntotal != header.get("ntotal"):
             raise AnnError(f"{source}: header says {header.get('ntotal')} vectors of dimension {params.dim}, "
                            f"the index holds {index.ntotal} of dimension {index.d}")
         if dim is not None and dim != params.dim:

@@ -125,7 +125,20 @@ def _build_in_parts(lib: Library, model: str, embedding: Embedding, ids: np.ndar
         order = np.argsort(-all_scores, axis=1, kind="stable")[:, :k]
         best_ids, best = np.take_along_axis(all_ids, order, axis=1), np.take_along_axis(all_scores, order, axis=1)
     ann.params.trained_on = len(ids)
-    ann.calibrate_queries(queries, query_ids, best_ids)
+
+    def exact_order(found: np.ndarray) -> np.ndarray:
+        """Each row of candidate ids in the order of their exact cosine to its query (as a search re-ranks)."""
+        known = np.unique(found[found >= 0])
+        vectors = embedding.transform(read_raw(lib, model, known))
+        out = np.full_like(found, -1)
+        for row, (cands, query) in enumerate(zip(found, queries, strict=True)):
+            cands = cands[cands >= 0]
+            scores = vectors[np.searchsorted(known, cands)] @ query
+            out[row, :len(cands)] = cands[np.argsort(-scores, kind="stable")]
+        return out
+
+    # Calibrated as a compact index answers: its candidates re-ranked by the exact vectors (VectorIndex.search).
+    ann.calibrate_queries(queries, query_ids, best_ids, rerank=exact_order, candidates=RERANK * min(k, RERANK_TOP))
     return ann
 
 
