@@ -40,7 +40,7 @@ STATS_SAMPLE = 50_000
 CALIBRATION_QUERIES = 200
 #: A compact index's search re-scores this many candidates per wanted result (of the first :data:`RERANK_TOP`) with
 #: the exact vectors: its 8-bit codes alone capped recall@10 at 0.966 on a million tracks, re-ranked 0.981
-#: (benchmarks/results/scale-recall.json).
+#: (benchmarks/results/scale-ann.json).
 RERANK = 4
 #: Results whose order the re-rank makes exact; results a caller asks for beyond these (room for its filters) are
 #: re-scored too, without more candidates.
