@@ -16,25 +16,15 @@
 #   4. python benchmarks/quality.py over validation and test: every embedding with 95 % bootstrap intervals.
 set -euo pipefail
 [[ $# -ge 1 ]] || { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 2; }
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
-WORK=$(realpath -m -- "$1")
+source "$(dirname "${BASH_SOURCE[0]}")/album_sets.sh" "$1"
 OUT=$(realpath -m -- "${2:-$ROOT/benchmarks/results/quality.json}")
-PY=$ROOT/.venv/bin/python
-SL=$ROOT/.venv/bin/soundalike
-export CACHE=${CACHE:-$WORK/debcache}
-mkdir -p "$WORK/libs" "$WORK/ckpt"
 cd "$ROOT"
 
-sets() { "$PY" -c "import json,sys; print(' '.join(json.load(open('benchmarks/album_sets.json'))[sys.argv[1]][sys.argv[2]]))" "$@"; }
 
-for s in dev train heldout; do
-  [[ -f $WORK/$s/MANIFEST.tsv ]] || bash scripts/fetch_debian_music.sh --set "$s" "$WORK/$s"
-done
+fetch_sets dev train heldout
 [[ -d $WORK/synth200/library ]] || "$SL" demo --dir "$WORK/synth200" --tracks-per-style 20 --duration 30
 
-val=() train=()
-for a in $(sets validation dev); do val+=("$WORK/dev/$a"); done
-for a in $(sets validation train); do val+=("$WORK/train/$a"); done
+train=()
 # The committed run trained on the development set's train albums and the synthetic music only (the train
 # packages' own train albums, 0 A.D. among them, are fetched but not trained on yet).
 for a in $(sets train dev); do train+=("$WORK/dev/$a"); done

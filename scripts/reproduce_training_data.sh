@@ -25,29 +25,18 @@
 #      (OUT3, default benchmarks/results/quality-contrastive-segments.json), validation only.
 set -euo pipefail
 [[ $# -ge 1 ]] || { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 2; }
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
-WORK=$(realpath -m -- "$1")
+source "$(dirname "${BASH_SOURCE[0]}")/album_sets.sh" "$1"
 OUT=$(realpath -m -- "${2:-$ROOT/benchmarks/results/quality-training-data.json}")
-PY=$ROOT/.venv/bin/python
-SL=$ROOT/.venv/bin/soundalike
 STEPS=${STEPS:-2000}  # ≈ the compute of the contrastive model in quality.json (60 epochs on 10.5 h)
 HOURS=${HOURS:-46}  # with the 14.2 h of real train albums and synthetic music: >= 60 h to train on
-export CACHE=${CACHE:-$WORK/debcache}
-mkdir -p "$WORK/libs" "$WORK/ckpt"
 cd "$ROOT"
 "$PY" -c "import music21, mido" 2>/dev/null || "$PY" -m pip install -q -e '.[render]'
 
-sets() { "$PY" -c "import json,sys; print(' '.join(json.load(open('benchmarks/album_sets.json'))[sys.argv[1]][sys.argv[2]]))" "$@"; }
-
-for s in dev train; do
-  [[ -f $WORK/$s/MANIFEST.tsv ]] || bash scripts/fetch_debian_music.sh --set "$s" "$WORK/$s"
-done
+fetch_sets dev train
 [[ -d $WORK/synth200/library ]] || "$SL" demo --dir "$WORK/synth200" --tracks-per-style 20 --duration 30
 [[ -f $WORK/rendered/MANIFEST.tsv ]] || "$PY" scripts/render_midi.py "$WORK/rendered" --hours "$HOURS" --debs "$CACHE"
 
-val=() real=()
-for a in $(sets validation dev); do val+=("$WORK/dev/$a"); done
-for a in $(sets validation train); do val+=("$WORK/train/$a"); done
+real=()
 for a in $(sets train dev); do real+=("$WORK/dev/$a"); done
 for a in $(sets train train); do real+=("$WORK/train/$a"); done
 "$SL" index "${val[@]}" --library "$WORK/libs/val"

@@ -12,22 +12,11 @@
 # Their cost per track: benchmarks/stages.py --analyse-seconds N (docs/performance.md).
 set -euo pipefail
 [[ $# -ge 1 ]] || { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 2; }
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
-WORK=$(realpath -m -- "$1")
+source "$(dirname "${BASH_SOURCE[0]}")/album_sets.sh" "$1"
 OUT=$(realpath -m -- "${2:-$ROOT/benchmarks/results/quality-window.json}")
-PY=$ROOT/.venv/bin/python
-SL=$ROOT/.venv/bin/soundalike
-export CACHE=${CACHE:-$WORK/debcache}
-mkdir -p "$WORK/libs"
 cd "$ROOT"
 
-sets() { "$PY" -c "import json,sys; print(' '.join(json.load(open('benchmarks/album_sets.json'))[sys.argv[1]][sys.argv[2]]))" "$@"; }
-for s in dev train; do
-  [[ -f $WORK/$s/MANIFEST.tsv ]] || bash scripts/fetch_debian_music.sh --set "$s" "$WORK/$s"
-done
-val=()
-for a in $(sets validation dev); do val+=("$WORK/dev/$a"); done
-for a in $(sets validation train); do val+=("$WORK/train/$a"); done
+fetch_sets dev train
 
 SETS=()
 for n in 30 60 120 0; do

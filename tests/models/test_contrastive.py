@@ -93,3 +93,33 @@ def test_max_segments_embeds_evenly_spread_segments_under_its_own_id(tmp_path: P
     assert ids[1] == ids[0] + "-s8"  # the same weights, embedding differently: a model id of their own
     pooled, seq = load_checkpoint(tmp_path / "s8.pt")[0].embed_track(spec)
     assert seq.shape == (8, 16) and pooled.shape == (16,)
+
+
+def test_max_pool2_equals_torch_max_pool_on_odd_and_even_sizes() -> None:
+    from soundalike.models.contrastive import max_pool2
+
+    x = torch.from_numpy(np.random.default_rng(3).normal(0, 1, (2, 3, 9, 12)).astype(np.float32))
+    for view in (x, x[:, :, :8, :11]):
+        assert torch.equal(max_pool2(view), torch.nn.functional.max_pool2d(view, 2))
+
+
+def test_eval_embedding_with_fused_batch_norm_equals_the_module_stack() -> None:
+    """The eval path (batch norm folded into each convolution, ReLU after the pool) gives what the training
+    modules give, within float rounding."""
+    model = build("contrastive").eval()
+    with torch.no_grad():  # give the batch norms statistics and scales of both signs, as a trained model has
+        for block in model.convs:
+            bn = block[1]
+            n = bn.num_features
+            bn.running_mean.copy_(torch.linspace(-0.5, 0.5, n))
+            bn.running_var.copy_(torch.linspace(0.2, 3.0, n))
+            bn.weight.copy_(torch.linspace(-1.5, 2.0, n))
+            bn.bias.copy_(torch.linspace(0.3, -0.3, n))
+    x = model.prepare(torch.from_numpy(model.segments(tracks(1, 600).inputs[0])))
+    with torch.no_grad():
+        fused = model.encode(x)
+        model.train()
+        for block in model.convs:  # batch norm from running statistics, as in eval
+            block[1].eval()
+        plain = model.encode(x)
+    np.testing.assert_allclose(fused.numpy(), plain.numpy(), rtol=1e-5, atol=1e-5)

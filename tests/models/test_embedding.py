@@ -92,3 +92,14 @@ def test_default_searches_the_parts_a_library_has(lib_dir: Path) -> None:
         assert default_key(lib, {musicnn, contrastive}) == \
             f"descriptor@{weights[0]:g}+{musicnn}@{weights[1]:g}+{contrastive}@{weights[2]:g}"
         assert resolve_model(lib, "default") == "descriptor"  # this library has no model embeddings
+
+
+def test_one_cpu_thread_inside_the_block_and_restored_after() -> None:
+    import torch
+
+    from soundalike.models.embedding import one_cpu_thread
+
+    before = torch.get_num_threads()
+    with one_cpu_thread("cpu"):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before

@@ -69,3 +69,29 @@ def test_a_library_embedded_with_musicnn_answers_queries(styled: Path, tmp_path:
         assert vectors.shape == (24, 200)
         with pytest.raises(ModelError, match="not trained here"):
             train(lib, "musicnn", tmp_path / "m.pt", epochs=1)
+
+
+def test_front_end_with_the_max_first_equals_the_published_order() -> None:
+    """Eval mode takes the max over frequency before ReLU and batch norm (the min where the batch norm's scale is
+    negative, as the shipped weights have in every block): the same values as bn(relu(conv)).amax."""
+    model, _ = load_checkpoint(shipped_checkpoint("musicnn-msd"))  # type: ignore[arg-type]
+    x = torch.from_numpy(np.random.default_rng(0).normal(0, 1, (3, 1, 187, 96)).astype(np.float32))
+    for block in (*model.timbral, *model.temporal):
+        assert bool((block.bn.weight < 0).any()) and bool((block.bn.weight > 0).any())
+        padded = torch.nn.functional.pad(x, (0, 0, *block.pad))
+        with torch.no_grad():
+            published = block.bn(torch.relu(block.conv(padded))).amax(dim=3)
+            np.testing.assert_allclose(block(x).numpy(), published.numpy(), rtol=1e-6, atol=1e-6)
+
+
+def test_embedding_in_small_cpu_batches_equals_one_big_batch() -> None:
+    model, _ = load_checkpoint(shipped_checkpoint("musicnn-msd"))  # type: ignore[arg-type]
+    rng = np.random.default_rng(1)
+    specs = [rng.normal(-40, 15, (96, frames)).astype(np.float32) for frames in (400, 1000, 187)]
+    assert model.cpu_batch < sum(len(model.segments(s)) for s in specs)
+    small = model.embed_tracks(specs)
+    model.cpu_batch = 256  # type: ignore[misc]  # this instance only
+    big = model.embed_tracks(specs)
+    for (a, sa), (b, sb) in zip(small, big, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(sa, sb, rtol=1e-5, atol=1e-5)

@@ -225,10 +225,39 @@ def die_with_parent(parent: int) -> None:
         os._exit(1)
 
 
+# glibc mallopt parameters (malloc.h)
+_M_TRIM_THRESHOLD = -1
+_M_MMAP_MAX = -4
+
+
+def keep_freed_memory() -> bool:
+    """Let this process's ``malloc`` reuse freed memory instead of returning it to the kernel (glibc only; returns
+    whether it applied).
+
+    An analysis allocates and frees the same large arrays for every file (a 120 s STFT alone is 42 MB); glibc maps
+    blocks that large fresh from the kernel and unmaps them on free, so the kernel zeroes new pages for every file.
+    Measured on 48 development files with ``index --jobs 2``: 3.3-7.0 s of system time without this, 2.4 s with it
+    (1.3 s with the same settings as environment variables for the whole process tree), user time the same. Done
+    with ``mallopt`` because no Python library exposes it (the ``MALLOC_MMAP_MAX_`` variables only work when set
+    before a process starts). The heap keeps its peak size: one file's worth of arrays per worker (a worker's peak
+    on a 2-hour file did not grow, docs/performance.md)."""
+    if not sys.platform.startswith("linux"):
+        return False
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None)
+        return bool(libc.mallopt(_M_MMAP_MAX, 0)) and bool(libc.mallopt(_M_TRIM_THRESHOLD, 1 << 30))
+    except (OSError, AttributeError):  # not glibc (musl has no mallopt)
+        return False
+
+
 def init_worker_process(parent: int) -> None:
-    """Set up a worker process of a scan or a spectrogram job: dies with its parent, one native thread."""
+    """Set up a worker process of a scan or a spectrogram job: dies with its parent, one native thread, freed
+    memory kept for the next file."""
     die_with_parent(parent)
     limit_native_threads()
+    keep_freed_memory()
 
 
 def _init_worker(library_root: str, parent: int) -> None:

@@ -74,6 +74,11 @@ class Encoder(nn.Module):
     preset_name: ClassVar[str] = "melae"
     config_cls: ClassVar[type[ModelConfig]] = ModelConfig
     source: ClassVar[str] = ""
+    # Segments per forward pass when embedding on the CPU. A pass's activations are freed as soon as it ends, and
+    # glibc's malloc returns any block above its mmap threshold (at most 32 MB) to the kernel, which must zero
+    # fresh pages for the next pass: with hundreds of MB per pass that was most of the system time of `soundalike
+    # index` (docs/performance.md). Families with big activations per segment set a smaller number.
+    cpu_batch: ClassVar[int] = 256
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
@@ -162,13 +167,16 @@ class Encoder(nn.Module):
 
     def _embed_together(self, track_inputs: Sequence[np.ndarray], device: str, max_segments: int
                         ) -> list[tuple[np.ndarray, np.ndarray]]:
-        """The segments of every track encoded in shared batches, split back and pooled per track."""
+        """The segments of every track encoded in shared batches (of at most :attr:`cpu_batch` on the CPU), split
+        back and pooled per track."""
         segs = [self.segments(np.asarray(x, dtype=np.float32)) for x in track_inputs]
         if not segs:
             return []
         flat = np.concatenate(segs)
+        if torch.device(device).type == "cpu":
+            max_segments = min(max_segments, self.cpu_batch)
         outs = []
-        with torch.no_grad():
+        with torch.inference_mode():
             for start in range(0, len(flat), max_segments):
                 x = self.prepare(torch.from_numpy(flat[start:start + max_segments]).to(device))
                 outs.append(self.encode(x).cpu())

@@ -7,11 +7,12 @@ each ``model_id`` so queries (including cold-start files) can embed with the sam
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -126,11 +127,32 @@ def register_model(lib: Library, payload: dict[str, Any], checkpoint: str | os.P
     return model_id
 
 
+@contextlib.contextmanager
+def one_cpu_thread(device: str = "cpu") -> Iterator[None]:
+    """Run PyTorch's CPU operators on one thread inside the block (restored after; nothing changes on a GPU).
+
+    Embedding runs small forward passes (:attr:`Encoder.cpu_batch`), where PyTorch's intra-op threads spend more
+    CPU waiting for each other than they save: measured over 48 development tracks with the default models, two
+    threads took 2.5x the CPU time of one (musicnn 15.3 vs 6.3 CPU-s, contrastive 10.7 vs 1.9), and one thread
+    also finished sooner than two on the shared 2-core machine (docs/performance.md)."""
+    import torch
+
+    if torch.device(device).type != "cpu":
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def embed_library(lib: Library, checkpoint: str | os.PathLike[str], *, device: str = "cpu", only_missing: bool = True,
                   on_progress: Callable[[str, int, int], None] | None = None) -> tuple[str, int]:
     """Embed every track that has the model's preset spectrogram; returns ``(model_id, tracks embedded)``."""
     model, payload = load_checkpoint(checkpoint, device)
-    with lib.writing():
+    with lib.writing(), one_cpu_thread(device):
         model_id = register_model(lib, payload, checkpoint)
         ids = trackable_ids(lib, model, on_progress=on_progress)
         have = {int(r[0]) for r in lib.conn.execute("SELECT track_id FROM vectors WHERE model=?", (model_id,))}

@@ -79,8 +79,30 @@ class _FreqPooledConv(nn.Module):
         self.pad = pad  # (before, after) along time
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``(n, 1, T, mel)`` to ``(n, filters, T)``: batch norm before the max, as the original."""
-        return self.bn(F.relu(self.conv(F.pad(x, (0, 0, *self.pad))))).amax(dim=3)
+        """``(n, 1, T, mel)`` to ``(n, filters, T)``: batch norm before the max, as the original (in eval mode
+        computed as :meth:`pooled_first`, the same values)."""
+        x = F.pad(x, (0, 0, *self.pad))
+        if self.training:
+            return self.bn(F.relu(self.conv(x))).amax(dim=3)
+        return self.pooled_first(x)
+
+    def pooled_first(self, x: torch.Tensor) -> torch.Tensor:
+        """``bn(relu(conv(x))).amax(dim=3)`` of time-padded ``x`` in eval mode, with the max over frequency first.
+
+        ReLU and the eval-mode batch norm (per channel ``a·v + b``) are monotone in each value, so the max over
+        frequency commutes with them — as the min where ``a < 0``, which is taken as ``-max`` of a convolution with
+        those channels' weights negated (exact in floating point). ReLU and batch norm then run on ``(n, filters,
+        T)`` instead of making two more copies of the ``(n, filters, T, mel)`` output: a quarter less CPU, and
+        ~60 MB less per 3 s patch that the allocator got fresh from the kernel on each pass (docs/performance.md).
+        """
+        bn = self.bn
+        sign = torch.where(bn.weight < 0, -1.0, 1.0).to(x.dtype)
+        bias = self.conv.bias
+        assert bias is not None  # built with one
+        z = F.conv2d(x, self.conv.weight * sign[:, None, None, None], bias * sign)
+        picked = z.amax(dim=3) * sign[:, None]
+        # BatchNorm2d wants 4-D input: the same eval-mode batch norm, on (n, filters, T)
+        return F.batch_norm(F.relu(picked), bn.running_mean, bn.running_var, bn.weight, bn.bias, False, 0.0, bn.eps)
 
 
 class _TimeConv(nn.Module):
@@ -104,6 +126,9 @@ class Musicnn(Encoder):
     preset_name = "musicnn"
     config_cls = MusicnnConfig
     source = "Pons & Serra 2019 (musicnn, ISMIR LBD)"
+    # The first convolution's output is 9 MB per 3 s patch: two patches a pass stay below malloc's mmap threshold
+    # (measured: 0.18 CPU-s of system time per track at 64 a pass, none at 2, user time the same or lower).
+    cpu_batch = 2
 
     def __init__(self, config: MusicnnConfig) -> None:
         super().__init__(config)

@@ -9,7 +9,7 @@ app and the web page see the same ones. Writes go through ``LibraryState.write``
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from importlib import resources
 from typing import Annotated, Any, TypeVar
 from urllib.parse import quote
@@ -227,12 +227,16 @@ Offset = Annotated[int, Query(ge=0, le=10_000_000)]
 Limit = Annotated[int, Query(ge=1, le=5000)]
 
 
+def _page(items: Sequence[T], offset: int, limit: int, out: Callable[[T], dict[str, Any]]) -> dict[str, Any]:
+    """One page of ``items`` as the paged answers give it: total, offset, limit and the page's items."""
+    return {"total": len(items), "offset": offset, "limit": limit,
+            "items": [out(x) for x in items[offset:offset + limit]]}
+
+
 @views.get("/albums", response_model=AlbumPage, summary="Albums, with paging")
 def list_albums(server: ServerDep, offset: Offset = 0, limit: Limit = 500) -> dict[str, Any]:
     """Every album (by artist, year and name) with its cover art URL."""
-    albums = _sorted_albums(browse_state(server.state))
-    return {"total": len(albums), "offset": offset, "limit": limit,
-            "items": [album_out(a) for a in albums[offset:offset + limit]]}
+    return _page(_sorted_albums(browse_state(server.state)), offset, limit, album_out)
 
 
 @views.get("/albums/{album_id}", response_model=AlbumDetail, summary="One album with its tracks")
@@ -249,9 +253,7 @@ def get_album(server: ServerDep, album_id: AlbumId) -> dict[str, Any]:
 def list_artists(server: ServerDep, offset: Offset = 0, limit: Limit = 500) -> dict[str, Any]:
     """Every artist (album artists and track artists), sorted by name without a leading article."""
     b = browse_state(server.state)
-    artists = sorted(b.artists.values(), key=lambda a: (sort_name(a.name), a.id))
-    return {"total": len(artists), "offset": offset, "limit": limit,
-            "items": [artist_out(a) for a in artists[offset:offset + limit]]}
+    return _page(sorted(b.artists.values(), key=lambda a: (sort_name(a.name), a.id)), offset, limit, artist_out)
 
 
 @views.get("/artists/{artist_id}", response_model=ArtistDetail, summary="One artist with albums and tracks")

@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# reproduce_wide_validation.sh — musicnn's Million Song Dataset weights in the default? Chosen on validation, one run.
+#
+# Usage:   bash scripts/reproduce_wide_validation.sh WORK [OUT]
+#
+#   WORK   the work directory of the other reproduce_* scripts (music fetched if missing)
+#   OUT    the JSON of step 3 (default benchmarks/results/quality-wide-validation.json); step 4 writes
+#          OUT with -contrastive before .json; each gets a .md with the tables
+#
+# The 11 validation albums cannot rank models that learned nothing from our music (the descriptors, musicnn's
+# MagnaTagATune and Million Song Dataset weights): their figures there swing with two or three albums. For those
+# models every album outside the test set is unseen, so they are compared on all of them:
+#   1. fetch the development and train albums (scripts/fetch_debian_music.sh --set dev, train);
+#   2. index every non-test album (22 with two tracks or more) with `soundalike index` (the 120 s default window)
+#      and the validation albums as scripts/reproduce_window.sh does; derive musicnn-msd's pooled layer on 4
+#      patches, as the default's musicnn part (MagnaTagATune) takes it;
+#   3. on the non-test albums: descriptors + MTT + MSD fusions over a grid of weights (OUT);
+#   4. the best fusion of step 3 with the contrastive part (trained on train albums, so validation albums only)
+#      at several weights, against the shipped default (OUT with -contrastive).
+# The test albums are not touched.
+set -euo pipefail
+[[ $# -ge 1 ]] || { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 2; }
+source "$(dirname "${BASH_SOURCE[0]}")/album_sets.sh" "$1"
+OUT=$(realpath -m -- "${2:-$ROOT/benchmarks/results/quality-wide-validation.json}")
+OUT2=${OUT%.json}-contrastive.json
+cd "$ROOT"
+
+fetch_sets dev train
+"$SL" index "$WORK/dev" "$WORK/train" --library "$WORK/libs/nontest-120" --analyse-seconds 120
+"$SL" index "${val[@]}" --library "$WORK/libs/val-window-120" --analyse-seconds 120
+C=$WORK/ckpt
+"$PY" - "$C" <<'PY'
+import sys
+from soundalike.models import load_checkpoint, save_checkpoint
+from soundalike.models.pretrained import shipped_checkpoint
+model, payload = load_checkpoint(shipped_checkpoint("musicnn-msd"))
+model.config.layer, model.config.max_patches = "pooled", 4  # as the default's musicnn (MTT) part
+save_checkpoint(model, f"{sys.argv[1]}/musicnn_msd_pooled_p4.pt", epoch=0, history={}, metrics={},
+                data=payload.get("data", {}))
+PY
+P=src/soundalike/models/pretrained
+MTT=$P/default.pt MSD=$C/musicnn_msd_pooled_p4.pt
+# descriptors' weight x the MSD share of the rest (the old default is descriptors 0.2 + MTT 0.8)
+GRID=$("$PY" - "$MTT" "$MSD" <<'PY'
+import sys
+mtt, msd = sys.argv[1:]
+for d in (0.1, 0.2, 0.3, 0.4, 0.5, 0.6):
+    for share in (0.0, 0.25, 0.5, 0.7, 0.85, 1.0):
+        s = round((1 - d) * share, 3)
+        m = round(1 - d - s, 3)
+        parts = [f"descriptor@{d:g}"] + ([f"{mtt}@{m:g}"] if m else []) + ([f"{msd}@{s:g}"] if s else [])
+        print(f"d{d:g}+mtt{m:g}+msd{s:g}=" + "+".join(parts))
+PY
+)
+mapfile -t E <<<"$GRID"
+"$PY" benchmarks/quality.py --set "non-test=$WORK/libs/nontest-120:$WORK/dev,$WORK/train" \
+  --embeddings descriptor "mtt=$MTT" "msd=$MSD" "${E[@]}" --versus d0.2+mtt0.8+msd0 \
+  --out "$OUT" --markdown "${OUT%.json}.md"
+echo "wrote $OUT"
+
+BEST=$("$PY" - "$OUT" "$GRID" <<'PY'
+import json, sys
+results = json.load(open(sys.argv[1]))["sets"]["non-test"]["results"]
+grid = dict(line.split("=", 1) for line in sys.argv[2].splitlines())
+print(grid[max(grid, key=lambda name: results[name]["map_at_10"]["mean"])])
+PY
+)
+W=()
+for w in 0.1 0.2 0.3 0.45; do  # the contrastive part's share; the best fusion keeps its ratios
+  W+=("$("$PY" - "$BEST" "$w" "$P/default_contrastive.pt" <<'PY'
+import sys
+from soundalike.search.space import split_part
+best, w, contrastive = sys.argv[1], float(sys.argv[2]), sys.argv[3]
+parts = [split_part(p) for p in best.split("+")]
+print(f"best+contrastive{w:g}=" + "+".join(f"{n}@{(1 - w) * (x or 1):.3g}" for n, x in parts)
+      + f"+{contrastive}@{w:g}")
+PY
+)")
+done
+"$PY" benchmarks/quality.py --set "validation=$WORK/libs/val-window-120:$WORK/dev,$WORK/train" \
+  --embeddings descriptor default "best=$BEST" "${W[@]}" --versus default \
+  --out "$OUT2" --markdown "${OUT2%.json}.md"
+echo "wrote $OUT2"

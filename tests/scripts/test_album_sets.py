@@ -1,0 +1,35 @@
+"""The preamble the reproduce_* scripts share (scripts/album_sets.sh): paths, album sets and usage."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+SETS = json.loads((ROOT / "benchmarks" / "album_sets.json").read_text())
+
+
+def _bash(script: str, work: Path) -> str:
+    return subprocess.run(["bash", "-c", script, "bash", str(work)], cwd="/", check=True, capture_output=True,
+                          text=True).stdout
+
+
+def test_preamble_lists_the_validation_albums_and_sets(tmp_path: Path) -> None:
+    out = _bash(f'source {ROOT}/scripts/album_sets.sh "$1"; printf "%s\\n" "$ROOT" "$WORK" "$CACHE"; '
+                'printf "V %s\\n" "${val[@]}"; echo "T $(sets test heldout)"', tmp_path / "work")
+    lines = out.splitlines()
+    assert lines[:3] == [str(ROOT), str(tmp_path / "work"), str(tmp_path / "work" / "debcache")]
+    val = [line[2:] for line in lines if line.startswith("V ")]
+    expected = [f"{tmp_path}/work/{s}/{a}" for s in ("dev", "train") for a in SETS["validation"][s]]
+    assert val == expected
+    assert lines[-1] == "T " + " ".join(SETS["test"]["heldout"])
+    assert (tmp_path / "work" / "libs").is_dir() and (tmp_path / "work" / "ckpt").is_dir()
+
+
+def test_every_reproduce_script_prints_its_usage_without_arguments() -> None:
+    for script in sorted((ROOT / "scripts").glob("reproduce_*.sh")):
+        done = subprocess.run(["bash", str(script)], capture_output=True, text=True)
+        assert done.returncode == 2, script.name
+        assert done.stdout.startswith(f"{script.name} —"), script.name
+        assert "Usage:" in done.stdout and "set -euo" not in done.stdout
