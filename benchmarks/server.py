@@ -142,12 +142,11 @@ class Workload:
         words = {w for t in tracks for w in f"{t['title']} {t['artist']} {t['album']}".split() if len(w) > 2}
         self.words = sorted(words)
         self.rng = random.Random(seed)
-        self.kinds = list(WEIGHTS)
-        self.weights = [WEIGHTS[k] for k in self.kinds]
+        self.weights = dict(WEIGHTS)
 
-    def next(self) -> tuple[str, str, dict[str, str]]:
-        """``(endpoint, url path, headers)`` of the next request."""
-        kind = self.rng.choices(self.kinds, self.weights)[0]
+    def next(self) -> tuple[Any, ...]:
+        """``(endpoint, url path, headers)`` of the next request (a fourth item, a JSON body, makes it a POST)."""
+        kind = self.rng.choices(list(self.weights), list(self.weights.values()))[0]
         tid = self.rng.choice(self.ids)
         if kind == "search":
             return kind, f"/api/tracks?q={self.rng.choice(self.words)}&limit=50", {}
@@ -167,10 +166,13 @@ class Workload:
 async def _client(http: Any, url: str, work: Workload, deadline: float, out: dict[str, list[float]],
                   errors: dict[str, int], samples: list[str]) -> None:
     while time.monotonic() < deadline:
-        kind, path, headers = work.next()
+        kind, path, headers, *body = work.next()
         start = time.perf_counter()
         try:
-            answer = await http.get(url + path, headers=headers)
+            if body:
+                answer = await http.post(url + path, headers=headers, json=body[0])
+            else:
+                answer = await http.get(url + path, headers=headers)
             await answer.aread()
             ok = answer.status_code in (200, 206)
             problem = f"{kind} {path}: HTTP {answer.status_code} {answer.text[:120]}" if not ok else ""
@@ -189,8 +191,8 @@ async def run_load(url: str, clients: int, seconds: float, work: Workload) -> di
     """``clients`` concurrent keep-alive clients for ``seconds``; latencies and errors per endpoint."""
     import httpx2
 
-    latencies: dict[str, list[float]] = {k: [] for k in WEIGHTS}
-    errors = dict.fromkeys(WEIGHTS, 0)
+    latencies: dict[str, list[float]] = {k: [] for k in work.weights}
+    errors = dict.fromkeys(work.weights, 0)
     samples: list[str] = []
     limits = httpx2.Limits(max_connections=clients, max_keepalive_connections=clients)
     async with httpx2.AsyncClient(limits=limits, timeout=60.0) as http:
@@ -202,7 +204,7 @@ async def run_load(url: str, clients: int, seconds: float, work: Workload) -> di
     health_p50 = float(np.percentile(latencies["health"], 50)) if latencies["health"] else float("nan")
     health_p99 = float(np.percentile(latencies["health"], 99)) if latencies["health"] else float("nan")
     endpoints = {}
-    for kind in WEIGHTS:
+    for kind in work.weights:
         row: dict[str, Any] = {"count": len(latencies[kind]), "errors": errors[kind], **percentiles(latencies[kind])}
         if kind != "health" and latencies[kind]:
             row["p50_vs_health"] = round(row["p50_ms"] / health_p50, 2)
@@ -217,14 +219,17 @@ def unloaded(url: str, work: Workload, n: int = 60) -> dict[str, dict[str, float
     """Each endpoint's latency with one sequential client and nothing else running (``n`` requests each)."""
     import httpx2
 
-    times: dict[str, list[float]] = {k: [] for k in WEIGHTS}
+    times: dict[str, list[float]] = {k: [] for k in work.weights}
     with httpx2.Client(timeout=60.0) as http:
         while min(len(v) for v in times.values()) < n:
-            kind, path, headers = work.next()
+            kind, path, headers, *body = work.next()
             if len(times[kind]) >= n:
                 continue
             start = time.perf_counter()
-            http.get(url + path, headers=headers).raise_for_status()
+            if body:
+                http.post(url + path, headers=headers, json=body[0]).raise_for_status()
+            else:
+                http.get(url + path, headers=headers).raise_for_status()
             times[kind].append((time.perf_counter() - start) * 1000)
     return {kind: percentiles(v) for kind, v in times.items()}
 

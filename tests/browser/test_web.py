@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import base64
+import json
+import urllib.request
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlparse
 
 from helpers import make_signal, write_audio
 from soundalike.app.server.run import background_server
@@ -202,6 +205,53 @@ def test_map_hover_zoom_and_click_to_play(page: Any, server_url: str, screenshot
     assert page.evaluate(f"() => window.soundalikeMap.position({track_id})") == [x, y]
     page.click("#map-picked a.button")
     expect(page.locator("#track")).to_have_attribute("data-track-id", str(track_id))
+
+
+def test_zooming_a_sampled_map_asks_the_server_for_the_window_in_view(page: Any, web_library: Path,
+                                                                      screenshots: Path) -> None:
+    expect = _expect()
+    with background_server(web_library / "lib", "--map-points", "4") as server:  # 12 tracks: a sampled map
+        page.goto(f"{server.url}/#/map")
+        page.wait_for_function("() => window.soundalikeMap && window.soundalikeMap.count === 4")
+        assert page.evaluate("() => window.soundalikeMap.sampled && window.soundalikeMap.total === 12")
+        expect(page.locator("#map-info")).to_contain_text("4 of 12 tracks shown")
+        overview = page.evaluate("() => [...window.soundalikeMap.ids]")
+        with page.expect_request(lambda r: "/api/map?" in r.url and "x0=" in r.url) as asked:
+            page.click("#zoom-in")
+        box = {k: float(v[0]) for k, v in parse_qs(urlparse(asked.value.url).query).items() if k in "x0x1y0y1"}
+        assert 0 < box["x0"] < 0.5 < box["x1"] < 1 and 0 < box["y0"] < 0.5 < box["y1"] < 1, box  # the middle
+        window = asked.value.response().json()
+        assert window["window"] == [box["x0"], box["x1"], box["y0"], box["y1"]] and window["total"] == 12
+        page.wait_for_function("() => window.soundalikeMap.windowsLoaded >= 1 && window.soundalikeMap.window")
+        shown = page.evaluate("() => [...window.soundalikeMap.ids]")
+        assert set(window["ids"]) <= set(shown) and set(overview) <= set(shown)  # the window's points drawn too
+        assert len(shown) == len(set(overview) | set(window["ids"]))
+        with page.expect_request(lambda r: "x0=" in r.url) as dragged:  # a drag asks for the new view as well
+            canvas = page.locator("#map-canvas").bounding_box()
+            page.mouse.move(canvas["x"] + 300, canvas["y"] + 300)
+            page.mouse.down()
+            page.mouse.move(canvas["x"] + 200, canvas["y"] + 250, steps=5)
+            page.mouse.up()
+        moved = {k: float(v[0]) for k, v in parse_qs(urlparse(dragged.value.url).query).items() if k in "x0x1y0y1"}
+        assert moved["x0"] > box["x0"] and moved["y1"] < box["y1"]  # dragged left and up: the view moved right, down
+        page.click("#zoom-reset")  # the whole map again: the overview
+        page.wait_for_function("() => window.soundalikeMap.count === 4 && window.soundalikeMap.window === null")
+        # Zoom in with the wheel on a track the overview does not show: it appears once the view rests.
+        with urllib.request.urlopen(f"{server.url}/api/map?x0=0&x1=1&y0=0&y1=1&limit=12") as answer:
+            every = json.load(answer)
+        target = max((i for i in every["ids"] if i not in overview), key=lambda i: every["y"][every["ids"].index(i)])
+        x, y = (every[axis][every["ids"].index(target)] for axis in ("x", "y"))
+        page.locator("#map-canvas").scroll_into_view_if_needed()
+        box_px = page.locator("#map-canvas").bounding_box()  # the highest such track: on screen
+        pad = 24
+        page.mouse.move(box_px["x"] + pad + x * (box_px["width"] - 2 * pad),
+                        box_px["y"] + pad + (1 - y) * (box_px["height"] - 2 * pad))
+        for _ in range(8):
+            page.mouse.wheel(0, -100)
+        page.wait_for_function(f"() => window.soundalikeMap.ids.includes({target})")
+        count = page.evaluate("() => window.soundalikeMap.count")
+        assert count > 4 and f"{count} of 12 tracks shown" in page.locator("#map-info").inner_text()
+        page.screenshot(path=str(screenshots / "06b-map-window.png"), full_page=True)
 
 
 def test_drop_a_file_to_find_what_sounds_like_it(page: Any, server_url: str, screenshots: Path,

@@ -102,6 +102,8 @@ def test_a_version_1_catalogue_is_migrated_forward(tmp_path: Path) -> None:
         assert lib.conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == \
             str(SCHEMA_VERSION)
         assert [t.title for t in lib.search("beyonce crazy")] == ["Crazy in Love"]
+        assert lib._fts and lib.conn.execute(  # through every step: the trigram index holds the old track
+            "SELECT rowid FROM tracks_fts WHERE tracks_fts MATCH '\"beyonce\"'").fetchall() == [(1,)]
         assert lib.track(1) is not None and lib.track(1).path == "/m/a.mp3"  # type: ignore[union-attr]
         ids, vectors = lib.vectors("descriptor")  # version 1 descriptors: still searched
         assert ids.tolist() == [1] and vectors.tolist() == [[1.0, 2.0]] and lib.stale_descriptors() == set()

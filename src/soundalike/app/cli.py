@@ -862,6 +862,9 @@ def serve(
     public_url: str | None = typer.Option(None, "--public-url", help="The address clients reach this server at "
                                                                       "(e.g. behind a proxy): stream URLs in "
                                                                       "playlists use it, not the request's Host."),
+    map_points: int = typer.Option(4000, "--map-points", min=1, max=20_000,
+                                   help="A larger library's map shows a sample of this many tracks, and as many "
+                                        "again in each zoomed-in window."),
 ) -> None:
     """Web page and HTTP API (OpenAPI docs at /docs; the Subsonic API for Subsonic apps under /rest)."""
     from soundalike.app.server.run import serve as run_server
@@ -871,7 +874,7 @@ def serve(
     _open(root).close()  # a clear message now if there is no library
     try:
         run_server(root, host=host, port=port, token=token, insecure=insecure, cors_origins=cors_origin,
-                   public_url=public_url,
+                   public_url=public_url, map_points=map_points,
                    max_upload_bytes=max_upload_mb << 20,
                    on_ready=lambda url: err.print(f"serving {root} at {url}  (API docs: {url.split('?')[0]}docs; "
                                                   "Ctrl+C stops)"))

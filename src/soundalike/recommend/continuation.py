@@ -11,11 +11,31 @@ import numpy as np
 from soundalike.library.catalog import Library
 from soundalike.models.pretrained import DEFAULT_NAME
 from soundalike.search.index import VectorIndex
+from soundalike.search.vectors import unit_rows
 
 from .playlists import Entry, read_playlist
 from .queries import IndexLoader, Query, QueryError, resolve_all
 from .scoring import ScoreError, score_method
 from .selection import Filters, Recommendation, Selector
+
+#: Candidates an approximate (IVF) index proposes per search when a playlist is continued: the exact score is then
+#: computed for these only, not for every track of a million-track library.
+CANDIDATES = 200
+#: Playlist tracks (evenly spread) whose neighbours are proposed, beside the playlist's mean.
+MAX_SEED_SEARCHES = 32
+#: The proposal stops growing here (a filter that refuses nearly everything gets fewer than k results).
+MAX_CANDIDATES = 20_000
+
+
+def candidates(index: VectorIndex, seeds: np.ndarray, fetch: int) -> np.ndarray:
+    """Sorted track ids an index proposes for a playlist: the ``fetch`` nearest of each playlist track (at most
+    :data:`MAX_SEED_SEARCHES`, evenly spread) and of the playlist's mean direction (which ranks ``mean`` scores
+    exactly), found in one batched search."""
+    pick = seeds if len(seeds) <= MAX_SEED_SEARCHES else \
+        seeds[np.linspace(0, len(seeds) - 1, MAX_SEED_SEARCHES).astype(np.int64)]
+    queries = np.vstack([pick, unit_rows(seeds.mean(axis=0))[None, :]])
+    found, _ = index.ann.search(queries, min(fetch, len(index)))
+    return np.unique(found[found >= 0])
 
 
 @dataclass
@@ -90,10 +110,20 @@ def continue_playlist(lib: Library, playlist: str | os.PathLike[str] | Sequence[
         source, entries = "playlist", playlist
     index, pq = resolve_playlist(lib, entries, source, model=model, index=index, indexes=indexes)
     seeds = np.vstack([q.vector for q in pq.queries])
-    scores = method(seeds, index.vectors)
     excluded: set[int] = set(exclude).union(*(q.exclude for q in pq.queries))
     tracks = [q.track for q in pq.queries if q.track is not None]
     selector = Selector(lib, index, tracks, seeds, filters or Filters(), excluded)
+    if index.ann.kind == "ivf":  # approximate search: score the candidates it proposes, not every track
+        fetch = max(CANDIDATES, 4 * k + 32)
+        while True:
+            ids = candidates(index, seeds, fetch)
+            found = method(seeds, index.vectors_of(ids))
+            ranked = np.argsort(-found, kind="stable")
+            selector.take(ids[ranked], found[ranked], k)
+            if len(selector.kept) >= k or fetch >= min(len(index), MAX_CANDIDATES):
+                return pq, selector.kept
+            fetch *= 4
+    scores = method(seeds, index.vectors)
     order = np.argsort(-scores, kind="stable")
     for start in range(0, len(order), 4 * k + 32):  # in slices: the filters may refuse many
         chunk = order[start:start + 4 * k + 32]

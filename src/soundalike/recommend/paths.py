@@ -44,7 +44,7 @@ def path_between(lib: Library, start: str, end: str, n: int = 10, *, model: str 
         before = len(selector.kept)
         fetch = 32
         while len(selector.kept) == before:
-            ids, scores = index.search(target, fetch, exclude=selector.exclude)
+            ids, scores = index.search(target, fetch, exclude=selector.exclude, lib=lib)
             selector.take(ids, scores, before + 1)
             if len(ids) < fetch:
                 break

@@ -79,17 +79,17 @@ def resolve_query(lib: Library, index: VectorIndex, text: str) -> Query:
         track = lib.track(int(raw))
         if track is None:
             raise QueryError(f"no track with id {raw} in {lib.root}")
-        return _library_query(index, raw, track)
+        return _library_query(lib, index, raw, track)
     if os.path.exists(raw):
         track = lib.track_by_path(raw)
         if track is not None:
-            return _library_query(index, raw, track)
+            return _library_query(lib, index, raw, track)
         if os.path.isdir(raw):
             raise QueryError(f"{raw}: is a folder, not an audio file")
         return _outside_query(lib, index, raw)
     matches = lib.search(raw, limit=1) if search_words(raw) else []
     if matches:
-        return _library_query(index, raw, matches[0])
+        return _library_query(lib, index, raw, matches[0])
     if is_audio_path(raw):
         raise QueryError(f"{raw}: file not found")
     raise QueryError(f"no track matches {raw!r} (try a track id, a file path, or 'artist - title')")
@@ -135,11 +135,15 @@ def _try(lib: Library, index: VectorIndex, text: str) -> Query | QueryError:
         return exc
 
 
-def _library_query(index: VectorIndex, text: str, track: Track) -> Query:
+def _library_query(lib: Library, index: VectorIndex, text: str, track: Track) -> Query:
     if track.id not in index:
         raise NotEmbeddedError(f"track {track.id} ({track.label}) has no {index.embedding.model!r} embedding yet "
                                "(run `soundalike index` on its folder)")
-    return Query(text, index.vector_of(track.id), index, track=track, path=track.path,
+    vector = index.vector_of(track.id)
+    if index.compact:  # the stored floats, not the codes: the query is where the re-rank measures from
+        found, exact = index.exact_vectors(lib, [track.id])
+        vector = exact[0] if len(found) else vector
+    return Query(text, vector, index, track=track, path=track.path,
                  audio_hash=track.audio_hash, exclude={track.id})
 
 

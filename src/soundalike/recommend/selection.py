@@ -79,8 +79,9 @@ class Selector:
         self.per_album: dict[str, int] = {}
         self.kept: list[Recommendation] = []
 
-    def offer(self, track: Track, score: float) -> bool:
-        """Keep ``track`` if allowed; returns whether it was kept."""
+    def offer(self, track: Track, score: float, vector: np.ndarray | None = None) -> bool:
+        """Keep ``track`` if allowed; returns whether it was kept. ``vector``: its search vector, if known (else
+        taken from the index)."""
         f = self.filters
         if track.id in self.exclude:
             return False
@@ -93,7 +94,8 @@ class Selector:
             return False
         if f.max_per_album is not None and album and self.per_album.get(album, 0) >= f.max_per_album:
             return False
-        vector = self.index.vector_of(track.id)
+        if vector is None:
+            vector = self.index.vector_of(track.id)
         known = np.vstack(self.kept_vectors)
         if known.size and float((known @ vector).max()) >= DUPLICATE_SIMILARITY:
             return False  # the same audio as the query or a result (another encode, other silence...)
@@ -112,11 +114,20 @@ class Selector:
         return True
 
     def take(self, ids: Iterable[int], scores: Iterable[float], k: int) -> None:
-        """Offer candidates in ranked order until ``k`` results are kept."""
+        """Offer candidates in ranked order until ``k`` results are kept (looked up in slices: the tags and the
+        vectors of a slice in one call each, so a compact index decodes them in one batch, not one by one)."""
         pairs = [(int(i), float(s)) for i, s in zip(ids, scores, strict=True) if int(i) not in self.exclude]
-        tracks = {t.id: t for t in self.lib.tracks([i for i, _ in pairs])}
-        for i, score in pairs:
+        step = 4 * k + 32
+        for start in range(0, len(pairs), step):
             if len(self.kept) >= k:
                 return
-            if i in tracks:
-                self.offer(tracks[i], score)
+            chunk = pairs[start:start + step]
+            tracks = {t.id: t for t in self.lib.tracks([i for i, _ in chunk])}
+            listed = [i for i, _ in chunk if i in tracks]
+            usable = [i for i, ok in zip(listed, self.index.has(listed), strict=True) if ok] if listed else []
+            vectors = dict(zip(usable, self.index.vectors_of(usable), strict=True)) if usable else {}
+            for i, score in chunk:
+                if len(self.kept) >= k:
+                    return
+                if i in tracks:
+                    self.offer(tracks[i], score, vectors.get(i))

@@ -55,7 +55,7 @@ def similar(lib: Library, query: str | Query, k: int = 10, *, model: str = DEFAU
         return q, selector.kept
     fetch = k + 8
     while True:
-        ids, scores = index.search(q.vector, fetch, exclude=selector.exclude)
+        ids, scores = index.search(q.vector, fetch, exclude=selector.exclude, lib=lib)  # exact re-rank if compact
         selector.take(ids, scores, k)
         if len(selector.kept) >= k or len(ids) < fetch:
             return q, selector.kept

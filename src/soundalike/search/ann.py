@@ -5,8 +5,12 @@ Vectors are unit length, so inner product = cosine similarity. Two kinds, chosen
 
 - ``flat`` — exact search (``IndexIDMap2(IndexFlatIP)``): below the threshold a full scan is already fast and
   needs no training.
-- ``ivf`` — inverted file (``IndexIVFFlat``, or ``IndexIVFScalarQuantizer`` 8-bit with ``codec="sq8"``):
+- ``ivf`` — inverted file (``IndexIVFFlat``; ``IndexIVFScalarQuantizer`` 8-bit with ``codec="sq8"``: a byte a
+  dimension; or PCA + random rotation + ``IndexIVFPQ`` with ``codec="pq"``: :data:`PQ_BYTES` bytes a vector,
+  for 10 M+ tracks):
   spherical k-means splits the library into ``nlist ≈ 4·√n`` cells; a query scans the ``nprobe`` nearest cells.
+  :func:`choose_codec` picks the codec by the memory the vectors would take (``flat`` while they fit in
+  :data:`FLAT_MAX_BYTES`, ``sq8`` while a byte a dimension fits in :data:`SQ8_MAX_BYTES`, ``pq`` beyond).
   ``nprobe`` is calibrated at build time to reach ``target_recall`` (recall@10 against exact search, measured
   leave-one-out on a sample of the library's own vectors).
 
@@ -28,6 +32,7 @@ from __future__ import annotations
 import json
 import os
 import struct
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, Literal
@@ -44,12 +49,31 @@ STALE_GROWTH = 2.0
 #: Default recall@10 that ``nprobe`` is calibrated to at build time.
 TARGET_RECALL = 0.97
 
+#: Codec limits of :func:`choose_codec`: float32 vectors up to this size stay exact inside the cells ...
+FLAT_MAX_BYTES = 1 << 30
+#: ... 8-bit scalar quantization (one byte a dimension) up to this size; product quantization beyond.
+SQ8_MAX_BYTES = 4 << 30
+#: Bytes a vector with ``codec="pq"`` (PCA with a random rotation to :data:`PQ_DIM` dimensions, then this many
+#: 8-bit codes).
+PQ_BYTES = 64
+PQ_DIM = 512
+#: Calibration stops doubling ``nprobe`` (from this many cells on) once a doubling gains less than this recall:
+#: quantized codes (sq8, pq) cap the recall below a target that more cells cannot reach, only slow down.
+PLATEAU_FROM = 16
+PLATEAU_GAIN = 0.005
+#: IVF cells are trained on at most this many vectors (k-means on 1 M 1882-d vectors would take an hour here).
+MAX_TRAIN = 100_000
+#: ``sq8`` codes are stored for vectors padded with zeros to a multiple of this many dimensions: faiss compares
+#: 8-bit codes with SIMD only then (a 1882-d search took 6x longer than a 1888-d one, measured here; the zeros
+#: change no inner product).
+SQ8_ALIGN = 16
+
 MAGIC = b"SOUNDALIKE-ANN\n"
 FORMAT_VERSION = 1
 _UNIT_TOLERANCE = 1e-3
 
 Kind = Literal["flat", "ivf"]
-Codec = Literal["flat", "sq8"]
+Codec = Literal["flat", "sq8", "pq"]
 
 
 class AnnError(Exception):
@@ -73,6 +97,14 @@ class AnnParams:
 def choose_kind(n_tracks: int) -> Kind:
     """``"flat"`` (exact) up to :data:`EXACT_MAX_TRACKS` tracks, ``"ivf"`` (approximate) beyond."""
     return "flat" if n_tracks <= EXACT_MAX_TRACKS else "ivf"
+
+
+def choose_codec(n_tracks: int, dim: int) -> Codec:
+    """How an IVF index stores ``n_tracks`` vectors of ``dim`` dimensions: ``flat`` (float32) while they take at most
+    :data:`FLAT_MAX_BYTES`, ``sq8`` while a byte a dimension takes at most :data:`SQ8_MAX_BYTES`, else ``pq``."""
+    if n_tracks * dim * 4 <= FLAT_MAX_BYTES:
+        return "flat"
+    return "sq8" if n_tracks * dim <= SQ8_MAX_BYTES else "pq"
 
 
 def outgrown(built_on: int, n_tracks: int) -> bool:
@@ -158,11 +190,21 @@ def recall_at_k(ann: AnnIndex, queries: np.ndarray, exact_ids: np.ndarray, k: in
     return overlap_at_k(found, np.atleast_2d(exact_ids)[:, :k], k)
 
 
+def _unit(x: np.ndarray) -> np.ndarray:
+    norms = np.sqrt(np.einsum("ij,ij->i", x, x))[:, None]
+    return (x / np.where(norms > 0, norms, 1.0)).astype(np.float32)
+
+
 def _drop_self(found: np.ndarray, self_ids: np.ndarray, k: int) -> np.ndarray:
     """Each row without its own id (a library vector used as a query finds itself first), cut to ``k``."""
     keep = found != self_ids[:, None]
     order = np.argsort(~keep, axis=1, kind="stable")
     return np.take_along_axis(np.where(keep, found, -1), order, axis=1)[:, :k]
+
+
+def _aligned_dim(dim: int, codec: str) -> int:
+    """The dimension faiss stores ``dim``-d vectors in for ``codec`` (``sq8``: padded to :data:`SQ8_ALIGN`)."""
+    return -(-dim // SQ8_ALIGN) * SQ8_ALIGN if codec == "sq8" else dim
 
 
 class AnnIndex:
@@ -171,7 +213,14 @@ class AnnIndex:
     def __init__(self, index: faiss.Index, params: AnnParams) -> None:
         self._index = index
         self.params = params
+        self._pad = int(index.d) - params.dim  # zero columns faiss stores beyond the vectors' own (sq8)
         self._ids = self._stored_ids()
+
+    def _padded(self, x: np.ndarray) -> np.ndarray:
+        """Rows ``x (n, dim)`` as faiss stores them (zero columns appended for an aligned ``sq8`` index)."""
+        if not self._pad:
+            return x
+        return np.ascontiguousarray(np.hstack([x, np.zeros((len(x), self._pad), np.float32)]))
 
     # --- building -----------------------------------------------------------------------------------------------
     @classmethod
@@ -197,34 +246,59 @@ class AnnIndex:
             return cls(flat, AnnParams("flat", d, seed=seed, trained_on=len(x)))
         if chosen != "ivf":
             raise AnnError(f"unknown index kind {chosen!r}; choose auto, flat or ivf")
-        if codec not in ("flat", "sq8"):
-            raise AnnError(f"unknown codec {codec!r}; choose flat or sq8")
         if len(x) == 0:
             raise AnnError("an ivf index needs vectors to train on")
         nlist = nlist or default_nlist(len(x))
-        if nlist > len(x):
-            raise AnnError(f"nlist={nlist} is more than the {len(x)} vectors to train on")
-        quantizer = faiss.IndexFlatIP(d)
-        index: faiss.IndexIVF
-        if codec == "sq8":
-            index = faiss.IndexIVFScalarQuantizer(quantizer, d, nlist, faiss.ScalarQuantizer.QT_8bit,
-                                                  faiss.METRIC_INNER_PRODUCT)
-        else:
-            index = faiss.IndexIVFFlat(quantizer, d, nlist, faiss.METRIC_INNER_PRODUCT)
-        index.cp.spherical = True           # unit vectors: centroids on the sphere, assignment by cosine
-        index.cp.seed = seed
-        index.cp.niter = niter
-        index.cp.max_points_per_centroid = 10**9  # we subsample ourselves (seeded), faiss must not again
         rng = np.random.default_rng(seed)
-        n_train = min(len(x), train_size or 40 * nlist)
+        n_train = min(len(x), train_size or min(40 * nlist, MAX_TRAIN))
         sample = x if n_train == len(x) else x[np.sort(rng.choice(len(x), n_train, replace=False))]
-        index.train(sample)
-        index.add_with_ids(x, ids64)
-        params = AnnParams("ivf", d, nlist=nlist, nprobe=nprobe or 1, codec=codec, seed=seed, trained_on=len(x))
-        ann = cls(index, params)
+        ann = cls.trained(sample, nlist=nlist, codec=codec, seed=seed, niter=niter, nprobe=nprobe or 1)
+        ann.add(ids64, x)
+        ann.params.trained_on = len(x)
         if nprobe is None:
             ann.calibrate(x, ids64, target_recall, seed=seed)
         return ann
+
+    @classmethod
+    def trained(cls, sample: np.ndarray, *, nlist: int, codec: Codec = "flat", seed: int = 0, niter: int = 10,
+                nprobe: int = 1) -> AnnIndex:
+        """An empty IVF index whose cells (and codec) are trained on the unit vectors ``sample``: add the library
+        to it in parts (:meth:`add`), then :meth:`calibrate_queries` — a million vectors never sit in memory."""
+        x = _check_vectors(sample)
+        d = x.shape[1]
+        stored = _aligned_dim(d, codec)
+        if stored != d:
+            x = np.ascontiguousarray(np.hstack([x, np.zeros((len(x), stored - d), np.float32)]))
+        if codec not in ("flat", "sq8", "pq"):
+            raise AnnError(f"unknown codec {codec!r}; choose flat, sq8 or pq")
+        if nlist > len(x):
+            raise AnnError(f"nlist={nlist} is more than the {len(x)} vectors to train on")
+        index: faiss.Index
+        ivf: Any  # an IndexIVF subclass (faiss' stubs know only Index for downcast results)
+        if codec == "pq":
+            out = min(PQ_DIM, d - d % 8) if d >= 8 else d
+            m = min(PQ_BYTES, max(1, out // 8))  # sub-vectors of 8 dimensions (or more), one byte each
+            # PCA to `out` dimensions with a random rotation (balances the variance over the sub-quantizers; OPQ's
+            # learned rotation took minutes to train even on 2,000 vectors here), then IVF-PQ.
+            index = faiss.index_factory(d, f"PCAR{out},IVF{nlist},PQ{m}", faiss.METRIC_INNER_PRODUCT)
+            ivf = faiss.downcast_index(faiss.extract_index_ivf(index))
+            ivf.do_polysemous_training = False  # the factory's default; minutes of training for no use here
+        else:
+            quantizer = faiss.IndexFlatIP(stored)
+            if codec == "sq8":
+                ivf = faiss.IndexIVFScalarQuantizer(quantizer, stored, nlist, faiss.ScalarQuantizer.QT_8bit,
+                                                    faiss.METRIC_INNER_PRODUCT)
+            else:
+                ivf = faiss.IndexIVFFlat(quantizer, d, nlist, faiss.METRIC_INNER_PRODUCT)
+            index = ivf
+        ivf.cp.spherical = True           # unit vectors: centroids on the sphere, assignment by cosine
+        ivf.cp.seed = seed
+        ivf.cp.niter = niter
+        ivf.cp.max_points_per_centroid = 10**9  # we subsample ourselves (seeded), faiss must not again
+        index.train(x)
+        if codec != "flat":  # codes are not the vectors: keep a map id -> code to reconstruct a track's vector
+            ivf.set_direct_map_type(faiss.DirectMap.Hashtable)  # type: ignore[attr-defined]
+        return cls(index, AnnParams("ivf", d, nlist=nlist, nprobe=nprobe, codec=codec, seed=seed))
 
     def calibrate(self, vectors: np.ndarray, ids: np.ndarray, target_recall: float = TARGET_RECALL, k: int = 10,
                   sample: int = 200, seed: int = 0) -> int:
@@ -236,17 +310,38 @@ class AnnIndex:
         rng = np.random.default_rng(seed)
         pick = np.sort(rng.choice(len(x), min(sample, len(x)), replace=False))
         truth, _ = exact_search(ids64, x, x[pick], k + 1)
-        truth = _drop_self(truth, ids64[pick], k)
+        return self.calibrate_queries(x[pick], ids64[pick], truth, target_recall, k)
+
+    def calibrate_queries(self, queries: np.ndarray, query_ids: np.ndarray, truth: np.ndarray,
+                          target_recall: float = TARGET_RECALL, k: int = 10,
+                          rerank: Callable[[np.ndarray], np.ndarray] | None = None, candidates: int = 0) -> int:
+        """Set ``nprobe`` as :meth:`calibrate` does, from library vectors used as ``queries`` (their track ids
+        ``query_ids``) and their exact top-``k + 1`` ids ``truth`` over the whole library (themselves included).
+        ``rerank`` (found ids ``(q, c)`` to the same ids in exact order) calibrates the search as a compact index
+        answers it: ``candidates`` found, then re-ranked by the exact vectors."""
+        if self.params.kind != "ivf":
+            return 0
+        q = np.atleast_2d(np.asarray(queries, dtype=np.float32))
+        qids = np.asarray(query_ids, dtype=np.int64)
+        truth = _drop_self(np.atleast_2d(truth), qids, k)
         nprobe, recall = 1, 0.0
+        before: tuple[int, float] | None = None
         while True:
-            found, _ = self.search(x[pick], k + 1, nprobe=nprobe)
-            recall = overlap_at_k(_drop_self(found, ids64[pick], k), truth, k)
+            if rerank is None:
+                found, _ = self.search(q, k + 1, nprobe=nprobe)
+            else:
+                found = rerank(self.search(q, max(k + 1, candidates), nprobe=nprobe)[0])
+            recall = overlap_at_k(_drop_self(found, qids, k), truth, k)
             if recall >= target_recall or nprobe >= self.params.nlist:
                 break
+            if before is not None and nprobe >= PLATEAU_FROM and recall - before[1] < PLATEAU_GAIN:
+                nprobe, recall = before  # quantized codes cap the recall: scanning more cells buys nothing
+                break
+            before = (nprobe, recall)
             nprobe = min(nprobe * 2, self.params.nlist)
         self.params.nprobe = nprobe
         self.params.calibration = {"target_recall": target_recall, "recall": round(recall, 4), "k": k,
-                                   "queries": len(pick)}
+                                   "queries": len(q), **({"reranked": candidates} if rerank is not None else {})}
         return nprobe
 
     # --- updates ------------------------------------------------------------------------------------------------
@@ -258,8 +353,8 @@ class AnnIndex:
             return
         present = ids64[np.isin(ids64, self._ids)]
         if len(present):
-            self._index.remove_ids(faiss.IDSelectorBatch(present))
-        self._index.add_with_ids(x, ids64)
+            self._index.remove_ids(self._selector(present))
+        self._index.add_with_ids(self._padded(x), ids64)
         self._ids = np.union1d(self._ids, ids64)
 
     def remove(self, ids: np.ndarray) -> int:
@@ -268,9 +363,17 @@ class AnnIndex:
         present = ids64[np.isin(ids64, self._ids)]
         if not len(present):
             return 0
-        removed = int(self._index.remove_ids(faiss.IDSelectorBatch(present)))
+        removed = int(self._index.remove_ids(self._selector(present)))
         self._ids = np.setdiff1d(self._ids, present, assume_unique=True)
         return removed
+
+    def _selector(self, ids: np.ndarray) -> faiss.IDSelector:
+        """An id selector for removal (a hashtable direct map accepts only an array selector)."""
+        if self.params.codec != "flat" and self.params.kind == "ivf":
+            sel = faiss.IDSelectorArray(ids)
+            sel.ids_ref = ids  # type: ignore[attr-defined]  # faiss keeps a pointer: the array must outlive the selector
+            return sel
+        return faiss.IDSelectorBatch(ids)
 
     # --- queries ------------------------------------------------------------------------------------------------
     def search(self, queries: np.ndarray, k: int, nprobe: int | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -280,16 +383,75 @@ class AnnIndex:
             raise AnnError(f"expected queries (q, {self.params.dim}), got shape {np.shape(queries)}")
         if k <= 0:
             raise AnnError(f"k must be positive, got {k}")
+        q = self._padded(q)
         if len(self) == 0:
             return np.full((len(q), k), -1, np.int64), np.full((len(q), k), -np.inf, np.float32)
         if self.params.kind == "ivf":
             params = faiss.SearchParametersIVF()
             params.nprobe = int(nprobe or self.params.nprobe or 1)
-            scores, found = self._index.search(q, k, params=params)
+            if self.params.codec == "pq":  # the PCA rotation wraps the IVF index
+                outer = faiss.SearchParametersPreTransform()
+                outer.index_params = params
+                scores, found = self._index.search(q, k, params=outer)
+            else:
+                scores, found = self._index.search(q, k, params=params)
         else:
             scores, found = self._index.search(q, k)
         scores = np.where(found >= 0, scores, -np.inf).astype(np.float32)
         return found.astype(np.int64), scores
+
+    def reconstruct(self, ids: np.ndarray | list[int]) -> np.ndarray:
+        """The stored vectors ``(n, d)`` of indexed track ``ids``, scaled back to unit length: exact for ``flat``
+        codecs, decoded from the codes for ``sq8`` (cosine error ~1e-5) and ``pq`` (coarser)."""
+        wanted = np.ascontiguousarray(np.asarray(ids, dtype=np.int64).ravel())
+        if not len(wanted):
+            return np.zeros((0, self.params.dim), dtype=np.float32)
+        out = np.asarray(self._index.reconstruct_batch(wanted), dtype=np.float32).reshape(len(wanted), -1)
+        out = out[:, :self.params.dim]
+        return out if self.params.codec == "flat" else _unit(out)
+
+    def decoded(self, chunk: int = 65536) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Every indexed ``(ids, unit vectors)`` in parts of about ``chunk`` (decoded list by list for ``sq8``;
+        through :meth:`reconstruct` otherwise): a pass over the library without holding it in float32."""
+        if self.params.kind != "ivf" or self.params.codec != "sq8":
+            ids = self._ids
+            for start in range(0, len(ids), chunk):
+                yield ids[start:start + chunk], self.reconstruct(ids[start:start + chunk])
+            return
+        ivf: Any = faiss.downcast_index(faiss.extract_index_ivf(self._index))  # a loaded one is a plain IndexIVF
+        lists = ivf.invlists
+        assert lists is not None
+        ids_buf: list[np.ndarray] = []
+        vec_buf: list[np.ndarray] = []
+        held = 0
+        for i in range(ivf.nlist):
+            size = lists.list_size(i)
+            if not size:
+                continue
+            ids_buf.append(faiss.rev_swig_ptr(lists.get_ids(i), size).copy().astype(np.int64))
+            codes = faiss.rev_swig_ptr(lists.get_codes(i), size * ivf.code_size).copy().reshape(size, -1)
+            decoded = ivf.sq.decode(codes)  # type: ignore[attr-defined]
+            if ivf.by_residual:  # codes hold the offset from the cell's centroid
+                decoded = decoded + ivf.quantizer.reconstruct(i)
+            vec_buf.append(_unit(np.ascontiguousarray(decoded[:, :self.params.dim])))
+            held += size
+            if held >= chunk:
+                yield np.concatenate(ids_buf), np.vstack(vec_buf)
+                ids_buf, vec_buf, held = [], [], 0
+        if ids_buf:
+            yield np.concatenate(ids_buf), np.vstack(vec_buf)
+
+    def memory_bytes(self) -> int:
+        """Bytes the index's data take in memory: codes and ids of every vector, the cell centroids and any
+        rotation (counted, not serialised: an IVF-Flat copy of a million vectors would double memory)."""
+        if self.params.kind != "ivf":
+            return len(self) * (self.params.dim * 4 + 8)
+        ivf = faiss.extract_index_ivf(self._index)
+        lists = ivf.invlists
+        assert lists is not None
+        stored = sum(lists.list_size(i) for i in range(ivf.nlist)) * (ivf.code_size + 8)
+        extra = self.params.dim * ivf.d * 4 if self.params.codec == "pq" else 0  # the PCA rotation
+        return int(stored + ivf.nlist * ivf.d * 4 + extra)
 
     def __len__(self) -> int:
         return int(self._index.ntotal)
@@ -372,7 +534,8 @@ class AnnIndex:
             params = AnnParams(**{k: header[k] for k in AnnParams.__dataclass_fields__ if k in header})
         except TypeError as e:
             raise AnnError(f"{source}: corrupt ANN index header ({e})") from e
-        if index.d != params.dim or index.ntotal != header.get("ntotal"):
+        stored = (params.dim, _aligned_dim(params.dim, params.codec))  # an older sq8 index is not padded
+        if index.d not in stored or index.ntotal != header.get("ntotal"):
             raise AnnError(f"{source}: header says {header.get('ntotal')} vectors of dimension {params.dim}, "
                            f"the index holds {index.ntotal} of dimension {index.d}")
         if dim is not None and dim != params.dim:

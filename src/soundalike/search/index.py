@@ -8,6 +8,13 @@ stays put while other tracks come and go — and **refreshed on rebuild**, which
 :data:`~soundalike.search.ann.EXACT_MAX_TRACKS`, where exact search gives way to an IVF index
 (:mod:`soundalike.search.ann`, persisted beside the statistics and brought up to date on every open: tracks added
 to the library are added to it, removed ones removed).
+
+A library whose float32 search vectors would not fit :data:`~soundalike.search.ann.FLAT_MAX_BYTES` (a million
+tracks of the 1882-d default: 7.5 GB) is indexed **in parts**: statistics fitted on a seeded sample of
+:data:`STATS_SAMPLE` tracks, IVF cells trained on a sample, the library read, transformed and added
+:data:`CHUNK` tracks at a time, and ``nprobe`` calibrated against exact search done in the same pass. Such an
+index is *compact*: it keeps no float32 copy of the vectors — a track's vector is decoded from the ANN index
+(:meth:`VectorIndex.vector_of`), so the server holds a byte a dimension (``sq8``) or less (``pq``).
 """
 
 from __future__ import annotations
@@ -21,10 +28,23 @@ import numpy as np
 from soundalike.audio import descriptors
 from soundalike.library.catalog import DESCRIPTOR_MODEL, Library
 
-from .ann import AnnError, AnnIndex, choose_kind, outgrown
-from .space import Embedding, fit_embedding, load_raw, model_parts
+from .ann import AnnError, AnnIndex, Codec, choose_codec, choose_kind, default_nlist, exact_search, outgrown
+from .space import Embedding, common_ids, fit_embedding, load_raw, model_parts, read_raw
 
 INDEX_DIR = "indexes"
+#: Tracks read, transformed and added at a time when a large library is indexed in parts.
+CHUNK = 10_000
+#: Tracks the statistics (and the IVF cells) of a library indexed in parts are fitted on.
+STATS_SAMPLE = 50_000
+#: Library vectors used as queries to calibrate ``nprobe`` of an index built in parts.
+CALIBRATION_QUERIES = 200
+#: A compact index's search re-scores this many candidates per wanted result (of the first :data:`RERANK_TOP`) with
+#: the exact vectors: its 8-bit codes alone capped recall@10 at 0.966 on a million tracks, re-ranked 0.981
+#: (benchmarks/results/scale-ann.json).
+RERANK = 4
+#: Results whose order the re-rank makes exact; results a caller asks for beyond these (room for its filters) are
+#: re-scored too, without more candidates.
+RERANK_TOP = 10
 
 
 def index_paths(lib: Library, model: str) -> tuple[Path, Path]:
@@ -73,27 +93,111 @@ def _updated_ann(index_path: Path, embedding: Embedding, ids: np.ndarray, vector
     return index, changed
 
 
+def _save(stats_path: Path, embedding: Embedding, index_path: Path, index: AnnIndex | None) -> None:
+    try:
+        _write_stats(stats_path, embedding)
+        if index is not None:
+            index.save(index_path)
+    except OSError:
+        pass  # a read-only library still answers; the statistics are fitted again next time
+
+
+def _build_in_parts(lib: Library, model: str, embedding: Embedding, ids: np.ndarray, sample: np.ndarray,
+                    rng: np.random.Generator, codec: Codec) -> AnnIndex:
+    """Train IVF cells on ``sample`` (search vectors), add the library in parts, calibrate ``nprobe`` on library
+    vectors whose exact neighbours are found in the same pass."""
+    # A quarter of the usual cells: assigning every vector to its cell costs n × nlist × d (1.5e13 flops for a
+    # million 1882-d vectors at 4096 cells: half an hour on a busy 2-core machine); calibration raises nprobe.
+    nlist = max(1, default_nlist(len(ids)) // 4)
+    train = sample[np.sort(rng.permutation(len(sample))[:min(len(sample), 40 * nlist)])]
+    ann = AnnIndex.trained(train, nlist=nlist, codec=codec)
+    query_ids = ids[np.sort(rng.choice(len(ids), min(CALIBRATION_QUERIES, len(ids)), replace=False))]
+    queries = embedding.transform(read_raw(lib, model, query_ids))
+    k = 11
+    best_ids = np.full((len(query_ids), k), -1, np.int64)
+    best = np.full((len(query_ids), k), -np.inf, np.float32)
+    for start in range(0, len(ids), CHUNK):  # one pass: add each part, and find the queries' exact neighbours
+        part = ids[start:start + CHUNK]
+        vectors = embedding.transform(read_raw(lib, model, part))
+        ann.add(part, vectors)
+        found, scores = exact_search(part, vectors, queries, k)
+        all_ids, all_scores = np.hstack([best_ids, found]), np.hstack([best, scores])
+        order = np.argsort(-all_scores, axis=1, kind="stable")[:, :k]
+        best_ids, best = np.take_along_axis(all_ids, order, axis=1), np.take_along_axis(all_scores, order, axis=1)
+    ann.params.trained_on = len(ids)
+
+    def exact_order(found: np.ndarray) -> np.ndarray:
+        """Each row of candidate ids in the order of their exact cosine to its query (as a search re-ranks)."""
+        known = np.unique(found[found >= 0])
+        vectors = embedding.transform(read_raw(lib, model, known))
+        out = np.full_like(found, -1)
+        for row, (cands, query) in enumerate(zip(found, queries, strict=True)):
+            cands = cands[cands >= 0]
+            scores = vectors[np.searchsorted(known, cands)] @ query
+            out[row, :len(cands)] = cands[np.argsort(-scores, kind="stable")]
+        return out
+
+    # Calibrated as a compact index answers: its candidates re-ranked by the exact vectors (VectorIndex.search).
+    ann.calibrate_queries(queries, query_ids, best_ids, rerank=exact_order, candidates=RERANK * min(k, RERANK_TOP))
+    return ann
+
+
 class VectorIndex:
     """Top-k cosine search over track vectors, returning track ids: exact, or through a persisted ANN index."""
 
-    def __init__(self, ids: np.ndarray, vectors: np.ndarray, embedding: Embedding, ann: AnnIndex | None = None
-                 ) -> None:
+    def __init__(self, ids: np.ndarray, vectors: np.ndarray | None, embedding: Embedding,
+                 ann: AnnIndex | None = None) -> None:
         """An index of unit search ``vectors`` (rows of ``embedding``'s space) under track ``ids``: searched
-        through ``ann`` when given (built over the same vectors and ids), else exactly."""
+        through ``ann`` when given (built over the same vectors and ids), else exactly. ``vectors=None`` makes a
+        compact index: vectors are decoded from ``ann`` when asked for."""
         self.ids = np.asarray(ids, dtype=np.int64)
         self.embedding = embedding
-        self.vectors = vectors if len(self.ids) else np.zeros((0, max(embedding.dim, 1)), np.float32)
+        if vectors is None:
+            if ann is None:
+                raise ValueError("a compact index (vectors=None) needs its ANN index")
+            self._vectors: np.ndarray | None = None
+        else:
+            self._vectors = vectors if len(self.ids) else np.zeros((0, max(embedding.dim, 1)), np.float32)
         self.ann = ann if ann is not None else AnnIndex.build(self.ids, self.vectors, kind="flat")
-        self._row = {int(t): i for i, t in enumerate(self.ids)}
+        self._order = np.argsort(self.ids, kind="stable")
+        self._sorted = self.ids[self._order]
+
+    @property
+    def compact(self) -> bool:
+        """Whether the vectors live only in the ANN index (a library too large for a float32 copy)."""
+        return self._vectors is None
+
+    @property
+    def vectors(self) -> np.ndarray:
+        """Every search vector ``(n, dim)`` in the order of :attr:`ids` (decoded from the ANN index for a compact
+        index: n × dim float32, so not for a million tracks)."""
+        if self._vectors is None:
+            return self.ann.reconstruct(self.ids)
+        return self._vectors
+
+    def _rows(self, track_ids: np.ndarray | list[int]) -> np.ndarray:
+        """Rows of ``track_ids`` in :attr:`ids` (-1 where absent)."""
+        want = np.asarray(track_ids, dtype=np.int64).ravel()
+        if not len(self._sorted):
+            return np.full(len(want), -1, np.int64)
+        pos = np.minimum(np.searchsorted(self._sorted, want), len(self._sorted) - 1)
+        return np.where(self._sorted[pos] == want, self._order[pos], -1)
 
     @classmethod
-    def from_library(cls, lib: Library, model: str = DESCRIPTOR_MODEL, *, ann: bool | None = None) -> VectorIndex:
+    def from_library(cls, lib: Library, model: str = DESCRIPTOR_MODEL, *, ann: bool | None = None,
+                     codec: Codec | None = None) -> VectorIndex:
         """The index of every track the library has embedded with ``model`` (every part of a fused key), with the
         statistics frozen for it (module doc). ``ann`` forces (True) or forbids (False) the approximate index,
-        which by default serves libraries above :data:`soundalike.search.ann.EXACT_MAX_TRACKS` tracks."""
-        ids, raw, dims = load_raw(lib, model)
+        which by default serves libraries above :data:`soundalike.search.ann.EXACT_MAX_TRACKS` tracks; ``codec``
+        forces how an approximate one stores vectors (default :func:`~soundalike.search.ann.choose_codec`;
+        ``sq8`` and ``pq`` make a compact index, built in parts)."""
+        ids, dims = common_ids(lib, model)
         kind = "ivf" if (ann if ann is not None else choose_kind(len(ids)) == "ivf") else "flat"
         index_path, stats_path = index_paths(lib, model)
+        codec = codec or choose_codec(len(ids), sum(dims))
+        if kind == "ivf" and codec != "flat":
+            return cls._in_parts(lib, model, ids, dims, index_path, stats_path, codec)
+        ids, raw, dims = load_raw(lib, model)
         embedding = _read_stats(stats_path, model, dims)
         fresh = embedding is None or embedding.kind != kind or outgrown(embedding.built_on, len(ids))
         if fresh or embedding is None:
@@ -102,40 +206,113 @@ class VectorIndex:
         index, changed = (None, fresh) if kind == "flat" else _updated_ann(index_path, embedding, ids, vectors, fresh)
         result = cls(ids, vectors, embedding, ann=index)
         if changed:
+            _save(stats_path, embedding, index_path, index)
+        return result
+
+    @classmethod
+    def _in_parts(cls, lib: Library, model: str, ids: np.ndarray, dims: list[int], index_path: Path,
+                  stats_path: Path, codec: Codec) -> VectorIndex:
+        """A compact IVF index of a large library, read :data:`CHUNK` tracks at a time (module doc)."""
+        embedding = _read_stats(stats_path, model, dims)
+        fresh = embedding is None or embedding.kind != "ivf" or outgrown(embedding.built_on, len(ids))
+        rng = np.random.default_rng(0)
+        sample: np.ndarray | None = None
+        if fresh or embedding is None:
+            sample_ids = np.sort(rng.choice(ids, min(STATS_SAMPLE, len(ids)), replace=False))
+            raw = read_raw(lib, model, sample_ids)
+            embedding = fit_embedding(model, raw, dims, "ivf")
+            embedding.built_on = len(ids)
+            sample = embedding.transform(raw)
+            del raw
+        index: AnnIndex | None = None
+        if not fresh and index_path.exists():
             try:
-                _write_stats(stats_path, embedding)
-                if index is not None:
-                    index.save(index_path)
-            except OSError:
-                pass  # a read-only library still answers; the statistics are fitted again next time
+                index = AnnIndex.load(index_path, dim=embedding.dim)
+            except AnnError:
+                index = None
+        if index is not None and index.params.codec != codec:
+            index = None  # asked for another codec: built again
+        if index is not None:
+            changed = False
+            new = ids[~np.isin(ids, index.ids)]
+            for start in range(0, len(new), CHUNK):
+                part = new[start:start + CHUNK]
+                index.add(part, embedding.transform(read_raw(lib, model, part)))
+                changed = True
+            changed = index.remove(np.setdiff1d(index.ids, ids)) > 0 or changed
+        else:
+            if sample is None:
+                sample_ids = np.sort(rng.choice(ids, min(STATS_SAMPLE, len(ids)), replace=False))
+                sample = embedding.transform(read_raw(lib, model, sample_ids))
+            index = _build_in_parts(lib, model, embedding, ids, sample, rng, codec)
+            changed = True
+        result = cls(ids, None, embedding, ann=index)
+        if changed:
+            _save(stats_path, embedding, index_path, index)
         return result
 
     def __len__(self) -> int:
         return len(self.ids)
 
     def __contains__(self, track_id: object) -> bool:
-        return isinstance(track_id, int | np.integer) and int(track_id) in self._row
+        return isinstance(track_id, int | np.integer) and int(self._rows([int(track_id)])[0]) >= 0
 
     def vector_of(self, track_id: int) -> np.ndarray:
         """The search vector of an indexed track."""
-        try:
-            return self.vectors[self._row[int(track_id)]]
-        except KeyError:
-            raise KeyError(f"track {track_id} is not in the index") from None
+        return self.vectors_of([track_id])[0]
 
     def vectors_of(self, track_ids: np.ndarray | list[int]) -> np.ndarray:
-        """The search vectors ``(n, dim)`` of indexed tracks, in the given order."""
-        rows = [self._row[int(t)] for t in track_ids]
-        return self.vectors[rows] if rows else self.vectors[:0]
+        """The search vectors ``(n, dim)`` of indexed tracks, in the given order (``KeyError`` for another)."""
+        rows = self._rows(track_ids)
+        if (rows < 0).any():
+            missing = np.asarray(track_ids, dtype=np.int64).ravel()[rows < 0][0]
+            raise KeyError(f"track {missing} is not in the index")
+        if self._vectors is None:
+            return self.ann.reconstruct(np.asarray(track_ids, dtype=np.int64))
+        return self._vectors[rows] if len(rows) else self._vectors[:0]
 
-    def search(self, query: np.ndarray, k: int, exclude: set[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Top-``k`` ``(track_ids, cosine scores)`` for one unit-length search vector, skipping ``exclude``."""
+    def has(self, track_ids: np.ndarray | list[int]) -> np.ndarray:
+        """Whether each of ``track_ids`` is indexed (a boolean array, in the given order)."""
+        return self._rows(track_ids) >= 0
+
+    def exact_vectors(self, lib: Library, track_ids: np.ndarray | list[int]) -> tuple[np.ndarray, np.ndarray]:
+        """``(ids, search vectors)`` of those of ``track_ids`` the catalogue still holds, from their stored float
+        vectors (what a compact index only approximates), in the given order."""
+        want = np.asarray(track_ids, dtype=np.int64).ravel()
+        common = np.unique(want)
+        blocks: list[np.ndarray] = []
+        for part in self.embedding.parts:
+            found, mat = lib.vectors(part.model, ids=common)
+            keep = np.isin(common, found)
+            common = common[keep]
+            blocks = [b[keep] for b in blocks]
+            blocks.append(mat[np.searchsorted(found, common)] if len(common) else np.zeros((0, part.dim), np.float32))
+        order = want[np.isin(want, common)]
+        if not len(order):
+            return order, np.zeros((0, self.embedding.dim), np.float32)
+        raw = np.hstack(blocks)[np.searchsorted(common, order)]
+        return order, self.embedding.transform(raw)
+
+    def search(self, query: np.ndarray, k: int, exclude: set[int] | None = None, lib: Library | None = None
+               ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-``k`` ``(track_ids, cosine scores)`` for one unit-length search vector, skipping ``exclude``. With
+        ``lib``, a compact index re-scores :data:`RERANK` candidates per wanted result (of the first
+        :data:`RERANK_TOP`) with the exact vectors read from the catalogue (:meth:`exact_vectors`) and ranks by those
+        scores."""
         exclude = exclude or set()
         want = min(len(self.ids), k + len(exclude))
         if want <= 0:
             return np.zeros(0, np.int64), np.zeros(0, np.float32)
-        found_ids, found_scores = self.ann.search(np.atleast_2d(query).astype(np.float32), want)
+        rerank = lib is not None and self.compact
+        fetch = min(len(self.ids), max(want, RERANK * min(want, RERANK_TOP))) if rerank else want
+        q = np.atleast_2d(query).astype(np.float32)
+        found_ids, found_scores = self.ann.search(q, fetch)
         found = [(i, s) for i, s in zip(found_ids[0], found_scores[0], strict=True) if i >= 0]
+        if rerank and found and lib is not None:
+            cand, vectors = self.exact_vectors(lib, [int(t) for t, _ in found])
+            exact = vectors @ q[0]
+            order = np.argsort(-exact, kind="stable")
+            found = [(cand[o], exact[o]) for o in order]
         keep = [(t, s) for t, s in found if int(t) not in exclude][:k]
         return (np.array([t for t, _ in keep], dtype=np.int64), np.array([s for _, s in keep], dtype=np.float32))
 
@@ -145,7 +322,7 @@ class VectorIndex:
         learned = [p.model for p in self.embedding.parts if p.model != DESCRIPTOR_MODEL]
         kept, seqs = [], []
         for tid in track_ids:
-            if int(tid) not in self._row:
+            if int(tid) not in self:
                 continue
             segments = {m: lib.segments(int(tid), m) for m in learned}
             if any(s is None or not len(s) for s in segments.values()):

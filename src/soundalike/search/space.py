@@ -179,6 +179,36 @@ def fit_embedding(key: str, raw: np.ndarray, dims: list[int], kind: str = "flat"
                      descriptor_version=descriptors.DESCRIPTOR_VERSION if DESCRIPTOR_MODEL in names else 0)
 
 
+def common_ids(lib: Library, key: str) -> tuple[np.ndarray, list[int]]:
+    """``(sorted ids of the tracks that have every part of key, part dims)``, without reading the vectors."""
+    names = model_parts(key)
+    common: np.ndarray | None = None
+    dims = []
+    for k in names:
+        ids = lib.vector_ids(k)
+        if len(ids) == 0:
+            known = lib.models()
+            hint = f" (embeddings present: {', '.join(known)})" if known else " — run `soundalike index PATH` first"
+            if k == DESCRIPTOR_MODEL and lib.stale_descriptors():
+                hint = " — they were made by an older soundalike: run `soundalike index PATH` to update them"
+            raise CatalogError(f"no tracks embedded with {k!r} in {lib.root}{hint}")
+        dims.append(int(lib.vectors_in(k, ids[:1])[1].shape[1]))
+        common = ids if common is None else np.intersect1d(common, ids)
+    assert common is not None
+    return common, dims
+
+
+def read_raw(lib: Library, key: str, ids: np.ndarray) -> np.ndarray:
+    """Raw vectors ``(len(ids), sum of part dims)`` of tracks that have every part of ``key``; ``ids`` sorted."""
+    blocks = []
+    for k in model_parts(key):
+        found, mat = lib.vectors(k, ids=ids)
+        if len(found) != len(ids) or not np.array_equal(found, ids):
+            raise CatalogError(f"{k}: vectors of {len(ids) - len(found)} tracks went missing while being read")
+        blocks.append(mat)
+    return np.hstack(blocks)
+
+
 def load_raw(lib: Library, key: str) -> tuple[np.ndarray, np.ndarray, list[int]]:
     """``(track ids, raw vectors side by side, part dims)`` of the tracks that have every part of ``key``."""
     names = model_parts(key)

@@ -49,6 +49,7 @@ from soundalike.recommend import (
 from soundalike.recommend.queries import OutsideAnalysis, outside_query
 from soundalike.search.index import VectorIndex
 
+from .maplayout import MAX_POINTS, OVERVIEW_POINTS, serve_map, warm_up
 from .maps import METHODS, TSNE_INLINE_MAX, BackgroundJobs, PackedJson, map_payload, map_xy
 from .media import audio_content_type, spectrogram_png
 from .middleware import (
@@ -84,6 +85,7 @@ class ServerConfig:
     check_timeout: float = CHECK_TIMEOUT_S
     max_concurrent_uploads: int = 2
     public_url: str | None = None  # the address clients reach this server at (stream URLs in M3U playlists)
+    map_points: int = OVERVIEW_POINTS  # points of a large library's map overview (and of each window)
 
 
 class Server:
@@ -401,13 +403,35 @@ def tracks_path(server: ServerDep, start: TrackIdQuery, end: TrackIdQuery, filte
 
 @api.get("/map", summary="2-D map of the library",
          responses={200: {"description": "Columnar JSON: model, method, count, ids, x, y (in [0, 1]), title, "
-                                         "artist, album"},
+                                         "artist, album; above `limit` tracks or with a window also total, "
+                                         "in_window, sampled, window, partial"},
                     202: {"description": "t-SNE is being computed; ask again shortly (Retry-After)"}})
 def library_map(server: ServerDep, request: Request, model: ModelParam = "default",
-                method: Annotated[str, Query(pattern="^(pca|tsne)$", description=" or ".join(METHODS))] = "pca"
-                ) -> Response:
-    """Every track's 2-D position (PCA at once; t-SNE computed in the background for large libraries)."""
+                method: Annotated[str, Query(pattern="^(pca|tsne)$", description=" or ".join(METHODS))] = "pca",
+                limit: Annotated[int | None, Query(ge=1, le=MAX_POINTS, description="Most points to return: a "
+                                                                                  "larger library gets a sampled "
+                                                                                  "overview (default: the "
+                                                                                  "server's --map-points)")]
+                = None,
+                x0: Annotated[float | None, Query(ge=0, le=1, description="Window (detail on zoom): left")] = None,
+                x1: Annotated[float | None, Query(ge=0, le=1, description="right")] = None,
+                y0: Annotated[float | None, Query(ge=0, le=1, description="bottom")] = None,
+                y1: Annotated[float | None, Query(ge=0, le=1, description="top")] = None) -> Response:
+    """Every track's 2-D position (PCA at once; t-SNE computed in the background for large libraries); above
+    ``limit`` tracks a sampled overview, and with ``x0, x1, y0, y1`` the first ``limit`` tracks of that window
+    (:mod:`.maplayout`)."""
+    edges = (x0, x1, y0, y1)
+    if any(e is not None for e in edges) and (None in edges or x0 > x1 or y0 > y1):  # type: ignore[operator]
+        raise HTTPException(422, "a window needs x0 <= x1 and y0 <= y1, all four in [0, 1]")
+    box = None if x0 is None else (float(x0), float(x1), float(y0), float(y1))  # type: ignore[arg-type]
+    limit = limit or server.config.map_points
     index = _index(server, model)
+    if box is not None or len(index) > limit:
+        packed = serve_map(server.state, server.maps, index, model, method, box, limit)
+        if packed is None:
+            return JSONResponse({"detail": f"computing the t-SNE map of a sample of {len(index)} tracks; ask "
+                                           "again in a few seconds"}, status_code=202, headers={"Retry-After": "5"})
+        return packed.response(request.headers.get("accept-encoding", ""))
     state = server.state
 
     accept = request.headers.get("accept-encoding", "")
@@ -604,20 +628,23 @@ def _short(exc: RequestValidationError) -> str:
 def create_app(library: str | os.PathLike[str], *, token: str | None = None, loopback_only: bool = False,
                cors_origins: Sequence[str] = (), max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
                refresh_seconds: float = 3.0, check_timeout: float = CHECK_TIMEOUT_S,
-               public_url: str | None = None) -> FastAPI:
+               public_url: str | None = None, map_points: int = OVERVIEW_POINTS) -> FastAPI:
     """The app serving the library at ``library``. ``token`` protects every data endpoint; ``loopback_only``
     answers only requests addressed to localhost (for a tokenless loopback server); ``cors_origins`` lists the
     web origins allowed to call the API from a browser (none by default; any other site's requests are refused);
     ``public_url`` is the address clients reach the server at (stream URLs in playlists), instead of the ``Host``
-    header of each request."""
+    header of each request; ``map_points`` the size of a large library's map overview, which is computed in the
+    background at start-up (:func:`~.maplayout.warm_up`)."""
     config = ServerConfig(Path(library), token=token or None, loopback_only=loopback_only,
                           cors_origins=tuple(cors_origins), max_upload_bytes=max_upload_bytes,
                           refresh_seconds=refresh_seconds, check_timeout=check_timeout,
-                          public_url=public_url.rstrip("/") if public_url else None)
+                          public_url=public_url.rstrip("/") if public_url else None, map_points=map_points)
     server = Server(config)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        threading.Thread(target=warm_up, args=(server.state, server.maps, config.map_points), name="map-warm-up",
+                         daemon=True).start()
         yield
         await asyncio.to_thread(server.state.close)
 

@@ -210,9 +210,9 @@ class LibraryState:
         return self.cached(("index", model), lambda: load_index(self.lib(), model))
 
     def track(self, track_id: int) -> Track | None:
-        """A track by id (from the snapshot, else the catalogue: it may have been added a moment ago)."""
-        found = self.snapshot().by_id.get(track_id)
-        return found if found is not None else self.lib().track(track_id)
+        """A track by id, from the catalogue (one indexed lookup: a snapshot of every track would hold a million
+        of them in memory)."""
+        return self.lib().track(track_id)
 
     def file_of(self, track_id: int) -> str | None:
         """The first of the track's indexed files that still exists (None when every one is gone): its real path

@@ -903,7 +903,8 @@
     const albums = [...counts.entries()].sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]));
     if (albums.length <= PALETTE.length) {
       const index = new Map(albums.map(([name], i) => [name, i]));
-      return { mode: "albums", group: data.album.map((a) => index.get(a || NO_ALBUM)), labels: albums.map(([name, n]) => `${name} (${n})`), albums };
+      const groupOf = (album) => index.has(album || NO_ALBUM) ? index.get(album || NO_ALBUM) : PALETTE.length - 5;  // unseen: grey
+      return { mode: "albums", group: data.album.map((a) => index.get(a || NO_ALBUM)), labels: albums.map(([name, n]) => `${name} (${n})`), albums, groupOf };
     }
     // k-means on the 2-D positions, started from spread-out points (deterministic: no random start).
     const k = Math.min(12, data.count);
@@ -934,7 +935,12 @@
       const size = top.reduce((s, [, n]) => s + n, 0);
       return `Mostly ${top.slice(0, 2).map(([name]) => name).join(", ")}${top.length > 2 ? ` +${top.length - 2} more` : ""} (${size})`;
     });
-    return { mode: "clusters", group, labels, albums };
+    const groupOf = (album, x, y) => {  // the nearest centre, for points that arrive later (map windows)
+      let best = 0, bestD = Infinity;
+      centres.forEach(([cx, cy], c) => { const d = (x - cx) ** 2 + (y - cy) ** 2; if (d < bestD) { bestD = d; best = c; } });
+      return best;
+    };
+    return { mode: "clusters", group, labels, albums, groupOf };
   }
 
   async function showMap(params) {
@@ -948,7 +954,7 @@
       class: m === mapState.method ? "button active" : "button secondary", href: `#/map?method=${m}`, text: m === "pca" ? "PCA" : "t-SNE" })));
     const zoomIn = el("button", { class: "icon", id: "zoom-in", title: "Zoom in", onclick: () => zoomBy(1.5) }, "+");
     const zoomOut = el("button", { class: "icon", id: "zoom-out", title: "Zoom out", onclick: () => zoomBy(1 / 1.5) }, "−");
-    const reset = el("button", { class: "secondary", id: "zoom-reset", onclick: () => { mapState.transform = { k: 1, x: 0, y: 0 }; draw(); } }, "Reset view");
+    const reset = el("button", { class: "secondary", id: "zoom-reset", onclick: () => { mapState.transform = { k: 1, x: 0, y: 0 }; draw(); viewMoved(); } }, "Reset view");
     setView(el("section", { id: "map-page" }, el("h1", { text: "Library map" }),
       el("div", { class: "controls" }, methods, zoomIn, zoomOut, reset, info),
       el("div", { class: "map-wrap" }, canvas, tip), picked, legend));
@@ -971,10 +977,19 @@
     }
     mapState.data = data;
     mapState.transform = { k: 1, x: 0, y: 0 };
+    const overview = data;  // a large library's answer is a sample: zooming in asks the server for the window in view
     const groups = colourGroups(data);
-    const colours = groups.group.map((g) => PALETTE[g % PALETTE.length]);
+    let colours = groups.group.map((g) => PALETTE[g % PALETTE.length]);
+    const overviewColours = colours;
     let focusAlbum = null;  // an album picked in the legend: its points stand out
-    info.textContent = `${data.count} tracks · colour = ${groups.mode === "albums" ? "album" : "area of the map"} · wheel to zoom, drag to move, click to play`;
+    const sampled = data.total !== undefined && data.total > data.count && data.method === "pca";
+    const windows = { loaded: 0, box: null, timer: null };
+    const colourWord = groups.mode === "albums" ? "album" : "area of the map";
+    function describe() {
+      const shown = sampled ? `${data.count} of ${data.total} tracks shown (zoom in for more)` : `${data.count} tracks`;
+      info.textContent = `${shown} · colour = ${colourWord} · wheel to zoom, drag to move, click to play`;
+    }
+    describe();
     info.title = `${data.method.toUpperCase()} of the ${data.model} embedding`;
     const albumItems = groups.albums.map(([name, count]) => {
       const first = data.album.findIndex((a) => (a || NO_ALBUM) === name);
@@ -1045,6 +1060,53 @@
       const k = Math.min(200, Math.max(0.5, t.k * factor));
       t.x = cx - (cx - t.x) * (k / t.k); t.y = cy - (cy - t.y) * (k / t.k); t.k = k;
       draw();
+      viewMoved();
+    }
+    /** The part of the map's [0, 1] square in view: {x0, x1, y0, y1}, or null when all of it is. */
+    function visibleBox() {
+      const t = mapState.transform;
+      const mx = (sx) => ((sx - t.x) / t.k - pad) / (width - 2 * pad);
+      const my = (sy) => 1 - ((sy - t.y) / t.k - pad) / (height - 2 * pad);
+      const clamp = (v) => Math.min(1, Math.max(0, v));
+      const box = { x0: clamp(mx(0)), x1: clamp(mx(width)), y0: clamp(my(height)), y1: clamp(my(0)) };
+      if (box.x0 <= 0 && box.y0 <= 0 && box.x1 >= 1 && box.y1 >= 1) return null;
+      return box.x1 > box.x0 && box.y1 > box.y0 ? box : null;
+    }
+    /** Shows ``points`` (columnar, like the overview) instead of what is drawn now, keeping the selection. */
+    function showPoints(points, pointColours) {
+      const selectedId = selected >= 0 ? data.ids[selected] : null;
+      data = points; colours = pointColours; mapState.data = data;
+      hover = -1; selected = selectedId === null ? -1 : data.ids.indexOf(selectedId);
+      describe(); draw();
+    }
+    // A sampled map asks for the window in view once the view rests (wheel, drag, buttons), and again while the
+    // server still computes every track's position (a "partial" answer).
+    function viewMoved() {
+      if (!sampled) return;
+      clearTimeout(windows.timer);
+      windows.timer = setTimeout(loadWindow, 250);
+    }
+    async function loadWindow() {
+      const box = visibleBox();
+      const newest = ticket("map-window");
+      if (!box) { windows.box = null; if (data !== overview) showPoints(overview, overviewColours); return; }
+      const q = ["x0", "x1", "y0", "y1"].map((key) => `${key}=${box[key].toFixed(5)}`).join("&");
+      let body;
+      try { ({ body } = await api(`/api/map?method=pca&${q}`)); } catch (err) { if (err.status !== 401 && current()) info.textContent = `The zoomed-in map failed: ${err.message}`; return; }
+      if (!current() || !newest()) return;
+      // What is drawn: the overview's points with the window's added (a window lists its overview points too).
+      const merged = { ids: [...overview.ids], x: [...overview.x], y: [...overview.y], title: [...overview.title], artist: [...overview.artist], album: [...overview.album] };
+      const mergedColours = [...overviewColours];
+      const known = new Set(overview.ids);
+      body.ids.forEach((id, i) => {
+        if (known.has(id)) return;
+        for (const key of ["ids", "x", "y", "title", "artist", "album"]) merged[key].push(body[key][i]);
+        mergedColours.push(PALETTE[groups.groupOf(body.album[i], body.x[i], body.y[i]) % PALETTE.length]);
+      });
+      merged.count = merged.ids.length; merged.total = overview.total; merged.method = overview.method; merged.model = overview.model;
+      windows.loaded += 1; windows.box = body.window;
+      showPoints(merged, mergedColours);
+      if (body.partial) windows.timer = setTimeout(() => { if (current() && newest()) loadWindow(); }, 2000);
     }
     let drag = null;
     canvas.addEventListener("wheel", (event) => {
@@ -1053,7 +1115,7 @@
       zoomBy(event.deltaY < 0 ? 1.25 : 0.8, event.clientX - box.left, event.clientY - box.top);
     }, { passive: false });
     canvas.addEventListener("mousedown", (event) => { drag = { x: event.clientX, y: event.clientY, moved: false }; });
-    window.addEventListener("mouseup", () => { setTimeout(() => { drag = null; }, 0); });
+    window.addEventListener("mouseup", () => { if (drag && drag.moved) viewMoved(); setTimeout(() => { drag = null; }, 0); });
     canvas.addEventListener("mousemove", (event) => {
       const box = canvas.getBoundingClientRect();
       const mx = event.clientX - box.left, my = event.clientY - box.top;
@@ -1089,10 +1151,12 @@
         el("a", { class: "button", href: `#/track/${track.track_id}`, text: "Open track page" }), " ",
         el("button", { class: "secondary", onclick: () => playlists.add([track]) }, "+ Add to playlist")));
     });
-    canvas.addEventListener("dblclick", () => { mapState.transform = { k: 1, x: 0, y: 0 }; draw(); });
+    canvas.addEventListener("dblclick", () => { mapState.transform = { k: 1, x: 0, y: 0 }; draw(); viewMoved(); });
     window.addEventListener("resize", resize);
     // For tests and scripts: where a track's point is on the canvas (CSS pixels, relative to the canvas).
-    window.soundalikeMap = { count: data.count, ids: data.ids, position: (id) => screen(data.ids.indexOf(id)), groups, colours };
+    window.soundalikeMap = { get count() { return data.count; }, get ids() { return data.ids; }, position: (id) => screen(data.ids.indexOf(id)),
+      groups, get colours() { return colours; }, sampled, get total() { return data.total || data.count; },
+      get windowsLoaded() { return windows.loaded; }, get window() { return windows.box; } };
     resize();
   }
 

@@ -1,0 +1,239 @@
+"""The map of a large library: a sampled overview, and detail on zoom by server-side windowing.
+
+A million-point map is never shipped. Tracks get a fixed, seeded *priority* (a random permutation of the ids):
+the overview is the first ``limit`` tracks in that order, and a window (``x0 <= x <= x1, y0 <= y <= y1``) returns
+the first ``limit`` tracks *inside it* in the same order — so zooming in keeps every point already shown and adds
+the next ones, until a small enough window shows all of its tracks.
+
+Positions: PCA is fitted on a seeded sample of :data:`FIT_SAMPLE` tracks and frozen (:class:`Projection`: mean,
+two components and the frame that scales the sample to [0, 1]); the overview projects only its own points (a few
+thousand vectors: well under a second even when they are decoded from a compact index), and the position of every
+track (:func:`full_layout`, one pass over the library) is computed once per catalogue generation in the
+background for windows — until it is ready, a window answers from the overview's points and says ``partial``.
+t-SNE, quadratic in the points, is run on the overview's sample only (:data:`TSNE_MAX_POINTS`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from soundalike.library.catalog import Track
+from soundalike.search.index import VectorIndex
+
+from .maps import BackgroundJobs, PackedJson
+from .state import LibraryState
+
+#: Points an overview (or a window) holds at most unless the client asks for fewer.
+OVERVIEW_POINTS = 4000
+#: Most points a client may ask for in one answer.
+MAX_POINTS = 20_000
+#: Tracks PCA is fitted on.
+FIT_SAMPLE = 10_000
+#: Points t-SNE places for a large library (its sample in priority order).
+TSNE_MAX_POINTS = 4000
+
+
+def priority(ids: np.ndarray, seed: int = 0) -> np.ndarray:
+    """The ids in their map priority: a seeded permutation (the overview is its head)."""
+    return np.asarray(ids, dtype=np.int64)[np.random.default_rng(seed).permutation(len(ids))]
+
+
+def principal_components(centred: np.ndarray, k: int = 2, seed: int = 0, iterations: int = 8) -> np.ndarray:
+    """The top ``k`` principal directions ``(k, d)`` of centred rows by seeded subspace iteration (a few matrix
+    products: no scikit-learn import, which alone took seconds in a busy server); each is signed so that its
+    largest coordinate is positive, so a map does not flip between runs."""
+    x = np.asarray(centred, dtype=np.float64)
+    d = x.shape[1]
+    out = np.zeros((k, d))
+    if len(x) < 2 or d == 0:
+        return out
+    width = min(d, k + 8)
+    basis = np.random.default_rng(seed).standard_normal((d, width))
+    for _ in range(iterations):
+        basis, _ = np.linalg.qr(x.T @ (x @ basis))
+    _, _, vt = np.linalg.svd(x @ basis, full_matrices=False)
+    comps = (basis @ vt.T).T[:min(k, width)]
+    signs = np.sign(comps[np.arange(len(comps)), np.abs(comps).argmax(axis=1)])
+    out[:len(comps)] = comps * np.where(signs == 0, 1.0, signs)[:, None]
+    return out
+
+
+@dataclass(frozen=True)
+class Projection:
+    """A frozen 2-D PCA: ``xy = clip(((v - mean) @ components.T - lo) / (hi - lo), 0, 1)``."""
+
+    mean: np.ndarray
+    components: np.ndarray
+    lo: np.ndarray
+    hi: np.ndarray
+
+    @classmethod
+    def fit(cls, vectors: np.ndarray, seed: int = 0) -> Projection:
+        """The first two principal components of ``vectors (n, d)`` (:func:`principal_components`), framed by the
+        sample's extent."""
+        x = np.atleast_2d(np.asarray(vectors, dtype=np.float32))
+        mean = x.mean(axis=0) if len(x) else np.zeros(x.shape[1], np.float32)
+        components = principal_components(x - mean, 2, seed) if len(x) >= 2 else np.zeros((2, x.shape[1]))
+        raw = (x - mean) @ components.T.astype(np.float32)
+        lo = raw.min(axis=0).astype(np.float64) if len(raw) else np.zeros(2)
+        hi = raw.max(axis=0).astype(np.float64) if len(raw) else np.ones(2)
+        return cls(mean.astype(np.float32), components.astype(np.float32), lo, np.where(hi > lo, hi, lo + 1.0))
+
+    def __call__(self, vectors: np.ndarray) -> np.ndarray:
+        """Positions ``(n, 2)`` in [0, 1] (points beyond the fitted sample's extent sit on the edge)."""
+        raw = (np.asarray(vectors, dtype=np.float32) - self.mean) @ self.components.T
+        return np.clip((raw - self.lo) / (self.hi - self.lo), 0.0, 1.0).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class MapLayout:
+    """Positions of tracks in priority order (:func:`priority`): ``ids[i]`` is at ``(x[i], y[i])``."""
+
+    method: str
+    ids: np.ndarray
+    x: np.ndarray
+    y: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def window(self, box: tuple[float, float, float, float] | None, limit: int) -> tuple[np.ndarray, int]:
+        """``(rows of the first limit tracks inside box, how many tracks are inside)``; ``box=None`` is the whole
+        plane (the overview)."""
+        if box is None:
+            return np.arange(min(limit, len(self.ids))), len(self.ids)
+        x0, x1, y0, y1 = box
+        inside = np.flatnonzero((self.x >= x0) & (self.x <= x1) & (self.y >= y0) & (self.y <= y1))
+        return inside[:limit], len(inside)
+
+
+def _sample(index: VectorIndex, seed: int = 0) -> tuple[np.ndarray, Projection]:
+    order = priority(index.ids, seed)
+    fit_ids = np.sort(order[:FIT_SAMPLE])
+    return order, Projection.fit(index.vectors_of(fit_ids))
+
+
+def overview_layout(index: VectorIndex, method: str, points: int = OVERVIEW_POINTS, seed: int = 0
+                    ) -> tuple[MapLayout, Projection, np.ndarray]:
+    """The first ``points`` tracks in priority order with their positions (PCA, or t-SNE of them alone); also the
+    projection and the whole priority order, for :func:`full_layout`."""
+    order, projection = _sample(index, seed)
+    head = order[:points]
+    vectors = index.vectors_of(head)
+    xy: np.ndarray
+    if method == "tsne":
+        from .maps import map_xy
+
+        xy = np.asarray(map_xy(vectors, "tsne"), dtype=np.float64)
+        if len(xy):
+            lo, hi = xy.min(axis=0), xy.max(axis=0)
+            xy = (xy - lo) / np.where(hi - lo > 0, hi - lo, 1.0)
+    else:
+        xy = projection(vectors)
+    xy = np.asarray(xy, dtype=np.float32).reshape(-1, 2)
+    return MapLayout(method, head, xy[:, 0].copy(), xy[:, 1].copy()), projection, order
+
+
+def full_layout(index: VectorIndex, projection: Projection, order: np.ndarray) -> MapLayout:
+    """Every track's PCA position, in priority ``order``: one pass over the library (decoded part by part from
+    a compact index, so its float32 vectors are never all in memory)."""
+    parts: Iterable[tuple[np.ndarray, np.ndarray]] = index.ann.decoded() if index.compact else \
+        [(index.ids, index.vectors)]
+    sorted_ids = np.sort(order)
+    xy = np.zeros((len(order), 2), np.float32)
+    for ids, vectors in parts:
+        xy[np.searchsorted(sorted_ids, ids)] = projection(vectors)
+    at = xy[np.searchsorted(sorted_ids, order)]
+    return MapLayout("pca", order, at[:, 0].copy(), at[:, 1].copy())
+
+
+def layout_payload(model: str, layout: MapLayout, rows: np.ndarray, in_window: int, tracks: Mapping[int, Track],
+                   *, total: int, box: tuple[float, float, float, float] | None, partial: bool = False) -> bytes:
+    """The map JSON of :func:`~soundalike.app.server.maps.map_payload` (columnar ids, x, y, title, artist, album;
+    ``count`` points) for ``rows`` of ``layout``, with ``total`` (tracks in the library map), ``in_window`` (tracks
+    inside the window), ``sampled`` (fewer points than that), ``window`` and ``partial`` (a window answered from
+    the overview while every track's position is being computed)."""
+    keep = [int(r) for r in rows if int(layout.ids[r]) in tracks]
+    shown = [tracks[int(layout.ids[r])] for r in keep]
+    payload = {
+        "model": model, "method": layout.method, "count": len(shown), "total": total, "in_window": in_window,
+        "sampled": len(shown) < in_window, "window": list(box) if box is not None else None, "partial": partial,
+        "ids": [t.id for t in shown],
+        "x": [round(float(layout.x[r]), 5) for r in keep],
+        "y": [round(float(layout.y[r]), 5) for r in keep],
+        "title": [t.title for t in shown],
+        "artist": [t.artist for t in shown],
+        "album": [t.album for t in shown],
+    }
+    return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def answer(model: str, overview: MapLayout, full: MapLayout | None, box: tuple[float, float, float, float] | None,
+           limit: int, lookup: Callable[[list[int]], list[Track]], total: int) -> bytes:
+    """The JSON of an overview (``box=None``) or of a window: from every track's positions when ``full`` is ready,
+    else from the overview's points (``partial``)."""
+    layout = overview if box is None or full is None else full
+    rows, in_window = layout.window(box, limit)
+    tracks = {t.id: t for t in lookup([int(layout.ids[r]) for r in rows])}
+    if box is None:
+        in_window = total
+    return layout_payload(model, layout, rows, in_window, tracks, total=total, box=box,
+                          partial=box is not None and full is None and overview.method == "pca")
+
+
+def serve_map(state: LibraryState, jobs: BackgroundJobs, index: VectorIndex, model: str, method: str,
+              box: tuple[float, float, float, float] | None, limit: int) -> PackedJson | None:
+    """The answer of ``/api/map`` for a library larger than ``limit`` or a window: the overview is computed in
+    the request (PCA) or in the background (t-SNE: None until it is ready, ask again), and its answer (JSON and
+    gzip) kept per catalogue generation, so only the first request after a change waits for it; every track's PCA
+    position is computed in the background once per generation, for windows."""
+    gen = state.generation()
+    if method == "tsne":
+        key = (model, "tsne-overview", gen)
+        built = jobs.get(key)
+        if not isinstance(built, tuple):  # t-SNE of thousands of points takes a while: in the background
+            failure = jobs.failure(key)
+            if failure:
+                raise RuntimeError(f"the t-SNE map failed: {failure}")
+            jobs.start(key, lambda: overview_layout(index, "tsne", TSNE_MAX_POINTS))
+            return None
+        tsne: MapLayout = built[0]
+        if box is None:
+            return state.cached(("map-answer", model, "tsne", str(limit)), lambda: PackedJson.of(
+                answer(index.embedding.model, tsne, tsne, None, limit, state.lib().tracks, len(index))))
+        # t-SNE places its sample only: windows are answered from it
+        return PackedJson.of(answer(index.embedding.model, tsne, tsne, box, limit, state.lib().tracks, len(index)))
+    points = max(limit, OVERVIEW_POINTS)
+    overview, projection, order = state.cached(("map-overview", model, str(points)),
+                                               lambda: overview_layout(index, "pca", points))
+    if box is None:
+        return state.cached(("map-answer", model, "pca", str(limit)), lambda: PackedJson.of(
+            answer(index.embedding.model, overview, None, None, limit, state.lib().tracks, len(index))))
+    full_key = (model, "pca-full", gen)
+    done = jobs.get(full_key)
+    full = done if isinstance(done, MapLayout) else None
+    if full is None:
+        jobs.start(full_key, lambda: full_layout(index, projection, order))
+    return PackedJson.of(answer(index.embedding.model, overview, full, box, limit, state.lib().tracks, len(index)))
+
+
+def warm_up(state: LibraryState, jobs: BackgroundJobs, limit: int = OVERVIEW_POINTS, model: str = "default") -> None:
+    """At server start, for a library above ``limit`` tracks: load ``model``'s index, compute the map overview's
+    answer and start every track's position (in the calling thread: start it in one of its own), so the first
+    visitor of the map does not wait for them. Anything that fails here fails again, with its message, in the
+    request that needs it."""
+    try:
+        lib = state.lib()
+        if int(lib.conn.execute("SELECT COUNT(*) FROM tracks").fetchone()[0]) <= limit:
+            return
+        index = state.index(model)
+        if len(index) <= limit:
+            return
+        serve_map(state, jobs, index, model, "pca", None, limit)
+        serve_map(state, jobs, index, model, "pca", (0.0, 1.0, 0.0, 1.0), limit)  # starts every track's position
+    except Exception:  # noqa: BLE001 - a warm-up only: the request that needs it reports the error
+        return

@@ -1,0 +1,115 @@
+"""Bulk cataloguing (:meth:`Library.add_tracks`), vectors read in one pass or by id, the model list, and the
+trigram full-text index behind :meth:`Library.search`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from soundalike.audio.analysis import Tags
+from soundalike.audio.descriptors import DESCRIPTOR_DIM
+from soundalike.library.catalog import DESCRIPTOR_MODEL, CatalogError, Library, NewTrack
+
+WORDS = ["Blue", "Night", "Echo", "Beyoncé", "Déjà", "Vu", "River", "Glass", "AC", "DC", 'Say "Hi"', "Love"]
+
+
+def bulk(lib: Library, n: int, seed: int = 0, start: int = 0) -> list[int]:
+    """``n`` tracks with tags built from :data:`WORDS` and random descriptor and ``extra`` vectors."""
+    rng = np.random.default_rng(seed)
+    records = []
+    for i in range(start, start + n):
+        title = " ".join(WORDS[j] for j in rng.choice(len(WORDS), 2, replace=False))
+        records.append(NewTrack(path=f"/music/a{i % 7}/{i:05d}.flac", audio_hash=f"h{i}", duration=100.0 + i,
+                                tags=Tags(artist=f"Artist {WORDS[i % len(WORDS)]}", album=f"Album {i // 10}",
+                                          title=title, track_no=i % 10 + 1, year=2000 + i % 20),
+                                vectors={DESCRIPTOR_MODEL: rng.standard_normal(DESCRIPTOR_DIM).astype(np.float32),
+                                         "extra-1": rng.standard_normal(8).astype(np.float32)}))
+    return lib.add_tracks(records)
+
+
+def test_add_tracks_catalogues_tracks_files_and_vectors(tmp_path: Path) -> None:
+    with Library.open(tmp_path / "lib") as lib:
+        ids = bulk(lib, 50)
+        assert ids == list(range(1, 51))
+        t = lib.track(7)
+        assert t is not None and t.path == "/music/a6/00006.flac" and t.track_no == 7 and t.year == 2006
+        assert lib.paths_of(7) == ["/music/a6/00006.flac"]
+        got, mat = lib.vectors(DESCRIPTOR_MODEL)
+        assert got.tolist() == ids and mat.shape == (50, DESCRIPTOR_DIM)
+        assert lib.stale_descriptors() == set()
+        # the same audio again (another file): the same track, no new row
+        again = lib.add_tracks([NewTrack(path="/music/copy.flac", audio_hash="h3", duration=1.0, tags=Tags())])
+        assert again == [4] and lib.paths_of(4) == ["/music/a3/00003.flac", "/music/copy.flac"]
+        with pytest.raises(CatalogError, match="catalogued already"):
+            lib.add_tracks([NewTrack(path="/music/copy.flac", audio_hash="new", duration=1.0, tags=Tags())])
+        assert lib.track_for_audio_hash("new") is None  # the failed batch left nothing behind
+        assert lib.add_tracks([]) == []
+
+
+def test_vectors_by_id_and_the_model_list(tmp_path: Path) -> None:
+    with Library.open(tmp_path / "lib") as lib:
+        bulk(lib, 30)
+        ids, mat = lib.vectors("extra-1")
+        assert lib.vector_ids("extra-1").tolist() == ids.tolist()
+        some, part = lib.vectors("extra-1", ids=[29, 3, 3, 999, 11])
+        assert some.tolist() == [3, 11, 29]
+        np.testing.assert_array_equal(part, mat[[2, 10, 28]])
+        found, rows = lib.vectors_in("extra-1", [5])
+        np.testing.assert_array_equal(rows[0], mat[4])
+        assert lib.models() == [DESCRIPTOR_MODEL, "extra-1"]
+        assert lib.vectors("nothing")[1].shape == (0, 0) and lib.vector_ids("nothing").size == 0
+        lib.conn.execute("UPDATE vectors SET version=0 WHERE model=? AND track_id<=10", (DESCRIPTOR_MODEL,))
+        assert lib.vector_ids(DESCRIPTOR_MODEL).tolist() == list(range(11, 31))  # stale descriptors left out
+
+
+@pytest.mark.parametrize("text", ["blue", "Blue night", "beyonce", "DEJA vu", "ac", "ac dc", "artist echo",
+                                  "album 2", '"hi"', "say", "lo", "zzz", "", "  ", "- blue"])
+def test_search_through_the_index_finds_what_a_scan_finds(tmp_path_factory: pytest.TempPathFactory,
+                                                           text: str) -> None:
+    root = tmp_path_factory.getbasetemp() / "fts-lib"
+    with Library.open(root) as lib:
+        if lib.search_count("") == 0:
+            bulk(lib, 300)
+        indexed = ([t.id for t in lib.search(text, limit=None)], lib.search_count(text))
+        lib._fts = False  # the same catalogue searched by scanning every row, as before the index
+        scanned = ([t.id for t in lib.search(text, limit=None)], lib.search_count(text))
+    assert indexed == scanned
+
+
+def test_the_index_follows_edits_and_deletes(tmp_path: Path) -> None:
+    with Library.open(tmp_path / "lib") as lib:
+        bulk(lib, 20)
+        lib.set_tags(5, Tags(artist="Quixotic", title="Zebra"))
+        assert [t.id for t in lib.search("quixotic zeb")] == [5]
+        assert 5 not in [t.id for t in lib.search("artist", limit=None)]
+        lib.remove_files([b"/music/a4/00004.flac"])
+        assert lib.search("quixotic") == []
+
+
+def _as_version_5(lib: Library) -> None:
+    """Make ``lib``'s catalogue look as schema 5 left it: the stars trigger, no full-text or vectors(model) index."""
+    for name in ("tracks_fts_insert", "tracks_fts_delete", "tracks_fts_update"):
+        lib.conn.execute(f"DROP TRIGGER {name}")
+    lib.conn.execute("DROP TABLE tracks_fts")
+    lib.conn.execute("DROP INDEX vectors_model")
+    lib.conn.execute("UPDATE meta SET value='5' WHERE key='schema_version'")
+
+
+def test_a_version_5_catalogue_gets_the_index_and_keeps_the_stars_trigger(tmp_path: Path) -> None:
+    with Library.open(tmp_path / "lib") as lib:
+        bulk(lib, 40)
+        before = [t.id for t in lib.search("blue")]
+        lib.stars.star("track", [1, 2])
+        _as_version_5(lib)
+    with Library.open(tmp_path / "lib") as lib:
+        assert lib.conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == "6"
+        assert lib._fts and [t.id for t in lib.search("blue")] == before and before
+        assert lib.conn.execute("SELECT count(*) FROM tracks_fts WHERE tracks_fts MATCH '\"blu\"'").fetchone()[0] \
+            == len(before)  # filled from the tracks already catalogued
+        assert lib.conn.execute("SELECT 1 FROM sqlite_master WHERE name='vectors_model'").fetchone() is not None
+        lib.remove_files([b"/music/a1/00001.flac"])  # track 2: schema 5's stars trigger still works
+        assert set(lib.stars.starred("track")) == {"1"}
+        new = bulk(lib, 5, seed=1, start=40)  # and new tracks enter the index
+        assert set(new) <= {t.id for t in lib.search("album", limit=None)}
