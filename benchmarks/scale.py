@@ -247,16 +247,9 @@ class ScaleWorkload(Workload):
         self.weights = dict(WEIGHTS)
         self.words = sorted({w for t in sample for w in t["title"].split() if len(w) >= 3})
 
-    def next(self) -> tuple[Any, ...]:
-        """``(endpoint, url path, headers[, JSON body])`` of the next request."""
-        kind = self.rng.choices(list(self.weights), list(self.weights.values()))[0]
-        tid = self.rng.choice(self.ids)
-        if kind == "search":
-            return kind, f"/api/tracks?q={self.rng.choice(self.words)}&limit=50", {}
-        if kind == "detail":
-            return kind, f"/api/tracks/{tid}", {}
-        if kind == "similar":
-            return kind, f"/api/tracks/{tid}/similar?k=10", {}
+    def request(self, kind: str, tid: int) -> tuple[Any, ...]:
+        """The server benchmark's requests (search, detail, similar), and this one's: continue, path, the map's
+        overview and windows."""
         if kind == "continue":  # five neighbouring ids: one album of the synthetic catalogue
             at = max(0, min(bisect.bisect_left(self.ids, tid), len(self.ids) - 5))
             return kind, "/api/continue", {}, {"track_ids": self.ids[at:at + 5], "k": 10}
@@ -267,7 +260,7 @@ class ScaleWorkload(Workload):
         if kind == "map_window":
             x0, y0 = self.rng.uniform(0, 0.75), self.rng.uniform(0, 0.75)
             return kind, f"/api/map?{self.map_query}x0={x0:.4f}&x1={x0 + 0.25:.4f}&y0={y0:.4f}&y1={y0 + 0.25:.4f}", {}
-        return kind, "/api/health", {}
+        return super().request(kind, tid)
 
 
 def workload(library: Path, seed: int = 0, map_limit: int | None = None) -> ScaleWorkload:

@@ -147,7 +147,10 @@ class Workload:
     def next(self) -> tuple[Any, ...]:
         """``(endpoint, url path, headers)`` of the next request (a fourth item, a JSON body, makes it a POST)."""
         kind = self.rng.choices(list(self.weights), list(self.weights.values()))[0]
-        tid = self.rng.choice(self.ids)
+        return self.request(kind, self.rng.choice(self.ids))
+
+    def request(self, kind: str, tid: int) -> tuple[Any, ...]:
+        """The request of one ``kind`` about track ``tid`` (unknown kinds ask for ``health``)."""
         if kind == "search":
             return kind, f"/api/tracks?q={self.rng.choice(self.words)}&limit=50", {}
         if kind == "detail":

@@ -179,6 +179,15 @@ def fit_embedding(key: str, raw: np.ndarray, dims: list[int], kind: str = "flat"
                      descriptor_version=descriptors.DESCRIPTOR_VERSION if DESCRIPTOR_MODEL in names else 0)
 
 
+def _not_embedded(lib: Library, model: str) -> CatalogError:
+    """The error for a key part no track is embedded with, saying what the library has or what to run."""
+    known = lib.models()
+    hint = f" (embeddings present: {', '.join(known)})" if known else " — run `soundalike index PATH` first"
+    if model == DESCRIPTOR_MODEL and lib.stale_descriptors():
+        hint = " — they were made by an older soundalike: run `soundalike index PATH` to update them"
+    return CatalogError(f"no tracks embedded with {model!r} in {lib.root}{hint}")
+
+
 def common_ids(lib: Library, key: str) -> tuple[np.ndarray, list[int]]:
     """``(sorted ids of the tracks that have every part of key, part dims)``, without reading the vectors."""
     names = model_parts(key)
@@ -187,11 +196,7 @@ def common_ids(lib: Library, key: str) -> tuple[np.ndarray, list[int]]:
     for k in names:
         ids = lib.vector_ids(k)
         if len(ids) == 0:
-            known = lib.models()
-            hint = f" (embeddings present: {', '.join(known)})" if known else " — run `soundalike index PATH` first"
-            if k == DESCRIPTOR_MODEL and lib.stale_descriptors():
-                hint = " — they were made by an older soundalike: run `soundalike index PATH` to update them"
-            raise CatalogError(f"no tracks embedded with {k!r} in {lib.root}{hint}")
+            raise _not_embedded(lib, k)
         dims.append(int(lib.vectors_in(k, ids[:1])[1].shape[1]))
         common = ids if common is None else np.intersect1d(common, ids)
     assert common is not None
@@ -215,11 +220,7 @@ def load_raw(lib: Library, key: str) -> tuple[np.ndarray, np.ndarray, list[int]]
     parts = [lib.vectors(k) for k in names]
     for k, (ids, _) in zip(names, parts, strict=True):
         if len(ids) == 0:
-            known = lib.models()
-            hint = f" (embeddings present: {', '.join(known)})" if known else " — run `soundalike index PATH` first"
-            if k == DESCRIPTOR_MODEL and lib.stale_descriptors():
-                hint = " — they were made by an older soundalike: run `soundalike index PATH` to update them"
-            raise CatalogError(f"no tracks embedded with {k!r} in {lib.root}{hint}")
+            raise _not_embedded(lib, k)
     common = parts[0][0]
     for ids, _ in parts[1:]:
         common = np.intersect1d(common, ids)
