@@ -89,15 +89,20 @@ def run_index(file: Path, library: Path, window: int, jobs: int) -> dict[str, fl
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err)
     peaks: dict[int, float] = {}
     status = usage = None
-    while True:
-        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-        if pid:
-            break
-        for p in _descendants(proc.pid):
-            mb = _peak_mb(p)
-            if mb is not None:
-                peaks[p] = max(peaks.get(p, 0.0), mb)
-        time.sleep(0.05)
+    try:
+        while True:
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                break
+            for p in _descendants(proc.pid):
+                mb = _peak_mb(p)
+                if mb is not None:
+                    peaks[p] = max(peaks.get(p, 0.0), mb)
+            time.sleep(0.05)
+    except BaseException:  # interrupted: the index run goes too (its workers die with it)
+        proc.kill()
+        proc.wait()
+        raise
     wall = time.perf_counter() - start
     code = os.waitstatus_to_exitcode(status)
     if code:

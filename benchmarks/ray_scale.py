@@ -100,14 +100,16 @@ def machine_baseline(files: list[str], workers: int, batch: int, scratch: Path) 
                      "reanalyse": False})
     batches = [rows[i:i + batch] for i in range(0, len(rows), batch)]
     blobs = [Path(checkpoint).read_bytes()] if checkpoint else []
-    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
-                             initializer=_plain_init,
-                             initargs=(str(run_dir), checkpoint_presets(checkpoint), blobs)) as pool:
-        list(pool.map(_plain_warm, range(workers)))
-        t0 = time.perf_counter()
-        done = sum(pool.map(_plain_batch, batches))
-        wall = time.perf_counter() - t0
-    shutil.rmtree(run_dir, ignore_errors=True)
+    try:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                                 initializer=_plain_init,
+                                 initargs=(str(run_dir), checkpoint_presets(checkpoint), blobs)) as pool:
+            list(pool.map(_plain_warm, range(workers)))
+            t0 = time.perf_counter()
+            done = sum(pool.map(_plain_batch, batches))
+            wall = time.perf_counter() - t0
+    finally:
+        shutil.rmtree(run_dir, ignore_errors=True)
     return {"workers": workers, "files": done, "seconds": round(wall, 2), "files_per_s": round(done / wall, 3)}
 
 

@@ -1,7 +1,7 @@
 """A million tracks in one server: build a synthetic catalogue, serve it, measure size, memory and latency.
 
     python benchmarks/scale.py [--n 1000000] [--library DIR] [--clients 8] [--seconds 30] [--json] [--out FILE]
-    python benchmarks/scale.py --ann-only --library DIR [--out FILE]   # the IVF / IVF-SQ8 / OPQ+IVF-PQ table
+    python benchmarks/scale.py --ann-only --library DIR [--out FILE]   # the IVF / IVF-SQ8 / PCA-rotated IVF-PQ table
     python benchmarks/scale.py --recall-only --library DIR [--out FILE]   # the served IVF-SQ8, with/without re-rank
 
 **Build** (skipped when ``--library`` already holds ``--n`` tracks): ``--n`` tracks catalogued through
@@ -32,10 +32,10 @@ the library, so the server opens it instead of building it.
 
 The JSON (``{"n", "rss_mb", "disk_mb", "results": [{"endpoint", "p50_ms", "p99_ms", ...}], ...}``) gives each
 endpoint's p99 as a multiple of ``health``'s: on a shared machine that ratio, not the milliseconds, is the figure
-to compare. ``--ann-only`` measures recall@10 (against exact search, 200 library queries), search time and memory
-of IVF-Flat, IVF-SQ8 and OPQ+IVF-PQ over the same search vectors (the default's, from the library), the compact
-ones also with the exact re-rank of their candidates; ``--recall-only`` the served IVF-SQ8 alone, with and without
-the re-rank (one pass over the library, no IVF-Flat copy in memory).
+to compare. ``--ann-only`` measures recall@10 (against exact search, 200 library queries), search time and memory of
+IVF-Flat, IVF-SQ8 and PCA-rotated IVF-PQ (JSON key "opq+ivf-pq") over the same search vectors (the default's, from
+the library), the compact ones also with the exact re-rank of their candidates; ``--recall-only`` the served IVF-SQ8
+alone, with and without the re-rank (one pass over the library, no IVF-Flat copy in memory).
 """
 
 from __future__ import annotations
@@ -397,8 +397,8 @@ def _search_rows(name: str, index: Any, q: np.ndarray, qids: np.ndarray, truth: 
 
 def ann_table(library: Path, seed: int = 0, queries: int = 200, served_only: bool = False) -> dict[str, Any]:
     """Recall@10 (leave-one-out, against exact search of the stored float vectors), time per query and memory of
-    IVF-Flat, IVF-SQ8 (the index the server uses, read from the library) and OPQ+IVF-PQ over the default's search
-    vectors, at several ``nprobe``; the compact ones also with their candidates re-ranked by the exact vectors
+    IVF-Flat, IVF-SQ8 (the index the server uses, read from the library) and PCA-rotated IVF-PQ over the default's
+    search vectors, at several ``nprobe``; the compact ones also with their candidates re-ranked by the exact vectors
     (:data:`~soundalike.search.index.RERANK` per result, as ``similar`` does). IVF-Flat shares the SQ8 index's
     cells (each vector goes to the cell it is in there). ``served_only``: only the served IVF-SQ8, with and
     without the re-rank (one pass over the library for the exact neighbours; no IVF-Flat copy, no PQ)."""
@@ -501,7 +501,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=30.0, help="Duration of the load.")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--map-limit", type=int, help="Points per map answer (default: the server's).")
-    parser.add_argument("--ann-only", action="store_true", help="Only the IVF / IVF-SQ8 / OPQ+IVF-PQ table.")
+    parser.add_argument("--ann-only", action="store_true", help="Only the IVF / IVF-SQ8 / PCA-rotated IVF-PQ table.")
     parser.add_argument("--recall-only", action="store_true", help="Only the served IVF-SQ8's recall@10, with and "
                                                                    "without the exact re-rank.")
     parser.add_argument("--build-only", action="store_true", help="Only build the catalogue and its index.")

@@ -113,3 +113,16 @@ def test_a_version_5_catalogue_gets_the_index_and_keeps_the_stars_trigger(tmp_pa
         assert set(lib.stars.starred("track")) == {"1"}
         new = bulk(lib, 5, seed=1, start=40)  # and new tracks enter the index
         assert set(new) <= {t.id for t in lib.search("album", limit=None)}
+
+
+def test_vectors_are_read_from_one_state_while_another_process_writes(tmp_path: Path) -> None:
+    with Library.open(tmp_path / "lib") as writer:
+        bulk(writer, 20)
+        with Library.open(tmp_path / "lib", create=False, readonly=True) as reader:
+            count = "SELECT COUNT(*) FROM vectors WHERE model=?"
+            with reader._read_snapshot():
+                before = reader.conn.execute(count, (DESCRIPTOR_MODEL,)).fetchone()[0]
+                bulk(writer, 5, seed=1, start=20)  # commits between the reader's statements
+                assert reader.conn.execute(count, (DESCRIPTOR_MODEL,)).fetchone()[0] == before == 20
+            ids, mat = reader.vectors(DESCRIPTOR_MODEL)
+            assert len(ids) == mat.shape[0] == 25 and not reader.conn.in_transaction

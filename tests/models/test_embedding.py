@@ -126,3 +126,21 @@ def test_embedding_in_worker_processes_equals_embedding_here(lib_dir: Path, tmp_
             np.testing.assert_allclose(there.segments(int(tid), model_id), here.segments(int(tid), model_id),
                                        rtol=1e-5, atol=1e-6)
         assert embed_library(there, contrastive, jobs=2)[1] == 0  # nothing left to do
+
+
+def test_a_dying_embedding_worker_is_a_one_line_error(lib_dir: Path, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    from soundalike.models import ModelError, embedding
+    from soundalike.models.pretrained import default_checkpoints
+
+    shutil.copytree(lib_dir / "lib", tmp_path / "lib")
+    checkpoint = tmp_path / "part.pt"
+    shutil.copy(default_checkpoints()[-1], checkpoint)
+    monkeypatch.setattr(embedding, "PARALLEL_MIN_TRACKS", 1)
+
+    def spoil(stage: str, done: int, total: int) -> None:  # after this process loaded it, before the workers do
+        if stage == "embed" and done == 0:
+            checkpoint.write_bytes(b"not a checkpoint")
+
+    with Library.open(tmp_path / "lib") as lib, pytest.raises(ModelError, match="embedding worker process died"):
+        embed_library(lib, checkpoint, jobs=2, on_progress=spoil)

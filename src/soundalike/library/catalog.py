@@ -679,22 +679,36 @@ class Library:
             if not parts:
                 return np.zeros(0, dtype=np.int64), np.zeros((0, 0), dtype=np.float32)
             return np.concatenate([p[0] for p in parts]), np.vstack([p[1] for p in parts])
-        first = self.conn.execute(f"SELECT dim FROM vectors WHERE {where} LIMIT 1", params).fetchone()
-        if first is None:
-            return np.zeros(0, dtype=np.int64), np.zeros((0, 0), dtype=np.float32)
-        n = int(self.conn.execute(f"SELECT COUNT(*) FROM vectors WHERE {where}", params).fetchone()[0])
-        dim = int(first[0])
-        out_ids = np.zeros(n, dtype=np.int64)
-        mat = np.zeros((n, dim), dtype=np.float32)
-        row = 0
-        for track_id, vdim, blob in self.conn.execute(
-                f"SELECT track_id, dim, vector FROM vectors WHERE {where} ORDER BY track_id", params):
-            if row == n or vdim != dim:
-                raise CatalogError(f"{model} vectors changed while being read (or have mixed dimensions)")
-            out_ids[row] = track_id
-            mat[row] = np.frombuffer(blob, dtype=np.float32)
-            row += 1
+        with self._read_snapshot():  # the count and the rows from one state of the catalogue
+            first = self.conn.execute(f"SELECT dim FROM vectors WHERE {where} LIMIT 1", params).fetchone()
+            if first is None:
+                return np.zeros(0, dtype=np.int64), np.zeros((0, 0), dtype=np.float32)
+            n = int(self.conn.execute(f"SELECT COUNT(*) FROM vectors WHERE {where}", params).fetchone()[0])
+            dim = int(first[0])
+            out_ids = np.zeros(n, dtype=np.int64)
+            mat = np.zeros((n, dim), dtype=np.float32)
+            row = 0
+            for track_id, vdim, blob in self.conn.execute(
+                    f"SELECT track_id, dim, vector FROM vectors WHERE {where} ORDER BY track_id", params):
+                if row == n or vdim != dim:
+                    raise CatalogError(f"{model} vectors changed while being read (or have mixed dimensions)")
+                out_ids[row] = track_id
+                mat[row] = np.frombuffer(blob, dtype=np.float32)
+                row += 1
         return out_ids[:row], mat[:row]
+
+    @contextlib.contextmanager
+    def _read_snapshot(self) -> Iterator[None]:
+        """Statements inside see one state of the catalogue (a read transaction; WAL lets writers go on), unless a
+        transaction is open already."""
+        if self.conn.in_transaction:
+            yield
+            return
+        self.conn.execute("BEGIN")
+        try:
+            yield
+        finally:
+            self.conn.execute("COMMIT")
 
     def vectors_in(self, model: str, ids: Sequence[int] | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """:meth:`vectors` of ``model`` for at most a few hundred track ``ids`` (one query), ordered by id."""

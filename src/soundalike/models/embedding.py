@@ -13,8 +13,9 @@ import json
 import os
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 
@@ -177,7 +178,8 @@ def _embed_in_worker(inputs: list[np.ndarray], device: str) -> list[tuple[np.nda
 
 
 def _embedded_batches(lib: Library, model: Encoder, checkpoint: str | os.PathLike[str], batches: Sequence[list[int]],
-                      device: str, jobs: int) -> Iterator[tuple[list[int], list[tuple[np.ndarray, np.ndarray]]]]:
+                      device: str, jobs: int
+                      ) -> Generator[tuple[list[int], list[tuple[np.ndarray, np.ndarray]]], None, None]:
     """Each batch of track ids with its ``(pooled, segments)`` vectors, in order: here, or with ``jobs`` worker
     processes (one PyTorch thread each) while this process reads the next inputs and writes the vectors."""
     if jobs <= 1:
@@ -198,6 +200,9 @@ def _embedded_batches(lib: Library, model: Encoder, checkpoint: str | os.PathLik
         while pending:
             done, future = pending.popleft()
             yield done, future.result()
+    except BrokenProcessPool as exc:  # a worker died (out of memory, killed) or could not load the model
+        raise ModelError(f"{os.fspath(checkpoint)}: an embedding worker process died ({exc}); what was embedded "
+                         "before is kept, run the command again") from None
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
 
@@ -205,7 +210,7 @@ def _embedded_batches(lib: Library, model: Encoder, checkpoint: str | os.PathLik
 def embed_library(lib: Library, checkpoint: str | os.PathLike[str], *, device: str = "cpu", only_missing: bool = True,
                   on_progress: Callable[[str, int, int], None] | None = None, jobs: int = 1) -> tuple[str, int]:
     """Embed every track that has the model's preset spectrogram; returns ``(model_id, tracks embedded)``. With
-    ``jobs`` > 1 on the CPU, at least :data:`PARALLEL_MIN_TRACKS` tracks are embedded by that many processes."""
+    ``jobs`` > 1 on the CPU and :data:`PARALLEL_MIN_TRACKS` tracks or more, worker processes embed them."""
     model, payload = load_checkpoint(checkpoint, device)
     with lib.writing(), one_cpu_thread(device):
         model_id = register_model(lib, payload, checkpoint)
@@ -216,14 +221,18 @@ def embed_library(lib: Library, checkpoint: str | os.PathLike[str], *, device: s
             on_progress("embed", 0, len(todo))
         done = 0
         batches = [todo[start:start + EMBED_BATCH] for start in range(0, len(todo), EMBED_BATCH)]
-        parallel = jobs if jobs > 1 and len(todo) >= PARALLEL_MIN_TRACKS and device == "cpu" else 1
-        for batch, vectors in _embedded_batches(lib, model, checkpoint, batches, device, parallel):
-            with lib.transaction():  # a kill loses at most this batch, embedded again next time
-                for track_id, (pooled, seq) in zip(batch, vectors, strict=True):
-                    lib.put_vector(track_id, model_id, pooled, seq)
-            done += len(batch)
-            if on_progress:
-                on_progress("embed", done, len(todo))
+        # two workers from PARALLEL_MIN_TRACKS tracks on, one more for each half of that: each worker's start-up
+        # must pay for itself (a 32-core machine does not start 32 PyTorch processes for 300 tracks)
+        parallel = max(1, min(jobs, len(todo) * 2 // PARALLEL_MIN_TRACKS)) if device == "cpu" else 1
+        # closing(): an error in this loop shuts the workers down at once, not when the generator is collected
+        with contextlib.closing(_embedded_batches(lib, model, checkpoint, batches, device, parallel)) as results:
+            for batch, vectors in results:
+                with lib.transaction():  # a kill loses at most this batch, embedded again next time
+                    for track_id, (pooled, seq) in zip(batch, vectors, strict=True):
+                        lib.put_vector(track_id, model_id, pooled, seq)
+                done += len(batch)
+                if on_progress:
+                    on_progress("embed", done, len(todo))
     return model_id, len(todo)
 
 

@@ -140,10 +140,14 @@ def overview_layout(index: VectorIndex, method: str, points: int = OVERVIEW_POIN
 
 def full_layout(index: VectorIndex, projection: Projection, order: np.ndarray) -> MapLayout:
     """Every track's PCA position, in priority ``order``: one pass over the library (decoded part by part from
-    a compact index, so its float32 vectors are never all in memory)."""
+    a compact index, so its float32 vectors are never all in memory). An ``order`` made from an older index (the
+    catalogue changed meanwhile) is reconciled with this one: tracks it lacks go last, tracks gone are dropped."""
     parts: Iterable[tuple[np.ndarray, np.ndarray]] = index.ann.decoded() if index.compact else \
         [(index.ids, index.vectors)]
-    sorted_ids = np.sort(order)
+    known = np.sort(np.asarray(index.ids, dtype=np.int64))
+    order = np.asarray(order, dtype=np.int64)
+    order = np.concatenate([order[np.isin(order, known)], np.setdiff1d(known, order)])
+    sorted_ids = known
     xy = np.zeros((len(order), 2), np.float32)
     for ids, vectors in parts:
         xy[np.searchsorted(sorted_ids, ids)] = projection(vectors)
@@ -216,8 +220,8 @@ def serve_map(state: LibraryState, jobs: BackgroundJobs, index: VectorIndex, mod
     full_key = (model, "pca-full", gen)
     done = jobs.get(full_key)
     full = done if isinstance(done, MapLayout) else None
-    if full is None:
-        jobs.start(full_key, lambda: full_layout(index, projection, order))
+    if full is None and not jobs.failure(full_key):  # a failed pass is not restarted by every window request:
+        jobs.start(full_key, lambda: full_layout(index, projection, order))  # windows come from the overview
     return PackedJson.of(answer(index.embedding.model, overview, full, box, limit, state.lib().tracks, len(index)))
 
 
