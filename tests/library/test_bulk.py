@@ -126,3 +126,18 @@ def test_vectors_are_read_from_one_state_while_another_process_writes(tmp_path: 
                 assert reader.conn.execute(count, (DESCRIPTOR_MODEL,)).fetchone()[0] == before == 20
             ids, mat = reader.vectors(DESCRIPTOR_MODEL)
             assert len(ids) == mat.shape[0] == 25 and not reader.conn.in_transaction
+
+
+def test_add_tracks_refuses_a_vector_of_another_length_or_not_finite(tmp_path: Path) -> None:
+    with Library.open(tmp_path / "lib") as lib:
+        bulk(lib, 10)
+        good = np.zeros(DESCRIPTOR_DIM, np.float32)
+        for bad, reason in ((np.zeros(DESCRIPTOR_DIM + 1, np.float32), f"vector of {DESCRIPTOR_DIM + 1} values"),
+                            (np.full(DESCRIPTOR_DIM, np.nan, np.float32), "not finite")):
+            batch = [NewTrack(path=f"/music/new/{i}.flac", audio_hash=f"new{i}", duration=60.0, tags=Tags(),
+                              vectors={DESCRIPTOR_MODEL: v}) for i, v in enumerate((good, bad))]
+            with pytest.raises(CatalogError, match=reason):
+                lib.add_tracks(batch)
+            assert len(lib.tracks()) == 10  # nothing of the batch kept
+        ids, mat = lib.vectors(DESCRIPTOR_MODEL)
+        assert len(ids) == 10 and mat.shape == (10, DESCRIPTOR_DIM)

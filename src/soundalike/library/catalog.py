@@ -529,11 +529,13 @@ class Library:
     def add_tracks(self, tracks: Sequence[NewTrack]) -> list[int]:
         """Catalogue many tracks in one transaction with batched statements (a million-track catalogue is built in
         minutes, not hours); returns their ids in order. A track whose audio hash is catalogued already keeps its
-        id and gets the new file and vectors; a path that is catalogued already is a :class:`CatalogError`."""
+        id and gets the new file and vectors; a path that is catalogued already, or a vector that is not finite or
+        whose length differs from its model's, is a :class:`CatalogError` and nothing of the batch is kept."""
         if not tracks:
             return []
         now = time.time()
         with self.transaction():
+            self._check_bulk_vectors(tracks)
             hashes = [t.audio_hash for t in tracks]
             known: dict[str, int] = {}
             for start in range(0, len(hashes), 500):
@@ -572,6 +574,22 @@ class Library:
                  for t, i in zip(tracks, ids, strict=True) for model, raw in t.vectors.items()
                  for v in (np.asarray(raw, dtype=np.float32).ravel(),)])
         return ids
+
+    def _check_bulk_vectors(self, tracks: Sequence[NewTrack]) -> None:
+        """One length per model (the catalogue's, or the batch's first) and finite values, before anything is
+        written: one bad vector would otherwise make every later read of its model fail."""
+        dims: dict[str, int] = {}
+        for t in tracks:
+            for model, raw in t.vectors.items():
+                v = np.asarray(raw, dtype=np.float32).ravel()
+                if model not in dims:
+                    row = self.conn.execute("SELECT dim FROM vectors WHERE model=? LIMIT 1", (model,)).fetchone()
+                    dims[model] = int(row[0]) if row is not None else v.size
+                if v.size != dims[model]:
+                    raise CatalogError(f"add_tracks: {os.fsdecode(t.path)}: a {model} vector of {v.size} values, "
+                                       f"the model's have {dims[model]}")
+                if not np.all(np.isfinite(v)):
+                    raise CatalogError(f"add_tracks: {os.fsdecode(t.path)}: the {model} vector is not finite")
 
     def set_tags(self, track_id: int, tags: Tags, fields: Iterable[str] = ("artist", "album", "title")) -> None:
         """Replace only the named ``fields`` of a track's tags (default: artist, album and title, as another tagger,
