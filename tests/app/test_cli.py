@@ -7,10 +7,29 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from helpers import run_cli
 from soundalike import synth
 from soundalike.library.catalog import Library
+
+
+def test_index_turns_an_embedding_failure_into_one_line(indexed: tuple[Path, Path, list[synth.SynthTrack]],
+                                                       tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from soundalike.models import ModelError, embedding
+
+    root, library, _ = indexed
+    copy = tmp_path / "lib"
+    shutil.copytree(library, copy)
+
+    def dies(*_: object, **__: object) -> tuple[str, int]:
+        raise ModelError("part.pt: an embedding worker process died (killed); run the command again")
+
+    monkeypatch.setattr(embedding, "embed_library", dies)
+    code, out, err = run_cli("index", str(root / "music"), "--library", str(copy))
+    assert code == 2 and "error: part.pt: an embedding worker process died" in err and "Traceback" not in err + out
+    with Library.open(copy, create=False) as lib:
+        assert len(lib.tracks()) == 20  # what was analysed stays
 
 
 def style_of(tracks: list[synth.SynthTrack], path: str) -> str:

@@ -160,11 +160,20 @@ def index(
         lib.close()
         raise _fail(str(exc)) from None
     embedded = []
-    for checkpoint in checkpoints:
-        from soundalike.models.embedding import embed_library
+    from soundalike.models import ModelError
+    from soundalike.models.embedding import embed_library
 
-        with progress_bar("embedding", unit="tracks", console=err) as on_embed:
-            model_id, count = embed_library(lib, checkpoint, on_progress=on_embed, jobs=n_jobs)
+    for checkpoint in checkpoints:
+        try:
+            with progress_bar("embedding", unit="tracks", console=err) as on_embed:
+                model_id, count = embed_library(lib, checkpoint, on_progress=on_embed, jobs=n_jobs)
+        except KeyboardInterrupt:
+            lib.close()
+            err.print("interrupted: every track analysed and embedded so far is kept; run the same command again")
+            raise typer.Exit(130) from None
+        except ModelError as exc:
+            lib.close()
+            raise _fail(str(exc)) from None
         embedded.append({"model_id": model_id, "tracks": count})
     stats = lib.stats()
     lib.close()
