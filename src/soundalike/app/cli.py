@@ -97,7 +97,8 @@ def index(
 
     from soundalike.audio.decode import display_path
     from soundalike.library.scan import ScanProblem, WorkerStartError, scan
-    from soundalike.models.embedding import checkpoint_presets
+    from soundalike.models import ModelError
+    from soundalike.models.embedding import checkpoint_presets, embed_library
 
     from .progress import progress_bar
 
@@ -109,7 +110,7 @@ def index(
     except ValueError as exc:
         raise _fail(f"--analyse-seconds: {exc}") from None
     runner = None
-    fatal: tuple[type[Exception], ...] = (CatalogError, WorkerStartError)
+    fatal: tuple[type[Exception], ...] = (CatalogError, WorkerStartError, ModelError)
     if engine is Engine.ray:
         from soundalike.integrations.ray_engine import RayEngineError, check_reachable, require_ray
 
@@ -138,6 +139,7 @@ def index(
     def on_problem(p: ScanProblem) -> None:
         err.print(f"[yellow]skip[/yellow] {escape(p.line())}", markup=True)
 
+    embedded = []
     try:
         with lib.writing(wait=wait, on_wait=err.print), progress_bar("analysing", console=err) as on_progress:
             summary = scan(lib, list(paths), jobs=n_jobs, on_problem=on_problem, on_progress=on_progress,
@@ -152,29 +154,17 @@ def index(
                     err.print(f"removing: {plan.describe()}")
                     summary.removed += remove_gone(lib, plan)
                     summary.missing_kept = 0
+        for checkpoint in checkpoints:
+            with progress_bar("embedding", unit="tracks", console=err) as on_embed:
+                model_id, count = embed_library(lib, checkpoint, on_progress=on_embed, jobs=n_jobs)
+            embedded.append({"model_id": model_id, "tracks": count})
     except KeyboardInterrupt:
         lib.close()
         err.print("interrupted: everything analysed so far is kept; run the same command again to resume")
         raise typer.Exit(130) from None
-    except fatal as exc:
+    except fatal as exc:  # one line: a catalogue, worker, Ray or model (embedding worker) problem
         lib.close()
         raise _fail(str(exc)) from None
-    embedded = []
-    from soundalike.models import ModelError
-    from soundalike.models.embedding import embed_library
-
-    for checkpoint in checkpoints:
-        try:
-            with progress_bar("embedding", unit="tracks", console=err) as on_embed:
-                model_id, count = embed_library(lib, checkpoint, on_progress=on_embed, jobs=n_jobs)
-        except KeyboardInterrupt:
-            lib.close()
-            err.print("interrupted: every track analysed and embedded so far is kept; run the same command again")
-            raise typer.Exit(130) from None
-        except ModelError as exc:
-            lib.close()
-            raise _fail(str(exc)) from None
-        embedded.append({"model_id": model_id, "tracks": count})
     stats = lib.stats()
     lib.close()
     if embedded:
