@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
@@ -34,6 +34,12 @@ def query_and_candidates(draw: st.DrawFn) -> tuple[np.ndarray, list[np.ndarray]]
 def test_batched_equals_per_pair_reference(data: tuple[np.ndarray, list[np.ndarray]], method: str,
                                            metric: D.Metric) -> None:
     query, candidates = data
+    if method == "mean" and metric == "cosine":
+        # A mean that is zero up to rounding (-0.1 - 0.2 + 0.3) has no direction: float32 and float64 round it to
+        # 0 or to residues of either sign, so its cosine is anything (found by this test). Zero points stay in the
+        # other methods' cases.
+        for seq in (query, *candidates):
+            assume(float(np.linalg.norm(seq.mean(axis=0))) > 1e-6)
     got = D.sequence_distances(query, candidates, method, metric)
     want = D.reference_distances(query, candidates, method, metric)
     # cosine runs in float32 (1e-7 relative), Euclidean in float64
