@@ -207,11 +207,15 @@ def _write(server: Server, work: Callable[[Library], T]) -> T:
         raise HTTPException(404 if str(exc).startswith("no playlist") else 400, str(exc)) from None
 
 
-def _existing(server: Server, playlist_id: int) -> Playlist:
-    found = server.state.lib().playlists.get(playlist_id)
+def _or_404(found: T | None, message: str) -> T:
+    """``found``, or a 404 answer saying ``message`` when it is None."""
     if found is None:
-        raise HTTPException(404, f"no playlist with id {playlist_id}")
+        raise HTTPException(404, message)
     return found
+
+
+def _existing(server: Server, playlist_id: int) -> Playlist:
+    return _or_404(server.state.lib().playlists.get(playlist_id), f"no playlist with id {playlist_id}")
 
 
 def _playlist_detail(server: Server, playlist_id: int) -> dict[str, Any]:
@@ -243,10 +247,7 @@ def list_albums(server: ServerDep, offset: Offset = 0, limit: Limit = 500) -> di
 def get_album(server: ServerDep, album_id: AlbumId) -> dict[str, Any]:
     """An album's tags, cover art URL and tracks (by disc and track number)."""
     b = browse_state(server.state)
-    found = b.albums.get(album_id)
-    if found is None:
-        raise HTTPException(404, f"no album with id {album_id}")
-    return _public(server, album_detail(b, found))
+    return _public(server, album_detail(b, _or_404(b.albums.get(album_id), f"no album with id {album_id}")))
 
 
 @views.get("/artists", response_model=ArtistPage, summary="Artists, with paging")
@@ -260,19 +261,14 @@ def list_artists(server: ServerDep, offset: Offset = 0, limit: Limit = 500) -> d
 def get_artist(server: ServerDep, artist_id: ArtistId) -> dict[str, Any]:
     """An artist's albums (newest first) and every track it plays on them."""
     b = browse_state(server.state)
-    found = b.artists.get(artist_id)
-    if found is None:
-        raise HTTPException(404, f"no artist with id {artist_id}")
-    return _public(server, artist_detail(b, found))
+    return _public(server, artist_detail(b, _or_404(b.artists.get(artist_id), f"no artist with id {artist_id}")))
 
 
 @views.get("/tracks/{track_id}/album", response_model=AlbumDetail, summary="The album a track is on")
 def album_of_track(server: ServerDep, track_id: TrackId) -> dict[str, Any]:
     """The album holding this track, with its tracks."""
     b = browse_state(server.state)
-    key = b.album_of.get(track_id)
-    if key is None:
-        raise HTTPException(404, f"no track with id {track_id}")
+    key = _or_404(b.album_of.get(track_id), f"no track with id {track_id}")
     return _public(server, album_detail(b, b.albums[key]))
 
 
@@ -282,12 +278,9 @@ def artist_of_track(server: ServerDep, track_id: TrackId) -> dict[str, Any]:
     from .subsonic_model import UNKNOWN_ARTIST, artist_id
 
     b = browse_state(server.state)
-    track = b.tracks.get(track_id)
-    if track is None:
-        raise HTTPException(404, f"no track with id {track_id}")
-    found = b.artists.get(artist_id(track.artist or track.album_artist or UNKNOWN_ARTIST))
-    if found is None:
-        raise HTTPException(404, f"track {track_id} has no artist")
+    track = _or_404(b.tracks.get(track_id), f"no track with id {track_id}")
+    found = _or_404(b.artists.get(artist_id(track.artist or track.album_artist or UNKNOWN_ARTIST)),
+                    f"track {track_id} has no artist")
     return _public(server, artist_detail(b, found))
 
 
@@ -315,8 +308,7 @@ def get_cover(server: ServerDep, item_id: Annotated[str, PathParam(pattern=COVER
             responses={204: {"description": "Recorded"}})
 def track_played(server: ServerDep, track_id: TrackId) -> Response:
     """Record in the catalogue that the track was played (the page calls it once half of a track was heard)."""
-    if server.state.track(track_id) is None:
-        raise HTTPException(404, f"no track with id {track_id}")
+    _or_404(server.state.track(track_id), f"no track with id {track_id}")
     server.state.write(lambda lib: lib.plays.record(track_id, client="web"))
     return Response(status_code=204)
 
