@@ -489,12 +489,8 @@
     const q = params.get("q") || "";
     const page = Math.max(0, parseInt(params.get("page") || "0", 10) || 0);
     $("#search").value = q;
-    setView(el("p", { class: "muted", text: "Loading…" }));
-    const current = ticket("view");
-    try {
-      const query = new URLSearchParams({ q, offset: String(page * PAGE_SIZE), limit: String(PAGE_SIZE) });
-      const { body } = await api(`/api/tracks?${query}`);
-      if (!current()) return;
+    const query = new URLSearchParams({ q, offset: String(page * PAGE_SIZE), limit: String(PAGE_SIZE) });
+    await loadView(`/api/tracks?${query}`, (body) => {
       const from = body.total ? body.offset + 1 : 0;
       const to = body.offset + body.items.length;
       const nav = (p) => `#/?${new URLSearchParams({ q, page: String(p) })}`;
@@ -503,10 +499,21 @@
         el("span", { class: "muted", text: `${from}–${to} of ${body.total}` }),
         to < body.total ? el("a", { class: "button", href: nav(page + 1), id: "next-page", text: "Next →" }) : el("span"));
       const heading = q ? `${body.total} track${body.total === 1 ? "" : "s"} matching “${q}”` : `Library · ${body.total} tracks`;
-      setView(el("section", { id: "library" }, el("h1", { text: heading }),
+      return el("section", { id: "library" }, el("h1", { text: heading }),
         body.items.length ? trackList(body.items, { id: "track-list", origin: q ? `Search: ${q}` : "Library" })
           : el("p", { class: "muted", text: q ? "Nothing matches. Try fewer words." : "The library is empty: run `soundalike index PATH`." }),
-        body.total > PAGE_SIZE ? pager : null));
+        body.total > PAGE_SIZE ? pager : null);
+    });
+  }
+
+  /** A view from one API answer: "Loading…", then render(body) shown — unless another view was asked for
+   *  meanwhile; a failure (in the request or in render) shows the error instead (401 asks for the token itself). */
+  async function loadView(apiPath, render) {
+    setView(el("p", { class: "muted", text: "Loading…" }));
+    const current = ticket("view");
+    try {
+      const { body } = await api(apiPath);
+      if (current()) setView(render(body));
     } catch (err) { if (err.status !== 401 && current()) setView(errorBox(err)); }
   }
 
@@ -520,25 +527,16 @@
   }
 
   async function showAlbums() {
-    setView(el("p", { class: "muted", text: "Loading…" }));
-    const current = ticket("view");
-    try {
-      const { body } = await api("/api/albums?limit=5000");
-      if (!current()) return;
-      setView(el("section", { id: "albums" }, el("h1", { text: `Albums · ${body.total}` }),
-        el("ul", { class: "album-grid", id: "album-grid" }, body.items.map(albumCard))));
-    } catch (err) { if (err.status !== 401 && current()) setView(errorBox(err)); }
+    await loadView("/api/albums?limit=5000", (body) => el("section", { id: "albums" },
+      el("h1", { text: `Albums · ${body.total}` }),
+      el("ul", { class: "album-grid", id: "album-grid" }, body.items.map(albumCard))));
   }
 
   async function showAlbum(apiPath) {
-    setView(el("p", { class: "muted", text: "Loading…" }));
-    const current = ticket("view");
-    try {
-      const { body: album } = await api(apiPath);
-      if (!current()) return;
+    await loadView(apiPath, (album) => {
       if (!location.hash.startsWith("#/album/")) history.replaceState(null, "", `#/album/${album.id}`);
       const total = album.tracks.reduce((s, t) => s + (t.duration || 0), 0);
-      setView(el("section", { id: "album", dataset: { albumId: album.id } },
+      return el("section", { id: "album", dataset: { albumId: album.id } },
         el("div", { class: "album-head" }, cover(album.id, 240, { id: "album-cover", loading: "eager" }),
           el("div", {},
             el("p", { class: "crumbs" }, el("a", { href: "#/albums", text: "Albums" })),
@@ -547,31 +545,22 @@
               ` · ${[album.year, album.genre, plural(album.tracks.length, "track"), duration(total)].filter(Boolean).join(" · ")}`),
             listActions(album.tracks, `Album: ${album.name}`, "album"))),
         trackList(album.tracks, { id: "album-tracks", origin: `Album: ${album.name}`,
-          rows: (t, i, options) => trackRow(t, Object.assign(options, { rank: t.track_no || i + 1 })) })));
-    } catch (err) { if (err.status !== 401 && current()) setView(errorBox(err)); }
+          rows: (t, i, options) => trackRow(t, Object.assign(options, { rank: t.track_no || i + 1 })) }));
+    });
   }
 
   async function showArtists() {
-    setView(el("p", { class: "muted", text: "Loading…" }));
-    const current = ticket("view");
-    try {
-      const { body } = await api("/api/artists?limit=5000");
-      if (!current()) return;
-      setView(el("section", { id: "artists" }, el("h1", { text: `Artists · ${body.total}` }),
-        el("ul", { class: "artist-list", id: "artist-list" }, body.items.map((a) => el("li", { dataset: { artistId: a.id } },
-          el("a", { href: `#/artist/${a.id}` }, cover(a.id, 48), el("span", { class: "artist-name", text: a.name })),
-          el("span", { class: "muted small", text: plural(a.album_count, "album") }))))));
-    } catch (err) { if (err.status !== 401 && current()) setView(errorBox(err)); }
+    await loadView("/api/artists?limit=5000", (body) => el("section", { id: "artists" },
+      el("h1", { text: `Artists · ${body.total}` }),
+      el("ul", { class: "artist-list", id: "artist-list" }, body.items.map((a) => el("li", { dataset: { artistId: a.id } },
+        el("a", { href: `#/artist/${a.id}` }, cover(a.id, 48), el("span", { class: "artist-name", text: a.name })),
+        el("span", { class: "muted small", text: plural(a.album_count, "album") }))))));
   }
 
   async function showArtist(apiPath) {
-    setView(el("p", { class: "muted", text: "Loading…" }));
-    const current = ticket("view");
-    try {
-      const { body: artist } = await api(apiPath);
-      if (!current()) return;
+    await loadView(apiPath, (artist) => {
       if (!location.hash.startsWith("#/artist/")) history.replaceState(null, "", `#/artist/${artist.id}`);
-      setView(el("section", { id: "artist", dataset: { artistId: artist.id } },
+      return el("section", { id: "artist", dataset: { artistId: artist.id } },
         el("p", { class: "crumbs" }, el("a", { href: "#/artists", text: "Artists" })),
         el("h1", { id: "artist-name", text: artist.name }),
         el("p", { class: "muted", text: `${plural(artist.albums.length, "album")} · ${plural(artist.tracks.length, "track")}` }),
@@ -579,8 +568,8 @@
         el("h2", { text: "Albums" }),
         el("ul", { class: "album-grid", id: "artist-albums" }, artist.albums.map(albumCard)),
         el("h2", { text: "Tracks" }),
-        trackList(artist.tracks, { id: "artist-tracks", origin: `Artist: ${artist.name}` })));
-    } catch (err) { if (err.status !== 401 && current()) setView(errorBox(err)); }
+        trackList(artist.tracks, { id: "artist-tracks", origin: `Artist: ${artist.name}` }));
+    });
   }
 
   // ---------------------------------------------------------------- queue page
