@@ -216,10 +216,14 @@ class VectorIndex:
         embedding = _read_stats(stats_path, model, dims)
         fresh = embedding is None or embedding.kind != "ivf" or outgrown(embedding.built_on, len(ids))
         rng = np.random.default_rng(0)
+
+        def sample_raw() -> np.ndarray:
+            """Raw vectors of a seeded sample of :data:`STATS_SAMPLE` tracks (drawn once per build)."""
+            return read_raw(lib, model, np.sort(rng.choice(ids, min(STATS_SAMPLE, len(ids)), replace=False)))
+
         sample: np.ndarray | None = None
         if fresh or embedding is None:
-            sample_ids = np.sort(rng.choice(ids, min(STATS_SAMPLE, len(ids)), replace=False))
-            raw = read_raw(lib, model, sample_ids)
+            raw = sample_raw()
             embedding = fit_embedding(model, raw, dims, "ivf")
             embedding.built_on = len(ids)
             sample = embedding.transform(raw)
@@ -242,8 +246,7 @@ class VectorIndex:
             changed = index.remove(np.setdiff1d(index.ids, ids)) > 0 or changed
         else:
             if sample is None:
-                sample_ids = np.sort(rng.choice(ids, min(STATS_SAMPLE, len(ids)), replace=False))
-                sample = embedding.transform(read_raw(lib, model, sample_ids))
+                sample = embedding.transform(sample_raw())
             index = _build_in_parts(lib, model, embedding, ids, sample, rng, codec)
             changed = True
         result = cls(ids, None, embedding, ann=index)
