@@ -40,6 +40,8 @@ from typing import Any, BinaryIO, Literal
 import faiss
 import numpy as np
 
+from .vectors import unit_rows
+
 #: Libraries up to this many tracks are searched exactly (``flat``); larger ones with ``ivf``. An exact scan of
 #: 20k 256-d vectors takes ~1–2 ms on one core, well inside interactive latency; beyond it IVF wins.
 EXACT_MAX_TRACKS = 20_000
@@ -190,16 +192,18 @@ def recall_at_k(ann: AnnIndex, queries: np.ndarray, exact_ids: np.ndarray, k: in
     return overlap_at_k(found, np.atleast_2d(exact_ids)[:, :k], k)
 
 
-def _unit(x: np.ndarray) -> np.ndarray:
-    norms = np.sqrt(np.einsum("ij,ij->i", x, x))[:, None]
-    return (x / np.where(norms > 0, norms, 1.0)).astype(np.float32)
-
-
 def _drop_self(found: np.ndarray, self_ids: np.ndarray, k: int) -> np.ndarray:
     """Each row without its own id (a library vector used as a query finds itself first), cut to ``k``."""
     keep = found != self_ids[:, None]
     order = np.argsort(~keep, axis=1, kind="stable")
     return np.take_along_axis(np.where(keep, found, -1), order, axis=1)[:, :k]
+
+
+def _pad_columns(x: np.ndarray, extra: int) -> np.ndarray:
+    """Rows ``x`` with ``extra`` zero columns appended (unchanged when there are none)."""
+    if not extra:
+        return x
+    return np.ascontiguousarray(np.hstack([x, np.zeros((len(x), extra), np.float32)]))
 
 
 def _aligned_dim(dim: int, codec: str) -> int:
@@ -218,9 +222,7 @@ class AnnIndex:
 
     def _padded(self, x: np.ndarray) -> np.ndarray:
         """Rows ``x (n, dim)`` as faiss stores them (zero columns appended for an aligned ``sq8`` index)."""
-        if not self._pad:
-            return x
-        return np.ascontiguousarray(np.hstack([x, np.zeros((len(x), self._pad), np.float32)]))
+        return _pad_columns(x, self._pad)
 
     # --- building -----------------------------------------------------------------------------------------------
     @classmethod
@@ -267,8 +269,7 @@ class AnnIndex:
         x = _check_vectors(sample)
         d = x.shape[1]
         stored = _aligned_dim(d, codec)
-        if stored != d:
-            x = np.ascontiguousarray(np.hstack([x, np.zeros((len(x), stored - d), np.float32)]))
+        x = _pad_columns(x, stored - d)
         if codec not in ("flat", "sq8", "pq"):
             raise AnnError(f"unknown codec {codec!r}; choose flat, sq8 or pq")
         if nlist > len(x):
@@ -408,7 +409,7 @@ class AnnIndex:
             return np.zeros((0, self.params.dim), dtype=np.float32)
         out = np.asarray(self._index.reconstruct_batch(wanted), dtype=np.float32).reshape(len(wanted), -1)
         out = out[:, :self.params.dim]
-        return out if self.params.codec == "flat" else _unit(out)
+        return out if self.params.codec == "flat" else unit_rows(out)
 
     def decoded(self, chunk: int = 65536) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """Every indexed ``(ids, unit vectors)`` in parts of about ``chunk`` (decoded list by list for ``sq8``;
@@ -433,7 +434,7 @@ class AnnIndex:
             decoded = ivf.sq.decode(codes)  # type: ignore[attr-defined]
             if ivf.by_residual:  # codes hold the offset from the cell's centroid
                 decoded = decoded + ivf.quantizer.reconstruct(i)
-            vec_buf.append(_unit(np.ascontiguousarray(decoded[:, :self.params.dim])))
+            vec_buf.append(unit_rows(decoded[:, :self.params.dim]))
             held += size
             if held >= chunk:
                 yield np.concatenate(ids_buf), np.vstack(vec_buf)
