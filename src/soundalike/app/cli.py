@@ -60,7 +60,8 @@ def _open(library: Path | None, create: bool = False) -> Library:
 def index(
     paths: list[Path] = typer.Argument(..., help="Music files or folders to scan (recursively)."),
     library: Path | None = LibraryOption,
-    jobs: int = typer.Option(0, "--jobs", "-j", help="Worker processes (0 = one per core)."),
+    jobs: int = typer.Option(0, "--jobs", "-j", help="Worker processes for the analysis, and for embedding from "
+                                                     "200 tracks on (0 = one per core)."),
     model: str = typer.Option("default", "--model",
                               help="Embedding besides the descriptors (always computed): 'default' (the shipped "
                                    "pretrained model), 'descriptor' (nothing more), 'musicnn' / 'musicnn-mtt' "
