@@ -5,6 +5,10 @@
 #   sets SET KEY       the albums of benchmarks/album_sets.json under SET (train, validation, test) and KEY
 #   fetch_sets S...    scripts/fetch_debian_music.sh --set S into WORK/S, for each set not fetched yet
 #   val                the validation albums' folders (an array)
+#   epochs_for LIB     epochs of a contrastive run on LIB that make STEPS optimiser steps (equal compute; STEPS
+#                      defaults to 2000, about the compute of the contrastive model in quality.json)
+#   train_contrastive OUT LIB [--set K=V ...]
+#                      that run on WORK/libs/LIB into WORK/ckpt/OUT.pt; resumes a killed run, skips a finished one
 # It does not change directory: a script resolves its own relative arguments first, then cds to ROOT.
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
 WORK=$(realpath -m -- "$1")
@@ -28,3 +32,25 @@ fetch_sets() {
 val=()
 for a in $(sets validation dev); do val+=("$WORK/dev/$a"); done
 for a in $(sets validation train); do val+=("$WORK/train/$a"); done
+
+STEPS=${STEPS:-2000}
+epochs_for() {  # tracks x 4 pairs / 32 per batch, less the 10 % held out, make one epoch
+  "$PY" - "$1" "$STEPS" <<'PY'
+import math, sys
+from soundalike.library.catalog import Library
+with Library.open(sys.argv[1], create=False) as lib:
+    n = len(lib.tracks())
+train = n - round(n * 0.1)
+print(max(1, round(int(sys.argv[2]) / math.ceil(train * 4 / 32))))
+PY
+}
+
+train_contrastive() {
+  local out=$1 lib=$2 resume=()
+  shift 2
+  [[ -f $WORK/ckpt/$out.done ]] && return
+  [[ -f $WORK/ckpt/$out.last.pt ]] && resume=(--resume)
+  "$SL" train contrastive --library "$WORK/libs/$lib" --epochs "$(epochs_for "$WORK/libs/$lib")" \
+    --out "$WORK/ckpt/$out.pt" --no-embed "${resume[@]}" "$@"
+  touch "$WORK/ckpt/$out.done"
+}

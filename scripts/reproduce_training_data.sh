@@ -27,7 +27,6 @@ set -euo pipefail
 [[ $# -ge 1 ]] || { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 2; }
 source "$(dirname "${BASH_SOURCE[0]}")/album_sets.sh" "$1"
 OUT=$(realpath -m -- "${2:-$ROOT/benchmarks/results/quality-training-data.json}")
-STEPS=${STEPS:-2000}  # ≈ the compute of the contrastive model in quality.json (60 epochs on 10.5 h)
 HOURS=${HOURS:-46}  # with the 14.2 h of real train albums and synthetic music: >= 60 h to train on
 cd "$ROOT"
 "$PY" -c "import music21, mido" 2>/dev/null || "$PY" -m pip install -q -e '.[render]'
@@ -47,34 +46,14 @@ if [[ ! -f $WORK/libs/train-all/.complete ]]; then
   touch "$WORK/libs/train-all/.complete"
 fi
 
-# Equal compute: epochs = STEPS / steps per epoch (tracks x 4 pairs / 32 per batch, less the 10 % held out).
-epochs_for() {
-  "$PY" - "$1" "$STEPS" <<'PY'
-import math, sys
-from soundalike.library.catalog import Library
-with Library.open(sys.argv[1], create=False) as lib:
-    n = len(lib.tracks())
-train = n - round(n * 0.1)
-print(max(1, round(int(sys.argv[2]) / math.ceil(train * 4 / 32))))
-PY
-}
 C=$WORK/ckpt
-train() {  # train OUT LIBRARY [--set K=V ...]
-  local out=$1 lib=$2; shift 2
-  [[ -f $C/$out.done ]] && return
-  local resume=()
-  [[ -f $C/$out.last.pt ]] && resume=(--resume)
-  "$SL" train contrastive --library "$WORK/libs/$lib" --epochs "$(epochs_for "$WORK/libs/$lib")" \
-    --out "$C/$out.pt" --no-embed "${resume[@]}" "$@"
-  touch "$C/$out.done"
-}
-train contrastive-real train-real
-train contrastive-all train-all
-train contrastive-all-strong train-all --set positives=album --set pitch_shift=2 --set time_stretch=0.2 \
+train_contrastive contrastive-real train-real
+train_contrastive contrastive-all train-all
+train_contrastive contrastive-all-strong train-all --set positives=album --set pitch_shift=2 --set time_stretch=0.2 \
   --set eq_tilt_db=12 --set mix=0.5
 # ... and each half of that recipe alone
-train contrastive-all-album train-all --set positives=album
-train contrastive-all-augment train-all --set pitch_shift=2 --set time_stretch=0.2 --set eq_tilt_db=12 --set mix=0.5
+train_contrastive contrastive-all-album train-all --set positives=album
+train_contrastive contrastive-all-augment train-all --set pitch_shift=2 --set time_stretch=0.2 --set eq_tilt_db=12 --set mix=0.5
 
 "$PY" - "$C" <<'PY'
 import sys

@@ -5,7 +5,8 @@
 #
 #   WORK   the work directory of the other reproduce_* scripts (music fetched if missing)
 #   OUT    the JSON of step 3 (default benchmarks/results/quality-wide-validation.json); step 4 writes
-#          OUT with -contrastive before .json; each gets a .md with the tables
+#          OUT with -contrastive before .json, step 6 OUT with -synthetic and -synthetic-vs-default; each gets a
+#          .md with the tables
 #
 # The 11 validation albums cannot rank models that learned nothing from our music (the descriptors, musicnn's
 # MagnaTagATune and Million Song Dataset weights): their figures there swing with two or three albums. For those
@@ -16,7 +17,16 @@
 #      patches, as the default's musicnn part (MagnaTagATune) takes it;
 #   3. on the non-test albums: descriptors + MTT + MSD fusions over a grid of weights (OUT);
 #   4. the best fusion of step 3 with the contrastive part (trained on train albums, so validation albums only)
-#      at several weights, against the shipped default (OUT with -contrastive).
+#      at several weights, against the shipped default (OUT with -contrastive);
+#   5. a contrastive model trained on rendered and synthetic music alone: train-all (scripts/
+#      reproduce_training_data.sh) without its real albums, at the equal compute of that script (STEPS), so that
+#      no non-test album is seen by any part;
+#   6. on the non-test albums: that model alone, with the descriptors, in the default's recipe (descriptors 0.14 +
+#      MTT 0.56 + it 0.3) and added to step 3's best at several weights (OUT with -synthetic); then the best of
+#      step 6 against the shipped default on the 11 validation albums, the only albums where the shipped
+#      default's contrastive part (trained on train albums) can be judged (OUT with -synthetic-vs-default).
+#      The rule, fixed before the run: step 6's best replaces the default only if it also beats the shipped
+#      default there.
 # The test albums are not touched.
 set -euo pipefail
 [[ $# -ge 1 ]] || { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 2; }
@@ -81,3 +91,52 @@ done
   --embeddings descriptor default "best=$BEST" "${W[@]}" --versus default \
   --out "$OUT2" --markdown "${OUT2%.json}.md"
 echo "wrote $OUT2"
+
+# 5. Rendered and synthetic music only: train-all less the real albums (dev, train), same recipe as contrastive-all.
+[[ -d $WORK/libs/train-all ]] || { echo "run scripts/reproduce_training_data.sh $WORK first (train-all)" >&2; exit 1; }
+if [[ ! -f $WORK/libs/train-synth/.complete ]]; then
+  rm -rf "$WORK/libs/train-synth" && cp -r "$WORK/libs/train-all" "$WORK/libs/train-synth"
+  rm -f "$WORK/libs/train-synth/writer.lock" "$WORK/libs/train-synth/.complete"
+  "$PY" - "$WORK" <<'PY'
+import os, sys
+from soundalike.library.catalog import Library
+work = sys.argv[1]
+with Library.open(f"{work}/libs/train-synth", create=False) as lib:
+    real = tuple(os.fsencode(f"{work}/{s}/") for s in ("dev", "train"))
+    paths = [p for p, in lib.conn.execute("SELECT path FROM files") if p.startswith(real)]
+    lib.remove_files(paths)
+    print(f"train-synth: {len(lib.tracks())} tracks (rendered and synthetic), {len(paths)} real files left out")
+PY
+  touch "$WORK/libs/train-synth/.complete"
+fi
+train_contrastive contrastive-synth train-synth
+SYN=$C/contrastive-synth.pt
+
+# 6. Every part unseen: the non-test albums judge fusions with the synthetic-only contrastive model.
+OUT3=${OUT%.json}-synthetic.json
+OUT4=${OUT%.json}-synthetic-vs-default.json
+S=("synthetic=$SYN" "descriptor+synthetic=descriptor+$SYN" "default-recipe=descriptor@0.14+$MTT@0.56+$SYN@0.3")
+for w in 0.1 0.2 0.3 0.45; do
+  S+=("$("$PY" - "$BEST" "$w" "$SYN" <<'PY'
+import sys
+from soundalike.search.space import split_part
+best, w, model = sys.argv[1], float(sys.argv[2]), sys.argv[3]
+parts = [split_part(p) for p in best.split("+")]
+print(f"best+synthetic{w:g}=" + "+".join(f"{n}@{(1 - w) * (x or 1):.3g}" for n, x in parts) + f"+{model}@{w:g}")
+PY
+)")
+done
+"$PY" benchmarks/quality.py --set "non-test=$WORK/libs/nontest-120:$WORK/dev,$WORK/train" \
+  --embeddings descriptor "best=$BEST" "${S[@]}" --versus best --out "$OUT3" --markdown "${OUT3%.json}.md"
+echo "wrote $OUT3"
+WINNER=$("$PY" - "$OUT3" "best=$BEST" "${S[@]}" <<'PY'
+import json, sys
+results = json.load(open(sys.argv[1]))["sets"]["non-test"]["results"]
+specs = dict(spec.split("=", 1) for spec in sys.argv[2:])
+best = max(specs, key=lambda label: results[label]["map_at_10"]["mean"])
+print(f"{best}={specs[best]}")
+PY
+)
+"$PY" benchmarks/quality.py --set "validation=$WORK/libs/val-window-120:$WORK/dev,$WORK/train" \
+  --embeddings descriptor default "$WINNER" --versus default --out "$OUT4" --markdown "${OUT4%.json}.md"
+echo "wrote $OUT4"
