@@ -24,7 +24,7 @@ the library, so the server opens it instead of building it.
 | ``search`` | ``GET /api/tracks?q=<a title word>&limit=50`` |
 | ``detail`` | ``GET /api/tracks/<id>`` |
 | ``similar`` | ``GET /api/tracks/<id>/similar?k=10`` |
-| ``continue`` | ``POST /api/continue`` with 5 tracks of one artist, ``k=10`` |
+| ``continue`` | ``POST /api/continue`` with 5 tracks of one album, ``k=10`` |
 | ``path`` | ``GET /api/path?start=<id>&end=<id>&n=10`` |
 | ``map`` | ``GET /api/map`` (the sampled overview) |
 | ``map_window`` | ``GET /api/map?x0=..&x1=..&y0=..&y1=..`` (detail on zoom: a random 1/16 of the plane) |
@@ -57,6 +57,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from server import Workload, cpu_seconds, log, percentiles, run_load  # noqa: E402 - the load generator is shared
 
 BATCH = 10_000
+#: Tracks of an album in the synthetic catalogue (consecutive ids; ten albums an artist).
+ALBUM_TRACKS = 10
 WEIGHTS = {"search": 15, "detail": 15, "similar": 20, "continue": 10, "path": 10, "map": 5, "map_window": 10,
            "health": 15}
 GENRES = ["Rock", "Pop", "Jazz", "Blues", "Folk", "Electronic", "Techno", "House", "Ambient", "Hip-Hop", "Soul",
@@ -157,7 +159,7 @@ class Catalogue:
         out = []
         for row, i in enumerate(idx.tolist()):
             a = int(artists[row])
-            album_no, track_no = (i % 100) // 10, i % 10 + 1
+            album_no, track_no = (i % 100) // ALBUM_TRACKS, i % ALBUM_TRACKS + 1
             aw = np.random.default_rng([self.seed, a, album_no]).choice(len(self.words), 2)
             album = f"{self.words[aw[0]]} {self.words[aw[1]]}"
             year = 1960 + (a * 7 + album_no * 3) % 64
@@ -250,9 +252,12 @@ class ScaleWorkload(Workload):
     def request(self, kind: str, tid: int) -> tuple[Any, ...]:
         """The server benchmark's requests (search, detail, similar), and this one's: continue, path, the map's
         overview and windows."""
-        if kind == "continue":  # five neighbouring ids: one album of the synthetic catalogue
-            at = max(0, min(bisect.bisect_left(self.ids, tid), len(self.ids) - 5))
-            return kind, "/api/continue", {}, {"track_ids": self.ids[at:at + 5], "k": 10}
+        if kind == "continue":  # five tracks of the album of tid (ALBUM_TRACKS consecutive ids), as a user's playlist
+            at = bisect.bisect_left(self.ids, tid)
+            first = at - at % ALBUM_TRACKS
+            album = self.ids[first:first + ALBUM_TRACKS]
+            return kind, "/api/continue", {}, {"track_ids": sorted(self.rng.sample(album, min(5, len(album)))),
+                                               "k": 10}
         if kind == "path":
             return kind, f"/api/path?start={tid}&end={self.rng.choice(self.ids)}&n=10", {}
         if kind == "map":

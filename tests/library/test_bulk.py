@@ -10,7 +10,8 @@ import pytest
 
 from soundalike.audio.analysis import Tags
 from soundalike.audio.descriptors import DESCRIPTOR_DIM
-from soundalike.library.catalog import DESCRIPTOR_MODEL, CatalogError, Library, NewTrack
+from soundalike.library import catalog
+from soundalike.library.catalog import DESCRIPTOR_MODEL, SCHEMA_VERSION, CatalogError, Library, NewTrack
 
 WORDS = ["Blue", "Night", "Echo", "Beyoncé", "Déjà", "Vu", "River", "Glass", "AC", "DC", 'Say "Hi"', "Love"]
 
@@ -88,12 +89,38 @@ def test_the_index_follows_edits_and_deletes(tmp_path: Path) -> None:
         assert lib.search("quixotic") == []
 
 
+def test_a_large_result_ranks_exact_and_prefix_titles_and_the_first_matches(tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past :data:`SEARCH_RANKED` matches only a bounded pool is ranked: every exact and prefix title (or "artist -
+    title") and the first matches by id; the other matches follow by id, and pages still tile the whole result."""
+    special = {55: ("Zed", "Quartz"), 50: ("Zed", "Quartz Night"), 45: ("Quartz Zed", "Echo"), 40: ("Zed", "Sky")}
+    with Library.open(tmp_path / "lib") as lib:
+        lib.add_tracks([NewTrack(path=f"/m/{i}.flac", audio_hash=f"h{i}", duration=60.0, tags=Tags(
+            artist=special.get(i, (f"Artist {i}",))[0], album=f"Old Quartz {i % 3}",
+            title=special.get(i, ("", f"Song {i * 7 % 60}"))[1])) for i in range(1, 61)])
+        everything = [t.id for t in lib.search("quartz", limit=None)]
+        assert everything[:3] == [55, 45, 50] and len(everything) == 60  # exact title, then labels by length
+        monkeypatch.setattr(catalog, "SEARCH_RANKED", 10)
+        found = [t.id for t in lib.search("quartz", limit=None)]
+        assert sorted(found) == sorted(everything) and len(found) == lib.search_count("quartz")
+        assert found[:3] == [55, 45, 50]  # the best are found through the indexes, wherever they are
+        pool = set(range(1, 11)) | {55, 45, 50}
+        assert found[:len(pool)] == [i for i in everything if i in pool]  # the pool as a full ranking orders it
+        assert found[len(pool):] == sorted(set(everything) - pool)  # the rest by id
+        pages = [t.id for offset in range(0, 60, 7) for t in lib.search("quartz", limit=7, offset=offset)]
+        assert pages == found
+        assert [t.id for t in lib.search("zed - sky")][:1] == [40]  # an exact "artist - title"
+        assert [t.id for t in lib.search("Zed - Quartz N")][:1] == [50]  # and one that starts with the text
+
+
 def _as_version_5(lib: Library) -> None:
-    """Make ``lib``'s catalogue look as schema 5 left it: the stars trigger, no full-text or vectors(model) index."""
+    """Make ``lib``'s catalogue look as schema 5 left it: the stars trigger, no full-text, vectors(model) or title
+    index."""
     for name in ("tracks_fts_insert", "tracks_fts_delete", "tracks_fts_update"):
         lib.conn.execute(f"DROP TRIGGER {name}")
     lib.conn.execute("DROP TABLE tracks_fts")
     lib.conn.execute("DROP INDEX vectors_model")
+    lib.conn.execute("DROP INDEX tracks_title")
     lib.conn.execute("UPDATE meta SET value='5' WHERE key='schema_version'")
 
 
@@ -104,11 +131,13 @@ def test_a_version_5_catalogue_gets_the_index_and_keeps_the_stars_trigger(tmp_pa
         lib.stars.star("track", [1, 2])
         _as_version_5(lib)
     with Library.open(tmp_path / "lib") as lib:
-        assert lib.conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == "6"
+        version = lib.conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0]
+        assert version == str(SCHEMA_VERSION)
         assert lib._fts and [t.id for t in lib.search("blue")] == before and before
         assert lib.conn.execute("SELECT count(*) FROM tracks_fts WHERE tracks_fts MATCH '\"blu\"'").fetchone()[0] \
             == len(before)  # filled from the tracks already catalogued
-        assert lib.conn.execute("SELECT 1 FROM sqlite_master WHERE name='vectors_model'").fetchone() is not None
+        for name in ("vectors_model", "tracks_title"):
+            assert lib.conn.execute("SELECT 1 FROM sqlite_master WHERE name=?", (name,)).fetchone() is not None
         lib.remove_files([b"/music/a1/00001.flac"])  # track 2: schema 5's stars trigger still works
         assert set(lib.stars.starred("track")) == {"1"}
         new = bulk(lib, 5, seed=1, start=40)  # and new tracks enter the index

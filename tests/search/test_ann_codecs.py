@@ -91,3 +91,22 @@ def test_sq8_codes_are_stored_padded_to_an_aligned_dimension(tmp_path: Path) -> 
     loaded = ann.AnnIndex.load(tmp_path / "old.ann", dim=70)
     found, _ = loaded.search(x[:20], 1)
     assert (found[:, 0] == ids[:20]).all() and loaded.reconstruct(ids[:2]).shape == (2, 70)
+
+
+@pytest.mark.parametrize("codec", ["flat", "sq8", "pq"])
+def test_cells_are_the_lists_that_hold_the_vectors(codec: str) -> None:
+    """:meth:`AnnIndex.cells` names the cell an ``nprobe = 1`` search scans: the one each vector was added to
+    (after the PCA rotation for ``pq``)."""
+    import faiss
+
+    x = clustered(3000, d=64, seed=5)
+    ids = np.arange(3000, dtype=np.int64)
+    index = ann.AnnIndex.trained(x, nlist=16, codec=codec, seed=0)  # type: ignore[arg-type]
+    index.add(ids, x)
+    lists = faiss.extract_index_ivf(index._index).invlists
+    held = np.full(3000, -1)
+    for cell in range(16):
+        held[faiss.rev_swig_ptr(lists.get_ids(cell), lists.list_size(cell))] = cell
+    assert np.array_equal(index.cells(x), held)
+    flat = ann.AnnIndex.build(ids[:100], x[:100], kind="flat")
+    assert flat.cells(x[:3]).tolist() == [0, 0, 0]

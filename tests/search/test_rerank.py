@@ -10,7 +10,9 @@ import numpy as np
 from soundalike.audio.analysis import Tags
 from soundalike.audio.descriptors import DESCRIPTOR_DIM
 from soundalike.library.catalog import DESCRIPTOR_MODEL, Library, NewTrack
-from soundalike.recommend import similar
+from soundalike.recommend import continue_playlist, path_between, similar
+from soundalike.recommend.paths import _slerp
+from soundalike.recommend.scoring import score_method
 from soundalike.search.index import VectorIndex
 
 
@@ -61,6 +63,46 @@ def test_similar_on_a_compact_index_answers_the_exact_neighbours(tmp_path: Path)
             scores[np.searchsorted(ids, tid)] = -np.inf
             want = ids[np.argsort(-scores, kind="stable")[:10]].tolist()
             assert [r.track.id for r in results] == want
+
+
+def test_continue_on_a_compact_index_answers_the_exact_continuation(tmp_path: Path) -> None:
+    """Candidates ranked by their codes, the best re-scored from the stored floats: with every cell scanned, the
+    answer and its scores are those of exact scoring, for a playlist of one cluster and one across clusters."""
+    with Library.open(tmp_path / "lib") as lib:
+        tight_clusters(lib, 1200, seed=3)
+        compact = VectorIndex.from_library(lib, DESCRIPTOR_MODEL, ann=True, codec="sq8")
+        compact.ann.params.nprobe = compact.ann.params.nlist
+        ids, floats = compact.exact_vectors(lib, compact.ids)
+        for playlist in ([1, 31, 61, 91, 121], [1, 2, 3, 4]):  # tracks i, i + 30, ... share a cluster
+            for score in ("max", "mean", "topk"):
+                pq, results = continue_playlist(lib, playlist, 10, score=score, index=compact)
+                seeds = np.vstack([q.vector for q in pq.queries])
+                np.testing.assert_allclose(seeds, floats[np.searchsorted(ids, playlist)], atol=1e-6)  # not codes
+                scores = score_method(score)(seeds, floats)
+                scores[np.searchsorted(ids, playlist)] = -np.inf
+                want = ids[np.argsort(-scores, kind="stable")[:10]]
+                assert [r.track.id for r in results] == want.tolist(), (playlist, score)
+                np.testing.assert_allclose([r.score for r in results], scores[np.searchsorted(ids, want)],
+                                           atol=1e-5)
+
+
+def test_a_path_on_a_compact_index_takes_the_exact_nearest_unused_track_at_each_waypoint(tmp_path: Path) -> None:
+    """Every waypoint searched in one batch, the candidates re-scored from the stored floats in one read: each step
+    is the unused track nearest its waypoint by the exact vectors."""
+    with Library.open(tmp_path / "lib") as lib:
+        tight_clusters(lib, 1200, seed=4)
+        compact = VectorIndex.from_library(lib, DESCRIPTOR_MODEL, ann=True, codec="sq8")
+        compact.ann.params.nprobe = compact.ann.params.nlist
+        ids, floats = compact.exact_vectors(lib, compact.ids)
+        a, b, steps = path_between(lib, "1", "2", 12, index=compact)
+        used = {1, 2}
+        for i, step in enumerate(steps[1:-1], start=1):
+            scores = floats @ _slerp(a.vector, b.vector, i / 11)
+            scores[np.searchsorted(ids, sorted(used))] = -np.inf
+            best = int(ids[int(np.argmax(scores))])
+            assert step.track.id == best and abs(step.score - scores.max()) < 1e-5
+            used.add(best)
+        assert [s.track.id for s in steps][::11] == [1, 2] and len(used) == 12
 
 
 def test_vectors_are_decoded_in_one_batch_as_one_by_one(tmp_path: Path) -> None:

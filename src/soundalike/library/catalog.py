@@ -17,6 +17,7 @@ import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -29,7 +30,7 @@ from .listening import PlayLog, Stars
 from .playlists import PlaylistStore
 from .transactions import Transaction
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 DB_NAME = "catalog.sqlite"
 
 _SCHEMA = """
@@ -53,6 +54,7 @@ CREATE TABLE IF NOT EXISTS tracks (
     year INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS tracks_order ON tracks(f_artist, f_album, f_title, id);
+CREATE INDEX IF NOT EXISTS tracks_title ON tracks(f_title);
 CREATE TABLE IF NOT EXISTS files (
     path BLOB PRIMARY KEY,
     track_id INTEGER REFERENCES tracks(id) ON DELETE CASCADE,
@@ -134,6 +136,10 @@ _FTS = (
 )
 #: Shortest search word the trigram index can find; shorter words are matched by scanning (``instr``).
 FTS_MIN_WORD = 3
+#: Matches :meth:`Library.search` ranks (exact titles first, ...) beside the exact and prefix matches of a title or
+#: an "artist - title" (up to this many of each, found through the B-tree indexes): the first this many in catalogue
+#: order. A common word matches a large share of a million tracks; the rest of them follow in catalogue order.
+SEARCH_RANKED = 1000
 
 # Statements with a ';' inside (run one by one after _SCHEMA's). A star names its track by id without a foreign key
 # (albums and artists are starred by tag-derived ids): it goes with the track, or a track that reuses the id (SQLite
@@ -159,6 +165,15 @@ def default_library_dir() -> Path:
         return Path(env).expanduser()
     base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
     return Path(base) / "soundalike"
+
+
+class TrackLabel(NamedTuple):
+    """What a map shows of a track (:meth:`Library.labels`)."""
+
+    id: int
+    title: str
+    artist: str
+    album: str
 
 
 @dataclass(frozen=True)
@@ -226,6 +241,15 @@ def fold(text: str) -> str:
     """Lower-case text without accents (for search and for matching tags): ``Beyoncé`` -> ``beyonce``."""
     text = unicodedata.normalize("NFKD", text).casefold()
     return "".join(c for c in text if not unicodedata.combining(c))
+
+
+def _prefix_end(prefix: str) -> str | None:
+    """The smallest text above every text that starts with ``prefix`` (SQLite compares UTF-8 bytes, in code point
+    order): ``prefix`` with its last character incremented; None when there is none to increment."""
+    last = ord(prefix[-1])
+    if last >= 0x10FFFF or 0xD7FF <= last < 0xE000:
+        return None
+    return prefix[:-1] + chr(last + 1)
 
 
 def search_words(text: str) -> list[str]:
@@ -326,11 +350,17 @@ def _migrate_6(conn: sqlite3.Connection) -> None:
         conn.execute("INSERT INTO tracks_fts(tracks_fts) VALUES ('rebuild')")
 
 
+def _migrate_7(conn: sqlite3.Connection) -> None:
+    """Version 7: an index of the folded titles (created by _SCHEMA after the migrations), so a search finds exact
+    and prefix title matches without ranking every track that contains its words."""
+
+
 # Forward migrations: version -> the function that brings a catalogue of version - 1 to it (inside the transaction
 # of _prepare; tables, indexes and triggers that a version adds come from _SCHEMA, _FTS and _TRIGGERS after the
 # migrations ran).
 _MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {2: _migrate_2, 3: _migrate_3, 4: _migrate_4,
-                                                               5: _migrate_5, 6: _migrate_6}
+                                                               5: _migrate_5, 6: _migrate_6,
+                                                               7: _migrate_7}
 
 
 def _schema_version(conn: sqlite3.Connection) -> int | None:
@@ -799,6 +829,26 @@ class Library:
             for r in self.conn.execute(self._TRACK_SQL + f" WHERE t.id IN ({marks}) GROUP BY t.id", part):
                 yield self._track(r)
 
+    def every_label(self) -> Iterator[TrackLabel]:
+        """:meth:`labels` of every track :meth:`tracks` lists, by id (one pass, row by row)."""
+        for r in self.conn.execute("SELECT t.id, t.title, t.artist, t.album FROM tracks t WHERE EXISTS "
+                                   "(SELECT 1 FROM files f WHERE f.track_id = t.id AND f.status='ok') ORDER BY t.id"):
+            yield TrackLabel(int(r[0]), r[1], r[2], r[3])
+
+    def labels(self, ids: Iterable[int]) -> list[TrackLabel]:
+        """Title, artist and album of those of ``ids`` that :meth:`tracks` lists (tracks with an indexed file), in
+        the given order: what a map shows of thousands of tracks, without their paths (one query per 500 ids)."""
+        wanted = [int(i) for i in ids]
+        found: dict[int, TrackLabel] = {}
+        for start in range(0, len(wanted), 500):
+            part = wanted[start:start + 500]
+            marks = ",".join("?" * len(part))
+            for r in self.conn.execute(
+                    f"SELECT t.id, t.title, t.artist, t.album FROM tracks t WHERE t.id IN ({marks}) AND EXISTS "
+                    "(SELECT 1 FROM files f WHERE f.track_id = t.id AND f.status='ok')", part):
+                found[int(r[0])] = TrackLabel(int(r[0]), r[1], r[2], r[3])
+        return [found[i] for i in wanted if i in found]
+
     def track_by_path(self, path: str | os.PathLike[str] | bytes) -> Track | None:
         """The track of an indexed file (by absolute path), or None."""
         row = self.conn.execute("SELECT track_id FROM files WHERE path=? AND status='ok'",
@@ -808,37 +858,101 @@ class Library:
     # The one track search of the command line and the server: every word of the text must occur (accents and
     # case folded, by instr(): '%' and '_' are plain characters) in the folded artist, album or title; exact
     # titles (or "artist - title") rank first, then titles or labels that start with the text, then the rest.
+    # Only a bounded pool is ranked (SEARCH_RANKED): the exact and prefix matches found through the B-tree indexes
+    # and the first matches in catalogue order; matches beyond the pool follow it in catalogue order.
     _LABEL = "(CASE WHEN f_artist != '' THEN f_artist || ' - ' || f_title ELSE f_title END)"
-    _HAYSTACK = "(f_artist || char(10) || f_album || char(10) || f_title)"
+    _HAYSTACK = "({t}f_artist || char(10) || {t}f_album || char(10) || {t}f_title)"
+    _RANK = (f"CASE WHEN f_title = :n OR {_LABEL} = :n THEN 0 WHEN substr(f_title, 1, length(:n)) = :n "
+             f"OR substr({_LABEL}, 1, length(:n)) = :n THEN 1 ELSE 2 END, length(f_title), f_artist, id")
 
-    def _search_where(self, text: str) -> tuple[str, dict[str, str]]:
+    def _search_where(self, text: str, table: str = "") -> tuple[str, dict[str, str]]:
+        """The exact rule (every word by ``instr``, over columns of ``table``) and its parameters."""
         words = search_words(text)
-        clauses = [f"instr({self._HAYSTACK}, :w{i}) > 0" for i in range(len(words))]
-        long = [w for w in words if len(w) >= FTS_MIN_WORD]
-        if self._fts and long:  # the index narrows the rows; instr() keeps the exact rule on what is left
-            phrase = " AND ".join('"' + w.replace('"', '""') + '"' for w in long)
-            clauses.insert(0, "id IN (SELECT rowid FROM tracks_fts WHERE tracks_fts MATCH :fts)")
-            return " AND ".join(clauses), {"fts": phrase, **{f"w{i}": w for i, w in enumerate(words)}}
+        haystack = self._HAYSTACK.format(t=f"{table}." if table else "")
+        clauses = [f"instr({haystack}, :w{i}) > 0" for i in range(len(words))]
         return " AND ".join(clauses) or "1", {f"w{i}": w for i, w in enumerate(words)}
+
+    def _fts_phrase(self, text: str) -> str | None:
+        """The full-text query of the words the trigram index can find (None without such a word or index)."""
+        long = [w for w in search_words(text) if len(w) >= FTS_MIN_WORD]
+        if not self._fts or not long:
+            return None
+        return " AND ".join('"' + w.replace('"', '""') + '"' for w in long)
+
+    def _matches_from(self, text: str, after: int, skip: list[int], limit: int, offset: int = 0) -> list[int]:
+        """Ids of matches of ``text`` above id ``after``, in id order, leaving out ``skip``; ``limit`` < 0: all."""
+        phrase = self._fts_phrase(text)
+        where, params = self._search_where(text, "t")
+        args = {**params, "after": after, "skip": json.dumps(skip), "limit": limit, "offset": offset}
+        if phrase is None:
+            sql, order = f"SELECT t.id FROM tracks AS t WHERE t.id > :after AND {where}", "t.id"
+        else:  # the full-text index yields its rows in id order, lazily: a LIMIT stops it early
+            sql = (f"SELECT t.id FROM tracks_fts JOIN tracks AS t ON t.id = tracks_fts.rowid WHERE tracks_fts MATCH "
+                   f":fts AND tracks_fts.rowid > :after AND {where}")
+            order = "tracks_fts.rowid"
+            args["fts"] = phrase
+        sql += f" AND t.id NOT IN (SELECT value FROM json_each(:skip)) ORDER BY {order} LIMIT :limit OFFSET :offset"
+        return [int(r[0]) for r in self.conn.execute(sql, args)]
+
+    def _best_candidates(self, needle: str) -> list[int]:
+        """Ids of tracks whose title or "artist - title" is ``needle`` or starts with it (up to
+        :data:`SEARCH_RANKED` of each kind), through the title and artist indexes."""
+        found: list[int] = []
+        q = self.conn.execute
+        # (column, prefix, artist): the title, an artist that starts with the text, "artist - title" at each " - "
+        ranges: list[tuple[str, str, str | None]] = [("f_title", needle, None), ("f_artist", needle, None)]
+        parts = needle.split(" - ")
+        ranges += [("f_title", " - ".join(parts[i:]), " - ".join(parts[:i])) for i in range(1, len(parts))]
+        for column, prefix, artist in ranges:
+            stop = _prefix_end(prefix) if prefix else None
+            if stop is None:
+                continue  # nothing to look up (the first matches are ranked all the same)
+            where = f"{column} >= :lo AND {column} < :hi"
+            if artist is not None:
+                where += " AND f_artist = :artist"
+            found += [int(r[0]) for r in q(f"SELECT id FROM tracks WHERE {where} LIMIT :n",
+                                          {"lo": prefix, "hi": stop, "artist": artist, "n": SEARCH_RANKED})]
+        return found
 
     def search(self, text: str, limit: int | None = 10, offset: int = 0) -> list[Track]:
         """Tracks whose artist, album or title contain every word of ``text`` (accents and case ignored), best
-        first; a text without words lists every track by artist, album and title."""
-        where, params = self._search_where(text)
+        first (exact titles, then titles or labels that start with the text, then shorter titles; of a larger
+        result, the :data:`SEARCH_RANKED` first matches and every exact or prefix one are ranked, the rest
+        follow in catalogue order); a text without words lists every track by artist, album and title."""
+        want = -1 if limit is None else limit
+        if not search_words(text):
+            sql = "SELECT id FROM tracks ORDER BY f_artist, f_album, f_title, id LIMIT :limit OFFSET :offset"
+            return self.tracks([r[0] for r in self.conn.execute(sql, {"limit": want, "offset": offset})])
         needle = fold(text.strip())
-        order = "f_artist, f_album, f_title, id"
-        if params:
-            order = (f"CASE WHEN f_title = :n OR {self._LABEL} = :n THEN 0 WHEN substr(f_title, 1, length(:n)) = :n "
-                     f"OR substr({self._LABEL}, 1, length(:n)) = :n THEN 1 ELSE 2 END, length(f_title), f_artist, id")
-        sql = f"SELECT id FROM tracks WHERE {where} ORDER BY {order} LIMIT :limit OFFSET :offset"
-        ids = [r[0] for r in self.conn.execute(sql, {**params, "n": needle, "limit": -1 if limit is None else limit,
-                                                     "offset": offset})]
+        first = self._matches_from(text, 0, [], SEARCH_RANKED)
+        best = self._best_candidates(needle)
+        where, params = self._search_where(text)
+        pool = sorted(set(first) | set(best))
+        ranked = [int(r[0]) for r in self.conn.execute(
+            f"SELECT id FROM tracks WHERE id IN (SELECT value FROM json_each(:pool)) AND {where} ORDER BY "
+            f"{self._RANK}", {**params, "pool": json.dumps(pool), "n": needle})]
+        ids = ranked[offset:] if limit is None else ranked[offset:offset + limit]
+        if len(first) == SEARCH_RANKED and (limit is None or len(ids) < limit):  # more matches beyond the pool
+            more = -1 if limit is None else limit - len(ids)
+            ids += self._matches_from(text, first[-1], sorted(set(best) - set(first)), more,
+                                      max(0, offset - len(ranked)))
         return self.tracks(ids)
 
     def search_count(self, text: str) -> int:
         """How many tracks :meth:`search` finds for ``text`` (all of them)."""
-        where, params = self._search_where(text)
-        return int(self.conn.execute(f"SELECT COUNT(*) FROM tracks WHERE {where}", params).fetchone()[0])
+        if not search_words(text):
+            return int(self.conn.execute("SELECT COUNT(*) FROM tracks").fetchone()[0])
+        phrase = self._fts_phrase(text)
+        if phrase is not None and all(len(w) >= FTS_MIN_WORD for w in search_words(text)):
+            # the index finds exactly the rows that contain every word (as instr finds them): counted in the index
+            return int(self.conn.execute("SELECT COUNT(*) FROM tracks_fts WHERE tracks_fts MATCH ?",
+                                         (phrase,)).fetchone()[0])
+        where, params = self._search_where(text, "t")
+        if phrase is None:
+            return int(self.conn.execute(f"SELECT COUNT(*) FROM tracks AS t WHERE {where}", params).fetchone()[0])
+        return int(self.conn.execute(
+            f"SELECT COUNT(*) FROM tracks_fts JOIN tracks AS t ON t.id = tracks_fts.rowid WHERE tracks_fts MATCH "
+            f":fts AND {where}", {**params, "fts": phrase}).fetchone()[0])
 
     def file_paths(self, track_id: int) -> list[bytes]:
         """Every indexed file of a track as the catalogue stores it: the real path in bytes (names that are not

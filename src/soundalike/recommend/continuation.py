@@ -10,32 +10,54 @@ import numpy as np
 
 from soundalike.library.catalog import Library
 from soundalike.models.pretrained import DEFAULT_NAME
-from soundalike.search.index import VectorIndex
+from soundalike.search.index import RERANK, RERANK_TOP, VectorIndex
 from soundalike.search.vectors import unit_rows
 
 from .playlists import Entry, read_playlist
 from .queries import IndexLoader, Query, QueryError, resolve_all
-from .scoring import ScoreError, score_method
+from .scoring import ScoreError, ScoreMethod, score_method
 from .selection import Filters, Recommendation, Selector
 
-#: Candidates an approximate (IVF) index proposes per search when a playlist is continued: the exact score is then
-#: computed for these only, not for every track of a million-track library.
-CANDIDATES = 200
+#: Candidates an approximate (IVF) index proposes per search when a playlist is continued, beside ``4 k + 32``: the
+#: score is then computed for these only, not for every track of a million-track library. A track among the ``k``
+#: best by ``max`` is among the ``k + p`` nearest of its nearest playlist track (p: the playlist's length), so a few
+#: dozen per playlist track suffice; more are fetched when the filters refuse many.
+CANDIDATES = 32
 #: Playlist tracks (evenly spread) whose neighbours are proposed, beside the playlist's mean.
 MAX_SEED_SEARCHES = 32
 #: The proposal stops growing here (a filter that refuses nearly everything gets fewer than k results).
 MAX_CANDIDATES = 20_000
+#: The playlist's tracks are searched with the index's ``nprobe`` divided by this (at least one cell: their own);
+#: the playlist's mean with the full ``nprobe``. A query's cost is the cells it scans, and a playlist's tracks lie
+#: in the few cells around its mean (one album: often the same cell for all).
+SEED_NPROBE_DIVISOR = 4
 
 
 def candidates(index: VectorIndex, seeds: np.ndarray, fetch: int) -> np.ndarray:
-    """Sorted track ids an index proposes for a playlist: the ``fetch`` nearest of each playlist track (at most
-    :data:`MAX_SEED_SEARCHES`, evenly spread) and of the playlist's mean direction (which ranks ``mean`` scores
-    exactly), found in one batched search."""
+    """Sorted track ids an index proposes for a playlist: the ``fetch`` nearest of the playlist's mean direction
+    (which ranks ``mean`` scores exactly) and of its tracks (at most :data:`MAX_SEED_SEARCHES`, evenly spread),
+    searched with fewer cells (:data:`SEED_NPROBE_DIVISOR`) and once per IVF cell they fall in (the mean direction
+    of the tracks that share a cell: one search for an album whose tracks lie together)."""
     pick = seeds if len(seeds) <= MAX_SEED_SEARCHES else \
         seeds[np.linspace(0, len(seeds) - 1, MAX_SEED_SEARCHES).astype(np.int64)]
-    queries = np.vstack([pick, unit_rows(seeds.mean(axis=0))[None, :]])
-    found, _ = index.ann.search(queries, min(fetch, len(index)))
+    want = min(fetch, len(index))
+    nprobe = index.ann.params.nprobe or 1
+    mean, _ = index.ann.search(unit_rows(seeds.mean(axis=0))[None, :], want)
+    cells = index.ann.cells(pick)
+    groups = np.vstack([unit_rows(pick[cells == c].mean(axis=0)) for c in np.unique(cells)])
+    near, _ = index.ann.search(groups, want, nprobe=max(1, nprobe // SEED_NPROBE_DIVISOR))
+    found = np.concatenate([mean.ravel(), near.ravel()])
     return np.unique(found[found >= 0])
+
+
+def exact_head(lib: Library, index: VectorIndex, seeds: np.ndarray, method: ScoreMethod, ids: np.ndarray,
+               scores: np.ndarray, head: int) -> tuple[np.ndarray, np.ndarray]:
+    """Ranked candidates of a compact index with the first ``head`` re-scored from the stored float vectors and
+    ranked by those scores (as a search re-ranks for ``similar``); the rest keep their decoded scores, after them."""
+    cand, vectors = index.exact_vectors(lib, ids[:head])
+    exact = method(seeds, vectors) if len(cand) else np.zeros(0, np.float32)
+    order = np.argsort(-exact, kind="stable")
+    return np.concatenate([cand[order], ids[head:]]), np.concatenate([exact[order], scores[head:]])
 
 
 @dataclass
@@ -114,12 +136,16 @@ def continue_playlist(lib: Library, playlist: str | os.PathLike[str] | Sequence[
     tracks = [q.track for q in pq.queries if q.track is not None]
     selector = Selector(lib, index, tracks, seeds, filters or Filters(), excluded)
     if index.ann.kind == "ivf":  # approximate search: score the candidates it proposes, not every track
-        fetch = max(CANDIDATES, 4 * k + 32)
+        fetch = max(CANDIDATES, 4 * k + 32) + len(seeds)
         while True:
             ids = candidates(index, seeds, fetch)
+            ids = ids[~np.isin(ids, list(selector.exclude))]
             found = method(seeds, index.vectors_of(ids))
             ranked = np.argsort(-found, kind="stable")
-            selector.take(ids[ranked], found[ranked], k)
+            ids, found = ids[ranked], found[ranked]
+            if index.compact:  # decoded codes ranked them: the best re-scored from the stored floats
+                ids, found = exact_head(lib, index, seeds, method, ids, found, max(k, RERANK * min(k, RERANK_TOP)))
+            selector.take(ids, found, k)
             if len(selector.kept) >= k or fetch >= min(len(index), MAX_CANDIDATES):
                 return pq, selector.kept
             fetch *= 4

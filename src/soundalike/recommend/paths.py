@@ -6,11 +6,15 @@ import numpy as np
 
 from soundalike.library.catalog import Library
 from soundalike.models.pretrained import DEFAULT_NAME
-from soundalike.search.index import VectorIndex
+from soundalike.search.index import RERANK, RERANK_TOP, VectorIndex
 from soundalike.search.vectors import unit_rows
 
 from .queries import IndexLoader, Query, QueryError, resolve_all
 from .selection import Filters, Recommendation, Selector
+
+#: Candidates per waypoint (beside the tracks already excluded): searched for every waypoint in one batch; a waypoint
+#: whose candidates are all used or refused searches further on its own.
+WAYPOINT_CANDIDATES = 32
 
 
 def _slerp(a: np.ndarray, b: np.ndarray, t: float) -> np.ndarray:
@@ -18,6 +22,27 @@ def _slerp(a: np.ndarray, b: np.ndarray, t: float) -> np.ndarray:
     omega = float(np.arccos(np.clip(a @ b, -1.0, 1.0)))
     v = a if omega < 1e-6 else (np.sin((1 - t) * omega) * a + np.sin(t * omega) * b) / np.sin(omega)
     return unit_rows(v)
+
+
+def _waypoint_candidates(lib: Library, index: VectorIndex, targets: np.ndarray, k: int
+                         ) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Per waypoint, its ``k`` nearest track ids and their cosines, best first: every waypoint in one search, and
+    on a compact index every candidate re-scored from the stored float vectors in one read (as a search
+    re-ranks for ``similar``)."""
+    if not len(targets):
+        return [], []
+    found, coarse = index.ann.search(targets, min(len(index), max(k, RERANK * RERANK_TOP)))
+    if not index.compact:
+        return [row[row >= 0][:k] for row in found], [s[row >= 0][:k] for row, s in zip(found, coarse, strict=True)]
+    known, vectors = index.exact_vectors(lib, np.unique(found[found >= 0]))
+    ids, scores = [], []
+    for row, target in zip(found, targets, strict=True):
+        cand = row[np.isin(row, known)]
+        exact = vectors[np.searchsorted(known, cand)] @ target if len(cand) else np.zeros(0, np.float32)
+        order = np.argsort(-exact, kind="stable")[:k]
+        ids.append(cand[order])
+        scores.append(exact[order])
+    return ids, scores
 
 
 def path_between(lib: Library, start: str, end: str, n: int = 10, *, model: str = DEFAULT_NAME,
@@ -39,14 +64,17 @@ def path_between(lib: Library, start: str, end: str, n: int = 10, *, model: str 
         raise QueryError(f"the start and the end are the same track ({a.track.label})")
     selector = Selector(lib, index, [a.track, b.track], np.vstack([a.vector, b.vector]), filters or Filters(),
                         a.exclude | b.exclude)
-    for i in range(1, n - 1):
-        target = _slerp(a.vector, b.vector, i / (n - 1))
+    targets = np.vstack([_slerp(a.vector, b.vector, i / (n - 1)) for i in range(1, n - 1)]) if n > 2 else \
+        np.zeros((0, len(a.vector)), np.float32)
+    ids, scores = _waypoint_candidates(lib, index, targets, WAYPOINT_CANDIDATES + len(selector.exclude) + n)
+    for target, cand, score in zip(targets, ids, scores, strict=True):
         before = len(selector.kept)
-        fetch = 32
-        while len(selector.kept) == before:
-            ids, scores = index.search(target, fetch, exclude=selector.exclude, lib=lib)
-            selector.take(ids, scores, before + 1)
-            if len(ids) < fetch:
+        selector.take(cand, score, before + 1)
+        fetch = 4 * WAYPOINT_CANDIDATES
+        while len(selector.kept) == before:  # every candidate used or refused: search this waypoint further
+            found, exact = index.search(target, fetch, exclude=selector.exclude, lib=lib)
+            selector.take(found, exact, before + 1)
+            if len(found) < fetch:
                 break
             fetch *= 4
         if len(selector.kept) == before:

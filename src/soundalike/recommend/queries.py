@@ -72,24 +72,26 @@ def load_index(lib: Library, model: str = DEFAULT_NAME) -> VectorIndex:
     return VectorIndex.from_library(lib, model)
 
 
-def resolve_query(lib: Library, index: VectorIndex, text: str) -> Query:
-    """Turn a query string into a :class:`Query` (id, indexed path, search string, or outside audio file)."""
+def resolve_query(lib: Library, index: VectorIndex, text: str, *, exact: bool = True) -> Query:
+    """Turn a query string into a :class:`Query` (id, indexed path, search string, or outside audio file). A library
+    track's vector in a compact index is its stored float vector, unless ``exact=False`` (the decoded codes: the
+    caller reads the floats of several queries at once, :func:`exact_queries`)."""
     raw = text.strip()
     if raw.isascii() and raw.isdigit():
         track = lib.track(int(raw))
         if track is None:
             raise QueryError(f"no track with id {raw} in {lib.root}")
-        return _library_query(lib, index, raw, track)
+        return _library_query(lib, index, raw, track, exact)
     if os.path.exists(raw):
         track = lib.track_by_path(raw)
         if track is not None:
-            return _library_query(lib, index, raw, track)
+            return _library_query(lib, index, raw, track, exact)
         if os.path.isdir(raw):
             raise QueryError(f"{raw}: is a folder, not an audio file")
         return _outside_query(lib, index, raw)
     matches = lib.search(raw, limit=1) if search_words(raw) else []
     if matches:
-        return _library_query(lib, index, raw, matches[0])
+        return _library_query(lib, index, raw, matches[0], exact)
     if is_audio_path(raw):
         raise QueryError(f"{raw}: file not found")
     raise QueryError(f"no track matches {raw!r} (try a track id, a file path, or 'artist - title')")
@@ -103,12 +105,14 @@ def resolve_all(lib: Library, texts: list[str], model: str, index: VectorIndex |
     loader = indexes or (lambda name: load_index(lib, name))
     chosen = index if index is not None else loader(model)
     results = [_try(lib, chosen, text) for text in texts]
+    exact_queries(lib, chosen, results)
     notes: list[str] = []
     if index is None and model == DEFAULT_NAME and chosen.embedding.model != DESCRIPTOR_MODEL:
         missing = [r for r in results if isinstance(r, NotEmbeddedError)]
         if missing:
             chosen = loader(DESCRIPTOR_MODEL)
             results = [_try(lib, chosen, text) for text in texts]
+            exact_queries(lib, chosen, results)
             notes.append(f"{missing[0]}: answered from the descriptors")
     elif index is None and model == DEFAULT_NAME and chosen.embedding.model == DESCRIPTOR_MODEL:
         notes.append("the shipped model has not embedded this library (`soundalike index PATH` embeds it): "
@@ -130,19 +134,32 @@ def resolve_one(lib: Library, text: str, model: str, index: VectorIndex | None,
 
 def _try(lib: Library, index: VectorIndex, text: str) -> Query | QueryError:
     try:
-        return resolve_query(lib, index, text)
+        return resolve_query(lib, index, text, exact=False)
     except QueryError as exc:
         return exc
 
 
-def _library_query(lib: Library, index: VectorIndex, text: str, track: Track) -> Query:
+def exact_queries(lib: Library, index: VectorIndex, queries: list[Query | QueryError]) -> None:
+    """Give the library tracks among ``queries`` their stored float vectors when ``index`` is compact (one read
+    for all of them): the queries are where a re-rank measures from, not their decoded codes."""
+    tracks = [q for q in queries if isinstance(q, Query) and q.track is not None]
+    if not index.compact or not tracks:
+        return
+    found, exact = index.exact_vectors(lib, [q.track.id for q in tracks if q.track is not None])
+    rows = {int(t): row for row, t in enumerate(found)}
+    for q in tracks:
+        if q.track is not None and q.track.id in rows:
+            q.vector = exact[rows[q.track.id]]
+
+
+def _library_query(lib: Library, index: VectorIndex, text: str, track: Track, exact: bool = True) -> Query:
     if track.id not in index:
         raise NotEmbeddedError(f"track {track.id} ({track.label}) has no {index.embedding.model!r} embedding yet "
                                "(run `soundalike index` on its folder)")
     vector = index.vector_of(track.id)
-    if index.compact:  # the stored floats, not the codes: the query is where the re-rank measures from
-        found, exact = index.exact_vectors(lib, [track.id])
-        vector = exact[0] if len(found) else vector
+    if index.compact and exact:  # the stored floats, not the codes: the query is where the re-rank measures from
+        found, floats = index.exact_vectors(lib, [track.id])
+        vector = floats[0] if len(found) else vector
     return Query(text, vector, index, track=track, path=track.path,
                  audio_hash=track.audio_hash, exclude={track.id})
 

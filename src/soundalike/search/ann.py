@@ -401,6 +401,19 @@ class AnnIndex:
         scores = np.where(found >= 0, scores, -np.inf).astype(np.float32)
         return found.astype(np.int64), scores
 
+    def cells(self, vectors: np.ndarray) -> np.ndarray:
+        """The IVF cell nearest each of ``vectors (n, dim)`` (the first an ``nprobe = 1`` search scans); zeros for a
+        ``flat`` index (one cell)."""
+        q = self._padded(np.ascontiguousarray(np.atleast_2d(np.asarray(vectors, dtype=np.float32))))
+        if self.params.kind != "ivf" or len(q) == 0:
+            return np.zeros(len(q), np.int64)
+        if self.params.codec == "pq":  # the cells are over the PCA-rotated vectors
+            outer: Any = faiss.downcast_index(self._index)
+            for i in range(outer.chain.size()):
+                q = np.ascontiguousarray(faiss.downcast_VectorTransform(outer.chain.at(i)).apply(q))
+        _, cell = faiss.extract_index_ivf(self._index).quantizer.search(q, 1)
+        return cell[:, 0].astype(np.int64)
+
     def reconstruct(self, ids: np.ndarray | list[int]) -> np.ndarray:
         """The stored vectors ``(n, d)`` of indexed track ``ids``, scaled back to unit length: exact for ``flat``
         codecs, decoded from the codes for ``sq8`` (cosine error ~1e-5) and ``pq`` (coarser)."""

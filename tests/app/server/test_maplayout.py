@@ -13,6 +13,7 @@ from soundalike.app.server.app import create_app
 from soundalike.app.server.maplayout import (
     MapLayout,
     Projection,
+    answer,
     full_layout,
     overview_layout,
     principal_components,
@@ -131,3 +132,25 @@ def test_every_position_from_an_order_an_older_index_made(tmp_path: Path) -> Non
     expected = projection(new.vectors_of(np.asarray(new.ids)))
     for tid, (x, y) in zip(np.asarray(new.ids).tolist(), expected, strict=True):
         assert at[tid] == pytest.approx((float(x), float(y)), abs=1e-5)
+
+
+def test_windows_take_their_labels_from_the_packed_labels_of_the_full_layout(tmp_path: Path) -> None:
+    """Every track's title, artist and album packed with the full layout (one pass) answer a window as the
+    catalogue would: same JSON; accents and a track without an indexed file (left out) included."""
+    from soundalike.search.index import VectorIndex
+
+    with Library.open(tmp_path / "lib") as lib:
+        add_tracks(lib, 0, 200)
+        lib.set_tags(7, Tags(artist="Sigur Rós", album="Ágætis byrjun", title="Svefn-g-englar 🎧"))
+        lib.conn.execute("UPDATE files SET status='missing' WHERE track_id=9")
+        index = VectorIndex.from_library(lib, DESCRIPTOR_MODEL, ann=False)
+        overview, projection, order = overview_layout(index, "pca", 50)
+        full = full_layout(index, projection, order, lib.every_label)
+        assert full.labels is not None and 9 not in full.labels.ids and len(full.labels.ids) == 199
+        assert full.labels.lookup([7, 9, 3]) == lib.labels([7, 9, 3]) == [lib.labels([7])[0], lib.labels([3])[0]]
+        assert lib.labels([7])[0].title == "Svefn-g-englar 🎧"
+        plain = full_layout(index, projection, order)
+        assert plain.labels is None
+        for box in [(0.0, 1.0, 0.0, 1.0), (0.2, 0.7, 0.1, 0.6)]:
+            assert answer("m", overview, full, box, 60, lib.labels, 200) == \
+                answer("m", overview, plain, box, 60, lib.labels, 200)

@@ -58,9 +58,9 @@ class PackedJson:
     gzipped: bytes
 
     @classmethod
-    def of(cls, raw: bytes) -> PackedJson:
-        """Pack JSON bytes."""
-        return cls(raw, gzip.compress(raw, compresslevel=6))
+    def of(cls, raw: bytes, level: int = 6) -> PackedJson:
+        """Pack JSON bytes (gzip ``level``: 1 for an answer made for one request, a few times faster than 6)."""
+        return cls(raw, gzip.compress(raw, compresslevel=level))
 
     def response(self, accept_encoding: str) -> Response:
         """The gzip form to a client that accepts it, else the plain JSON."""
