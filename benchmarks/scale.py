@@ -3,6 +3,7 @@
     python benchmarks/scale.py [--n 1000000] [--library DIR] [--clients 8] [--seconds 30] [--json] [--out FILE]
     python benchmarks/scale.py --ann-only --library DIR [--out FILE]   # the IVF / IVF-SQ8 / PCA-rotated IVF-PQ table
     python benchmarks/scale.py --recall-only --library DIR [--out FILE]   # the served IVF-SQ8, with/without re-rank
+    python benchmarks/scale.py --cpu-only --library DIR [--out FILE]   # CPU of one request per endpoint, in-process
 
 **Build** (skipped when ``--library`` already holds ``--n`` tracks): ``--n`` tracks catalogued through
 :meth:`Library.add_tracks <soundalike.library.catalog.Library.add_tracks>` in batches, no audio: realistic tags
@@ -374,6 +375,46 @@ def measure(library: Path, clients: int, seconds: float, seed: int = 0, map_limi
     }
 
 
+def cpu_per_request(library: Path, per_kind: int = 40, seed: int = 0, map_limit: int | None = None
+                    ) -> dict[str, Any]:
+    """CPU milliseconds of one request of each kind, served in this process (FastAPI's test client, torch and faiss
+    on one thread) after the index load and the map's background pass: the work behind each endpoint, without the
+    queueing of the load run (``--cpu-only``). ``similar`` is the baseline the others are compared with."""
+    import faiss
+    import torch
+    from fastapi.testclient import TestClient
+
+    from soundalike.app.server.app import create_app
+
+    faiss.omp_set_num_threads(1)
+    torch.set_num_threads(1)
+    work = workload(library, seed, map_limit)
+
+    def send(http: Any, request: tuple[Any, ...]) -> None:
+        answer = http.post(request[1], json=request[3]) if len(request) == 4 else http.get(request[1])
+        answer.raise_for_status()
+
+    rows = []
+    with TestClient(create_app(library)) as http:
+        t0 = time.perf_counter()
+        send(http, ("similar", f"/api/tracks/{work.ids[0]}/similar"))  # waits for the index load
+        while http.get(f"/api/map?{work.map_query}x0=0.4&x1=0.6&y0=0.4&y1=0.6").json().get("partial"):
+            if time.perf_counter() - t0 > 600:
+                raise RuntimeError("the map's background pass did not finish in 10 minutes")
+            time.sleep(1.0)
+        for kind in ("health", "search", "detail", "similar", "continue", "path", "map", "map_window"):
+            requests = [work.request(kind, work.rng.choice(work.ids)) for _ in range(per_kind + 1)]
+            send(http, requests[0])  # untimed: a first request of a kind may fill a cache
+            started = time.process_time()
+            for request in requests[1:]:
+                send(http, request)
+            rows.append({"endpoint": kind, "cpu_ms": round((time.process_time() - started) * 1000 / per_kind, 2)})
+    base = next(r["cpu_ms"] for r in rows if r["endpoint"] == "similar")
+    for row in rows:
+        row["vs_similar"] = round(row["cpu_ms"] / max(base, 1e-9), 2)
+    return {"n": len(work.ids), "requests_per_endpoint": per_kind, "threads": 1, "results": rows}
+
+
 def _search_rows(name: str, index: Any, q: np.ndarray, qids: np.ndarray, truth: np.ndarray, nprobes: list[int],
                  lib: Any = None) -> list[dict[str, Any]]:
     """Recall@10 and time per query of ``index`` at each ``nprobe``: an :class:`AnnIndex` searched in one batch, or
@@ -510,6 +551,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--recall-only", action="store_true", help="Only the served IVF-SQ8's recall@10, with and "
                                                                    "without the exact re-rank.")
     parser.add_argument("--build-only", action="store_true", help="Only build the catalogue and its index.")
+    parser.add_argument("--cpu-only", action="store_true", help="Only the CPU of one request of each endpoint, "
+                        "served in-process on one thread (an existing --library).")
     parser.add_argument("--json", action="store_true", help="Print only the JSON report.")
     parser.add_argument("--out", type=Path, help="Also write the JSON report here.")
     args = parser.parse_args(argv)
@@ -524,6 +567,9 @@ def main(argv: list[str] | None = None) -> int:
                                       "ann": ann_table(library, seed=args.seed, served_only=args.recall_only)}
         elif args.build_only:
             report = {"n": args.n, "build": build(library, args.n, args.seed)}
+        elif args.cpu_only:
+            report = {"benchmark": "scale-cpu", "commit": _commit(),
+                      **cpu_per_request(library, seed=args.seed, map_limit=args.map_limit)}
         else:
             t0 = time.perf_counter()
             timings = build(library, args.n, args.seed)
@@ -538,6 +584,9 @@ def main(argv: list[str] | None = None) -> int:
         print(text)
     else:
         for row in report.get("results", []):
+            if "cpu_ms" in row:
+                log(f"{row['endpoint']:>10}: {row['cpu_ms']:7.2f} ms CPU ({row['vs_similar']}x similar)")
+                continue
             log(f"{row['endpoint']:>10}: p50 {row['p50_ms']:7.1f} ms  p99 {row['p99_ms']:7.1f} ms  "
                 f"({row['p99_vs_health']}x health)")
     return 0

@@ -22,6 +22,10 @@ def test_build_and_measure_a_small_catalogue(tmp_path: Path) -> None:
     assert warm["map_overview_points"] == 500 < warm["map_overview_total"] == 2000
     assert set(report["targets"]) == {"p99_within_3x_health", "p99_within_50ms", "rss_within_6gb",
                                       "map_overview_within_1s"}
+    cpu = scale.cpu_per_request(library, per_kind=3, map_limit=500)  # --cpu-only, on the same catalogue
+    rows = {r["endpoint"]: r for r in cpu["results"]}
+    assert cpu["n"] == 2000 and set(rows) == set(scale.WEIGHTS)
+    assert all(r["cpu_ms"] > 0 for r in rows.values()) and rows["similar"]["vs_similar"] == 1.0
 
 
 def test_recall_of_the_served_codes_with_and_without_the_exact_rerank(tmp_path: Path) -> None:

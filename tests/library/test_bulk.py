@@ -74,9 +74,12 @@ def test_search_through_the_index_finds_what_a_scan_finds(tmp_path_factory: pyte
         if lib.search_count("") == 0:
             bulk(lib, 300)
         indexed = ([t.id for t in lib.search(text, limit=None)], lib.search_count(text))
+        capped = [lib.search_count(text, limit=k) for k in (0, 3, 1000)]
         lib._fts = False  # the same catalogue searched by scanning every row, as before the index
         scanned = ([t.id for t in lib.search(text, limit=None)], lib.search_count(text))
+        assert [lib.search_count(text, limit=k) for k in (0, 3, 1000)] == capped
     assert indexed == scanned
+    assert capped == [min(indexed[1], k) for k in (0, 3, 1000)]  # counting stops at the limit
 
 
 def test_the_index_follows_edits_and_deletes(tmp_path: Path) -> None:

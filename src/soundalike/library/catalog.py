@@ -928,9 +928,12 @@ class Library:
         best = self._best_candidates(needle)
         where, params = self._search_where(text)
         pool = sorted(set(first) | set(best))
+        # The matches are taken first (MATERIALIZED), then sorted: with the filter and the ORDER BY in one query
+        # SQLite re-evaluated the row's expressions while sorting (at 1M tracks, 3,000 rows: 27 -> 11 ms CPU).
         ranked = [int(r[0]) for r in self.conn.execute(
-            f"SELECT id FROM tracks WHERE id IN (SELECT value FROM json_each(:pool)) AND {where} ORDER BY "
-            f"{self._RANK}", {**params, "pool": json.dumps(pool), "n": needle})]
+            f"WITH m AS MATERIALIZED (SELECT id, f_title, f_artist FROM tracks WHERE id IN "
+            f"(SELECT value FROM json_each(:pool)) AND {where}) SELECT id FROM m ORDER BY {self._RANK}",
+            {**params, "pool": json.dumps(pool), "n": needle})]
         ids = ranked[offset:] if limit is None else ranked[offset:offset + limit]
         if len(first) == SEARCH_RANKED and (limit is None or len(ids) < limit):  # more matches beyond the pool
             more = -1 if limit is None else limit - len(ids)
@@ -938,21 +941,24 @@ class Library:
                                       max(0, offset - len(ranked)))
         return self.tracks(ids)
 
-    def search_count(self, text: str) -> int:
-        """How many tracks :meth:`search` finds for ``text`` (all of them)."""
+    def search_count(self, text: str, limit: int | None = None) -> int:
+        """How many tracks :meth:`search` finds for ``text``; with ``limit``, counting stops there (at most
+        ``limit``: a common word of a million tracks is counted in a millisecond instead of tens of them)."""
+        cap = {"cap": -1 if limit is None else max(0, int(limit))}
         if not search_words(text):
-            return int(self.conn.execute("SELECT COUNT(*) FROM tracks").fetchone()[0])
+            return int(self.conn.execute("SELECT COUNT(*) FROM (SELECT 1 FROM tracks LIMIT :cap)", cap).fetchone()[0])
         phrase = self._fts_phrase(text)
         if phrase is not None and all(len(w) >= FTS_MIN_WORD for w in search_words(text)):
             # the index finds exactly the rows that contain every word (as instr finds them): counted in the index
-            return int(self.conn.execute("SELECT COUNT(*) FROM tracks_fts WHERE tracks_fts MATCH ?",
-                                         (phrase,)).fetchone()[0])
-        where, params = self._search_where(text, "t")
-        if phrase is None:
-            return int(self.conn.execute(f"SELECT COUNT(*) FROM tracks AS t WHERE {where}", params).fetchone()[0])
-        return int(self.conn.execute(
-            f"SELECT COUNT(*) FROM tracks_fts JOIN tracks AS t ON t.id = tracks_fts.rowid WHERE tracks_fts MATCH "
-            f":fts AND {where}", {**params, "fts": phrase}).fetchone()[0])
+            sql, params = "SELECT 1 FROM tracks_fts WHERE tracks_fts MATCH :fts", {"fts": phrase}
+        else:
+            where, params = self._search_where(text, "t")
+            sql = f"SELECT 1 FROM tracks AS t WHERE {where}"
+            if phrase is not None:
+                sql = (f"SELECT 1 FROM tracks_fts JOIN tracks AS t ON t.id = tracks_fts.rowid WHERE tracks_fts MATCH "
+                       f":fts AND {where}")
+                params = {**params, "fts": phrase}
+        return int(self.conn.execute(f"SELECT COUNT(*) FROM ({sql} LIMIT :cap)", {**params, **cap}).fetchone()[0])
 
     def file_paths(self, track_id: int) -> list[bytes]:
         """Every indexed file of a track as the catalogue stores it: the real path in bytes (names that are not

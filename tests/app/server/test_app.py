@@ -9,6 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from helpers import short_error
+from soundalike.app.server import app as server_app
 from soundalike.app.server.app import create_app
 from soundalike.library.catalog import Library, Track
 
@@ -68,6 +69,19 @@ def test_track_search_matches_words_in_any_order_and_case(client: TestClient, tr
     exact = client.get("/api/tracks", params={"q": target.title}).json()["items"][0]
     assert exact["track_id"] == target.id
     assert client.get("/api/tracks", params={"q": "zzzz-nothing"}).json()["total"] == 0
+
+
+def test_a_search_counts_its_matches_up_to_a_cap(client: TestClient, tracks: list[Track],
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    word = tracks[0].artist.split()[0]
+    full = client.get("/api/tracks", params={"q": word, "limit": 500}).json()
+    assert full["total"] == len(full["items"]) >= 2 and full["total_exact"] is True
+    monkeypatch.setattr(server_app, "SEARCH_TOTAL_CAP", 1)
+    capped = client.get("/api/tracks", params={"q": word, "limit": 500}).json()
+    assert capped["total"] == 1 and capped["total_exact"] is False  # "1+": counting stopped at the cap
+    assert capped["items"] == full["items"]  # the results themselves are not capped
+    listing = client.get("/api/tracks").json()  # the library listing is always counted exactly
+    assert listing["total"] == len(tracks) and listing["total_exact"] is True
 
 
 def test_track_detail(client: TestClient, tracks: list[Track], root: Path) -> None:

@@ -36,7 +36,7 @@ from starlette.middleware.gzip import GZipMiddleware
 
 from soundalike import __version__
 from soundalike.audio.decode import AUDIO_EXTENSIONS, display_path
-from soundalike.library.catalog import CatalogError, Track
+from soundalike.library.catalog import CatalogError, Track, search_words
 from soundalike.recommend import (
     DISTANCES,
     Filters,
@@ -69,6 +69,8 @@ DEFAULT_MAX_UPLOAD_BYTES = 50 << 20
 JSON_BODY_LIMIT = 1 << 20
 MAX_K = 200
 MAX_ID = (1 << 63) - 1  # SQLite's largest integer: anything above cannot be a catalogue id
+SEARCH_TOTAL_CAP = 10_000  # a search counts its matches up to here ("10000+" beyond: the exact count of a common word
+# of a million tracks costs more than the search itself)
 STATIC_DIR = Path(str(resources.files("soundalike.app.server").joinpath("static")))
 
 
@@ -154,6 +156,8 @@ class TrackPage(BaseModel):
     offset: int
     limit: int
     items: list[TrackOut]
+    total_exact: bool = Field(True, description="False when a search has more matches than `total` "
+                                                "(counting stops at SEARCH_TOTAL_CAP)")
 
 
 class TrackDetail(TrackOut):
@@ -305,7 +309,11 @@ def list_tracks(server: ServerDep,
     """Every track (by artist, album, title), or those matching every word of ``q`` (best first; accents and case
     ignored): the command line's search."""
     lib = server.state.lib()
-    return _public(server, {"total": lib.search_count(q), "offset": offset, "limit": limit,
+    cap = SEARCH_TOTAL_CAP if search_words(q) else None  # the listing of every track is counted exactly
+    counted = lib.search_count(q, limit=None if cap is None else cap + 1)
+    exact = cap is None or counted <= cap
+    return _public(server, {"total": counted if exact else cap, "total_exact": exact, "offset": offset,
+                            "limit": limit,
                             "items": [t.to_dict() for t in lib.search(q, limit=limit, offset=offset)]})
 
 

@@ -493,12 +493,14 @@
     await loadView(`/api/tracks?${query}`, (body) => {
       const from = body.total ? body.offset + 1 : 0;
       const to = body.offset + body.items.length;
+      const total = `${body.total}${body.total_exact === false ? "+" : ""}`;  // a common word: counted up to a cap
+      const more = to < body.total || (body.total_exact === false && body.items.length === PAGE_SIZE);
       const nav = (p) => `#/?${new URLSearchParams({ q, page: String(p) })}`;
       const pager = el("div", { class: "pager" },
         page > 0 ? el("a", { class: "button", href: nav(page - 1), text: "← Previous" }) : el("span"),
-        el("span", { class: "muted", text: `${from}–${to} of ${body.total}` }),
-        to < body.total ? el("a", { class: "button", href: nav(page + 1), id: "next-page", text: "Next →" }) : el("span"));
-      const heading = q ? `${body.total} track${body.total === 1 ? "" : "s"} matching “${q}”` : `Library · ${body.total} tracks`;
+        el("span", { class: "muted", text: `${from}–${to} of ${total}` }),
+        more ? el("a", { class: "button", href: nav(page + 1), id: "next-page", text: "Next →" }) : el("span"));
+      const heading = q ? `${total} track${body.total === 1 ? "" : "s"} matching “${q}”` : `Library · ${total} tracks`;
       return el("section", { id: "library" }, el("h1", { text: heading }),
         body.items.length ? trackList(body.items, { id: "track-list", origin: q ? `Search: ${q}` : "Library" })
           : el("p", { class: "muted", text: q ? "Nothing matches. Try fewer words." : "The library is empty: run `soundalike index PATH`." }),
