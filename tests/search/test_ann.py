@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -192,3 +193,29 @@ def test_overlap_ignores_padding_and_self() -> None:
     assert ann.overlap_at_k(np.array([[1, -1]]), np.array([[1, -1]])) == 1.0
     dropped = ann._drop_self(np.array([[5, 1, 2], [1, 5, 2]]), np.array([5, 5]), 2)
     assert dropped.tolist() == [[1, 2], [1, 2]]
+
+
+def test_search_threads_apply_in_every_thread(ivf: ann.AnnIndex, library: tuple[np.ndarray, np.ndarray, np.ndarray],
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """A server's searches run in its request threads: the thread count it sets must hold there, not only in the
+    thread that set it (faiss.omp_set_num_threads alone is per thread)."""
+    import threading
+
+    import faiss
+
+    _, vectors, _ = library
+    monkeypatch.setattr(ann, "_search_threads", None)
+    ann.set_search_threads(1)
+    seen: list[tuple[int, int]] = []
+
+    def request() -> None:
+        before = faiss.omp_get_max_threads()
+        ivf.search(vectors[:2], 5)
+        seen.append((before, faiss.omp_get_max_threads()))
+
+    worker = threading.Thread(target=request)
+    worker.start()
+    worker.join()
+    assert seen and seen[0][1] == 1
+    if (os.cpu_count() or 1) > 1 and "OMP_NUM_THREADS" not in os.environ:
+        assert seen[0][0] > 1  # a new thread starts with faiss's default: what the server used to search with

@@ -32,6 +32,7 @@ from __future__ import annotations
 import json
 import os
 import struct
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -41,6 +42,9 @@ import faiss
 import numpy as np
 
 from .vectors import unit_rows
+
+_search_threads: int | None = None  # faiss (OpenMP) threads of every search, in any thread; None: faiss's default
+_applied = threading.local()  # the thread count this thread last gave OpenMP
 
 #: Libraries up to this many tracks are searched exactly (``flat``); larger ones with ``ivf``. An exact scan of
 #: 20k 256-d vectors takes ~1–2 ms on one core, well inside interactive latency; beyond it IVF wins.
@@ -76,6 +80,22 @@ _UNIT_TOLERANCE = 1e-3
 
 Kind = Literal["flat", "ivf"]
 Codec = Literal["flat", "sq8", "pq"]
+
+
+def set_search_threads(n: int | None) -> None:
+    """Every later search uses ``n`` faiss threads, in whatever thread it runs (None: faiss's default, all cores).
+
+    ``faiss.omp_set_num_threads`` sets the calling thread's OpenMP threads only: a server that called it once kept
+    the default in its request threads, whose searches then ran on every core and spun beside each other."""
+    global _search_threads
+    _search_threads = n
+
+
+def _threads_here() -> None:
+    """Apply :func:`set_search_threads` to the calling thread (once per thread and setting)."""
+    if _search_threads is not None and getattr(_applied, "n", None) != _search_threads:
+        faiss.omp_set_num_threads(_search_threads)
+        _applied.n = _search_threads
 
 
 class AnnError(Exception):
@@ -157,6 +177,7 @@ def _check_vectors(vectors: np.ndarray, dim: int | None = None) -> np.ndarray:
 
 def exact_search(ids: np.ndarray, vectors: np.ndarray, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Brute-force top-``k`` ``(ids (q, k), scores (q, k))`` by inner product: the ground truth for recall."""
+    _threads_here()
     x = np.ascontiguousarray(vectors, dtype=np.float32)
     q = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
     kk = min(k, len(x))
@@ -379,6 +400,7 @@ class AnnIndex:
     # --- queries ------------------------------------------------------------------------------------------------
     def search(self, queries: np.ndarray, k: int, nprobe: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Top-``k`` ``(ids int64 (q, k), cosine scores float32 (q, k))``; missing results are ``-1`` / ``-inf``."""
+        _threads_here()
         q = np.ascontiguousarray(np.atleast_2d(np.asarray(queries, dtype=np.float32)))
         if q.ndim != 2 or q.shape[1] != self.params.dim:
             raise AnnError(f"expected queries (q, {self.params.dim}), got shape {np.shape(queries)}")
@@ -404,6 +426,7 @@ class AnnIndex:
     def cells(self, vectors: np.ndarray) -> np.ndarray:
         """The IVF cell nearest each of ``vectors (n, dim)`` (the first an ``nprobe = 1`` search scans); zeros for a
         ``flat`` index (one cell)."""
+        _threads_here()
         q = self._padded(np.ascontiguousarray(np.atleast_2d(np.asarray(vectors, dtype=np.float32))))
         if self.params.kind != "ivf" or len(q) == 0:
             return np.zeros(len(q), np.int64)

@@ -47,6 +47,7 @@ from soundalike.recommend import (
     similar,
 )
 from soundalike.recommend.queries import OutsideAnalysis, outside_query
+from soundalike.search import ann
 from soundalike.search.index import VectorIndex
 
 from .maplayout import MAX_POINTS, OVERVIEW_POINTS, serve_map, warm_up
@@ -94,11 +95,10 @@ class Server:
     """The state behind one app: configuration, library caches, background map jobs, upload slots."""
 
     def __init__(self, config: ServerConfig) -> None:
-        import faiss
-
         # Requests run concurrently on worker threads, each search on one thread. faiss's OpenMP workers would
-        # otherwise spin beside scikit-learn's (t-SNE maps): measured 45 s instead of 1 s for a 12-track t-SNE.
-        faiss.omp_set_num_threads(1)
+        # otherwise spin beside each other and beside scikit-learn's (t-SNE maps): measured 45 s instead of 1 s for
+        # a 12-track t-SNE; at 1M tracks a `continue` request cost 57 ms of CPU instead of 20.
+        ann.set_search_threads(1)
         self.config = config
         self.state = LibraryState(config.library, refresh_seconds=config.refresh_seconds)
         self.maps = BackgroundJobs()
