@@ -17,7 +17,7 @@
 #   3. python benchmarks/quality.py on the validation and test albums: each model alone and fused with the
 #      descriptors (equal weights, the seed protocol's fusion), with the descriptors and the shipped default,
 #      paired gains over the descriptors with 95 % bootstrap intervals over albums; then each run's training
-#      cost (epochs, steps, CPU seconds per epoch, from its checkpoint) is added to OUT.
+#      cost (epochs, steps, wall seconds per epoch, from its checkpoint) is added to OUT.
 # The seed models are reported as published: nothing here is a choice, so the test albums are touched only to report.
 set -euo pipefail
 [[ $# -ge 1 ]] || { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 2; }
