@@ -6,7 +6,7 @@ import numpy as np
 
 from soundalike.library.catalog import Library
 from soundalike.models.pretrained import DEFAULT_NAME
-from soundalike.search.index import RERANK, RERANK_TOP, VectorIndex
+from soundalike.search.index import VectorIndex
 from soundalike.search.vectors import unit_rows
 
 from .queries import IndexLoader, Query, QueryError, resolve_all
@@ -22,27 +22,6 @@ def _slerp(a: np.ndarray, b: np.ndarray, t: float) -> np.ndarray:
     omega = float(np.arccos(np.clip(a @ b, -1.0, 1.0)))
     v = a if omega < 1e-6 else (np.sin((1 - t) * omega) * a + np.sin(t * omega) * b) / np.sin(omega)
     return unit_rows(v)
-
-
-def _waypoint_candidates(lib: Library, index: VectorIndex, targets: np.ndarray, k: int
-                         ) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """Per waypoint, its ``k`` nearest track ids and their cosines, best first: every waypoint in one search, and
-    on a compact index every candidate re-scored from the stored float vectors in one read (as a search
-    re-ranks for ``similar``)."""
-    if not len(targets):
-        return [], []
-    found, coarse = index.ann.search(targets, min(len(index), max(k, RERANK * RERANK_TOP)))
-    if not index.compact:
-        return [row[row >= 0][:k] for row in found], [s[row >= 0][:k] for row, s in zip(found, coarse, strict=True)]
-    known, vectors = index.exact_vectors(lib, np.unique(found[found >= 0]))
-    ids, scores = [], []
-    for row, target in zip(found, targets, strict=True):
-        cand = row[np.isin(row, known)]
-        exact = vectors[np.searchsorted(known, cand)] @ target if len(cand) else np.zeros(0, np.float32)
-        order = np.argsort(-exact, kind="stable")[:k]
-        ids.append(cand[order])
-        scores.append(exact[order])
-    return ids, scores
 
 
 def path_between(lib: Library, start: str, end: str, n: int = 10, *, model: str = DEFAULT_NAME,
@@ -66,7 +45,7 @@ def path_between(lib: Library, start: str, end: str, n: int = 10, *, model: str 
                         a.exclude | b.exclude)
     targets = np.vstack([_slerp(a.vector, b.vector, i / (n - 1)) for i in range(1, n - 1)]) if n > 2 else \
         np.zeros((0, len(a.vector)), np.float32)
-    ids, scores = _waypoint_candidates(lib, index, targets, WAYPOINT_CANDIDATES + len(selector.exclude) + n)
+    ids, scores = index.search_batch(targets, WAYPOINT_CANDIDATES + len(selector.exclude) + n, lib=lib)
     for target, cand, score in zip(targets, ids, scores, strict=True):
         before = len(selector.kept)
         selector.take(cand, score, before + 1)

@@ -303,21 +303,33 @@ class VectorIndex:
         :data:`RERANK_TOP`) with the exact vectors read from the catalogue (:meth:`exact_vectors`) and ranks by those
         scores."""
         exclude = exclude or set()
-        want = min(len(self.ids), k + len(exclude))
-        if want <= 0:
-            return np.zeros(0, np.int64), np.zeros(0, np.float32)
+        ids, scores = self.search_batch(query, k + len(exclude), lib)
+        keep = np.array([int(t) not in exclude for t in ids[0]], dtype=bool)
+        return ids[0][keep][:k], scores[0][keep][:k]
+
+    def search_batch(self, queries: np.ndarray, k: int, lib: Library | None = None
+                     ) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """Top-``k`` ``(track_ids, cosine scores)`` of each unit-length query row, best first, in one search; with
+        ``lib``, a compact index re-ranks as :meth:`search` does, reading every row's candidates in one read."""
+        q = np.atleast_2d(np.asarray(queries, dtype=np.float32))
+        want = min(len(self.ids), k)
+        if want <= 0 or not len(q):
+            return [np.zeros(0, np.int64)] * len(q), [np.zeros(0, np.float32)] * len(q)
         rerank = lib is not None and self.compact
         fetch = min(len(self.ids), max(want, RERANK * min(want, RERANK_TOP))) if rerank else want
-        q = np.atleast_2d(query).astype(np.float32)
-        found_ids, found_scores = self.ann.search(q, fetch)
-        found = [(i, s) for i, s in zip(found_ids[0], found_scores[0], strict=True) if i >= 0]
-        if rerank and found and lib is not None:
-            cand, vectors = self.exact_vectors(lib, [int(t) for t, _ in found])
-            exact = vectors @ q[0]
-            order = np.argsort(-exact, kind="stable")
-            found = [(cand[o], exact[o]) for o in order]
-        keep = [(t, s) for t, s in found if int(t) not in exclude][:k]
-        return (np.array([t for t, _ in keep], dtype=np.int64), np.array([s for _, s in keep], dtype=np.float32))
+        found, coarse = self.ann.search(q, fetch)
+        if not rerank or lib is None:
+            return [row[row >= 0][:want] for row in found], [s[row >= 0][:want] for row, s in zip(found, coarse,
+                                                                                                  strict=True)]
+        known, vectors = self.exact_vectors(lib, np.unique(found[found >= 0]))
+        ids, scores = [], []
+        for row, target in zip(found, q, strict=True):
+            cand = row[np.isin(row, known)]
+            exact = vectors[np.searchsorted(known, cand)] @ target if len(cand) else np.zeros(0, np.float32)
+            order = np.argsort(-exact, kind="stable")[:want]
+            ids.append(cand[order].astype(np.int64))
+            scores.append(exact[order].astype(np.float32))
+        return ids, scores
 
     def sequences(self, lib: Library, track_ids: list[int]) -> tuple[list[int], list[np.ndarray]]:
         """Segment sequences in the search space (:meth:`Embedding.sequence`) of those indexed tracks that have
