@@ -281,6 +281,14 @@ def workload(library: Path, seed: int = 0, map_limit: int | None = None) -> Scal
     return ScaleWorkload(ids, sample, seed, map_limit)
 
 
+def _send(http: Any, url: str, request: tuple[Any, ...]) -> Any:
+    """Send one request of :meth:`ScaleWorkload.request` (a fourth item, a JSON body, makes it a POST) to ``url``;
+    raises on an error status."""
+    answer = http.post(url + request[1], json=request[3]) if len(request) == 4 else http.get(url + request[1])
+    answer.raise_for_status()
+    return answer
+
+
 def _timed_get(http: Any, url: str) -> tuple[float, Any]:
     start = time.perf_counter()
     answer = http.get(url)
@@ -319,10 +327,7 @@ def warm_up(url: str, work: ScaleWorkload) -> dict[str, Any]:
                 request = work.next()
                 if request[0] == kind:
                     break
-            if len(request) == 4:
-                http.post(url + request[1], json=request[3]).raise_for_status()
-            else:
-                http.get(url + request[1]).raise_for_status()
+            _send(http, url, request)
     return out
 
 
@@ -390,24 +395,20 @@ def cpu_per_request(library: Path, per_kind: int = 40, seed: int = 0, map_limit:
     torch.set_num_threads(1)
     work = workload(library, seed, map_limit)
 
-    def send(http: Any, request: tuple[Any, ...]) -> None:
-        answer = http.post(request[1], json=request[3]) if len(request) == 4 else http.get(request[1])
-        answer.raise_for_status()
-
     rows = []
     with TestClient(create_app(library)) as http:
         t0 = time.perf_counter()
-        send(http, ("similar", f"/api/tracks/{work.ids[0]}/similar"))  # waits for the index load
+        _send(http, "", ("similar", f"/api/tracks/{work.ids[0]}/similar"))  # waits for the index load
         while http.get(f"/api/map?{work.map_query}x0=0.4&x1=0.6&y0=0.4&y1=0.6").json().get("partial"):
             if time.perf_counter() - t0 > 600:
                 raise RuntimeError("the map's background pass did not finish in 10 minutes")
             time.sleep(1.0)
         for kind in ("health", "search", "detail", "similar", "continue", "path", "map", "map_window"):
             requests = [work.request(kind, work.rng.choice(work.ids)) for _ in range(per_kind + 1)]
-            send(http, requests[0])  # untimed: a first request of a kind may fill a cache
+            _send(http, "", requests[0])  # untimed: a first request of a kind may fill a cache
             started = time.process_time()
             for request in requests[1:]:
-                send(http, request)
+                _send(http, "", request)
             rows.append({"endpoint": kind, "cpu_ms": round((time.process_time() - started) * 1000 / per_kind, 2)})
     base = next(r["cpu_ms"] for r in rows if r["endpoint"] == "similar")
     for row in rows:
