@@ -9,6 +9,7 @@
 #                      defaults to 2000, about the compute of the contrastive model in quality.json)
 #   train_contrastive OUT LIB [--set K=V ...]
 #                      that run on WORK/libs/LIB into WORK/ckpt/OUT.pt; resumes a killed run, skips a finished one
+#   need_train_all     stop, saying what to run, when scripts/reproduce_training_data.sh has not built train-all
 # It does not change directory: a script resolves its own relative arguments first, then cds to ROOT.
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
 WORK=$(realpath -m -- "$1")
@@ -53,4 +54,8 @@ train_contrastive() {
   "$SL" train contrastive --library "$WORK/libs/$lib" --epochs "$(epochs_for "$WORK/libs/$lib")" \
     --out "$WORK/ckpt/$out.pt" --no-embed "${resume[@]}" "$@"
   touch "$WORK/ckpt/$out.done"
+}
+
+need_train_all() {
+  [[ -d $WORK/libs/train-all ]] || { echo "run scripts/reproduce_training_data.sh $WORK first (train-all)" >&2; exit 1; }
 }

@@ -24,7 +24,7 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/album_sets.sh" "$1"
 OUT=$(realpath -m -- "${2:-$ROOT/benchmarks/results/quality-seed-models.json}")
 cd "$ROOT"
-[[ -d $WORK/libs/train-all ]] || { echo "run scripts/reproduce_training_data.sh $WORK first (train-all)" >&2; exit 1; }
+need_train_all
 
 fetch_sets dev train heldout
 "$SL" index "${val[@]}" --library "$WORK/libs/val-window-120" --analyse-seconds 120

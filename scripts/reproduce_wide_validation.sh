@@ -75,25 +75,25 @@ grid = dict(line.split("=", 1) for line in sys.argv[2].splitlines())
 print(grid[max(grid, key=lambda name: results[name]["map_at_10"]["mean"])])
 PY
 )
-W=()
-for w in 0.1 0.2 0.3 0.45; do  # the contrastive part's share; the best fusion keeps its ratios
-  W+=("$("$PY" - "$BEST" "$w" "$P/default_contrastive.pt" <<'PY'
+plus_shares() {  # LABEL MODEL: the best fusion with MODEL added at each share (the best keeps its ratios)
+  "$PY" - "$BEST" "$1" "$2" <<'PY'
 import sys
 from soundalike.search.space import split_part
-best, w, contrastive = sys.argv[1], float(sys.argv[2]), sys.argv[3]
+best, label, model = sys.argv[1:]
 parts = [split_part(p) for p in best.split("+")]
-print(f"best+contrastive{w:g}=" + "+".join(f"{n}@{(1 - w) * (x or 1):.3g}" for n, x in parts)
-      + f"+{contrastive}@{w:g}")
+for w in (0.1, 0.2, 0.3, 0.45):
+    print(f"best+{label}{w:g}=" + "+".join(f"{n}@{(1 - w) * (x or 1):.3g}" for n, x in parts) + f"+{model}@{w:g}")
 PY
-)")
-done
+}
+SHARES=$(plus_shares contrastive "$P/default_contrastive.pt")  # the contrastive part's share
+mapfile -t W <<<"$SHARES"
 "$PY" benchmarks/quality.py --set "validation=$WORK/libs/val-window-120:$WORK/dev,$WORK/train" \
   --embeddings descriptor default "best=$BEST" "${W[@]}" --versus default \
   --out "$OUT2" --markdown "${OUT2%.json}.md"
 echo "wrote $OUT2"
 
 # 5. Rendered and synthetic music only: train-all less the real albums (dev, train), same recipe as contrastive-all.
-[[ -d $WORK/libs/train-all ]] || { echo "run scripts/reproduce_training_data.sh $WORK first (train-all)" >&2; exit 1; }
+need_train_all
 if [[ ! -f $WORK/libs/train-synth/.complete ]]; then
   rm -rf "$WORK/libs/train-synth" && cp -r "$WORK/libs/train-all" "$WORK/libs/train-synth"
   rm -f "$WORK/libs/train-synth/writer.lock" "$WORK/libs/train-synth/.complete"
@@ -116,16 +116,9 @@ SYN=$C/contrastive-synth.pt
 OUT3=${OUT%.json}-synthetic.json
 OUT4=${OUT%.json}-synthetic-vs-default.json
 S=("synthetic=$SYN" "descriptor+synthetic=descriptor+$SYN" "default-recipe=descriptor@0.14+$MTT@0.56+$SYN@0.3")
-for w in 0.1 0.2 0.3 0.45; do
-  S+=("$("$PY" - "$BEST" "$w" "$SYN" <<'PY'
-import sys
-from soundalike.search.space import split_part
-best, w, model = sys.argv[1], float(sys.argv[2]), sys.argv[3]
-parts = [split_part(p) for p in best.split("+")]
-print(f"best+synthetic{w:g}=" + "+".join(f"{n}@{(1 - w) * (x or 1):.3g}" for n, x in parts) + f"+{model}@{w:g}")
-PY
-)")
-done
+SHARES=$(plus_shares synthetic "$SYN")
+mapfile -t SYNTHETIC <<<"$SHARES"
+S+=("${SYNTHETIC[@]}")
 "$PY" benchmarks/quality.py --set "non-test=$WORK/libs/nontest-120:$WORK/dev,$WORK/train" \
   --embeddings descriptor "best=$BEST" "${S[@]}" --versus best --out "$OUT3" --markdown "${OUT3%.json}.md"
 echo "wrote $OUT3"
