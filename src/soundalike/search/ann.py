@@ -146,6 +146,15 @@ def default_nlist(n_tracks: int) -> int:
     return nlist
 
 
+def trainable_nlist(n_tracks: int, max_train: int = MAX_TRAIN) -> int:
+    """:func:`default_nlist`, halved until a training sample of at most ``max_train`` vectors holds 40 a cell
+    (a million tracks: 2048 cells, trained on 81,920 vectors)."""
+    nlist = default_nlist(n_tracks)
+    while nlist > 1 and 40 * nlist > max_train:
+        nlist //= 2
+    return nlist
+
+
 def _check_ids(ids: np.ndarray, n: int) -> np.ndarray:
     arr = np.asarray(ids)
     if arr.ndim != 1 or len(arr) != n:

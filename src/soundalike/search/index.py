@@ -11,7 +11,8 @@ to the library are added to it, removed ones removed).
 
 A library whose float32 search vectors would not fit :data:`~soundalike.search.ann.FLAT_MAX_BYTES` (a million
 tracks of the 1882-d default: 7.5 GB) is indexed **in parts**: statistics fitted on a seeded sample of
-:data:`STATS_SAMPLE` tracks, IVF cells trained on a sample, the library read, transformed and added
+:data:`STATS_SAMPLE` tracks, IVF cells (4·√n, at most as many as 40 a cell of a
+:data:`~soundalike.search.ann.MAX_TRAIN` sample) trained on a sample, the library read, transformed and added
 :data:`CHUNK` tracks at a time, and ``nprobe`` calibrated against exact search done in the same pass. Such an
 index is *compact*: it keeps no float32 copy of the vectors — a track's vector is decoded from the ANN index
 (:meth:`VectorIndex.vector_of`), so the server holds a byte a dimension (``sq8``) or less (``pq``).
@@ -28,13 +29,13 @@ import numpy as np
 from soundalike.audio import descriptors
 from soundalike.library.catalog import DESCRIPTOR_MODEL, Library
 
-from .ann import AnnError, AnnIndex, Codec, choose_codec, choose_kind, default_nlist, exact_search, outgrown
+from .ann import AnnError, AnnIndex, Codec, choose_codec, choose_kind, exact_search, outgrown, trainable_nlist
 from .space import Embedding, common_ids, fit_embedding, load_raw, model_parts, read_raw
 
 INDEX_DIR = "indexes"
 #: Tracks read, transformed and added at a time when a large library is indexed in parts.
 CHUNK = 10_000
-#: Tracks the statistics (and the IVF cells) of a library indexed in parts are fitted on.
+#: Tracks the statistics of a library indexed in parts are fitted on.
 STATS_SAMPLE = 50_000
 #: Library vectors used as queries to calibrate ``nprobe`` of an index built in parts.
 CALIBRATION_QUERIES = 200
@@ -102,15 +103,19 @@ def _save(stats_path: Path, embedding: Embedding, index_path: Path, index: AnnIn
         pass  # a read-only library still answers; the statistics are fitted again next time
 
 
-def _build_in_parts(lib: Library, model: str, embedding: Embedding, ids: np.ndarray, sample: np.ndarray,
-                    rng: np.random.Generator, codec: Codec) -> AnnIndex:
-    """Train IVF cells on ``sample`` (search vectors), add the library in parts, calibrate ``nprobe`` on library
-    vectors whose exact neighbours are found in the same pass."""
-    # A quarter of the usual cells: assigning every vector to its cell costs n × nlist × d (1.5e13 flops for a
-    # million 1882-d vectors at 4096 cells: half an hour on a busy 2-core machine); calibration raises nprobe.
-    nlist = max(1, default_nlist(len(ids)) // 4)
-    train = sample[np.sort(rng.permutation(len(sample))[:min(len(sample), 40 * nlist)])]
+def _build_in_parts(lib: Library, model: str, embedding: Embedding, ids: np.ndarray, rng: np.random.Generator,
+                    codec: Codec) -> AnnIndex:
+    """Train IVF cells on a seeded sample of the library's search vectors, add the library in parts, calibrate
+    ``nprobe`` on library vectors whose exact neighbours are found in the same pass."""
+    # The usual cells (4·√n), as many as a training sample of at most MAX_TRAIN vectors holds at 40 a cell: at a
+    # million tracks 2048. A quarter of the usual (1024) made cells of 11 to 18,500 tracks, and a search
+    # scanned 23,000 vectors (six times the mean cell's share): see docs/scaling.md.
+    nlist = trainable_nlist(len(ids))
+    train_ids = np.sort(rng.choice(ids, min(len(ids), 40 * nlist), replace=False))
+    train = np.vstack([embedding.transform(read_raw(lib, model, train_ids[start:start + CHUNK]))
+                       for start in range(0, len(train_ids), CHUNK)])
     ann = AnnIndex.trained(train, nlist=nlist, codec=codec)
+    del train
     query_ids = ids[np.sort(rng.choice(len(ids), min(CALIBRATION_QUERIES, len(ids)), replace=False))]
     queries = embedding.transform(read_raw(lib, model, query_ids))
     k = 11
@@ -221,13 +226,9 @@ class VectorIndex:
             """Raw vectors of a seeded sample of :data:`STATS_SAMPLE` tracks (drawn once per build)."""
             return read_raw(lib, model, np.sort(rng.choice(ids, min(STATS_SAMPLE, len(ids)), replace=False)))
 
-        sample: np.ndarray | None = None
         if fresh or embedding is None:
-            raw = sample_raw()
-            embedding = fit_embedding(model, raw, dims, "ivf")
+            embedding = fit_embedding(model, sample_raw(), dims, "ivf")
             embedding.built_on = len(ids)
-            sample = embedding.transform(raw)
-            del raw
         index: AnnIndex | None = None
         if not fresh and index_path.exists():
             try:
@@ -245,9 +246,7 @@ class VectorIndex:
                 changed = True
             changed = index.remove(np.setdiff1d(index.ids, ids)) > 0 or changed
         else:
-            if sample is None:
-                sample = embedding.transform(sample_raw())
-            index = _build_in_parts(lib, model, embedding, ids, sample, rng, codec)
+            index = _build_in_parts(lib, model, embedding, ids, rng, codec)
             changed = True
         result = cls(ids, None, embedding, ann=index)
         if changed:
