@@ -374,8 +374,9 @@ def measure(library: Path, clients: int, seconds: float, seed: int = 0, map_limi
         "machine": {"python": platform.python_version(), "cpus": os.cpu_count(),
                     "load_average_1_5_15": [round(x, 2) for x in os.getloadavg()],
                     "load_average_before": load_before,
-                    "note": "2 cores shared with other engineers' jobs (two other agents working at the same time): "
-                            "loaded, not idle; compare each endpoint's p99 with health's in the same run"},
+                    "note": "the 8 clients run on the server's cores; other jobs' load shows in the load averages "
+                            "(before the run: 1, 5, 15 min); compare each endpoint's p99 with health's in the same "
+                            "run"},
         "weights": WEIGHTS,
     }
 
