@@ -414,7 +414,31 @@ def cpu_per_request(library: Path, per_kind: int = 40, seed: int = 0, map_limit:
     base = next(r["cpu_ms"] for r in rows if r["endpoint"] == "similar")
     for row in rows:
         row["vs_similar"] = round(row["cpu_ms"] / max(base, 1e-9), 2)
-    return {"n": len(work.ids), "requests_per_endpoint": per_kind, "threads": 1, "results": rows}
+    from soundalike.library.catalog import Library
+    from soundalike.recommend.queries import load_index
+
+    with Library.open(library, create=False, readonly=True) as lib:
+        cells = index_cells(load_index(lib, "default"), seed)  # the index the server served
+    return {"n": len(work.ids), "requests_per_endpoint": per_kind, "threads": 1, "results": rows, "index": cells}
+
+
+def index_cells(index: Any, seed: int = 0, queries: int = 200) -> dict[str, Any]:
+    """A search index's (:class:`~soundalike.search.index.VectorIndex`) IVF cells: their sizes, and how many vectors
+    a search of a library track scans at the served ``nprobe`` (``queries`` seeded tracks) against an even split's
+    ``nprobe × n / nlist``."""
+    ann = index.ann
+    sizes = ann.cell_sizes()
+    pick = np.sort(np.random.default_rng(seed).choice(index.ids, min(queries, len(index)), replace=False))
+    probed = ann.probed_cells(index.vectors_of(pick))  # (queries, nprobe); one cell of every track if exact
+    scanned = sizes[probed].sum(axis=1)
+    pct = (0, 50, 90, 99, 100)
+    return {"kind": ann.kind, "nlist": int(len(sizes)), "nprobe": int(probed.shape[1]),
+            "cell_size": {f"p{p}": int(v) for p, v in zip(pct, np.percentile(sizes, pct), strict=True)},
+            "scanned_per_search": {"mean": round(float(scanned.mean()), 1),
+                                   **{f"p{p}": int(v) for p, v in
+                                      zip(pct[1:4], np.percentile(scanned, pct[1:4]), strict=True)},
+                                   "even_split": round(probed.shape[1] * len(index) / len(sizes), 1),
+                                   "queries": len(pick)}}
 
 
 def _search_rows(name: str, index: Any, q: np.ndarray, qids: np.ndarray, truth: np.ndarray, nprobes: list[int],

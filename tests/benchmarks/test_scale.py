@@ -26,6 +26,27 @@ def test_build_and_measure_a_small_catalogue(tmp_path: Path) -> None:
     rows = {r["endpoint"]: r for r in cpu["results"]}
     assert cpu["n"] == 2000 and set(rows) == set(scale.WEIGHTS)
     assert all(r["cpu_ms"] > 0 for r in rows.values()) and rows["similar"]["vs_similar"] == 1.0
+    cells = cpu["index"]  # 2,000 tracks are searched exactly: one cell, every track scanned
+    assert (cells["kind"], cells["nlist"], cells["nprobe"]) == ("flat", 1, 1)
+    assert cells["scanned_per_search"]["mean"] == cells["scanned_per_search"]["even_split"] == 2000
+
+
+def test_index_cells_of_an_approximate_index(tmp_path: Path) -> None:
+    from soundalike.library.catalog import Library
+    from soundalike.search.index import VectorIndex
+
+    library = tmp_path / "lib"
+    scale.build(library, 3000, seed=0, index=False)
+    with Library.open(library, create=False) as lib:
+        from soundalike.models.embedding import resolve_model
+
+        index = VectorIndex.from_library(lib, resolve_model(lib, "default"), ann=True, codec="sq8")
+    cells = scale.index_cells(index, queries=50)
+    assert cells["kind"] == "ivf" and cells["nlist"] > 1 and cells["nprobe"] >= 1
+    sizes, scanned = cells["cell_size"], cells["scanned_per_search"]
+    assert sizes["p0"] <= sizes["p50"] <= sizes["p100"] <= 3000 and scanned["queries"] == 50
+    assert scanned["even_split"] == round(cells["nprobe"] * 3000 / cells["nlist"], 1)
+    assert 0 < scanned["p50"] <= 3000
 
 
 def test_recall_of_the_served_codes_with_and_without_the_exact_rerank(tmp_path: Path) -> None:

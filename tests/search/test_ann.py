@@ -47,6 +47,18 @@ def test_choose_kind_and_nlist() -> None:
     assert ann.trainable_nlist(1_000_000, max_train=1000) == 16
 
 
+def test_cells_a_search_scans(ivf: ann.AnnIndex, library: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
+    _, x, queries = library
+    sizes = ivf.cell_sizes()
+    assert len(sizes) == ivf.params.nlist and sizes.sum() == len(ivf)
+    probed = ivf.probed_cells(queries, 3)
+    assert probed.shape == (len(queries), 3) and len({tuple(sorted(r)) for r in probed}) > 1
+    np.testing.assert_array_equal(probed[:, 0], ivf.cells(queries))
+    assert ivf.probed_cells(queries).shape == (len(queries), ivf.params.nprobe)
+    flat = ann.AnnIndex.build(np.arange(10), x[:10], kind="flat")
+    assert flat.cell_sizes().tolist() == [10] and flat.probed_cells(x[:3]).tolist() == [[0], [0], [0]]
+
+
 def test_auto_is_exact_for_small_libraries(library: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
     ids, x, queries = library
     index = ann.AnnIndex.build(ids, x)

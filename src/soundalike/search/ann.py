@@ -435,16 +435,29 @@ class AnnIndex:
     def cells(self, vectors: np.ndarray) -> np.ndarray:
         """The IVF cell nearest each of ``vectors (n, dim)`` (the first an ``nprobe = 1`` search scans); zeros for a
         ``flat`` index (one cell)."""
+        return self.probed_cells(vectors, 1)[:, 0]
+
+    def probed_cells(self, vectors: np.ndarray, nprobe: int | None = None) -> np.ndarray:
+        """The ``nprobe`` (default: the served one) IVF cells a search of each of ``vectors (n, dim)`` scans,
+        nearest first, ``(n, nprobe)``; one column of zeros for a ``flat`` index (one cell)."""
         _threads_here()
         q = self._padded(np.ascontiguousarray(np.atleast_2d(np.asarray(vectors, dtype=np.float32))))
         if self.params.kind != "ivf" or len(q) == 0:
-            return np.zeros(len(q), np.int64)
+            return np.zeros((len(q), 1), np.int64)
         if self.params.codec == "pq":  # the cells are over the PCA-rotated vectors
             outer: Any = faiss.downcast_index(self._index)
             for i in range(outer.chain.size()):
                 q = np.ascontiguousarray(faiss.downcast_VectorTransform(outer.chain.at(i)).apply(q))
-        _, cell = faiss.extract_index_ivf(self._index).quantizer.search(q, 1)
-        return cell[:, 0].astype(np.int64)
+        _, cell = faiss.extract_index_ivf(self._index).quantizer.search(q, nprobe or self.params.nprobe)
+        return cell.astype(np.int64)
+
+    def cell_sizes(self) -> np.ndarray:
+        """Vectors in each IVF cell (one cell holding every vector for a ``flat`` index)."""
+        if self.params.kind != "ivf":
+            return np.array([len(self)], np.int64)
+        lists = faiss.extract_index_ivf(self._index).invlists
+        assert lists is not None
+        return np.array([lists.list_size(i) for i in range(lists.nlist)], np.int64)
 
     def reconstruct(self, ids: np.ndarray | list[int]) -> np.ndarray:
         """The stored vectors ``(n, d)`` of indexed track ``ids``, scaled back to unit length: exact for ``flat``

@@ -32,8 +32,9 @@ from .state import LibraryState
 OVERVIEW_POINTS = 4000
 #: Most points a client may ask for in one answer.
 MAX_POINTS = 20_000
-#: Tracks PCA is fitted on.
-FIT_SAMPLE = 10_000
+#: Tracks PCA is fitted on: the overview's own. With 10,000 the first overview of a million-track library took
+#: 0.9 s after the index load (reading and fitting the larger sample), with 4,000 0.2 s (measured).
+FIT_SAMPLE = OVERVIEW_POINTS
 #: Points t-SNE places for a large library (its sample in priority order).
 TSNE_MAX_POINTS = 4000
 
