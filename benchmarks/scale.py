@@ -3,7 +3,7 @@
     python benchmarks/scale.py [--n 1000000] [--library DIR] [--clients 8] [--seconds 30] [--json] [--out FILE]
     python benchmarks/scale.py --ann-only --library DIR [--out FILE]   # the IVF / IVF-SQ8 / PCA-rotated IVF-PQ table
     python benchmarks/scale.py --recall-only --library DIR [--out FILE]   # the served IVF-SQ8, with/without re-rank
-    python benchmarks/scale.py --cpu-only --library DIR [--out FILE]   # CPU of one request per endpoint, in-process
+    python benchmarks/scale.py --cpu-only --library DIR [--requests 40] [--out FILE]   # CPU a request, in-process
 
 **Build** (skipped when ``--library`` already holds ``--n`` tracks): ``--n`` tracks catalogued through
 :meth:`Library.add_tracks <soundalike.library.catalog.Library.add_tracks>` in batches, no audio: realistic tags
@@ -579,11 +579,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--build-only", action="store_true", help="Only build the catalogue and its index.")
     parser.add_argument("--cpu-only", action="store_true", help="Only the CPU of one request of each endpoint, "
                         "served in-process on one thread (an existing --library).")
+    parser.add_argument("--requests", type=int, default=40, help="Requests of each kind --cpu-only times "
+                        "(default 40).")
     parser.add_argument("--json", action="store_true", help="Print only the JSON report.")
     parser.add_argument("--out", type=Path, help="Also write the JSON report here.")
     args = parser.parse_args(argv)
-    if args.n < 100 or not 1 <= args.clients <= 500 or not 1 <= args.seconds <= 600:
-        parser.error("--n must be >= 100, --clients 1-500 and --seconds 1-600")
+    if args.n < 100 or not 1 <= args.clients <= 500 or not 1 <= args.seconds <= 600 or args.requests < 1:
+        parser.error("--n must be >= 100, --clients 1-500, --seconds 1-600 and --requests >= 1")
     import tempfile
 
     with tempfile.TemporaryDirectory(prefix="soundalike-scale-") as tmp:
@@ -595,7 +597,7 @@ def main(argv: list[str] | None = None) -> int:
             report = {"n": args.n, "build": build(library, args.n, args.seed)}
         elif args.cpu_only:
             report = {"benchmark": "scale-cpu", "commit": _commit(),
-                      **cpu_per_request(library, seed=args.seed, map_limit=args.map_limit)}
+                      **cpu_per_request(library, args.requests, seed=args.seed, map_limit=args.map_limit)}
         else:
             t0 = time.perf_counter()
             timings = build(library, args.n, args.seed)
