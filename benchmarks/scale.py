@@ -594,7 +594,7 @@ def main(argv: list[str] | None = None) -> int:
             report: dict[str, Any] = {"n": args.n, "commit": _commit(),
                                       "ann": ann_table(library, seed=args.seed, served_only=args.recall_only)}
         elif args.build_only:
-            report = {"n": args.n, "build": build(library, args.n, args.seed)}
+            report = {"n": args.n, "commit": _commit(), "build": build(library, args.n, args.seed)}
         elif args.cpu_only:
             report = {"benchmark": "scale-cpu", "commit": _commit(),
                       **cpu_per_request(library, args.requests, seed=args.seed, map_limit=args.map_limit)}
