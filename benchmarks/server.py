@@ -190,8 +190,10 @@ async def _client(http: Any, url: str, work: Workload, deadline: float, out: dic
                 samples.append(problem)
 
 
-async def run_load(url: str, clients: int, seconds: float, work: Workload) -> dict[str, Any]:
-    """``clients`` concurrent keep-alive clients for ``seconds``; latencies and errors per endpoint."""
+async def run_load(url: str, clients: int, seconds: float, work: Workload,
+                   keep: dict[str, list[float]] | None = None) -> dict[str, Any]:
+    """``clients`` concurrent keep-alive clients for ``seconds``; latencies and errors per endpoint (every
+    latency also appended to ``keep[endpoint]`` when given: several runs pooled)."""
     import httpx2
 
     latencies: dict[str, list[float]] = {k: [] for k in work.weights}
@@ -214,6 +216,9 @@ async def run_load(url: str, clients: int, seconds: float, work: Workload) -> di
             row["p99_vs_health"] = round(row["p99_ms"] / health_p99, 2)
         endpoints[kind] = row
     total = sum(len(v) for v in latencies.values()) + sum(errors.values())
+    if keep is not None:
+        for kind, values in latencies.items():
+            keep.setdefault(kind, []).extend(values)
     return {"seconds": round(wall, 2), "requests": total, "requests_per_s": round(total / wall, 1),
             "errors": sum(errors.values()), "error_samples": samples, "endpoints": endpoints}
 
