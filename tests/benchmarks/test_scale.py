@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import scale
 
 
@@ -25,8 +26,9 @@ def test_build_and_measure_a_small_catalogue(tmp_path: Path) -> None:
     assert sum(r["count"] for r in rows.values()) + report["errors"] == sum(r["requests"] for r in report["rounds"])
     warm = report["warm_up"]
     assert warm["map_overview_points"] == 500 < warm["map_overview_total"] == 2000
-    assert set(report["targets"]) == {"p99_within_3x_health", "p99_within_3x_health_rounds", "p99_within_50ms",
-                                      "rss_within_6gb", "map_overview_within_1s"}
+    assert set(report["targets"]) == {"p99_within_3x_health", "p99_within_50ms", "rss_within_6gb",
+                                      "map_overview_within_1s"}
+    assert all(0 <= n <= 2 for n in report["rounds_within_3x_health"].values())
     cpu = scale.cpu_per_request(library, per_kind=3, map_limit=500)  # --cpu-only, on the same catalogue
     rows = {r["endpoint"]: r for r in cpu["results"]}
     assert cpu["n"] == 2000 and set(rows) == set(scale.WEIGHTS)
@@ -46,12 +48,19 @@ def test_index_cells_of_an_approximate_index(tmp_path: Path) -> None:
         from soundalike.models.embedding import resolve_model
 
         index = VectorIndex.from_library(lib, resolve_model(lib, "default"), ann=True, codec="sq8")
+    from soundalike.search.ann import trainable_nlist
+
+    assert index.ann.params.nlist == trainable_nlist(3000)  # the in-parts build's cell count
     cells = scale.index_cells(index, queries=50)
-    assert cells["kind"] == "ivf" and cells["nlist"] > 1 and cells["nprobe"] >= 1
+    assert cells["kind"] == "ivf" and cells["nlist"] == index.ann.params.nlist and cells["nprobe"] >= 1
     sizes, scanned = cells["cell_size"], cells["scanned_per_search"]
-    assert sizes["p0"] <= sizes["p50"] <= sizes["p100"] <= 3000 and scanned["queries"] == 50
-    assert scanned["even_split"] == round(cells["nprobe"] * 3000 / cells["nlist"], 1)
-    assert 0 < scanned["p50"] <= 3000
+    assert sizes["p0"] <= sizes["p50"] <= sizes["p100"] and sizes["p0"] >= 0 and scanned["queries"] == 50
+    # what a search scans: the tracks of its probed cells (recounted here from the index's own cells)
+    pick = np.sort(np.random.default_rng(0).choice(index.ids, 50, replace=False))
+    cell_of = index.ann.cells(index.vectors_of(index.ids))
+    per_cell = np.bincount(cell_of, minlength=cells["nlist"])
+    want = per_cell[index.ann.probed_cells(index.vectors_of(pick))].sum(axis=1).mean()
+    assert scanned["mean"] == round(float(want), 1) and scanned["mean"] >= scanned["even_split"] / 10
 
 
 def test_recall_of_the_served_codes_with_and_without_the_exact_rerank(tmp_path: Path) -> None:

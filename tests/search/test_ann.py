@@ -48,13 +48,18 @@ def test_choose_kind_and_nlist() -> None:
 
 
 def test_cells_a_search_scans(ivf: ann.AnnIndex, library: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
-    _, x, queries = library
+    ids, x, queries = library
     sizes = ivf.cell_sizes()
     assert len(sizes) == ivf.params.nlist and sizes.sum() == len(ivf)
     probed = ivf.probed_cells(queries, 3)
     assert probed.shape == (len(queries), 3) and len({tuple(sorted(r)) for r in probed}) > 1
     np.testing.assert_array_equal(probed[:, 0], ivf.cells(queries))
     assert ivf.probed_cells(queries).shape == (len(queries), ivf.params.nprobe)
+    assert ivf.probed_cells(queries, 10 * ivf.params.nlist).shape == (len(queries), ivf.params.nlist)  # capped
+    found, _ = ivf.search(queries, 20, nprobe=3)  # a search finds only vectors of the cells it scans
+    cell_of = dict(zip(ids.tolist(), ivf.cells(x).tolist(), strict=True))
+    for row, cells in zip(found, probed, strict=True):
+        assert {cell_of[t] for t in row.tolist() if t >= 0} <= set(cells.tolist())
     flat = ann.AnnIndex.build(np.arange(10), x[:10], kind="flat")
     assert flat.cell_sizes().tolist() == [10] and flat.probed_cells(x[:3]).tolist() == [[0], [0], [0]]
 

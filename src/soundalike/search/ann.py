@@ -438,8 +438,8 @@ class AnnIndex:
         return self.probed_cells(vectors, 1)[:, 0]
 
     def probed_cells(self, vectors: np.ndarray, nprobe: int | None = None) -> np.ndarray:
-        """The ``nprobe`` (default: the served one) IVF cells a search of each of ``vectors (n, dim)`` scans,
-        nearest first, ``(n, nprobe)``; one column of zeros for a ``flat`` index (one cell)."""
+        """The IVF cells a search of each of ``vectors (n, dim)`` scans at ``nprobe`` (default: the served one;
+        at most every cell), nearest first, ``(n, nprobe)``; one column of zeros for a ``flat`` index (one cell)."""
         _threads_here()
         q = self._padded(np.ascontiguousarray(np.atleast_2d(np.asarray(vectors, dtype=np.float32))))
         if self.params.kind != "ivf" or len(q) == 0:
@@ -448,7 +448,8 @@ class AnnIndex:
             outer: Any = faiss.downcast_index(self._index)
             for i in range(outer.chain.size()):
                 q = np.ascontiguousarray(faiss.downcast_VectorTransform(outer.chain.at(i)).apply(q))
-        _, cell = faiss.extract_index_ivf(self._index).quantizer.search(q, nprobe or self.params.nprobe)
+        probes = max(1, min(int(nprobe or self.params.nprobe or 1), self.params.nlist))  # as search caps it
+        _, cell = faiss.extract_index_ivf(self._index).quantizer.search(q, probes)
         return cell.astype(np.int64)
 
     def cell_sizes(self) -> np.ndarray:

@@ -112,8 +112,9 @@ def _build_in_parts(lib: Library, model: str, embedding: Embedding, ids: np.ndar
     # scanned 23,000 vectors (six times the mean cell's share): see docs/scaling.md.
     nlist = trainable_nlist(len(ids))
     train_ids = np.sort(rng.choice(ids, min(len(ids), 40 * nlist), replace=False))
-    train = np.vstack([embedding.transform(read_raw(lib, model, train_ids[start:start + CHUNK]))
-                       for start in range(0, len(train_ids), CHUNK)])
+    train = np.empty((len(train_ids), embedding.dim), np.float32)  # filled in parts: one copy in memory
+    for start in range(0, len(train_ids), CHUNK):
+        train[start:start + CHUNK] = embedding.transform(read_raw(lib, model, train_ids[start:start + CHUNK]))
     ann = AnnIndex.trained(train, nlist=nlist, codec=codec)
     del train
     query_ids = ids[np.sort(rng.choice(len(ids), min(CALIBRATION_QUERIES, len(ids)), replace=False))]
