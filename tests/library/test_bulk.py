@@ -122,7 +122,7 @@ def _as_version_5(lib: Library) -> None:
     for name in ("tracks_fts_insert", "tracks_fts_delete", "tracks_fts_update"):
         lib.conn.execute(f"DROP TRIGGER {name}")
     lib.conn.execute("DROP TABLE tracks_fts")
-    lib.conn.execute("DROP INDEX vectors_model")
+    lib.conn.execute("DROP INDEX vectors_model_version")
     lib.conn.execute("DROP INDEX tracks_title")
     lib.conn.execute("UPDATE meta SET value='5' WHERE key='schema_version'")
 
@@ -139,12 +139,29 @@ def test_a_version_5_catalogue_gets_the_index_and_keeps_the_stars_trigger(tmp_pa
         assert lib._fts and [t.id for t in lib.search("blue")] == before and before
         assert lib.conn.execute("SELECT count(*) FROM tracks_fts WHERE tracks_fts MATCH '\"blu\"'").fetchone()[0] \
             == len(before)  # filled from the tracks already catalogued
-        for name in ("vectors_model", "tracks_title"):
+        for name in ("vectors_model_version", "tracks_title"):
             assert lib.conn.execute("SELECT 1 FROM sqlite_master WHERE name=?", (name,)).fetchone() is not None
         lib.remove_files([b"/music/a1/00001.flac"])  # track 2: schema 5's stars trigger still works
         assert set(lib.stars.starred("track")) == {"1"}
         new = bulk(lib, 5, seed=1, start=40)  # and new tracks enter the index
         assert set(new) <= {t.id for t in lib.search("album", limit=None)}
+
+
+def test_a_version_7_catalogue_reads_its_vector_ids_from_the_index(tmp_path: Path) -> None:
+    with Library.open(tmp_path / "lib") as lib:
+        bulk(lib, 30)
+        want = lib.vector_ids(DESCRIPTOR_MODEL)
+        lib.conn.execute("DROP INDEX vectors_model_version")  # as schema 7 left it
+        lib.conn.execute("CREATE INDEX vectors_model ON vectors(model, track_id)")
+        lib.conn.execute("UPDATE meta SET value='7' WHERE key='schema_version'")
+    with Library.open(tmp_path / "lib") as lib:
+        names = {r[0] for r in lib.conn.execute("SELECT name FROM sqlite_master WHERE type='index'")}
+        assert "vectors_model_version" in names and "vectors_model" not in names
+        where, params = lib._vector_filter(DESCRIPTOR_MODEL)  # the current descriptors: model and version
+        plan = " ".join(str(r) for r in lib.conn.execute(
+            f"EXPLAIN QUERY PLAN SELECT track_id FROM vectors WHERE {where} ORDER BY track_id", params))
+        assert "COVERING INDEX vectors_model_version" in plan and "TEMP B-TREE" not in plan, plan
+        np.testing.assert_array_equal(lib.vector_ids(DESCRIPTOR_MODEL), want)
 
 
 def test_vectors_are_read_from_one_state_while_another_process_writes(tmp_path: Path) -> None:
