@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from soundalike.search.space import Embedding, SpaceError, fit_embedding, model_parts
+from soundalike.search.space import Embedding, SpaceError, fit_embedding, model_parts, sorted_common
 
 
 def _fused() -> tuple[Embedding, np.ndarray]:
@@ -53,3 +53,14 @@ def test_statistics_round_trip_and_bad_payloads() -> None:
         Embedding.from_json(broken)
     with pytest.raises(SpaceError, match="dimension 7"):
         embedding.transform(raw[:, :5])
+
+
+def test_sorted_common_is_intersect1d_for_sorted_unique_ids() -> None:
+    rng = np.random.default_rng(5)
+    for n, m in ((0, 5), (5, 0), (1, 1), (50, 80), (300, 40)):
+        a = np.sort(rng.choice(500, n, replace=False)).astype(np.int64)
+        b = np.sort(rng.choice(500, m, replace=False)).astype(np.int64)
+        got = sorted_common(a, b)
+        np.testing.assert_array_equal(got, np.intersect1d(a, b))
+        assert got.dtype == np.int64
+    assert sorted_common(np.array([1, 2, 3]), np.array([7, 8])).tolist() == []  # every value beyond b's last
