@@ -3,7 +3,7 @@
     python benchmarks/scale.py [--n 1000000] [--library DIR] [--clients 8] [--seconds 30] [--rounds 1] [--alone 30]
                                [--json] [--out FILE]
     python benchmarks/scale.py --ann-only --library DIR [--out FILE]   # the IVF / IVF-SQ8 / PCA-rotated IVF-PQ table
-    python benchmarks/scale.py --recall-only --library DIR [--out FILE]   # the served IVF-SQ8, with/without re-rank
+    python benchmarks/scale.py --recall-only --library DIR [--rerank 1,2] [--out FILE]  # the served IVF-SQ8, re-ranked
     python benchmarks/scale.py --cpu-only --library DIR [--requests 40] [--out FILE]   # CPU a request, in-process
 
 **Build** (skipped when ``--library`` already holds ``--n`` tracks): ``--n`` tracks catalogued through
@@ -494,13 +494,15 @@ def _search_rows(name: str, index: Any, q: np.ndarray, qids: np.ndarray, truth: 
     return rows
 
 
-def ann_table(library: Path, seed: int = 0, queries: int = 200, served_only: bool = False) -> dict[str, Any]:
+def ann_table(library: Path, seed: int = 0, queries: int = 200, served_only: bool = False,
+              reranks: tuple[int, ...] = ()) -> dict[str, Any]:
     """Recall@10 (leave-one-out, against exact search of the stored float vectors), time per query and memory of
     IVF-Flat, IVF-SQ8 (the index the server uses, read from the library) and PCA-rotated IVF-PQ over the default's
     search vectors, at several ``nprobe``; the compact ones also with their candidates re-ranked by the exact vectors
     (:data:`~soundalike.search.index.RERANK` per result, as ``similar`` does). IVF-Flat shares the SQ8 index's
     cells (each vector goes to the cell it is in there). ``served_only``: only the served IVF-SQ8, with and
-    without the re-rank (one pass over the library for the exact neighbours; no IVF-Flat copy, no PQ)."""
+    without the re-rank (one pass over the library for the exact neighbours; no IVF-Flat copy, no PQ). ``reranks``:
+    also the served index re-ranking that many candidates per result instead of ``RERANK``."""
     import faiss
 
     from soundalike.library.catalog import Library
@@ -563,6 +565,14 @@ def ann_table(library: Path, seed: int = 0, queries: int = 200, served_only: boo
         nprobes = [1, 2, 4, 8, 16, 64] if served_only else [1, 2, 4, 16, 64]
         rows = _search_rows("ivf-sq8", sq8, q, qids, truth, nprobes)
         rows += _search_rows(f"ivf-sq8+rerank{RERANK}", served, q, qids, truth, nprobes, lib=lib)
+        import soundalike.search.index as search_index
+
+        for factor in sorted(set(reranks) - {RERANK}):
+            search_index.RERANK = factor  # what VectorIndex.search reads; restored below
+            try:
+                rows += _search_rows(f"ivf-sq8+rerank{factor}", served, q, qids, truth, nprobes, lib=lib)
+            finally:
+                search_index.RERANK = RERANK
         memory = {"ivf-sq8": round(sq8.memory_bytes() / 2**20, 1)}
         if flat_ivf is not None and pq is not None:
             flat = AnnIndex(flat_ivf, AnnParams("ivf", d, nlist=nlist, nprobe=served_nprobe, codec="flat"))
@@ -601,6 +611,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--map-limit", type=int, help="Points per map answer (default: the server's).")
     parser.add_argument("--ann-only", action="store_true", help="Only the IVF / IVF-SQ8 / PCA-rotated IVF-PQ table.")
+    parser.add_argument("--rerank", default="", help="With --recall-only: also these candidates per result re-ranked "
+                        "(comma-separated, e.g. 1,2,8).")
     parser.add_argument("--recall-only", action="store_true", help="Only the served IVF-SQ8's recall@10, with and "
                                                                    "without the exact re-rank.")
     parser.add_argument("--build-only", action="store_true", help="Only build the catalogue and its index.")
@@ -625,7 +637,8 @@ def main(argv: list[str] | None = None) -> int:
         library = args.library or Path(tmp) / "lib"
         if args.ann_only or args.recall_only:
             report: dict[str, Any] = {"n": args.n, "commit": _commit(),
-                                      "ann": ann_table(library, seed=args.seed, served_only=args.recall_only)}
+                                      "ann": ann_table(library, seed=args.seed, served_only=args.recall_only,
+                                                       reranks=tuple(int(x) for x in args.rerank.split(",") if x))}
         elif args.build_only:
             report = {"n": args.n, "commit": _commit(), "build": build(library, args.n, args.seed)}
         elif args.cpu_only:

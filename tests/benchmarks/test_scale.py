@@ -66,8 +66,12 @@ def test_index_cells_of_an_approximate_index(tmp_path: Path) -> None:
 def test_recall_of_the_served_codes_with_and_without_the_exact_rerank(tmp_path: Path) -> None:
     library = tmp_path / "lib"
     scale.build(library, 2000, seed=0, index=False)
-    table = scale.ann_table(library, queries=40, served_only=True)
+    table = scale.ann_table(library, queries=40, served_only=True, reranks=(1, 8))
     rows = {(r["index"], r["nprobe"]): r["recall_at_10"] for r in table["rows"]}
+    from soundalike.search import index as search_index
+
+    assert search_index.RERANK == 4  # restored after the other factors were measured
+    assert rows[("ivf-sq8+rerank8", 64)] == 1.0 and ("ivf-sq8+rerank1", 1) in rows
     assert table["n"] == 2000 and set(table["memory_mb"]) == {"ivf-sq8"}
     for nprobe in (1, 64):
         assert rows[("ivf-sq8+rerank4", nprobe)] >= rows[("ivf-sq8", nprobe)]
