@@ -41,7 +41,7 @@ def test_choose_kind_and_nlist() -> None:
     assert ann.default_nlist(10) == 1
     for n in (100, 1000, 4000, 30_000):
         assert n >= 39 * ann.default_nlist(n)
-    # a library built in parts trains its cells on at most MAX_TRAIN vectors, 40 a cell
+    # cells a training sample of at most max_train vectors holds at 40 a cell (MAX_TRAIN by default)
     assert ann.trainable_nlist(1_000_000) == 2048 and ann.trainable_nlist(10_000_000) == 2048
     assert ann.trainable_nlist(100_000) == ann.default_nlist(100_000)
     assert ann.trainable_nlist(1_000_000, max_train=1000) == 16
