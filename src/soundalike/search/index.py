@@ -38,8 +38,8 @@ CHUNK = 10_000
 #: Tracks the statistics of a library indexed in parts are fitted on.
 STATS_SAMPLE = 50_000
 #: Most vectors the IVF cells of a library indexed in parts are trained on, at 40 a cell: 4096 cells from a million
-#: tracks. With 2048 a search there scanned 8,000 vectors at ``nprobe`` 2 for a re-ranked recall@10 of 0.995, with
-#: 4096 900 at ``nprobe`` 1 for 0.997 (one run; the training takes twice as long: 260 instead of 155 s a build).
+#: tracks. With 2048 a search there scanned 7,985 vectors at a calibrated ``nprobe`` of 2 (re-ranked recall@10
+#: 0.989), with 4096 1,127 at 1 (0.992); the build took 273 instead of 155 s (docs/scaling.md).
 PARTS_MAX_TRAIN = 40 * 4096
 #: Library vectors used as queries to calibrate ``nprobe`` of an index built in parts.
 CALIBRATION_QUERIES = 200
