@@ -413,18 +413,19 @@ def cpu_per_request(library: Path, per_kind: int = 40, seed: int = 0, map_limit:
     """CPU milliseconds of one request of each kind, served in this process (FastAPI's test client, torch and faiss
     on one thread) after the index load and the map's background pass: the work behind each endpoint, without the
     queueing of the load run (``--cpu-only``). ``similar`` is the baseline the others are compared with."""
-    import faiss
     import torch
     from fastapi.testclient import TestClient
 
     from soundalike.app.server.app import create_app
+    from soundalike.search import ann
 
-    faiss.omp_set_num_threads(1)
+    ann.set_search_threads(1)  # in every thread that searches (the app sets it too)
     torch.set_num_threads(1)
     work = workload(library, seed, map_limit)
 
     rows = []
-    with TestClient(create_app(library)) as http:
+    app = create_app(library)
+    with TestClient(app) as http:
         t0 = time.perf_counter()
         _send(http, "", ("similar", f"/api/tracks/{work.ids[0]}/similar"))  # waits for the index load
         while http.get(f"/api/map?{work.map_query}x0=0.4&x1=0.6&y0=0.4&y1=0.6").json().get("partial"):
@@ -438,14 +439,10 @@ def cpu_per_request(library: Path, per_kind: int = 40, seed: int = 0, map_limit:
             for request in requests[1:]:
                 _send(http, "", request)
             rows.append({"endpoint": kind, "cpu_ms": round((time.process_time() - started) * 1000 / per_kind, 2)})
+        cells = index_cells(app.state.server.state.index("default"), seed)  # the index it served, not loaded again
     base = next(r["cpu_ms"] for r in rows if r["endpoint"] == "similar")
     for row in rows:
         row["vs_similar"] = round(row["cpu_ms"] / max(base, 1e-9), 2)
-    from soundalike.library.catalog import Library
-    from soundalike.recommend.queries import load_index
-
-    with Library.open(library, create=False, readonly=True) as lib:
-        cells = index_cells(load_index(lib, "default"), seed)  # the index the server served
     return {"n": len(work.ids), "requests_per_endpoint": per_kind, "threads": 1, "results": rows, "index": cells}
 
 
