@@ -69,6 +69,8 @@ PLATEAU_FROM = 16
 PLATEAU_GAIN = 0.005
 #: IVF cells are trained on at most this many vectors (k-means on 1 M 1882-d vectors would take an hour here).
 MAX_TRAIN = 100_000
+#: Training vectors an IVF cell gets (a little above faiss's own minimum of 39 for meaningful k-means).
+TRAIN_PER_CELL = 40
 #: ``sq8`` codes are stored for vectors padded with zeros to a multiple of this many dimensions: faiss compares
 #: 8-bit codes with SIMD only then (a 1882-d search took 6x longer than a 1888-d one, measured here; the zeros
 #: change no inner product).
@@ -150,7 +152,7 @@ def trainable_nlist(n_tracks: int, max_train: int = MAX_TRAIN) -> int:
     """:func:`default_nlist`, halved until a training sample of at most ``max_train`` vectors holds 40 a cell
     (a million tracks: 2048 cells, trained on 81,920 vectors)."""
     nlist = default_nlist(n_tracks)
-    while nlist > 1 and 40 * nlist > max_train:
+    while nlist > 1 and TRAIN_PER_CELL * nlist > max_train:
         nlist //= 2
     return nlist
 
@@ -282,7 +284,7 @@ class AnnIndex:
             raise AnnError("an ivf index needs vectors to train on")
         nlist = nlist or default_nlist(len(x))
         rng = np.random.default_rng(seed)
-        n_train = min(len(x), train_size or min(40 * nlist, MAX_TRAIN))
+        n_train = min(len(x), train_size or min(TRAIN_PER_CELL * nlist, MAX_TRAIN))
         sample = x if n_train == len(x) else x[np.sort(rng.choice(len(x), n_train, replace=False))]
         ann = cls.trained(sample, nlist=nlist, codec=codec, seed=seed, niter=niter, nprobe=nprobe or 1)
         ann.add(ids64, x)
@@ -507,9 +509,7 @@ class AnnIndex:
         if self.params.kind != "ivf":
             return len(self) * (self.params.dim * 4 + 8)
         ivf = faiss.extract_index_ivf(self._index)
-        lists = ivf.invlists
-        assert lists is not None
-        stored = sum(lists.list_size(i) for i in range(ivf.nlist)) * (ivf.code_size + 8)
+        stored = int(self.cell_sizes().sum()) * (ivf.code_size + 8)
         extra = self.params.dim * ivf.d * 4 if self.params.codec == "pq" else 0  # the PCA rotation
         return int(stored + ivf.nlist * ivf.d * 4 + extra)
 

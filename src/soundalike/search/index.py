@@ -29,7 +29,17 @@ import numpy as np
 from soundalike.audio import descriptors
 from soundalike.library.catalog import DESCRIPTOR_MODEL, Library
 
-from .ann import AnnError, AnnIndex, Codec, choose_codec, choose_kind, exact_search, outgrown, trainable_nlist
+from .ann import (
+    TRAIN_PER_CELL,
+    AnnError,
+    AnnIndex,
+    Codec,
+    choose_codec,
+    choose_kind,
+    exact_search,
+    outgrown,
+    trainable_nlist,
+)
 from .space import Embedding, common_ids, fit_embedding, load_raw, model_parts, read_raw
 
 INDEX_DIR = "indexes"
@@ -40,7 +50,7 @@ STATS_SAMPLE = 50_000
 #: Most vectors the IVF cells of a library indexed in parts are trained on, at 40 a cell: 4096 cells from a million
 #: tracks. With 2048 a search there scanned 7,985 vectors at a calibrated ``nprobe`` of 2 (re-ranked recall@10
 #: 0.989), with 4096 1,127 at 1 (0.992); the build took 273 instead of 155 s (docs/scaling.md).
-PARTS_MAX_TRAIN = 40 * 4096
+PARTS_MAX_TRAIN = TRAIN_PER_CELL * 4096
 #: Library vectors used as queries to calibrate ``nprobe`` of an index built in parts.
 CALIBRATION_QUERIES = 200
 #: A compact index's search re-scores this many candidates per wanted result (of the first :data:`RERANK_TOP`) with
@@ -115,7 +125,7 @@ def _build_in_parts(lib: Library, model: str, embedding: Embedding, ids: np.ndar
     # a million tracks 4096. A quarter of the usual (1024) made cells of 11 to 18,500 tracks, and a search
     # scanned 23,000 vectors (six times the mean cell's share): see docs/scaling.md.
     nlist = trainable_nlist(len(ids), PARTS_MAX_TRAIN)
-    train_ids = np.sort(rng.choice(ids, min(len(ids), 40 * nlist), replace=False))
+    train_ids = np.sort(rng.choice(ids, min(len(ids), TRAIN_PER_CELL * nlist), replace=False))
     train = np.empty((len(train_ids), embedding.dim), np.float32)  # filled in parts: one copy in memory
     for start in range(0, len(train_ids), CHUNK):
         train[start:start + CHUNK] = embedding.transform(read_raw(lib, model, train_ids[start:start + CHUNK]))
