@@ -49,7 +49,7 @@ CHUNK = 10_000
 STATS_SAMPLE = 50_000
 #: Most vectors the IVF cells of a library indexed in parts are trained on, at 40 a cell: 4096 cells from a million
 #: tracks. With 2048 a search there scanned 7,985 vectors at a calibrated ``nprobe`` of 2 (re-ranked recall@10
-#: 0.989), with 4096 1,127 at 1 (0.992); the build took 273 instead of 155 s (docs/scaling.md).
+#: 0.989), with 4096 1,127 at 1 (0.992); the build took 273 instead of 155 s (benchmarks/results/scale-build*.json).
 PARTS_MAX_TRAIN = TRAIN_PER_CELL * 4096
 #: Library vectors used as queries to calibrate ``nprobe`` of an index built in parts.
 CALIBRATION_QUERIES = 200
