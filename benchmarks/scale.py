@@ -334,10 +334,12 @@ def warm_up(url: str, work: ScaleWorkload) -> dict[str, Any]:
 
 
 def measure(library: Path, clients: int, seconds: float, seed: int = 0, map_limit: int | None = None,
-            rounds: int = 1, alone: int = 30) -> dict[str, Any]:
-    """Serve ``library``, warm up, time each endpoint with one client alone (``alone`` requests each), then run the
-    load ``rounds`` times for ``seconds`` each; sizes, memory, latencies (the JSON of this benchmark). The results
-    pool every round's latencies; ``rounds`` holds each round's p99 ratios to ``health`` (how much they move)."""
+            rounds: int = 1, alone: int = 30, concurrency: int = 0) -> dict[str, Any]:
+    """Serve ``library`` (``serve --concurrency``; 0: the server's default), warm up, time each endpoint with one
+    client alone (``alone`` requests each), then run the load ``rounds`` times for ``seconds`` each; sizes, memory,
+    latencies (the JSON of this benchmark). The results pool every round's latencies; ``rounds`` holds each round's
+    p99 ratios to ``health`` (how much they move)."""
+    from soundalike.app.server.middleware import default_concurrency
     from soundalike.app.server.run import background_server
 
     work = workload(library, seed, map_limit)
@@ -349,7 +351,7 @@ def measure(library: Path, clients: int, seconds: float, seed: int = 0, map_limi
     requests = errors = 0
     samples: list[str] = []
     failed: dict[str, int] = {}
-    with background_server(library) as server:
+    with background_server(library, "--concurrency", str(concurrency)) as server:
         url = server.url
         log(f"server {url}: {len(work.ids)} tracks; warm-up")
         warm = warm_up(url, work)
@@ -391,7 +393,8 @@ def measure(library: Path, clients: int, seconds: float, seed: int = 0, map_limi
     }
     used = None if cpu_before is None or cpu_after is None else cpu_after - cpu_before
     return {
-        "n": len(work.ids), "rss_mb": rss_now, "rss_peak_mb": rss_peak, "rss_after_warm_up_mb": rss_warm,
+        "n": len(work.ids), "concurrency": concurrency or f"default ({default_concurrency()})",
+        "rss_mb": rss_now, "rss_peak_mb": rss_peak, "rss_after_warm_up_mb": rss_warm,
         "disk_mb": round(sum(disk.values()), 1), "disk": disk, "clients": clients, "seconds": seconds,
         "rounds": per_round, "results": results, "warm_up": warm, "targets": targets,
         "rounds_within_3x_health": {k: sum(1 for r in per_round if (r["p99_vs_health"].get(k) or 1e9) <= 3.0)
@@ -619,15 +622,17 @@ def main(argv: list[str] | None = None) -> int:
                         "(results pool them; each round's ratios are kept).")
     parser.add_argument("--alone", type=int, default=30, help="Requests of each kind timed with one client alone "
                         "before the load (0: none).")
+    parser.add_argument("--concurrency", type=int, default=0, help="The server's --concurrency (searches run at "
+                        "once; default 0: the server's default, one a CPU).")
     parser.add_argument("--requests", type=int, default=40, help="Requests of each kind --cpu-only times "
                         "(default 40).")
     parser.add_argument("--json", action="store_true", help="Print only the JSON report.")
     parser.add_argument("--out", type=Path, help="Also write the JSON report here.")
     args = parser.parse_args(argv)
     if args.n < 100 or not 1 <= args.clients <= 500 or not 1 <= args.seconds <= 600 or args.requests < 1 \
-            or not 1 <= args.rounds <= 20 or args.alone < 0:
-        parser.error("--n must be >= 100, --clients 1-500, --seconds 1-600, --requests >= 1, --rounds 1-20 and "
-                     "--alone >= 0")
+            or not 1 <= args.rounds <= 20 or args.alone < 0 or not 0 <= args.concurrency <= 256:
+        parser.error("--n must be >= 100, --clients 1-500, --seconds 1-600, --requests >= 1, --rounds 1-20, "
+                     "--alone >= 0 and --concurrency 0-256")
     import tempfile
 
     with tempfile.TemporaryDirectory(prefix="soundalike-scale-") as tmp:
@@ -647,7 +652,7 @@ def main(argv: list[str] | None = None) -> int:
             timings["build_s"] = round(time.perf_counter() - t0, 1)
             report = {"benchmark": "scale", "commit": _commit(),
                       **measure(library, args.clients, args.seconds, args.seed, args.map_limit, args.rounds,
-                                args.alone), "build": timings}
+                                args.alone, args.concurrency), "build": timings}
     text = json.dumps(report, indent=2)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)

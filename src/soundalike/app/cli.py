@@ -865,6 +865,9 @@ def serve(
     map_points: int = typer.Option(4000, "--map-points", min=1, max=20_000,
                                    help="A larger library's map shows a sample of this many tracks, and as many "
                                         "again in each zoomed-in window."),
+    concurrency: int = typer.Option(0, "--concurrency", min=0, max=256,
+                                    help="API requests computed at once; the others wait their turn (file streams "
+                                         "and uploads are not counted). Default (0): one for each CPU."),
 ) -> None:
     """Web page and HTTP API (OpenAPI docs at /docs; the Subsonic API for Subsonic apps under /rest)."""
     from soundalike.app.server.run import serve as run_server
@@ -874,7 +877,7 @@ def serve(
     _open(root).close()  # a clear message now if there is no library
     try:
         run_server(root, host=host, port=port, token=token, insecure=insecure, cors_origins=cors_origin,
-                   public_url=public_url, map_points=map_points,
+                   public_url=public_url, map_points=map_points, concurrency=concurrency,
                    max_upload_bytes=max_upload_mb << 20,
                    on_ready=lambda url: err.print(f"serving {root} at {url}  (API docs: {url.split('?')[0]}docs; "
                                                   "Ctrl+C stops)"))

@@ -1,14 +1,19 @@
-"""The server's ASGI middleware: the Host check of a tokenless server, body limits as JSON errors, headers."""
+"""The server's ASGI middleware: the Host check of a tokenless server, body limits as JSON errors, headers, the
+admission of API requests."""
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from pathlib import Path
+from typing import Any
 
 from fastapi.testclient import TestClient
 
 from helpers import short_error
 from soundalike.app.server.app import create_app
-from soundalike.app.server.middleware import host_name
+from soundalike.app.server.middleware import AdmissionMiddleware, default_concurrency, host_name
+from soundalike.library.catalog import Track
 
 
 def test_host_names_parse_with_ports_and_ipv6() -> None:
@@ -49,3 +54,81 @@ def test_security_headers_on_every_answer(client: TestClient) -> None:
             headers["content-security-policy"]
     assert "'unsafe-inline'" in client.get("/docs").headers["content-security-policy"]  # Swagger starts inline
     assert "'unsafe-inline'" not in client.get("/").headers["content-security-policy"]
+
+
+def _admitted(paths: list[str], limit: int) -> tuple[int, list[str]]:
+    """Send requests for ``paths`` at once through :class:`AdmissionMiddleware` around an app that takes a while:
+    the most requests inside the app at once, and the order they entered it."""
+    inside = peak = 0
+    entered: list[str] = []
+
+    async def slow_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        nonlocal inside, peak
+        inside += 1
+        peak = max(peak, inside)
+        entered.append(scope["path"])
+        await asyncio.sleep(0.02)
+        inside -= 1
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    gate = AdmissionMiddleware(slow_app, limit=limit)
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b""}
+
+    async def send(message: dict[str, Any]) -> None:
+        return None
+
+    async def main() -> None:
+        await asyncio.gather(*(gate({"type": "http", "path": p, "method": "GET"}, receive, send) for p in paths))
+
+    asyncio.run(main())
+    return peak, entered
+
+
+def test_admission_lets_limit_requests_compute_at_once_first_come_first_served() -> None:
+    paths = [f"/api/tracks/{i}/similar" for i in range(1, 9)] + ["/rest/search3.view", "/api/health"]
+    assert _admitted(paths, limit=2) == (2, paths)  # never more than 2 inside, in the order they came
+    assert _admitted(paths, limit=1)[0] == 1
+    assert _admitted(paths, limit=16)[0] == len(paths)
+
+
+def test_admission_does_not_count_streams_uploads_or_pages() -> None:
+    streams = ["/api/tracks/3/audio", "/rest/stream", "/rest/stream.view", "/rest/download.view",
+               "/api/upload/similar", "/static/app.js", "/"]
+    assert _admitted(streams, limit=1)[0] == len(streams)
+
+
+def test_requests_wait_their_turn_in_the_app(root: Path, tracks: list[Track]) -> None:
+    app = create_app(root / "lib", concurrency=1)
+    assert app.state.server.config.concurrency == 1
+    assert create_app(root / "lib").state.server.config.concurrency == default_concurrency() >= 1
+    with TestClient(app) as c:
+        assert c.get("/api/health").status_code == 200  # the first request builds the middleware and its slots
+        gate: Any = app.middleware_stack
+        while not isinstance(gate, AdmissionMiddleware):  # the app's own admission, innermost of the middleware
+            gate = gate.app
+        slots, held, release = gate._slots, threading.Event(), asyncio.Event()
+        assert slots is not None
+
+        async def hold() -> None:
+            async with slots:
+                held.set()
+                await release.wait()
+
+        c.portal.start_task_soon(hold)
+        assert held.wait(10)
+        answers: dict[str, Any] = {}
+        waiting = [threading.Thread(target=lambda u=url: answers.__setitem__(u, c.get(u)))
+                   for url in (f"/api/tracks/{tracks[0].id}/similar?k=3", "/rest/search3?f=json&v=1.16.1&c=t&query=a")]
+        for t in waiting:
+            t.start()
+        assert c.get(f"/api/tracks/{tracks[0].id}/audio", headers={"Range": "bytes=0-9"}).status_code == 206
+        for t in waiting:
+            t.join(0.5)
+        assert not answers and all(t.is_alive() for t in waiting)  # the one slot is taken: they wait
+        c.portal.call(release.set)
+        for t in waiting:
+            t.join(60)
+        assert sorted(a.status_code for a in answers.values()) == [200, 200]

@@ -54,11 +54,13 @@ from .maplayout import MAX_POINTS, OVERVIEW_POINTS, serve_map, warm_up
 from .maps import METHODS, TSNE_INLINE_MAX, BackgroundJobs, PackedJson, map_payload, map_xy
 from .media import audio_content_type, spectrogram_png
 from .middleware import (
+    AdmissionMiddleware,
     BodyLimitMiddleware,
     CrossSiteMiddleware,
     HeadMiddleware,
     LoopbackHostMiddleware,
     SecurityHeadersMiddleware,
+    default_concurrency,
 )
 from .security import is_loopback, token_matches
 from .state import LibraryState, ModelNameError
@@ -89,6 +91,7 @@ class ServerConfig:
     max_concurrent_uploads: int = 2
     public_url: str | None = None  # the address clients reach this server at (stream URLs in M3U playlists)
     map_points: int = OVERVIEW_POINTS  # points of a large library's map overview (and of each window)
+    concurrency: int = 0  # API requests computed at once (the others queue); 0: one a CPU (default_concurrency)
 
 
 class Server:
@@ -105,7 +108,9 @@ class Server:
         self.upload_slots = threading.BoundedSemaphore(config.max_concurrent_uploads)
 
 
-def get_server(request: Request) -> Server:
+# The dependencies that only read memory are coroutines: FastAPI runs a plain function in a worker thread, one more
+# trip through the thread pool for every request.
+async def get_server(request: Request) -> Server:
     """The :class:`Server` of the app handling ``request``."""
     server: Server = request.app.state.server
     return server
@@ -117,11 +122,11 @@ _token_query = APIKeyQuery(name="token", auto_error=False,
                            description="The token as a query parameter, for <audio src> and <img src>.")
 
 
-def require_token(request: Request,
-                  bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-                  token: Annotated[str | None, Depends(_token_query)]) -> None:
+async def require_token(request: Request,
+                        bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+                        token: Annotated[str | None, Depends(_token_query)]) -> None:
     """Let the request through when no token is configured, or when it presents the right one."""
-    expected = get_server(request).config.token
+    expected = request.app.state.server.config.token
     if expected is None:
         return
     given = bearer.credentials if bearer is not None else token
@@ -221,7 +226,14 @@ class Health(BaseModel):
 
 
 # --- shared parameters --------------------------------------------------------------------------------------------
-def filter_params(
+def make_filters(no_same_artist: bool = False, no_same_album: bool = False, max_per_artist: int | None = None,
+                 max_per_album: int | None = None, keep_duplicates: bool = False) -> Filters:
+    """The command line's result filters from the API's names for them."""
+    return Filters(exclude_artists=no_same_artist, exclude_albums=no_same_album, max_per_artist=max_per_artist,
+                   max_per_album=max_per_album, skip_duplicates=not keep_duplicates)
+
+
+async def filter_params(
     no_same_artist: Annotated[bool, Query(description="No track by the query's artists.")] = False,
     no_same_album: Annotated[bool, Query(description="No track from the query's albums.")] = False,
     max_per_artist: Annotated[int | None, Query(ge=1, le=1000, description="At most N results by one artist.")]
@@ -230,8 +242,7 @@ def filter_params(
     keep_duplicates: Annotated[bool, Query(description="Also list other versions of one recording.")] = False,
 ) -> Filters:
     """The result filters of the command line, as query parameters."""
-    return Filters(exclude_artists=no_same_artist, exclude_albums=no_same_album, max_per_artist=max_per_artist,
-                   max_per_album=max_per_album, skip_duplicates=not keep_duplicates)
+    return make_filters(no_same_artist, no_same_album, max_per_artist, max_per_album, keep_duplicates)
 
 
 FiltersDep = Annotated[Filters, Depends(filter_params)]
@@ -386,9 +397,9 @@ def track_similar(server: ServerDep, track_id: TrackId, filters: FiltersDep, k: 
 @api.post("/continue", response_model=ContinueOut, summary="Continue a playlist")
 def playlist_continue(server: ServerDep, body: ContinueIn) -> dict[str, Any]:
     """The ``k`` library tracks that best continue the playlist (seed 000's score functions), without its tracks."""
-    filters = filter_params(no_same_artist=body.no_same_artist, no_same_album=body.no_same_album,
-                            max_per_artist=body.max_per_artist, max_per_album=body.max_per_album,
-                            keep_duplicates=body.keep_duplicates)
+    filters = make_filters(no_same_artist=body.no_same_artist, no_same_album=body.no_same_album,
+                           max_per_artist=body.max_per_artist, max_per_album=body.max_per_album,
+                           keep_duplicates=body.keep_duplicates)
     playlist, results = continue_playlist(server.state.lib(), list(body.track_ids), body.k, score=body.score,
                                           model=_model(server, body.model), indexes=server.state.index,
                                           filters=filters)
@@ -636,17 +647,19 @@ def _short(exc: RequestValidationError) -> str:
 def create_app(library: str | os.PathLike[str], *, token: str | None = None, loopback_only: bool = False,
                cors_origins: Sequence[str] = (), max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
                refresh_seconds: float = 3.0, check_timeout: float = CHECK_TIMEOUT_S,
-               public_url: str | None = None, map_points: int = OVERVIEW_POINTS) -> FastAPI:
+               public_url: str | None = None, map_points: int = OVERVIEW_POINTS, concurrency: int = 0) -> FastAPI:
     """The app serving the library at ``library``. ``token`` protects every data endpoint; ``loopback_only``
     answers only requests addressed to localhost (for a tokenless loopback server); ``cors_origins`` lists the
     web origins allowed to call the API from a browser (none by default; any other site's requests are refused);
     ``public_url`` is the address clients reach the server at (stream URLs in playlists), instead of the ``Host``
     header of each request; ``map_points`` the size of a large library's map overview, which is computed in the
-    background at start-up (:func:`~.maplayout.warm_up`)."""
+    background at start-up (:func:`~.maplayout.warm_up`); ``concurrency`` how many API requests are computed at
+    once, the others waiting their turn (:class:`~.middleware.AdmissionMiddleware`; 0: one a CPU)."""
     config = ServerConfig(Path(library), token=token or None, loopback_only=loopback_only,
                           cors_origins=tuple(cors_origins), max_upload_bytes=max_upload_bytes,
                           refresh_seconds=refresh_seconds, check_timeout=check_timeout,
-                          public_url=public_url.rstrip("/") if public_url else None, map_points=map_points)
+                          public_url=public_url.rstrip("/") if public_url else None, map_points=map_points,
+                          concurrency=concurrency if concurrency > 0 else default_concurrency())
     server = Server(config)
 
     @contextlib.asynccontextmanager
@@ -691,6 +704,7 @@ def create_app(library: str | os.PathLike[str], *, token: str | None = None, loo
         log.exception("error answering %s %s", request.method, request.url.path)
         return JSONResponse({"detail": "internal error (details are in the server log)"}, status_code=500)
 
+    app.add_middleware(AdmissionMiddleware, limit=config.concurrency)  # innermost: refusals never wait a turn
     app.add_middleware(GZipMiddleware, minimum_size=2048, compresslevel=5)
     if config.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=list(config.cors_origins),

@@ -1,8 +1,10 @@
-"""Plain ASGI middleware: Host check, request body limits, security headers."""
+"""Plain ASGI middleware: Host check, request body limits, security headers, admission of API requests."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -194,3 +196,50 @@ class CrossSiteMiddleware:
             host = headers.get(b"host", b"").decode("latin-1").lower()
             return origin.split("://", 1)[-1] != host
         return origin == "null"  # sandboxed frames and file:// pages
+
+
+def default_concurrency() -> int:
+    """API requests a server computes at once by default: one for each CPU this process may run on."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def _streams(path: str) -> bool:
+    """Whether ``path`` streams a file or takes an upload: it lasts as long as the client reads or sends."""
+    if path.startswith("/api/upload/"):
+        return True
+    if path.startswith("/api/tracks/") and path.endswith("/audio"):
+        return True
+    return path.split(".", 1)[0] in ("/rest/stream", "/rest/download")
+
+
+class AdmissionMiddleware:
+    """Let at most ``limit`` API requests compute at once; the others wait their turn in the event loop, first
+    come first served (asyncio's semaphore wakes its waiters in order).
+
+    Every request runs in threads of one process, and the threads take turns on the interpreter (the GIL): with
+    every request admitted at once, each is stretched by all the others and each return from SQLite, faiss or
+    numpy waits for the interpreter again. Admitting about as many as there are cores served more requests a
+    second at less CPU each at a million tracks (docs/scaling.md). Every API request queues, the cheap ones too:
+    queueing only the searches (through a dependency) was tried, and their p99 rose to about 1 s at a million
+    tracks, for a reason not found. uvicorn's ``--limit-concurrency`` answers 503 instead of queueing; anyio's thread limiter queues each
+    thread trip of a request (dependencies, endpoint, response validation) on its own, and FastAPI's
+    ``Depends(max_concurrency=)`` fixes its limit at import, where this one is a server option. File streams and
+    uploads are not counted: they last as long as the client, and uploads have slots of their own."""
+
+    def __init__(self, app: ASGIApp, *, limit: int) -> None:
+        self.app = app
+        self.limit = max(1, int(limit))
+        self._slots: asyncio.Semaphore | None = None  # made in the server's event loop, on the first request
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if scope["type"] != "http" or not (path.startswith("/api/") or path.startswith("/rest/")) or _streams(path):
+            await self.app(scope, receive, send)
+            return
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(self.limit)
+        async with self._slots:
+            await self.app(scope, receive, send)

@@ -44,10 +44,12 @@ def check_port_free(host: str, port: int) -> None:
 
 def serve(library: str | os.PathLike[str], *, host: str = "127.0.0.1", port: int = 8000, token: str | None = None,
           insecure: bool = False, cors_origins: Sequence[str] = (), max_upload_bytes: int = 50 << 20,
-          public_url: str | None = None, map_points: int = 4000,
+          public_url: str | None = None, map_points: int = 4000, concurrency: int = 0,
           log_level: str = "info", on_ready: Callable[[str], None] | None = None) -> None:
-    """Serve ``library`` until interrupted; raises :class:`soundalike.server.security.BindError` for a non-loopback
-    ``host`` without ``token`` (unless ``insecure``)."""
+    """Serve ``library`` until interrupted (``concurrency`` API requests computed at once, 0: one a
+    CPU); raises
+    :class:`soundalike.server.security.BindError` for a non-loopback ``host`` without ``token`` (unless
+    ``insecure``)."""
     check_bind(host, token, insecure)
     check_port_free(host, port)
     import uvicorn
@@ -56,7 +58,7 @@ def serve(library: str | os.PathLike[str], *, host: str = "127.0.0.1", port: int
 
     app = create_app(library, token=token, loopback_only=token is None and is_loopback(host),
                      cors_origins=cors_origins, max_upload_bytes=max_upload_bytes, public_url=public_url,
-                     map_points=map_points)
+                     map_points=map_points, concurrency=concurrency)
     if on_ready is not None:
         on_ready(page_url(host, port, token))
     uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=log_level == "debug",
