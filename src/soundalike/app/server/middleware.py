@@ -223,11 +223,12 @@ class AdmissionMiddleware:
     every request admitted at once, each is stretched by all the others and each return from SQLite, faiss or
     numpy waits for the interpreter again. Admitting about as many as there are cores served more requests a
     second at less CPU each at a million tracks (docs/scaling.md). Every API request queues, the cheap ones too:
-    queueing only the searches (through a dependency) was tried, and their p99 rose to about 1 s at a million
-    tracks, for a reason not found. uvicorn's ``--limit-concurrency`` answers 503 instead of queueing; anyio's thread limiter queues each
-    thread trip of a request (dependencies, endpoint, response validation) on its own, and FastAPI's
-    ``Depends(max_concurrency=)`` fixes its limit at import, where this one is a server option. File streams and
-    uploads are not counted: they last as long as the client, and uploads have slots of their own."""
+    queueing only the searches (a dependency of theirs) was tried in exploratory runs, and their p99 was worse
+    than without any queue, for a reason not found. uvicorn's ``--limit-concurrency`` answers 503 instead of
+    queueing; anyio's thread limiter queues each thread trip of a request (dependencies, endpoint, response
+    validation) on its own; FastAPI's ``Depends(max_concurrency=)`` fixes its limit at import, where this one is
+    a server option. File streams and uploads are not counted: they last as long as the client, and uploads
+    have slots of their own."""
 
     def __init__(self, app: ASGIApp, *, limit: int) -> None:
         self.app = app
