@@ -15,8 +15,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 FONT = Path("/usr/share/sounds/sf2/TimGM6mb.sf2")
-pytestmark = pytest.mark.skipif(shutil.which("fluidsynth") is None or not FONT.exists(),
-                                reason="needs Debian's fluidsynth and timgm6mb-soundfont (.ci/run installs them)")
+pytestmark = pytest.mark.skipif(shutil.which("fluidsynth") is None or shutil.which("ffmpeg") is None
+                                or not FONT.exists(), reason="needs Debian's fluidsynth, timgm6mb-soundfont and "
+                                                             "ffmpeg (.ci/run installs them)")
 
 
 def render_midi() -> ModuleType:
