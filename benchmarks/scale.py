@@ -622,8 +622,8 @@ def main(argv: list[str] | None = None) -> int:
                         "(results pool them; each round's ratios are kept).")
     parser.add_argument("--alone", type=int, default=30, help="Requests of each kind timed with one client alone "
                         "before the load (0: none).")
-    parser.add_argument("--concurrency", type=int, default=0, help="The server's --concurrency (searches run at "
-                        "once; default 0: the server's default, one a CPU).")
+    parser.add_argument("--concurrency", type=int, default=0, help="The server's --concurrency (API requests "
+                        "computed at once; default 0: the server's default, one a CPU).")
     parser.add_argument("--requests", type=int, default=40, help="Requests of each kind --cpu-only times "
                         "(default 40).")
     parser.add_argument("--json", action="store_true", help="Print only the JSON report.")

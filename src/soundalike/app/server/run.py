@@ -46,8 +46,7 @@ def serve(library: str | os.PathLike[str], *, host: str = "127.0.0.1", port: int
           insecure: bool = False, cors_origins: Sequence[str] = (), max_upload_bytes: int = 50 << 20,
           public_url: str | None = None, map_points: int = 4000, concurrency: int = 0,
           log_level: str = "info", on_ready: Callable[[str], None] | None = None) -> None:
-    """Serve ``library`` until interrupted (``concurrency`` API requests computed at once, 0: one a
-    CPU); raises
+    """Serve ``library`` until interrupted (``concurrency`` API requests computed at once, 0: one a CPU); raises
     :class:`soundalike.server.security.BindError` for a non-loopback ``host`` without ``token`` (unless
     ``insecure``)."""
     check_bind(host, token, insecure)
