@@ -1,7 +1,7 @@
 """A million tracks in one server: build a synthetic catalogue, serve it, measure size, memory and latency.
 
     python benchmarks/scale.py [--n 1000000] [--library DIR] [--clients 8] [--seconds 30] [--rounds 1] [--alone 30]
-                               [--json] [--out FILE]
+                               [--concurrency N] [--json] [--out FILE]
     python benchmarks/scale.py --ann-only --library DIR [--out FILE]   # the IVF / IVF-SQ8 / PCA-rotated IVF-PQ table
     python benchmarks/scale.py --recall-only --library DIR [--rerank 1,2] [--out FILE]  # the served IVF-SQ8, re-ranked
     python benchmarks/scale.py --cpu-only --library DIR [--requests 40] [--out FILE]   # CPU a request, in-process
