@@ -359,8 +359,7 @@ def _filters(no_same_artist: bool, no_same_album: bool, max_per_artist: int | No
              keep_duplicates: bool) -> Filters:
     from soundalike.recommend import Filters
 
-    return Filters(exclude_artists=no_same_artist, exclude_albums=no_same_album, max_per_artist=max_per_artist,
-                   max_per_album=max_per_album, skip_duplicates=not keep_duplicates)
+    return Filters.from_options(no_same_artist, no_same_album, max_per_artist, max_per_album, keep_duplicates)
 
 
 NoSameArtist = typer.Option(False, "--no-same-artist", help="No track by the query's (or playlist's) artists.")

@@ -46,6 +46,14 @@ class Filters:
     max_per_album: int | None = None  # at most this many results from one album
     skip_duplicates: bool = True  # skip other versions of a recording already in (same artist + title, or ~0 distance)
 
+    @classmethod
+    def from_options(cls, no_same_artist: bool = False, no_same_album: bool = False,
+                     max_per_artist: int | None = None, max_per_album: int | None = None,
+                     keep_duplicates: bool = False) -> Filters:
+        """The filters from the names the command line and the API give them (``--no-same-artist``...)."""
+        return cls(exclude_artists=no_same_artist, exclude_albums=no_same_album, max_per_artist=max_per_artist,
+                   max_per_album=max_per_album, skip_duplicates=not keep_duplicates)
+
 
 _BRACKETS = re.compile(r"[\(\[][^)\]]*[\)\]]")
 _VERSION_SUFFIX = re.compile(r"\s+-\s+(\d{4}\s+)?(remaster(ed)?|live|mono|stereo|radio edit|single version|"

@@ -122,11 +122,11 @@ _token_query = APIKeyQuery(name="token", auto_error=False,
                            description="The token as a query parameter, for <audio src> and <img src>.")
 
 
-async def require_token(request: Request,
+async def require_token(server: ServerDep,
                         bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
                         token: Annotated[str | None, Depends(_token_query)]) -> None:
     """Let the request through when no token is configured, or when it presents the right one."""
-    expected = request.app.state.server.config.token
+    expected = server.config.token
     if expected is None:
         return
     given = bearer.credentials if bearer is not None else token
@@ -226,13 +226,6 @@ class Health(BaseModel):
 
 
 # --- shared parameters --------------------------------------------------------------------------------------------
-def make_filters(no_same_artist: bool = False, no_same_album: bool = False, max_per_artist: int | None = None,
-                 max_per_album: int | None = None, keep_duplicates: bool = False) -> Filters:
-    """The command line's result filters from the API's names for them."""
-    return Filters(exclude_artists=no_same_artist, exclude_albums=no_same_album, max_per_artist=max_per_artist,
-                   max_per_album=max_per_album, skip_duplicates=not keep_duplicates)
-
-
 async def filter_params(
     no_same_artist: Annotated[bool, Query(description="No track by the query's artists.")] = False,
     no_same_album: Annotated[bool, Query(description="No track from the query's albums.")] = False,
@@ -242,7 +235,7 @@ async def filter_params(
     keep_duplicates: Annotated[bool, Query(description="Also list other versions of one recording.")] = False,
 ) -> Filters:
     """The result filters of the command line, as query parameters."""
-    return make_filters(no_same_artist, no_same_album, max_per_artist, max_per_album, keep_duplicates)
+    return Filters.from_options(no_same_artist, no_same_album, max_per_artist, max_per_album, keep_duplicates)
 
 
 FiltersDep = Annotated[Filters, Depends(filter_params)]
@@ -397,9 +390,8 @@ def track_similar(server: ServerDep, track_id: TrackId, filters: FiltersDep, k: 
 @api.post("/continue", response_model=ContinueOut, summary="Continue a playlist")
 def playlist_continue(server: ServerDep, body: ContinueIn) -> dict[str, Any]:
     """The ``k`` library tracks that best continue the playlist (seed 000's score functions), without its tracks."""
-    filters = make_filters(no_same_artist=body.no_same_artist, no_same_album=body.no_same_album,
-                           max_per_artist=body.max_per_artist, max_per_album=body.max_per_album,
-                           keep_duplicates=body.keep_duplicates)
+    filters = Filters.from_options(body.no_same_artist, body.no_same_album, body.max_per_artist, body.max_per_album,
+                                   body.keep_duplicates)
     playlist, results = continue_playlist(server.state.lib(), list(body.track_ids), body.k, score=body.score,
                                           model=_model(server, body.model), indexes=server.state.index,
                                           filters=filters)
