@@ -41,6 +41,7 @@ from typing import Any, BinaryIO, Literal
 import faiss
 import numpy as np
 
+from .coarse import CoarseFilter
 from .vectors import unit_rows
 
 _search_threads: int | None = None  # faiss (OpenMP) threads of every search, in any thread; None: faiss's default
@@ -251,6 +252,20 @@ class AnnIndex:
         self.params = params
         self._pad = int(index.d) - params.dim  # zero columns faiss stores beyond the vectors' own (sq8)
         self._ids = self._stored_ids()
+        self._coarse: CoarseFilter | None = None  # ranks the cells once :meth:`speed_up_cells` made it
+
+    def speed_up_cells(self) -> bool:
+        """From now on rank an IVF index's cells through a :class:`~.coarse.CoarseFilter`: the same answers for a
+        quarter to a half of the CPU of each query's cell ranking, after ~1 s to set up at 1 M tracks (for a
+        server, not a one-off command). False where it would not gain (flat, ``pq``, few cells)."""
+        if self.params.kind != "ivf" or self.params.codec == "pq":
+            return False
+        ivf = faiss.extract_index_ivf(self._index)
+        if not CoarseFilter.worthwhile(int(ivf.nlist), int(ivf.d)):
+            return False
+        if self._coarse is None:
+            self._coarse = CoarseFilter(faiss.downcast_index(ivf.quantizer).reconstruct_n(0, ivf.nlist))
+        return True
 
     def _padded(self, x: np.ndarray) -> np.ndarray:
         """Rows ``x (n, dim)`` as faiss stores them (zero columns appended for an aligned ``sq8`` index)."""
@@ -427,6 +442,14 @@ class AnnIndex:
                 outer = faiss.SearchParametersPreTransform()
                 outer.index_params = params
                 scores, found = self._index.search(q, k, params=outer)
+            elif self._coarse is not None:  # the cells ranked here, then scanned by faiss
+                cell_scores, cells = self._coarse.search(q, min(params.nprobe, self.params.nlist))
+                scores = np.empty((len(q), k), np.float32)
+                found = np.empty((len(q), k), np.int64)
+                ivf: Any = faiss.extract_index_ivf(self._index)  # the C call: the wrapper takes no params
+                ivf.search_preassigned_c(
+                    len(q), faiss.swig_ptr(q), k, faiss.swig_ptr(cells), faiss.swig_ptr(cell_scores),
+                    faiss.swig_ptr(scores), faiss.swig_ptr(found), False, params)
             else:
                 scores, found = self._index.search(q, k, params=params)
         else:
@@ -451,6 +474,8 @@ class AnnIndex:
             for i in range(outer.chain.size()):
                 q = np.ascontiguousarray(faiss.downcast_VectorTransform(outer.chain.at(i)).apply(q))
         probes = max(1, min(int(nprobe or self.params.nprobe or 1), self.params.nlist))  # as search caps it
+        if self._coarse is not None:
+            return self._coarse.search(q, probes)[1]
         _, cell = faiss.extract_index_ivf(self._index).quantizer.search(q, probes)
         return cell.astype(np.int64)
 
