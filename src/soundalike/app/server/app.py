@@ -72,7 +72,7 @@ DEFAULT_MAX_UPLOAD_BYTES = 50 << 20
 JSON_BODY_LIMIT = 1 << 20
 MAX_K = 200
 MAX_ID = (1 << 63) - 1  # SQLite's largest integer: anything above cannot be a catalogue id
-SEARCH_TOTAL_CAP = 10_000  # a search counts its matches up to here ("10000+" beyond: the exact count of a common word
+SEARCH_TOTAL_CAP = 1_000  # a search counts its matches up to here ("1000+" beyond: the exact count of a common word
 # of a million tracks costs more than the search itself)
 STATIC_DIR = Path(str(resources.files("soundalike.app.server").joinpath("static")))
 
