@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 from array import array
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -117,22 +117,28 @@ class Labels:
                 ends.append(len(buffer))
         return cls(np.frombuffer(ids, np.int64).copy(), np.frombuffer(ends, np.int64).copy(), bytes(buffer))
 
+    def columns(self, track_ids: np.ndarray | Sequence[int]) -> tuple[np.ndarray, list[str], list[str], list[str]]:
+        """``(found, titles, artists, albums)``: which of ``track_ids`` are packed (booleans, in the given order)
+        and the labels of those, as columns (no object a track: a window of thousands answers in a few ms)."""
+        want = np.asarray(track_ids, dtype=np.int64).ravel()
+        if not len(self.ids) or not len(want):
+            return np.zeros(len(want), dtype=bool), [], [], []
+        pos = np.minimum(np.searchsorted(self.ids, want), len(self.ids) - 1)
+        found = self.ids[pos] == want
+        first = 3 * pos[found]
+        blob = self.blob
+        texts = []
+        for part in range(3):  # title, artist, album
+            starts, ends = self.offsets[first + part].tolist(), self.offsets[first + part + 1].tolist()
+            texts.append([blob[a:b].decode("utf-8", "surrogatepass") for a, b in zip(starts, ends, strict=True)])
+        return found, texts[0], texts[1], texts[2]
+
     def lookup(self, track_ids: Iterable[int]) -> list[TrackLabel]:
         """The labels of those of ``track_ids`` that are packed, in the given order."""
         want = np.asarray(list(track_ids), dtype=np.int64)
-        if not len(self.ids) or not len(want):
-            return []
-        pos = np.minimum(np.searchsorted(self.ids, want), len(self.ids) - 1)
-        keep = self.ids[pos] == want
-        want, pos = want[keep], pos[keep]
-        bounds = self.offsets[3 * pos[:, None] + np.arange(4)].tolist()
-        out = []
-        for tid, (a, b, c, d) in zip(want.tolist(), bounds, strict=True):
-            blob = self.blob
-            out.append(TrackLabel(tid, blob[a:b].decode("utf-8", "surrogatepass"),
-                                  blob[b:c].decode("utf-8", "surrogatepass"),
-                                  blob[c:d].decode("utf-8", "surrogatepass")))
-        return out
+        found, titles, artists, albums = self.columns(want)
+        return [TrackLabel(tid, title, artist, album) for tid, title, artist, album
+                in zip(want[found].tolist(), titles, artists, albums, strict=True)]
 
 
 @dataclass(frozen=True)
@@ -204,23 +210,21 @@ def full_layout(index: VectorIndex, projection: Projection, order: np.ndarray,
 
 
 def layout_payload(model: str, layout: MapLayout, rows: np.ndarray, in_window: int,
-                   tracks: Mapping[int, Track | TrackLabel],
+                   labels: tuple[list[str], list[str], list[str]],
                    *, total: int, box: tuple[float, float, float, float] | None, partial: bool = False) -> bytes:
     """The map JSON of :func:`~soundalike.app.server.maps.map_payload` (columnar ids, x, y, title, artist, album;
-    ``count`` points) for ``rows`` of ``layout``, with ``total`` (tracks in the library map), ``in_window`` (tracks
-    inside the window), ``sampled`` (fewer points than that), ``window`` and ``partial`` (a window answered from
-    the overview while every track's position is being computed)."""
-    keep = [int(r) for r in rows if int(layout.ids[r]) in tracks]
-    shown = [tracks[int(layout.ids[r])] for r in keep]
+    ``count`` points) for ``rows`` of ``layout`` and their ``labels`` (titles, artists, albums), with ``total``
+    (tracks in the library map), ``in_window`` (tracks inside the window), ``sampled`` (fewer points than that),
+    ``window`` and ``partial`` (a window answered from the overview while every track's position is being
+    computed)."""
+    titles, artists, albums = labels
     payload = {
-        "model": model, "method": layout.method, "count": len(shown), "total": total, "in_window": in_window,
-        "sampled": len(shown) < in_window, "window": list(box) if box is not None else None, "partial": partial,
-        "ids": [t.id for t in shown],
-        "x": [round(float(layout.x[r]), 5) for r in keep],
-        "y": [round(float(layout.y[r]), 5) for r in keep],
-        "title": [t.title for t in shown],
-        "artist": [t.artist for t in shown],
-        "album": [t.album for t in shown],
+        "model": model, "method": layout.method, "count": len(rows), "total": total, "in_window": in_window,
+        "sampled": len(rows) < in_window, "window": list(box) if box is not None else None, "partial": partial,
+        "ids": layout.ids[rows].tolist(),
+        "x": np.round(layout.x[rows].astype(np.float64), 5).tolist(),
+        "y": np.round(layout.y[rows].astype(np.float64), 5).tolist(),
+        "title": titles, "artist": artists, "album": albums,
     }
     return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
@@ -228,14 +232,20 @@ def layout_payload(model: str, layout: MapLayout, rows: np.ndarray, in_window: i
 def answer(model: str, overview: MapLayout, full: MapLayout | None, box: tuple[float, float, float, float] | None,
            limit: int, lookup: Callable[[list[int]], Sequence[Track | TrackLabel]], total: int) -> bytes:
     """The JSON of an overview (``box=None``) or of a window: from every track's positions when ``full`` is ready,
-    else from the overview's points (``partial``)."""
+    else from the overview's points (``partial``); tracks without labels (gone from the catalogue) left out."""
     layout = overview if box is None or full is None else full
     rows, in_window = layout.window(box, limit)
-    wanted = [int(layout.ids[r]) for r in rows]
-    tracks = {t.id: t for t in (layout.labels.lookup(wanted) if layout.labels is not None else lookup(wanted))}
+    wanted = layout.ids[rows]
+    if layout.labels is not None:
+        found, titles, artists, albums = layout.labels.columns(wanted)
+    else:
+        tracks = {t.id: t for t in lookup(wanted.tolist())}
+        found = np.array([tid in tracks for tid in wanted.tolist()], dtype=bool)
+        shown = [tracks[tid] for tid in wanted[found].tolist()]
+        titles, artists, albums = [t.title for t in shown], [t.artist for t in shown], [t.album for t in shown]
     if box is None:
         in_window = total
-    return layout_payload(model, layout, rows, in_window, tracks, total=total, box=box,
+    return layout_payload(model, layout, rows[found], in_window, (titles, artists, albums), total=total, box=box,
                           partial=box is not None and full is None and overview.method == "pca")
 
 
