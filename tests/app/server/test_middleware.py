@@ -94,6 +94,40 @@ def test_admission_lets_limit_requests_compute_at_once_first_come_first_served()
     assert _admitted(paths, limit=16)[0] == len(paths)
 
 
+def test_a_slow_reader_gives_its_slot_back_once_its_answer_is_sent() -> None:
+    draining, entered = asyncio.Event(), []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        entered.append(scope["path"])
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"x", "more_body": True})
+        await send({"type": "http.response.body", "body": b"y"})
+
+    gate = AdmissionMiddleware(app, limit=1)
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b""}
+
+    async def slow_send(message: dict[str, Any]) -> None:  # the first client reads its last part slowly
+        if message["type"] == "http.response.body" and not message.get("more_body"):
+            await draining.wait()
+
+    async def send(message: dict[str, Any]) -> None:
+        return None
+
+    async def main() -> None:
+        first = asyncio.create_task(gate({"type": "http", "path": "/api/a"}, receive, slow_send))
+        await asyncio.sleep(0.01)
+        assert entered == ["/api/a"] and not first.done()  # still sending
+        await asyncio.wait_for(gate({"type": "http", "path": "/api/b"}, receive, send), 5)  # admitted meanwhile
+        assert entered == ["/api/a", "/api/b"]
+        draining.set()
+        await first
+        assert gate._slots is not None and gate._slots._value == 1  # every slot back, once each
+
+    asyncio.run(main())
+
+
 def test_admission_does_not_count_streams_uploads_or_pages() -> None:
     streams = ["/api/tracks/3/audio", "/rest/stream", "/rest/stream.view", "/rest/download.view",
                "/api/upload/similar", "/static/app.js", "/"]

@@ -228,7 +228,8 @@ class AdmissionMiddleware:
     queueing; anyio's thread limiter queues each thread trip of a request (dependencies, endpoint, response
     validation) on its own; FastAPI's ``Depends(max_concurrency=)`` fixes its limit at import, where this one is
     a server option. File streams and uploads are not counted: they last as long as the client, and uploads
-    have slots of their own."""
+    have slots of their own. A request gives its slot back as it sends its answer's last part, not once the
+    client has read it."""
 
     def __init__(self, app: ASGIApp, *, limit: int) -> None:
         self.app = app
@@ -242,5 +243,22 @@ class AdmissionMiddleware:
             return
         if self._slots is None:
             self._slots = asyncio.Semaphore(self.limit)
-        async with self._slots:
-            await self.app(scope, receive, send)
+        slots = self._slots
+        await slots.acquire()
+        held = True
+
+        def release() -> None:
+            nonlocal held
+            if held:
+                held = False
+                slots.release()
+
+        async def sending(message: Message) -> None:
+            if message["type"] == "http.response.body" and not message.get("more_body", False):
+                release()  # the answer is made: a slow reader does not keep others waiting while it drains
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            release()
