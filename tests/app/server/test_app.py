@@ -224,3 +224,11 @@ def test_concurrent_requests_from_many_threads(client: TestClient, tracks: list[
     for th in threads:
         th.join()
     assert not failures
+
+
+def test_a_server_runs_numpy_products_on_one_thread(root: Path) -> None:
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    with threadpool_limits(2, user_api="blas"):  # as a fresh process on 2 cores starts
+        create_app(root / "lib")
+        assert {pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"} == {1}

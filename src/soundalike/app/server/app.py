@@ -33,6 +33,7 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware.cors import CORSMiddleware
 from starlette.middleware.gzip import GZipMiddleware
+from threadpoolctl import threadpool_limits
 
 from soundalike import __version__
 from soundalike.audio.decode import AUDIO_EXTENSIONS, display_path
@@ -102,6 +103,9 @@ class Server:
         # otherwise spin beside each other and beside scikit-learn's (t-SNE maps): measured 45 s instead of 1 s for
         # a 12-track t-SNE. set_search_threads holds in every request thread (omp_set_num_threads alone does not).
         ann.set_search_threads(1)
+        # The same for numpy's BLAS, for the whole process: its idle threads spin after each small product (the
+        # cell ranking, the re-rank), which doubled the CPU of a path or a continuation at 1 M tracks.
+        threadpool_limits(1, user_api="blas")
         self.config = config
         self.state = LibraryState(config.library, refresh_seconds=config.refresh_seconds)
         self.maps = BackgroundJobs()
