@@ -256,7 +256,7 @@ class AnnIndex:
 
     def speed_up_cells(self) -> bool:
         """From now on rank an IVF index's cells through a :class:`~.coarse.CoarseFilter`: the same answers for a
-        quarter to a half of the CPU of each query's cell ranking, after ~1 s to set up at 1 M tracks (for a
+        fifth to a quarter of the CPU of each query's cell ranking, after ~1 s to set up at 1 M tracks (for a
         server, not a one-off command). False where it would not gain (flat, ``pq``, few cells)."""
         if self.params.kind != "ivf" or self.params.codec == "pq":
             return False

@@ -5,7 +5,8 @@ dimensions, 7.7 M multiply-adds, most of a search's CPU (1.2 ms of the 1.3 ms an
 here). faiss offers only approximate faster quantizers (HNSW: it picked the wrong cell for a fifth to a half of
 the queries tried at 1 M), so this is written here: the centroids' top principal directions give every
 centroid's score up to a known error (Cauchy–Schwarz on the part outside them), which rules out nearly every
-cell; the few left are scored exactly. The answer is the flat quantizer's (tested), in a quarter of the CPU.
+cell; the few left are scored exactly. The answer is the flat quantizer's (tested), for a fifth to a quarter of its
+CPU.
 """
 
 from __future__ import annotations
