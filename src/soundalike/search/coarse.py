@@ -47,7 +47,7 @@ class CoarseFilter:
         nlist = len(self.centroids)
         nprobe = max(1, min(int(nprobe), nlist))
         inside = q @ self.basis
-        off = np.sqrt(np.maximum((q * q).sum(axis=1) - (inside * inside).sum(axis=1), 0.0))
+        off = np.linalg.norm(q - inside @ self.basis.T, axis=1)  # not |q|² - |inside|²: that cancels to 0
         approx = inside @ self.projected.T
         slack = off[:, None] * self.outside[None, :] + MARGIN
         # a cell whose best possible score is below the nprobe-th best worst-case score cannot be among the nprobe
