@@ -166,3 +166,9 @@ def test_requests_wait_their_turn_in_the_app(root: Path, tracks: list[Track]) ->
         for t in waiting:
             t.join(60)
         assert sorted(a.status_code for a in answers.values()) == [200, 200]
+
+
+def test_a_server_config_admits_one_request_a_cpu_by_default(root: Path) -> None:
+    from soundalike.app.server.app import ServerConfig
+
+    assert ServerConfig(root / "lib").concurrency == default_concurrency() >= 1

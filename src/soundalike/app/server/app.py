@@ -92,7 +92,7 @@ class ServerConfig:
     max_concurrent_uploads: int = 2
     public_url: str | None = None  # the address clients reach this server at (stream URLs in M3U playlists)
     map_points: int = OVERVIEW_POINTS  # points of a large library's map overview (and of each window)
-    concurrency: int = 0  # API requests computed at once (the others queue); 0: one a CPU (default_concurrency)
+    concurrency: int = dataclasses.field(default_factory=default_concurrency)  # API requests computed at once
 
 
 class Server:
