@@ -1,7 +1,7 @@
 """A million tracks in one server: build a synthetic catalogue, serve it, measure size, memory and latency.
 
     python benchmarks/scale.py [--n 1000000] [--library DIR] [--clients 8] [--seconds 30] [--rounds 1] [--alone 30]
-                               [--concurrency N] [--json] [--out FILE]
+                               [--concurrency N] [--workers N] [--json] [--out FILE]
     python benchmarks/scale.py --ann-only --library DIR [--out FILE]   # the IVF / IVF-SQ8 / PCA-rotated IVF-PQ table
     python benchmarks/scale.py --recall-only --library DIR [--rerank 1,2] [--out FILE]  # the served IVF-SQ8, re-ranked
     python benchmarks/scale.py --cpu-only --library DIR [--requests 40] [--out FILE]   # CPU a request, in-process
@@ -17,8 +17,9 @@ The search index of ``default`` is then built the way the server would build it 
 the library, so the server opens it instead of building it.
 
 **Measure**: the catalogue's and the indexes' size on disk; ``soundalike serve`` started on loopback
-(:func:`background_server`), its start-up (index load) time, the first map overview's time, its resident memory
-(RSS) after the run; each endpoint's latency with one client alone (``--alone`` requests of each kind: no
+(:func:`background_server`, ``--workers`` processes), its start-up (index load) time, the first map overview's time,
+its memory after the run (the proportional set sizes of its processes, summed: pages the workers share count once;
+the peak sampled every 2 s); each endpoint's latency with one client alone (``--alone`` requests of each kind: no
 queueing); then ``--rounds`` times ``--clients`` keep-alive clients for ``--seconds`` (the load generator of
 ``benchmarks/server.py``, imported; the results pool the rounds, and each round's p99 ratios are kept) over:
 
@@ -231,6 +232,45 @@ def disk_mb(path: Path) -> float:
     return round(total / 2**20, 1)
 
 
+def tree_memory_mb(pid: int) -> dict[str, float]:
+    """Resident memory of a server and its workers (Linux ``/proc``), MB: ``rss`` sums each process's resident set
+    (pages the workers share counted once a process), ``pss`` their proportional sets (a shared page split among
+    the processes that map it: the tree's real footprint; about ``rss`` for one process)."""
+    from server import process_tree
+
+    rss = pss = 0.0
+    for one in process_tree(pid):
+        try:
+            lines = Path(f"/proc/{one}/smaps_rollup").read_text().splitlines()
+        except OSError:
+            continue
+        fields = {k: v.split()[0] for k, _, v in (line.partition(":") for line in lines) if v.strip()}
+        rss, pss = rss + int(fields.get("Rss", 0)) / 1024, pss + int(fields.get("Pss", 0)) / 1024
+    return {"rss": round(rss, 1), "pss": round(pss, 1)}
+
+
+class MemoryPeak:
+    """The largest :func:`tree_memory_mb` ``pss`` seen, sampled every ``every`` seconds in a thread."""
+
+    def __init__(self, pid: int, every: float = 2.0) -> None:
+        import threading
+
+        self.pid, self.every, self.peak = pid, every, 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every):
+            self.peak = max(self.peak, tree_memory_mb(self.pid)["pss"])
+
+    def stop(self) -> float:
+        """Stop sampling; the peak (MB)."""
+        self._stop.set()
+        self._thread.join()
+        return max(self.peak, tree_memory_mb(self.pid)["pss"])
+
+
 def rss_mb(pid: int) -> tuple[float, float]:
     """``(current, peak)`` resident memory of a process in MB (Linux ``/proc``)."""
     fields = {}
@@ -334,11 +374,12 @@ def warm_up(url: str, work: ScaleWorkload) -> dict[str, Any]:
 
 
 def measure(library: Path, clients: int, seconds: float, seed: int = 0, map_limit: int | None = None,
-            rounds: int = 1, alone: int = 30, concurrency: int = 0) -> dict[str, Any]:
-    """Serve ``library`` (``serve --concurrency``; 0: the server's default), warm up, time each endpoint with one
-    client alone (``alone`` requests each), then run the load ``rounds`` times for ``seconds`` each; sizes, memory,
-    latencies (the JSON of this benchmark). The results pool every round's latencies; ``rounds`` holds each round's
-    p99 ratios to ``health`` (how much they move)."""
+            rounds: int = 1, alone: int = 30, concurrency: int = 0, workers: int = 1) -> dict[str, Any]:
+    """Serve ``library`` (``serve --concurrency --workers``; concurrency 0: the server's default), warm up, time
+    each endpoint with one client alone (``alone`` requests each), then run the load ``rounds`` times for
+    ``seconds`` each; sizes, memory, latencies (the JSON of this benchmark). The results pool every round's
+    latencies; ``rounds`` holds each round's p99 ratios to ``health`` (how much they move). CPU and memory count
+    the server's worker processes too; ``rss_mb`` is their proportional sets' sum (shared pages counted once)."""
     from soundalike.app.server.middleware import default_concurrency
     from soundalike.app.server.run import background_server
 
@@ -351,11 +392,16 @@ def measure(library: Path, clients: int, seconds: float, seed: int = 0, map_limi
     requests = errors = 0
     samples: list[str] = []
     failed: dict[str, int] = {}
-    with background_server(library, "--concurrency", str(concurrency)) as server:
+    started = time.monotonic()
+    with background_server(library, "--concurrency", str(concurrency), "--workers", str(workers),
+                           timeout=1800) as server:
+        up_s = time.monotonic() - started  # several workers answer once the library is loaded
+        peak = MemoryPeak(server.pid)
         url = server.url
         log(f"server {url}: {len(work.ids)} tracks; warm-up")
         warm = warm_up(url, work)
-        rss_warm = rss_mb(server.pid)[0]
+        warm["health_first_s"] = round(up_s, 1)
+        rss_warm = tree_memory_mb(server.pid)["pss"]
         one_client = unloaded(url, work, alone) if alone else {}
         log(f"warm-up {warm}; RSS {rss_warm} MB; one client alone: {one_client}")
         cpu_before = cpu_seconds(server.pid)
@@ -369,10 +415,13 @@ def measure(library: Path, clients: int, seconds: float, seed: int = 0, map_limi
             for kind, row in ends.items():
                 failed[kind] = failed.get(kind, 0) + row["errors"]
             per_round.append({"requests": load["requests"], "requests_per_s": load["requests_per_s"],
+                              "client_cpu_ms_per_request": load["client_cpu_ms_per_request"],
                               "health_p99_ms": ends["health"]["p99_ms"],
                               "p99_vs_health": {k: v.get("p99_vs_health") for k, v in ends.items() if k != "health"}})
         cpu_after = cpu_seconds(server.pid)
-        rss_now, rss_peak = rss_mb(server.pid)
+        memory = tree_memory_mb(server.pid)
+        rss_now = memory["pss"]
+        rss_peak = max(peak.stop(), rss_mb(server.pid)[1])  # the parent's own peak: its loading, before any fork
     stats = {kind: percentiles(pooled.get(kind, [])) for kind in work.weights}
     health = stats["health"]
     results = []
@@ -393,8 +442,9 @@ def measure(library: Path, clients: int, seconds: float, seed: int = 0, map_limi
     }
     used = None if cpu_before is None or cpu_after is None else cpu_after - cpu_before
     return {
-        "n": len(work.ids), "concurrency": concurrency or f"default ({default_concurrency()})",
-        "rss_mb": rss_now, "rss_peak_mb": rss_peak, "rss_after_warm_up_mb": rss_warm,
+        "n": len(work.ids), "workers": workers,
+        "concurrency": concurrency or f"default ({max(1, default_concurrency() // workers)} a worker)",
+        "rss_mb": rss_now, "rss_sum_mb": memory["rss"], "rss_peak_mb": rss_peak, "rss_after_warm_up_mb": rss_warm,
         "disk_mb": round(sum(disk.values()), 1), "disk": disk, "clients": clients, "seconds": seconds,
         "rounds": per_round, "results": results, "warm_up": warm, "targets": targets,
         "rounds_within_3x_health": {k: sum(1 for r in per_round if (r["p99_vs_health"].get(k) or 1e9) <= 3.0)
@@ -624,15 +674,17 @@ def main(argv: list[str] | None = None) -> int:
                         "before the load (0: none).")
     parser.add_argument("--concurrency", type=int, default=0, help="The server's --concurrency (API requests "
                         "computed at once; default 0: the server's default, one a CPU).")
+    parser.add_argument("--workers", type=int, default=1, help="The server's --workers (processes; default 1).")
     parser.add_argument("--requests", type=int, default=40, help="Requests of each kind --cpu-only times "
                         "(default 40).")
     parser.add_argument("--json", action="store_true", help="Print only the JSON report.")
     parser.add_argument("--out", type=Path, help="Also write the JSON report here.")
     args = parser.parse_args(argv)
     if args.n < 100 or not 1 <= args.clients <= 500 or not 1 <= args.seconds <= 600 or args.requests < 1 \
-            or not 1 <= args.rounds <= 20 or args.alone < 0 or not 0 <= args.concurrency <= 256:
+            or not 1 <= args.rounds <= 20 or args.alone < 0 or not 0 <= args.concurrency <= 256 \
+            or not 1 <= args.workers <= 64:
         parser.error("--n must be >= 100, --clients 1-500, --seconds 1-600, --requests >= 1, --rounds 1-20, "
-                     "--alone >= 0 and --concurrency 0-256")
+                     "--alone >= 0, --concurrency 0-256 and --workers 1-64")
     import tempfile
 
     with tempfile.TemporaryDirectory(prefix="soundalike-scale-") as tmp:
@@ -652,7 +704,7 @@ def main(argv: list[str] | None = None) -> int:
             timings["build_s"] = round(time.perf_counter() - t0, 1)
             report = {"benchmark": "scale", "commit": _commit(),
                       **measure(library, args.clients, args.seconds, args.seed, args.map_limit, args.rounds,
-                                args.alone, args.concurrency), "build": timings}
+                                args.alone, args.concurrency, args.workers), "build": timings}
     text = json.dumps(report, indent=2)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -115,13 +115,34 @@ def _grow(lib: Any, real: list[Any], extra: int, links: Path, seed: int) -> None
             lib.put_vector(track_id, DESCRIPTOR_MODEL, noisy)
 
 
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and every process below it (Linux ``/proc``: a server and its workers)."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parents[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):  # gone meanwhile
+                continue
+    tree, todo = [pid], [pid]
+    while todo:
+        here = todo.pop()
+        kids = [child for child, parent in parents.items() if parent == here]
+        tree += kids
+        todo += kids
+    return tree
+
+
 def cpu_seconds(pid: int) -> float | None:
-    """User + system CPU time of a process so far (Linux ``/proc``; None elsewhere)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User + system CPU time so far of a process and the processes below it (Linux ``/proc``; None elsewhere)."""
+    total, found = 0.0, False
+    for one in process_tree(pid) if Path("/proc").is_dir() else [pid]:
+        try:
+            fields = Path(f"/proc/{one}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total, found = total + (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK"), True
+    return total if found else None
 
 
 def percentiles(ms: list[float]) -> dict[str, float]:
@@ -200,6 +221,7 @@ async def run_load(url: str, clients: int, seconds: float, work: Workload,
     errors = dict.fromkeys(work.weights, 0)
     samples: list[str] = []
     limits = httpx2.Limits(max_connections=clients, max_keepalive_connections=clients)
+    cpu_started = time.process_time()
     async with httpx2.AsyncClient(limits=limits, timeout=60.0) as http:
         started = time.monotonic()
         deadline = started + seconds
@@ -219,7 +241,9 @@ async def run_load(url: str, clients: int, seconds: float, work: Workload,
     if keep is not None:
         for kind, values in latencies.items():
             keep.setdefault(kind, []).extend(values)
+    client_cpu = time.process_time() - cpu_started
     return {"seconds": round(wall, 2), "requests": total, "requests_per_s": round(total / wall, 1),
+            "client_cpu_ms_per_request": round(1000 * client_cpu / max(total, 1), 2),
             "errors": sum(errors.values()), "error_samples": samples, "endpoints": endpoints}
 
 

@@ -866,7 +866,12 @@ def serve(
                                         "again in each zoomed-in window."),
     concurrency: int = typer.Option(0, "--concurrency", min=0, max=256,
                                     help="API requests computed at once; the others wait their turn (file streams "
-                                         "and uploads are not counted). Default (0): one for each CPU."),
+                                         "and uploads are not counted), in each worker process. Default (0): "
+                                         "the CPUs shared out among the workers."),
+    workers: int = typer.Option(1, "--workers", min=1, max=64,
+                                help="Server processes (POSIX): one computes a request at a time in Python, so a "
+                                     "large library answers more requests with one for each CPU. The library is "
+                                     "loaded once before they start, and shared."),
 ) -> None:
     """Web page and HTTP API (OpenAPI docs at /docs; the Subsonic API for Subsonic apps under /rest)."""
     from soundalike.app.server.run import serve as run_server
@@ -876,7 +881,7 @@ def serve(
     _open(root).close()  # a clear message now if there is no library
     try:
         run_server(root, host=host, port=port, token=token, insecure=insecure, cors_origins=cors_origin,
-                   public_url=public_url, map_points=map_points, concurrency=concurrency,
+                   public_url=public_url, map_points=map_points, concurrency=concurrency, workers=workers,
                    max_upload_bytes=max_upload_mb << 20,
                    on_ready=lambda url: err.print(f"serving {root} at {url}  (API docs: {url.split('?')[0]}docs; "
                                                   "Ctrl+C stops)"))

@@ -111,6 +111,17 @@ class Server:
         self.maps = BackgroundJobs()
         self.upload_slots = threading.BoundedSemaphore(config.max_concurrent_uploads)
 
+    def prepare_to_fork(self) -> None:
+        """Before ``serve --workers N`` forks: load what the first requests need (the default index; for a large
+        library the map overview and every track's position, :func:`~.maplayout.warm_up`) and wait for it, so the
+        workers share it copy-on-write; then close the connections requests read through
+        (:meth:`LibraryState.detach`)."""
+        with contextlib.suppress(Exception):  # no default embeddings yet: the request that needs them says so
+            self.state.index("default")
+        warm_up(self.state, self.maps, self.config.map_points)
+        self.maps.wait()
+        self.state.detach()
+
 
 # The dependencies that only read memory are coroutines: FastAPI runs a plain function in a worker thread, one more
 # trip through the thread pool for every request.

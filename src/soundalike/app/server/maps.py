@@ -75,7 +75,7 @@ class BackgroundJobs:
     """At most one background computation per key; results kept until replaced."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        self._lock = threading.Condition()
         self._running: set[object] = set()
         self._done: dict[object, object] = {}
         self._failed: dict[object, str] = {}
@@ -89,6 +89,11 @@ class BackgroundJobs:
         """Why the computation for ``key`` failed, if it did."""
         with self._lock:
             return self._failed.get(key)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until no computation runs (at most ``timeout`` seconds); returns whether none runs."""
+        with self._lock:
+            return self._lock.wait_for(lambda: not self._running, timeout)
 
     def start(self, key: object, work: Callable[[], object]) -> bool:
         """Run ``work()`` in a daemon thread unless one runs for ``key`` already; returns whether it started."""
@@ -105,11 +110,13 @@ class BackgroundJobs:
                 with self._lock:
                     self._failed[key] = str(exc) or type(exc).__name__
                     self._running.discard(key)
+                    self._lock.notify_all()
                 return
             with self._lock:
                 self._done = {k: v for k, v in self._done.items() if not _same_family(k, key)}
                 self._done[key] = result
                 self._running.discard(key)
+                self._lock.notify_all()
 
         threading.Thread(target=run, name=f"soundalike-map-{key}", daemon=True).start()
         return True

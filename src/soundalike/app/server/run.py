@@ -44,20 +44,33 @@ def check_port_free(host: str, port: int) -> None:
 
 def serve(library: str | os.PathLike[str], *, host: str = "127.0.0.1", port: int = 8000, token: str | None = None,
           insecure: bool = False, cors_origins: Sequence[str] = (), max_upload_bytes: int = 50 << 20,
-          public_url: str | None = None, map_points: int = 4000, concurrency: int = 0,
+          public_url: str | None = None, map_points: int = 4000, concurrency: int = 0, workers: int = 1,
           log_level: str = "info", on_ready: Callable[[str], None] | None = None) -> None:
-    """Serve ``library`` until interrupted (``concurrency`` API requests computed at once, 0: one a CPU); raises
+    """Serve ``library`` until interrupted from ``workers`` processes (:mod:`.prefork` when more than one), each
+    computing ``concurrency`` API requests at once (0: the CPUs shared out among the workers); raises
     :class:`soundalike.server.security.BindError` for a non-loopback ``host`` without ``token`` (unless
     ``insecure``)."""
     check_bind(host, token, insecure)
     check_port_free(host, port)
+    if workers > 1 and sys.platform == "win32":
+        raise BindError("--workers above 1 needs a POSIX system (it forks the server)")
     import uvicorn
 
     from .app import create_app
+    from .middleware import default_concurrency
 
+    if concurrency <= 0:
+        concurrency = max(1, default_concurrency() // max(1, workers))
     app = create_app(library, token=token, loopback_only=token is None and is_loopback(host),
                      cors_origins=cors_origins, max_upload_bytes=max_upload_bytes, public_url=public_url,
                      map_points=map_points, concurrency=concurrency)
+    if workers > 1:
+        from .prefork import serve_forked
+
+        if on_ready is not None:
+            on_ready(page_url(host, port, token))
+        serve_forked(app, host=host, port=port, workers=workers, log_level=log_level)
+        return
     if on_ready is not None:
         on_ready(page_url(host, port, token))
     uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=log_level == "debug",

@@ -27,6 +27,8 @@ T = TypeVar("T")
 
 # A model name from a client is one of the library's embeddings or family names, or a fusion of them: never a
 # file path (recommend.load_index would read a checkpoint file by that name).
+_INHERITED: list[Library | None] = []  # a forked worker's copies of its parent's watcher: kept, never used
+
 _MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+@-]{0,200}$")
 
 
@@ -103,19 +105,41 @@ class LibraryState:
                 self._watcher.close()
             self._watcher = None
 
+    def detach(self) -> None:
+        """Before the process forks into server workers: close the connections requests read through (SQLite's
+        must not cross a fork: each worker opens its own) and keep what is cached, which the workers share until
+        they rebuild it. The watcher stays open, for :meth:`generation` just before each fork."""
+        with self._connections_lock:
+            self._epoch += 1
+            for lib in self._connections:
+                with contextlib.suppress(Exception):
+                    lib.close()
+            self._connections.clear()
+
+    def after_fork(self) -> None:
+        """In a worker just forked: watch the catalogue through a connection of its own, counting from the
+        generation the parent checked before the fork (:meth:`generation` with ``force``). The parent's watcher is
+        kept, never used or closed here (closing SQLite's inherited handles could disturb the parent's)."""
+        with self._watch_lock:
+            _INHERITED.append(self._watcher)
+            self._watcher = Library.open(self.root, create=False)
+            self._data_version = int(self._watcher.conn.execute("PRAGMA data_version").fetchone()[0])
+            self._checked_at = time.monotonic()
+
     # --- change detection -------------------------------------------------------------------------------------
     def _read_data_version(self) -> int:
         if self._watcher is None:  # closed by close(): a restarted app watches again
             self._watcher = Library.open(self.root, create=False)
         return int(self._watcher.conn.execute("PRAGMA data_version").fetchone()[0])
 
-    def generation(self) -> int:
-        """A number that grows when the catalogue has changed (checked at most every ``refresh_seconds``)."""
+    def generation(self, *, force: bool = False) -> int:
+        """A number that grows when the catalogue has changed (checked at most every ``refresh_seconds``, or now
+        when ``force``)."""
         now = time.monotonic()
-        if now - self._checked_at < self.refresh_seconds:
+        if not force and now - self._checked_at < self.refresh_seconds:
             return self._generation
         with self._watch_lock:
-            if now - self._checked_at >= self.refresh_seconds:
+            if force or now - self._checked_at >= self.refresh_seconds:
                 version = self._read_data_version()
                 if version != self._data_version:
                     self._data_version = version

@@ -1,0 +1,126 @@
+"""soundalike serve --workers N: the library loaded once, forked into workers that share it and follow the catalogue."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from soundalike.app.server.maps import BackgroundJobs
+from soundalike.app.server.run import background_server
+from soundalike.app.server.state import LibraryState
+from soundalike.audio.analysis import Tags
+from soundalike.library.catalog import Library
+
+
+def _retitle(library: Path, prefix: str) -> None:
+    """Give every track of ``library`` a new title, from another connection (as another process would)."""
+    with Library.open(library) as lib:
+        for track in lib.tracks():
+            lib.set_tags(track.id, Tags(artist=track.artist, album=track.album, title=f"{prefix} {track.id}"))
+
+
+def test_a_forked_state_keeps_its_caches_and_notices_every_change(root: Path, tmp_path: Path) -> None:
+    library = shutil.copytree(root / "lib", tmp_path / "lib")
+    state = LibraryState(library, refresh_seconds=0.0)
+    builds: list[int] = []
+
+    def build() -> int:
+        builds.append(1)
+        return len(builds)
+
+    try:
+        assert state.cached(("k",), build) == 1
+        for prefix in ("one", "two"):  # the watcher's data_version moves on: a new connection's starts elsewhere
+            _retitle(library, prefix)
+            assert state.cached(("k",), build) == len(builds)
+        seen = len(builds)
+        state.detach()  # what the server does before it forks into workers, then before each fork:
+        state.generation(force=True)
+        state.after_fork()  # and in the worker (here in one process: the watcher is replaced all the same)
+        assert state.cached(("k",), build) == seen  # a worker's own connection is no change: the cache is kept
+        _retitle(library, "three")
+        assert state.cached(("k",), build) == seen + 1
+        _retitle(library, "four")  # committed before a later fork (a lost worker replaced): noticed there
+        state.generation(force=True)
+        state.after_fork()
+        assert state.cached(("k",), build) == seen + 2
+    finally:
+        state.close()
+
+
+def test_background_jobs_wait_for_the_running_ones() -> None:
+    jobs, release = BackgroundJobs(), threading.Event()
+    assert jobs.wait(0.01)
+    jobs.start("slow", lambda: release.wait(10) and "done")
+    assert not jobs.wait(0.05)
+    release.set()
+    assert jobs.wait(10) and jobs.get("slow") == "done"
+
+
+def _children(pid: int) -> list[int]:
+    kids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                    kids.append(int(entry.name))
+            except (OSError, IndexError, ValueError):
+                continue
+    return kids
+
+
+def _get(url: str) -> dict[str, object]:
+    with urllib.request.urlopen(url, timeout=30) as answer:  # a new connection each time: any worker answers
+        return json.load(answer)  # type: ignore[no-any-return]
+
+
+def _all_renamed(url: str, asks: int = 8) -> bool:
+    """Whether ``asks`` map answers (new connections: either worker) show only renamed tracks."""
+    return all(all(str(t).startswith("renamed") for t in _get(f"{url}/api/map")["title"])  # type: ignore[attr-defined]
+               for _ in range(asks))
+
+
+def _eventually(check: Callable[[], bool], seconds: float = 30.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.3)
+    return check()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="counts the workers in /proc")
+def test_two_workers_serve_the_library_loaded_before_the_fork_and_follow_its_changes(root: Path,
+                                                                                      tmp_path: Path) -> None:
+    library = shutil.copytree(root / "lib", tmp_path / "lib")
+    with background_server(library, "--workers", "2", "--map-points", "4", timeout=120) as server:
+        workers = _children(server.pid)
+        assert len(workers) == 2
+        first = _get(f"{server.url}/api/map")
+        assert first["count"] == 4 and first["total"] == 12 and not first["partial"]
+        track = first["ids"][0]  # type: ignore[index]
+        similar = [_get(f"{server.url}/api/tracks/{track}/similar?k=3") for _ in range(6)]
+        assert all(len(s["results"]) == 3 for s in similar)  # type: ignore[arg-type]
+        assert all(s["results"] == similar[0]["results"] for s in similar)
+        assert not _all_renamed(server.url, 1)
+        _retitle(library, "renamed")  # the map's answer is cached per catalogue generation in each worker
+        assert _eventually(lambda: _all_renamed(server.url))
+        # A lost worker is replaced by a fork of the parent, whose caches still hold the old titles: the parent
+        # checks the catalogue before it forks, so the new worker does not serve them.
+        os.kill(workers[0], signal.SIGKILL)
+        assert _eventually(lambda: len(set(_children(server.pid)) - set(workers)) == 1)
+        assert _all_renamed(server.url, 12)
+        workers = _children(server.pid)
+    time.sleep(0.5)
+    for pid in workers:  # stopping the server stops its workers
+        assert not os.path.exists(f"/proc/{pid}") or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2]
