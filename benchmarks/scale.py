@@ -47,10 +47,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import bisect
+import contextlib
 import json
 import os
 import platform
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -249,12 +251,40 @@ def tree_memory_mb(pid: int) -> dict[str, float]:
     return {"rss": round(rss, 1), "pss": round(pss, 1)}
 
 
+def connections_by_worker(pid: int, port: int) -> list[int]:
+    """How many established client connections to ``port`` each worker process of the server ``pid`` holds (Linux
+    ``/proc``; one entry for a single-process server): a keep-alive connection stays with the worker that
+    accepted it."""
+    from server import process_tree
+
+    established: set[str] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if fields[3] == "01" and int(fields[1].rsplit(":", 1)[1], 16) == port:  # ESTABLISHED, server side
+                established.add(fields[9])  # the socket's inode
+    tree = process_tree(pid)
+    counts = []
+    for one in tree[1:] or tree:
+        inodes = set()
+        with contextlib.suppress(OSError):
+            for fd in Path(f"/proc/{one}/fd").iterdir():
+                with contextlib.suppress(OSError):
+                    target = os.readlink(fd)
+                    if target.startswith("socket:["):
+                        inodes.add(target[8:-1])
+        counts.append(len(inodes & established))
+    return counts
+
+
 class MemoryPeak:
     """The largest :func:`tree_memory_mb` ``pss`` seen, sampled every ``every`` seconds in a thread."""
 
     def __init__(self, pid: int, every: float = 2.0) -> None:
-        import threading
-
         self.pid, self.every, self.peak = pid, every, 0.0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -408,13 +438,20 @@ def measure(library: Path, clients: int, seconds: float, seed: int = 0, map_limi
         wall = 0.0
         for r in range(rounds):
             log(f"round {r + 1}/{rounds}: {clients} clients for {seconds} s")
+            held: list[list[int]] = []
+            port = int(url.rsplit(":", 1)[1])
+            census = threading.Timer(seconds / 2, lambda into, pid, at: into.append(connections_by_worker(pid, at)),
+                                     args=(held, server.pid, port))
+            census.start()
             load = asyncio.run(run_load(url, clients, seconds, work, keep=pooled))
+            census.join()
             requests, errors, wall = requests + load["requests"], errors + load["errors"], wall + load["seconds"]
             samples += load["error_samples"][:10 - len(samples)]
             ends = load["endpoints"]
             for kind, row in ends.items():
                 failed[kind] = failed.get(kind, 0) + row["errors"]
             per_round.append({"requests": load["requests"], "requests_per_s": load["requests_per_s"],
+                              "connections_by_worker": held[0] if held else None,
                               "client_cpu_ms_per_request": load["client_cpu_ms_per_request"],
                               "health_p99_ms": ends["health"]["p99_ms"],
                               "p99_vs_health": {k: v.get("p99_vs_health") for k, v in ends.items() if k != "health"}})
