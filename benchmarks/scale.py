@@ -47,7 +47,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import bisect
-import contextlib
 import json
 import os
 import platform
@@ -257,28 +256,10 @@ def connections_by_worker(pid: int, port: int) -> list[int]:
     accepted it."""
     from server import process_tree
 
-    established: set[str] = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            lines = Path(table).read_text().splitlines()[1:]
-        except OSError:
-            continue
-        for line in lines:
-            fields = line.split()
-            if fields[3] == "01" and int(fields[1].rsplit(":", 1)[1], 16) == port:  # ESTABLISHED, server side
-                established.add(fields[9])  # the socket's inode
+    from soundalike.app.server.run import held_connections
+
     tree = process_tree(pid)
-    counts = []
-    for one in tree[1:] or tree:
-        inodes = set()
-        with contextlib.suppress(OSError):
-            for fd in Path(f"/proc/{one}/fd").iterdir():
-                with contextlib.suppress(OSError):
-                    target = os.readlink(fd)
-                    if target.startswith("socket:["):
-                        inodes.add(target[8:-1])
-        counts.append(len(inodes & established))
-    return counts
+    return held_connections(tree[1:] or tree, port)
 
 
 class MemoryPeak:

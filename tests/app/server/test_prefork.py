@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import sys
 import threading
 import time
@@ -16,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from soundalike.app.server.maps import BackgroundJobs
-from soundalike.app.server.run import background_server
+from soundalike.app.server.run import background_server, held_connections, port_sockets
 from soundalike.app.server.state import LibraryState
 from soundalike.audio.analysis import Tags
 from soundalike.library.catalog import Library
@@ -99,13 +100,29 @@ def _eventually(check: Callable[[], bool], seconds: float = 30.0) -> bool:
     return check()
 
 
+def _spread(port: int, workers: list[int], n: int) -> list[int]:
+    """Open ``n`` connections to the server at once, then make a keep-alive request on each: how many each
+    worker holds. (On one shared socket, the worker woken first accepted all queued connections.)"""
+    connections = [socket.create_connection(("127.0.0.1", port)) for _ in range(n)]
+    try:
+        for connection in connections:
+            connection.sendall(b"GET /api/health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        for connection in connections:
+            connection.settimeout(10)
+            assert connection.recv(65536).startswith(b"HTTP/1.1 200")
+        return held_connections(workers, port)
+    finally:
+        for connection in connections:
+            connection.close()
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="counts the workers in /proc")
 def test_two_workers_serve_the_library_loaded_before_the_fork_and_follow_its_changes(root: Path,
                                                                                       tmp_path: Path) -> None:
     library = shutil.copytree(root / "lib", tmp_path / "lib")
     with background_server(library, "--workers", "2", "--map-points", "4", timeout=120) as server:
+        assert _eventually(lambda: len(_children(server.pid)) == 2)  # the first may answer before the second starts
         workers = _children(server.pid)
-        assert len(workers) == 2
         first = _get(f"{server.url}/api/map")
         assert first["count"] == 4 and first["total"] == 12 and not first["partial"]
         track = first["ids"][0]  # type: ignore[index]
@@ -121,6 +138,10 @@ def test_two_workers_serve_the_library_loaded_before_the_fork_and_follow_its_cha
         assert _eventually(lambda: len(set(_children(server.pid)) - set(workers)) == 1)
         assert _all_renamed(server.url, 12)
         workers = _children(server.pid)
+        port = int(server.url.rsplit(":", 1)[1])
+        mine, theirs = (port_sockets(pid, port, listening=True) for pid in workers)
+        assert mine and theirs and not mine & theirs  # a listening socket a worker, not one shared
+        assert min(_spread(port, workers, 16)) > 0  # 16 connections at once reach both workers
     time.sleep(0.5)
     for pid in workers:  # stopping the server stops its workers
         assert not os.path.exists(f"/proc/{pid}") or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2]

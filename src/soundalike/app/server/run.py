@@ -14,6 +14,7 @@ import time
 import urllib.request
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from .security import BindError, check_bind, is_loopback
 
@@ -82,6 +83,33 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+def port_sockets(pid: int, port: int, *, listening: bool = False) -> set[str]:
+    """The inodes of the sockets process ``pid`` holds on local ``port``: established connections, or with
+    ``listening`` the sockets it listens on (Linux ``/proc``; empty elsewhere)."""
+    wanted = "0A" if listening else "01"  # TCP_LISTEN, TCP_ESTABLISHED
+    on_port: set[str] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError):
+            for line in Path(table).read_text().splitlines()[1:]:
+                fields = line.split()
+                if fields[3] == wanted and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                    on_port.add(fields[9])  # the socket's inode
+    held = set()
+    with contextlib.suppress(OSError):
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            with contextlib.suppress(OSError):
+                target = os.readlink(fd)
+                if target.startswith("socket:["):
+                    held.add(target[8:-1])
+    return held & on_port
+
+
+def held_connections(pids: Sequence[int], port: int) -> list[int]:
+    """How many established connections to local ``port`` each of ``pids`` holds: which server worker accepted
+    the clients' keep-alive connections."""
+    return [len(port_sockets(pid, port)) for pid in pids]
 
 
 @dataclass(frozen=True)
