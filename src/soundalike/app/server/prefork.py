@@ -65,29 +65,30 @@ def _release_freed_memory() -> None:
             ctypes.CDLL(None).malloc_trim(0)
 
 
-def _address(host: str, port: int) -> tuple[socket.AddressFamily, Any]:
-    """The address family and socket address ``host:port`` binds to (the first the resolver gives)."""
-    family, _, _, _, address = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM,
-                                                  flags=socket.AI_PASSIVE)[0]
-    return family, address
-
-
 def reserve_port(host: str, port: int) -> socket.socket:
     """A socket bound to ``host:port`` with ``SO_REUSEPORT`` but not listening: it keeps other programs off the port
-    while workers open and close listeners of their own on it (connections only go to listening sockets)."""
-    family, address = _address(host, port)
+    while workers open and close listeners of their own on it (connections only go to listening sockets). The
+    address family is the resolver's first for ``host``, and an IPv6 socket keeps the system's dual-stack default,
+    as uvicorn's own does."""
+    family, _, _, _, address = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM,
+                                                  flags=socket.AI_PASSIVE)[0]
     sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    sock.bind(address)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind(address)
+    except OSError:
+        sock.close()
+        raise
     return sock
 
 
 def own_listener(host: str, port: int, backlog: int = 2048) -> socket.socket:
     """A listening socket of one worker's own on ``host:port`` (``SO_REUSEPORT``: one of the group the kernel
     spreads new connections over)."""
-    family, address = _address(host, port)
-    return socket.create_server(address, family=family, backlog=backlog, reuse_port=True)
+    sock = reserve_port(host, port)
+    sock.listen(backlog)
+    return sock
 
 
 def serve_forked(app: FastAPI, *, host: str, port: int, workers: int, log_level: str = "info") -> None:
