@@ -67,6 +67,21 @@ def test_decoded_sq8_lists_match_reconstruct() -> None:
         np.testing.assert_allclose(vectors, index.reconstruct(part), atol=1e-6)
 
 
+@pytest.mark.parametrize("kind,codec,d", [("ivf", "sq8", 64), ("ivf", "sq8", 70), ("ivf", "pq", 64),
+                                          ("flat", "flat", 64)])
+def test_projected_lists_match_the_decoded_vectors_times_the_matrix(kind: str, codec: str, d: int) -> None:
+    x = clustered(3000, d=d, seed=7)
+    ids = np.arange(3000, dtype=np.int64) + 3
+    index = ann.AnnIndex.build(ids, x, kind=kind, codec=codec, nlist=8, nprobe=2)
+    matrix = np.random.default_rng(0).normal(size=(d, 2)).astype(np.float32)
+    seen = []
+    for part, products in index.projected(matrix):
+        assert products.shape == (len(part), 2)
+        np.testing.assert_allclose(products, index.reconstruct(part) @ matrix, atol=2e-5)
+        seen.append(part)
+    assert np.array_equal(np.sort(np.concatenate(seen)), np.sort(ids))
+
+
 def test_sq8_codes_are_stored_padded_to_an_aligned_dimension(tmp_path: Path) -> None:
     import faiss
 

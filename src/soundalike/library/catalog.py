@@ -837,11 +837,13 @@ class Library:
             for r in self.conn.execute(self._TRACK_SQL + f" WHERE t.id IN ({marks}) GROUP BY t.id", part):
                 yield self._track(r)
 
-    def every_label(self) -> Iterator[TrackLabel]:
-        """:meth:`labels` of every track :meth:`tracks` lists, by id (one pass, row by row)."""
-        for r in self.conn.execute("SELECT t.id, t.title, t.artist, t.album FROM tracks t WHERE EXISTS "
-                                   "(SELECT 1 FROM files f WHERE f.track_id = t.id AND f.status='ok') ORDER BY t.id"):
-            yield TrackLabel(int(r[0]), r[1], r[2], r[3])
+    def label_rows(self, batch: int = 100_000) -> Iterator[list[tuple[int, str, str, str]]]:
+        """``(id, title, artist, album)`` of every track :meth:`tracks` lists, by id, ``batch`` rows at a time
+        (one pass; rows, not a :class:`TrackLabel` each: a million in seconds)."""
+        cursor = self.conn.execute("SELECT t.id, t.title, t.artist, t.album FROM tracks t WHERE EXISTS "
+                                   "(SELECT 1 FROM files f WHERE f.track_id = t.id AND f.status='ok') ORDER BY t.id")
+        while rows := cursor.fetchmany(batch):
+            yield rows
 
     def labels(self, ids: Iterable[int]) -> list[TrackLabel]:
         """Title, artist and album of those of ``ids`` that :meth:`tracks` lists (tracks with an indexed file), in

@@ -505,28 +505,50 @@ class AnnIndex:
             for start in range(0, len(ids), chunk):
                 yield ids[start:start + chunk], self.reconstruct(ids[start:start + chunk])
             return
-        ivf: Any = faiss.downcast_index(faiss.extract_index_ivf(self._index))  # a loaded one is a plain IndexIVF
-        lists = ivf.invlists
-        assert lists is not None
         ids_buf: list[np.ndarray] = []
         vec_buf: list[np.ndarray] = []
         held = 0
-        for i in range(ivf.nlist):
-            size = lists.list_size(i)
-            if not size:
-                continue
-            ids_buf.append(faiss.rev_swig_ptr(lists.get_ids(i), size).copy().astype(np.int64))
-            codes = faiss.rev_swig_ptr(lists.get_codes(i), size * ivf.code_size).copy().reshape(size, -1)
-            decoded = ivf.sq.decode(codes)  # type: ignore[attr-defined]
-            if ivf.by_residual:  # codes hold the offset from the cell's centroid
-                decoded = decoded + ivf.quantizer.reconstruct(i)
-            vec_buf.append(unit_rows(decoded[:, :self.params.dim]))
-            held += size
+        for ids, raw in self._sq8_lists():
+            ids_buf.append(ids)
+            vec_buf.append(unit_rows(raw[:, :self.params.dim]))
+            held += len(ids)
             if held >= chunk:
                 yield np.concatenate(ids_buf), np.vstack(vec_buf)
                 ids_buf, vec_buf, held = [], [], 0
         if ids_buf:
             yield np.concatenate(ids_buf), np.vstack(vec_buf)
+
+    def projected(self, matrix: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Every indexed ``(ids, unit vectors @ matrix)`` in parts (``matrix``: ``(dim, m)``), for the few columns a
+        map needs from a pass over the library. For ``sq8`` an IVF list at a time, each row's norm dividing its
+        product: no unit copy and no chunk of the decoded vectors is made (a third of the time at a million)."""
+        if self.params.kind != "ivf" or self.params.codec != "sq8":
+            for ids, vectors in self.decoded():
+                yield ids, vectors @ matrix
+            return
+        dim = self.params.dim
+        padded = np.zeros((self._index.d, matrix.shape[1]), np.float32)
+        padded[:dim] = matrix  # the product skips the stored padding's columns without slicing the rows
+        for ids, raw in self._sq8_lists():
+            norms = np.sqrt(np.einsum("ij,ij->i", raw[:, :dim], raw[:, :dim]))
+            yield ids, (raw @ padded) / np.where(norms > 0, norms, 1.0)[:, None]
+
+    def _sq8_lists(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Each non-empty IVF list of an ``sq8`` index: ``(ids, decoded vectors at the stored, padded dimension)``,
+        not yet unit length."""
+        ivf: Any = faiss.downcast_index(faiss.extract_index_ivf(self._index))  # a loaded one is a plain IndexIVF
+        lists = ivf.invlists
+        assert lists is not None
+        for i in range(ivf.nlist):
+            size = lists.list_size(i)
+            if not size:
+                continue
+            ids = faiss.rev_swig_ptr(lists.get_ids(i), size).copy().astype(np.int64)
+            codes = faiss.rev_swig_ptr(lists.get_codes(i), size * ivf.code_size).copy().reshape(size, -1)
+            decoded = ivf.sq.decode(codes)
+            if ivf.by_residual:  # codes hold the offset from the cell's centroid
+                decoded += ivf.quantizer.reconstruct(i)
+            yield ids, decoded
 
     def memory_bytes(self) -> int:
         """Bytes the index's data take in memory: codes and ids of every vector, the cell centroids and any

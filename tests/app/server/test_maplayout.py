@@ -145,7 +145,7 @@ def test_windows_take_their_labels_from_the_packed_labels_of_the_full_layout(tmp
         lib.conn.execute("UPDATE files SET status='missing' WHERE track_id=9")
         index = VectorIndex.from_library(lib, DESCRIPTOR_MODEL, ann=False)
         overview, projection, order = overview_layout(index, "pca", 50)
-        full = full_layout(index, projection, order, lib.every_label)
+        full = full_layout(index, projection, order, lib.label_rows)
         assert full.labels is not None and 9 not in full.labels.ids and len(full.labels.ids) == 199
         assert full.labels.lookup([7, 9, 3]) == lib.labels([7, 9, 3]) == [lib.labels([7])[0], lib.labels([3])[0]]
         assert lib.labels([7])[0].title == "Svefn-g-englar 🎧"

@@ -16,7 +16,6 @@ t-SNE, quadratic in the points, is run on the overview's sample only (:data:`TSN
 from __future__ import annotations
 
 import json
-from array import array
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
@@ -83,14 +82,20 @@ class Projection:
         x = np.atleast_2d(np.asarray(vectors, dtype=np.float32))
         mean = x.mean(axis=0) if len(x) else np.zeros(x.shape[1], np.float32)
         components = principal_components(x - mean, 2, seed) if len(x) >= 2 else np.zeros((2, x.shape[1]))
-        raw = (x - mean) @ components.T.astype(np.float32)
+        raw = x @ components.T.astype(np.float32) - mean @ components.T.astype(np.float32)  # as frame() takes it
         lo = raw.min(axis=0).astype(np.float64) if len(raw) else np.zeros(2)
         hi = raw.max(axis=0).astype(np.float64) if len(raw) else np.ones(2)
         return cls(mean.astype(np.float32), components.astype(np.float32), lo, np.where(hi > lo, hi, lo + 1.0))
 
     def __call__(self, vectors: np.ndarray) -> np.ndarray:
         """Positions ``(n, 2)`` in [0, 1] (points beyond the fitted sample's extent sit on the edge)."""
-        raw = (np.asarray(vectors, dtype=np.float32) - self.mean) @ self.components.T
+        return self.frame(np.asarray(vectors, dtype=np.float32) @ self.components.T)
+
+    def frame(self, products: np.ndarray) -> np.ndarray:
+        """Positions from ``vectors @ components.T`` (what :meth:`AnnIndex.projected
+        <soundalike.search.ann.AnnIndex.projected>` gives): the mean's product is taken off here, so no centred copy
+        of the vectors is made."""
+        raw = products - self.mean @ self.components.T
         return np.clip((raw - self.lo) / (self.hi - self.lo), 0.0, 1.0).astype(np.float32)
 
 
@@ -105,17 +110,21 @@ class Labels:
     blob: bytes
 
     @classmethod
-    def read(cls, labels: Iterable[TrackLabel]) -> Labels:
-        """Pack ``labels`` given in increasing id order (:meth:`Library.every_label`)."""
-        ids: array[int] = array("q")
-        ends: array[int] = array("q", [0])
-        buffer = bytearray()
-        for label in labels:
-            ids.append(label.id)
-            for text in (label.title, label.artist, label.album):
-                buffer += text.encode("utf-8", "surrogatepass")
-                ends.append(len(buffer))
-        return cls(np.frombuffer(ids, np.int64).copy(), np.frombuffer(ends, np.int64).copy(), bytes(buffer))
+    def read(cls, batches: Iterable[Sequence[tuple[int, str, str, str]]]) -> Labels:
+        """Pack ``(id, title, artist, album)`` rows given in increasing id order, in batches
+        (:meth:`Library.label_rows`): a batch's texts are encoded and joined at once, not appended one by one."""
+        ids: list[np.ndarray] = []
+        lengths: list[np.ndarray] = [np.zeros(1, np.int64)]
+        chunks: list[bytes] = []
+        for rows in batches:
+            if not rows:
+                continue
+            ids.append(np.fromiter((r[0] for r in rows), np.int64, len(rows)))
+            encoded = [text.encode("utf-8", "surrogatepass") for r in rows for text in r[1:]]
+            lengths.append(np.fromiter(map(len, encoded), np.int64, len(encoded)))
+            chunks.append(b"".join(encoded))
+        return cls(np.concatenate(ids) if ids else np.zeros(0, np.int64), np.cumsum(np.concatenate(lengths)),
+                   b"".join(chunks))
 
     def columns(self, track_ids: np.ndarray | Sequence[int]) -> tuple[np.ndarray, list[str], list[str], list[str]]:
         """``(found, titles, artists, albums)``: which of ``track_ids`` are packed (booleans, in the given order)
@@ -190,21 +199,23 @@ def overview_layout(index: VectorIndex, method: str, points: int = OVERVIEW_POIN
 
 
 def full_layout(index: VectorIndex, projection: Projection, order: np.ndarray,
-                labels: Callable[[], Iterable[TrackLabel]] | None = None) -> MapLayout:
-    """Every track's PCA position, in priority ``order``: one pass over the library (decoded part by part from
-    a compact index, so its float32 vectors are never all in memory). An ``order`` made from an older index (the
-    catalogue changed meanwhile) is reconciled with this one: tracks it lacks go last, tracks gone are dropped.
-    ``labels``: every track's labels by id (:meth:`Library.every_label`), packed into the layout for windows."""
-    parts: Iterable[tuple[np.ndarray, np.ndarray]] = index.ann.decoded() if index.compact else \
-        [(index.ids, index.vectors)]
+                labels: Callable[[], Iterable[Sequence[tuple[int, str, str, str]]]] | None = None) -> MapLayout:
+    """Every track's PCA position, in priority ``order``: one pass over the library (projected list by list from
+    a compact index, :meth:`~soundalike.search.ann.AnnIndex.projected`, so its float32 vectors are never all in
+    memory). An ``order`` made from an older index (the catalogue changed meanwhile) is reconciled with this one:
+    tracks it lacks go last, tracks gone are dropped. ``labels``: every track's label rows by id, in batches
+    (:meth:`Library.label_rows`), packed into the layout for windows."""
     known = np.sort(np.asarray(index.ids, dtype=np.int64))
     order = np.asarray(order, dtype=np.int64)
-    order = np.concatenate([order[np.isin(order, known)], np.setdiff1d(known, order)])
-    sorted_ids = known
+    if len(order) != len(known) or not np.array_equal(np.sort(order), known):  # made from another index
+        order = np.concatenate([order[np.isin(order, known)], np.setdiff1d(known, order)])
+    components = projection.components.T
+    parts: Iterable[tuple[np.ndarray, np.ndarray]] = index.ann.projected(components) if index.compact else \
+        [(index.ids, index.vectors @ components)]
     xy = np.zeros((len(order), 2), np.float32)
-    for ids, vectors in parts:
-        xy[np.searchsorted(sorted_ids, ids)] = projection(vectors)
-    at = xy[np.searchsorted(sorted_ids, order)]
+    for ids, products in parts:
+        xy[np.searchsorted(known, ids)] = projection.frame(products)
+    at = xy[np.searchsorted(known, order)]
     packed = Labels.read(labels()) if labels is not None else None
     return MapLayout("pca", order, at[:, 0].copy(), at[:, 1].copy(), packed)
 
@@ -283,7 +294,7 @@ def serve_map(state: LibraryState, jobs: BackgroundJobs, index: VectorIndex, mod
     full = done if isinstance(done, MapLayout) else None
     if full is None and not jobs.failure(full_key):  # a failed pass is not restarted by every window request;
         # until it is done, windows come from the overview
-        jobs.start(full_key, lambda: full_layout(index, projection, order, lambda: state.lib().every_label()))
+        jobs.start(full_key, lambda: full_layout(index, projection, order, lambda: state.lib().label_rows()))
     return PackedJson.of(answer(index.embedding.model, overview, full, box, limit, state.lib().labels, len(index)),
                          level=1)  # a window is made for one request: compressed fast
 
