@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
@@ -39,3 +40,22 @@ def test_large_tsne_map_is_computed_in_the_background(root: Path, monkeypatch: p
             time.sleep(0.2)
         assert answer.status_code == 200 and answer.json()["method"] == "tsne"
     short_error(TestClient(create_app(root / "lib")).get("/api/map", params={"method": "umap"}), 422)
+
+
+def test_json_bytes_writes_what_json_dumps_wrote() -> None:
+    """The map's answers are encoded by orjson: the same values as the standard library's compact, non-ASCII
+    output, and the same bytes but for numbers below 1e-4 (``0.00001``, where json wrote ``1e-05``)."""
+    import json
+
+    from soundalike.app.server.maps import json_bytes
+
+    rng = np.random.default_rng(0)
+    payload = {
+        "model": "descriptor+default@0.5", "method": "pca", "count": 3, "total": 1_000_000, "sampled": True,
+        "window": [np.float64(0.1), 0.35, 0.0, 1.0], "partial": False, "none": None, "ids": [1, 2**40, 0],
+        "x": np.round(rng.random(200), 5).tolist(), "y": [0.0, 1.0, 0.12345, 0.5],
+        "title": ['Svefn-g-englar 🎧', 'a "quoted" \\ back\\slash', "tab\there\nnew line\x01", "Ágætis byrjun", ""],
+    }
+    assert json_bytes(payload) == json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    tiny = {"x": [1e-05, 3.2e-05, 0.0001]}
+    assert json.loads(json_bytes(tiny)) == tiny and json_bytes(tiny) == b'{"x":[0.00001,0.000032,0.0001]}'

@@ -15,7 +15,6 @@ t-SNE, quadratic in the points, is run on the overview's sample only (:data:`TSN
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
@@ -24,7 +23,7 @@ import numpy as np
 from soundalike.library.catalog import Track, TrackLabel
 from soundalike.search.index import VectorIndex
 
-from .maps import BackgroundJobs, PackedJson
+from .maps import BackgroundJobs, PackedJson, json_bytes
 from .state import LibraryState
 
 #: Points an overview (or a window) holds at most unless the client asks for fewer.
@@ -237,7 +236,7 @@ def layout_payload(model: str, layout: MapLayout, rows: np.ndarray, in_window: i
         "y": np.round(layout.y[rows].astype(np.float64), 5).tolist(),
         "title": titles, "artist": artists, "album": albums,
     }
-    return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    return json_bytes(payload)
 
 
 def answer(model: str, overview: MapLayout, full: MapLayout | None, box: tuple[float, float, float, float] | None,
