@@ -521,7 +521,8 @@ class AnnIndex:
     def projected(self, matrix: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """Every indexed ``(ids, unit vectors @ matrix)`` in parts (``matrix``: ``(dim, m)``), for the few columns a
         map needs from a pass over the library. For ``sq8`` an IVF list at a time, each row's norm dividing its
-        product: no unit copy and no chunk of the decoded vectors is made (a third of the time at a million)."""
+        product: no unit copy and no chunk of the decoded vectors is made (a million: 3.3 s, where decoding, stacking,
+        normalising and centring them took about 13)."""
         if self.params.kind != "ivf" or self.params.codec != "sq8":
             for ids, vectors in self.decoded():
                 yield ids, vectors @ matrix
