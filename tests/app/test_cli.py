@@ -176,7 +176,13 @@ def test_index_rejects_an_unknown_model(tmp_path: Path) -> None:
 def test_index_embeds_with_the_shipped_default(indexed: tuple[Path, Path, list[synth.SynthTrack]]) -> None:
     from soundalike.models import load_checkpoint
     from soundalike.models.embedding import resolve_model
-    from soundalike.models.pretrained import default_checkpoint, default_checkpoints, default_parts, model_card
+    from soundalike.models.pretrained import (
+        default_checkpoint,
+        default_checkpoints,
+        default_parts,
+        model_card,
+        shipped_model_ids,
+    )
 
     checkpoints = default_checkpoints()
     assert checkpoints and checkpoints[0] == default_checkpoint(), "the package ships the default's models"
@@ -186,6 +192,7 @@ def test_index_embeds_with_the_shipped_default(indexed: tuple[Path, Path, list[s
     for checkpoint in checkpoints:
         assert checkpoint.stat().st_size <= 20 * 1024 * 1024
         _, payload = load_checkpoint(checkpoint)
+        assert shipped_model_ids()[checkpoint.name] == payload["model_id"]  # default.json names it rightly
         with Library.open(library, create=False) as lib:
             assert payload["model_id"] in lib.models()
             ids, vectors = lib.vectors(payload["model_id"])
@@ -202,6 +209,28 @@ def test_index_embeds_with_the_shipped_default(indexed: tuple[Path, Path, list[s
         key = resolve_model(lib, "default")
     assert [float(part.split("@")[1]) for part in key.split("+")] == [w for _, w in default_parts()]
     assert all(part.split("@")[0] in card for part in key.split("+")[1:])  # the card names every model
+
+
+def test_a_query_of_a_library_track_does_not_load_pytorch(indexed: tuple[Path, Path, list[synth.SynthTrack]]
+                                                          ) -> None:
+    """`similar` of an indexed track resolves ``default`` (every part of it) and searches without a model, so
+    without importing PyTorch (1.5 of the 2.4 s such a command took)."""
+    import subprocess
+    import sys
+
+    _, library, _ = indexed
+    with Library.open(library, create=False) as lib:
+        track = lib.tracks()[0].id
+    code = ("import json, sys; from soundalike.app.cli import main; "
+            f"sys.argv = ['soundalike', 'similar', '{track}', '--library', {str(library)!r}, '-k', '3', '--format', 'json']\n"
+            "try:\n    main()\nexcept SystemExit as exit:\n    assert not exit.code, exit.code\n"
+            "print('torch imported:', 'torch' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    answer, flag = done.stdout.rsplit("torch imported:", 1)
+    assert flag.strip() == "False"
+    results = json.loads(answer)
+    assert len(results["results"]) == 3 and "+" in results["model"]  # the fused default, not the descriptors
 
 
 def test_train_takes_typed_hyper_parameters(indexed: tuple[Path, Path, list[synth.SynthTrack]],

@@ -9,12 +9,13 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .base import Encoder, ModelConfig, ModelError, build, model_class, model_names, register
+    from .base import Encoder, ModelConfig, build, model_class, model_names, register
     from .checkpoint import load_checkpoint, save_checkpoint
+    from .errors import ModelError
 
 # Imported on first use: they load PyTorch (~1 CPU-second), which analysis workers, `soundalike --help` and
 # everything that only needs ``soundalike.models.pretrained`` never use (docs/performance.md, start-up).
-_LAZY = {"Encoder": "base", "ModelConfig": "base", "ModelError": "base", "build": "base", "model_class": "base",
+_LAZY = {"Encoder": "base", "ModelConfig": "base", "ModelError": "errors", "build": "base", "model_class": "base",
          "model_names": "base", "register": "base", "load_checkpoint": "checkpoint", "save_checkpoint": "checkpoint"}
 
 # One module per family; each registers its Encoder subclass when imported.

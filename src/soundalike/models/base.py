@@ -19,9 +19,7 @@ from torch import nn
 
 from soundalike.audio.features import MelPreset, get_preset, segment
 
-
-class ModelError(ValueError):
-    """A model that cannot be built, loaded or used as asked (unknown name, bad checkpoint, wrong preset...)."""
+from .errors import ModelError
 
 
 @dataclass

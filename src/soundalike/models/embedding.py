@@ -17,15 +17,27 @@ from collections.abc import Callable, Generator, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from soundalike.library.catalog import DESCRIPTOR_MODEL, CatalogError, Library
 
-from . import Encoder, ModelError, load_checkpoint
-from .pretrained import DEFAULT_NAME, default_checkpoint, default_checkpoints, default_fusion, shipped_checkpoint
+from .errors import ModelError
+from .pretrained import (
+    DEFAULT_NAME,
+    default_checkpoint,
+    default_checkpoints,
+    default_fusion,
+    shipped_checkpoint,
+    shipped_model_ids,
+)
 
+if TYPE_CHECKING:
+    from .base import Encoder
+
+# PyTorch is imported by the functions that load a model, not by this module: resolving ``default`` and reading
+# the registry serve every query of a library track, which needs no model.
 PACKAGE_PREFIX = "package:"
 EMBED_BATCH = 16  # tracks embedded (and committed) together
 # Below this many tracks to embed, worker processes cost more than they save: each imports PyTorch and loads the
@@ -166,6 +178,8 @@ def _init_embed_worker(checkpoint: str, device: str, parent: int) -> None:
 
     from soundalike.library.scan import init_worker_process
 
+    from .checkpoint import load_checkpoint
+
     init_worker_process(parent)
     torch.set_num_threads(1)
     _worker_model = load_checkpoint(checkpoint, device)[0]
@@ -211,6 +225,8 @@ def embed_library(lib: Library, checkpoint: str | os.PathLike[str], *, device: s
                   on_progress: Callable[[str, int, int], None] | None = None, jobs: int = 1) -> tuple[str, int]:
     """Embed every track that has the model's preset spectrogram; returns ``(model_id, tracks embedded)``. With
     ``jobs`` > 1 on the CPU and :data:`PARALLEL_MIN_TRACKS` tracks or more, worker processes embed them."""
+    from .checkpoint import load_checkpoint
+
     model, payload = load_checkpoint(checkpoint, device)
     with lib.writing(), one_cpu_thread(device):
         model_id = register_model(lib, payload, checkpoint)
@@ -300,12 +316,13 @@ def default_key(lib: Library, present: set[str] | None = None) -> str:
     """The catalogue key of ``default``: the fusion of ``default.json`` (weights chosen on validation,
     docs/models.md) over the parts this library has embeddings of; the descriptors alone when it has none."""
     present = set(lib.models()) if present is None else present
+    known = shipped_model_ids()
     parts = []
     for path, weight in default_fusion():
         if path is None:
             parts.append((DESCRIPTOR_MODEL, weight))
         elif path.is_file():
-            model_id = _checkpoint_model_id(str(path), path.stat().st_mtime_ns)
+            model_id = known.get(path.name) or _checkpoint_model_id(str(path), path.stat().st_mtime_ns)
             if model_id in present:  # a library indexed before this part shipped searches without it
                 parts.append((model_id, weight))
     if all(part == DESCRIPTOR_MODEL for part, _ in parts):
@@ -320,6 +337,8 @@ def model_for(lib: Library, model_id: str, device: str = "cpu") -> Encoder:
     info = registered_models(lib).get(model_id)
     if info is None:
         raise ModelError(f"the catalogue does not know which checkpoint made {model_id!r}")
+    from .checkpoint import load_checkpoint
+
     model, payload = load_checkpoint(checkpoint_path(lib, info["checkpoint"]), device)
     if payload["model_id"] != model_id:
         raise ModelError(f"{info['checkpoint']} changed since it embedded this library "

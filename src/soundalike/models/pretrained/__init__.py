@@ -46,6 +46,19 @@ def _recipe() -> tuple[tuple[str, float], ...]:
     return tuple((str(p["part"]), float(p["weight"])) for p in recipe["parts"])
 
 
+@functools.lru_cache(maxsize=1)
+def shipped_model_ids() -> dict[str, str]:
+    """The model id of each checkpoint part of ``default.json`` by file name, as written there (its checkpoint holds
+    the same; a test checks): ``default`` resolves from it without loading PyTorch to read the checkpoints."""
+    import json
+
+    path = _file("default.json")
+    if not path.is_file():
+        return {}
+    parts = json.loads(path.read_text(encoding="utf-8"))["parts"]
+    return {str(p["part"]): str(p["model_id"]) for p in parts if p.get("model_id")}
+
+
 def default_parts() -> list[tuple[str, float]]:
     """The default fusion as ``(part, weight)``: ``descriptor`` or the file name of a shipped checkpoint."""
     return list(_recipe())
