@@ -222,7 +222,8 @@ def test_a_query_of_a_library_track_does_not_load_pytorch(indexed: tuple[Path, P
     with Library.open(library, create=False) as lib:
         track = lib.tracks()[0].id
     code = ("import json, sys; from soundalike.app.cli import main; "
-            f"sys.argv = ['soundalike', 'similar', '{track}', '--library', {str(library)!r}, '-k', '3', '--format', 'json']\n"
+            f"sys.argv = ['soundalike', 'similar', '{track}', '--library', {str(library)!r}, '-k', '3', "
+            "'--format', 'json']\n"
             "try:\n    main()\nexcept SystemExit as exit:\n    assert not exit.code, exit.code\n"
             "print('torch imported:', 'torch' in sys.modules)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
