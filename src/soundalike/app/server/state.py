@@ -25,10 +25,10 @@ from soundalike.search.index import VectorIndex
 
 T = TypeVar("T")
 
-# A model name from a client is one of the library's embeddings or family names, or a fusion of them: never a
-# file path (recommend.load_index would read a checkpoint file by that name).
 _INHERITED: list[Library | None] = []  # a forked worker's copies of its parent's watcher: kept, never used
 
+# A model name from a client is one of the library's embeddings or family names, or a fusion of them: never a
+# file path (recommend.load_index would read a checkpoint file by that name).
 _MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+@-]{0,200}$")
 
 
