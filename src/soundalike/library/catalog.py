@@ -840,8 +840,10 @@ class Library:
     def label_rows(self, batch: int = 100_000) -> Iterator[list[tuple[int, str, str, str]]]:
         """``(id, title, artist, album)`` of every track :meth:`tracks` lists, by id, ``batch`` rows at a time
         (one pass; rows, not a :class:`TrackLabel` each: a million in seconds)."""
-        cursor = self.conn.execute("SELECT t.id, t.title, t.artist, t.album FROM tracks t WHERE EXISTS "
-                                   "(SELECT 1 FROM files f WHERE f.track_id = t.id AND f.status='ok') ORDER BY t.id")
+        # IN (one pass over the files, then the tracks by id) rather than EXISTS (a files lookup a track): at a
+        # million tracks 1.2-1.4 instead of 1.6-1.7 s (page cache warm)
+        cursor = self.conn.execute("SELECT t.id, t.title, t.artist, t.album FROM tracks t WHERE t.id IN "
+                                   "(SELECT track_id FROM files WHERE status='ok') ORDER BY t.id")
         while rows := cursor.fetchmany(batch):
             yield rows
 
