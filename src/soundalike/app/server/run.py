@@ -88,6 +88,18 @@ def free_port() -> int:
 def port_sockets(pid: int, port: int, *, listening: bool = False) -> set[str]:
     """The inodes of the sockets process ``pid`` holds on local ``port``: established connections, or with
     ``listening`` the sockets it listens on (Linux ``/proc``; empty elsewhere)."""
+    return _socket_inodes(pid) & _port_inodes(port, listening)
+
+
+def held_connections(pids: Sequence[int], port: int) -> list[int]:
+    """How many established connections to local ``port`` each of ``pids`` holds: which server worker accepted
+    the clients' keep-alive connections (the kernel's table read once for all of them)."""
+    on_port = _port_inodes(port, listening=False)
+    return [len(_socket_inodes(pid) & on_port) for pid in pids]
+
+
+def _port_inodes(port: int, listening: bool) -> set[str]:
+    """Inodes of the TCP sockets on local ``port`` that listen, or else are established (``/proc/net/tcp*``)."""
     wanted = "0A" if listening else "01"  # TCP_LISTEN, TCP_ESTABLISHED
     on_port: set[str] = set()
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
@@ -96,6 +108,11 @@ def port_sockets(pid: int, port: int, *, listening: bool = False) -> set[str]:
                 fields = line.split()
                 if fields[3] == wanted and int(fields[1].rsplit(":", 1)[1], 16) == port:
                     on_port.add(fields[9])  # the socket's inode
+    return on_port
+
+
+def _socket_inodes(pid: int) -> set[str]:
+    """Inodes of the sockets among process ``pid``'s open files (``/proc/PID/fd``)."""
     held = set()
     with contextlib.suppress(OSError):
         for fd in Path(f"/proc/{pid}/fd").iterdir():
@@ -103,13 +120,7 @@ def port_sockets(pid: int, port: int, *, listening: bool = False) -> set[str]:
                 target = os.readlink(fd)
                 if target.startswith("socket:["):
                     held.add(target[8:-1])
-    return held & on_port
-
-
-def held_connections(pids: Sequence[int], port: int) -> list[int]:
-    """How many established connections to local ``port`` each of ``pids`` holds: which server worker accepted
-    the clients' keep-alive connections."""
-    return [len(port_sockets(pid, port)) for pid in pids]
+    return held
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 DEFAULT_NAME = "default"
 
@@ -34,29 +35,27 @@ def shipped_checkpoint(name: str) -> Path | None:
 
 
 @functools.lru_cache(maxsize=1)
-def _recipe() -> tuple[tuple[str, float], ...]:
-    """The parts of ``default.json`` (read once: every query of ``default`` asks), or the equal-weight fusion of the
-    descriptors and ``default.pt`` when absent."""
+def _spec() -> dict[str, Any] | None:
+    """``default.json`` as read (once: every query of ``default`` asks), or None when this build has none."""
     import json
 
     path = _file("default.json")
-    if not path.is_file():
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+
+def _recipe() -> tuple[tuple[str, float], ...]:
+    """The parts of ``default.json``, or the equal-weight fusion of the descriptors and ``default.pt`` when absent."""
+    spec = _spec()
+    if spec is None:
         return (("descriptor", 0.5), ("default.pt", 0.5))
-    recipe = json.loads(path.read_text(encoding="utf-8"))
-    return tuple((str(p["part"]), float(p["weight"])) for p in recipe["parts"])
+    return tuple((str(p["part"]), float(p["weight"])) for p in spec["parts"])
 
 
-@functools.lru_cache(maxsize=1)
 def shipped_model_ids() -> dict[str, str]:
     """The model id of each checkpoint part of ``default.json`` by file name, as written there (its checkpoint holds
     the same; a test checks): ``default`` resolves from it without loading PyTorch to read the checkpoints."""
-    import json
-
-    path = _file("default.json")
-    if not path.is_file():
-        return {}
-    parts = json.loads(path.read_text(encoding="utf-8"))["parts"]
-    return {str(p["part"]): str(p["model_id"]) for p in parts if p.get("model_id")}
+    spec = _spec()
+    return {} if spec is None else {str(p["part"]): str(p["model_id"]) for p in spec["parts"] if p.get("model_id")}
 
 
 def default_parts() -> list[tuple[str, float]]:
