@@ -53,6 +53,7 @@ import platform
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -517,6 +518,47 @@ def cpu_per_request(library: Path, per_kind: int = 40, seed: int = 0, map_limit:
     return {"n": len(work.ids), "requests_per_endpoint": per_kind, "threads": 1, "results": rows, "index": cells}
 
 
+#: Search words of one and two characters (rare, absent and common in the synthetic tags) and a 3-letter one.
+SHORT_SEARCH_WORDS = ("u2", "zq", "8", "7", "x", "q", "ab", "or", "e", "lis")
+
+
+def search_word_costs(library: Path, words: Sequence[str] = SHORT_SEARCH_WORDS, repeats: int = 5
+                      ) -> dict[str, Any]:
+    """CPU milliseconds of a search as ``GET /api/tracks?q=`` makes it (its count up to the cap, then the first page
+    of 50) for each word, through the full-text index and by scanning the tracks (as words under 3 characters were
+    before the padded index), on the same catalogue; the median of ``repeats``. Opening the catalogue brings an
+    older one's index up to date first (timed)."""
+    import sqlite3
+
+    from soundalike.app.server.app import SEARCH_TOTAL_CAP
+    from soundalike.library.catalog import DB_NAME, Library
+
+    with sqlite3.connect(library / DB_NAME) as conn:
+        before = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0]
+    t0 = time.perf_counter()
+    with Library.open(library, create=False) as lib:
+        migrate_s = time.perf_counter() - t0
+        n = lib.search_count("")
+        rows = []
+        for word in words:
+            row: dict[str, Any] = {"word": word}
+            for how in ("index", "scan"):
+                lib._fts_short = how == "index"
+                costs = []
+                for _ in range(repeats):
+                    started = time.process_time()
+                    total = lib.search_count(word, limit=SEARCH_TOTAL_CAP + 1)
+                    lib.search(word, limit=50)
+                    costs.append((time.process_time() - started) * 1000)
+                row[f"{how}_ms"] = round(float(np.median(costs)), 2)
+            row["matches"] = total if total <= SEARCH_TOTAL_CAP else f"{SEARCH_TOTAL_CAP}+"
+            lib._fts_short = True
+            row["through_index"] = len(word) >= 3 or lib._short_word_terms(word) is not None
+            rows.append(row)
+    return {"n": n, "schema_before": int(before), "open_and_migrate_s": round(migrate_s, 1),
+            "repeats": repeats, "words": rows}
+
+
 def index_cells(index: Any, seed: int = 0, queries: int = 200) -> dict[str, Any]:
     """A search index's (:class:`~soundalike.search.index.VectorIndex`) IVF cells: their sizes, and how many vectors
     a search of a library track scans at the served ``nprobe`` (``queries`` seeded tracks) against an even split's
@@ -695,6 +737,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=1, help="The server's --workers (processes; default 1).")
     parser.add_argument("--requests", type=int, default=40, help="Requests of each kind --cpu-only times "
                         "(default 40).")
+    parser.add_argument("--search-words", action="store_true", help="Only the CPU of searches for short words "
+                        "through the full-text index and by scanning (in this process, an existing --library).")
     parser.add_argument("--json", action="store_true", help="Print only the JSON report.")
     parser.add_argument("--out", type=Path, help="Also write the JSON report here.")
     args = parser.parse_args(argv)
@@ -711,6 +755,10 @@ def main(argv: list[str] | None = None) -> int:
             report: dict[str, Any] = {"n": args.n, "commit": _commit(),
                                       "ann": ann_table(library, seed=args.seed, served_only=args.recall_only,
                                                        reranks=tuple(int(x) for x in args.rerank.split(",") if x))}
+        elif args.search_words:
+            if args.library is None:
+                parser.error("--search-words needs --library (a catalogue built before)")
+            report = {"benchmark": "scale-search-words", "commit": _commit(), **search_word_costs(library)}
         elif args.build_only:
             report = {"n": args.n, "commit": _commit(), "build": build(library, args.n, args.seed)}
         elif args.cpu_only:

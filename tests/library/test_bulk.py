@@ -190,3 +190,77 @@ def test_add_tracks_refuses_a_vector_of_another_length_or_not_finite(tmp_path: P
             assert len(lib.tracks()) == 10  # nothing of the batch kept
         ids, mat = lib.vectors(DESCRIPTOR_MODEL)
         assert len(ids) == 10 and mat.shape == (10, DESCRIPTOR_DIM)
+
+
+SHORT = {301: ("U2", "Zoo TV", "Achtung Baby"), 302: ("Numéro 9", "Live", "Ø"), 303: ("", "X", "Y z"),
+         304: ("Sigur Rós", "( )", "Vaka"), 305: ("AB", "Qi", "Zq 7")}
+
+
+def _short_word_library(root: Path) -> Library:
+    """:func:`bulk`'s 300 tracks and a few whose artist, album or title is or ends with a 1-2 character word."""
+    lib = Library.open(root)
+    if lib.search_count("") == 0:
+        bulk(lib, 300)
+        lib.add_tracks([NewTrack(path=f"/m/{i}.flac", audio_hash=f"s{i}", duration=60.0,
+                                 tags=Tags(artist=a, album=b, title=c)) for i, (a, b, c) in SHORT.items()])
+    return lib
+
+
+@pytest.mark.parametrize("text", ["u2", "U2 tv", "9", "x", "ø", "z", "qi", "zq", "7", "ab", "tv", "vu", "ac dc",
+                                  "os", "( )", "2", "zz", "q 9", "é"])
+def test_short_words_are_found_through_the_index_as_a_scan_finds_them(tmp_path_factory: pytest.TempPathFactory,
+                                                                     text: str) -> None:
+    """Words of 1-2 characters: a rare one is looked up in the padded index's trigrams (a word at a column's end
+    too), a common one scanned; either way the result is the scan's, and a word no track has finds nothing."""
+    with _short_word_library(tmp_path_factory.getbasetemp() / "short-lib") as lib:
+        words = catalog.search_words(text)
+        assert lib._fts_short and all(len(w) < catalog.FTS_MIN_WORD for w in words)
+        indexed = ([t.id for t in lib.search(text, limit=None)], lib.search_count(text),
+                   [lib.search_count(text, limit=k) for k in (0, 1, 1000)])
+        lib._fts = False
+        scanned = ([t.id for t in lib.search(text, limit=None)], lib.search_count(text),
+                   [lib.search_count(text, limit=k) for k in (0, 1, 1000)])
+    assert indexed == scanned
+
+
+def test_a_rare_short_word_is_read_from_the_vocabulary_and_a_common_one_scanned(tmp_path: Path,
+                                                                                monkeypatch: pytest.MonkeyPatch
+                                                                                ) -> None:
+    with _short_word_library(tmp_path / "lib") as lib:
+        assert lib._short_word_terms("u2") == ["u2\x01"]  # the padding: "U2" is the whole artist
+        assert lib._short_word_terms("ø") == ["ø\x01\x01"]
+        assert lib._short_word_terms("zq") == ["zq "]
+        assert lib._short_word_terms("u3") == [] and lib._fts_phrase("u3 x") == ""  # no track can match
+        assert lib.search("u3 x") == [] and lib.search_count("u3 x") == 0
+        assert lib._short_word_terms("a") is None  # in most tracks: a scan finds it in the first rows
+        assert set(lib._short_word_terms("ac") or []) == {"ac\x01", "ac ", "ach"}  # "AC", "AC DC", "Achtung"
+        monkeypatch.setattr(catalog, "SHORT_WORD_TERMS", 1)
+        assert lib._short_word_terms("ac") is None  # more trigrams than that: scanned
+        assert [t.id for t in lib.search("ac")] == [t.id for t in lib.search("ac", limit=None)][:10]
+
+
+def _as_version_8(lib: Library) -> None:
+    """Make ``lib``'s full-text index the unpadded one of schema 6-8."""
+    for name in ("tracks_fts_insert", "tracks_fts_delete", "tracks_fts_update"):
+        lib.conn.execute(f"DROP TRIGGER {name}")
+    lib.conn.execute("DROP TABLE tracks_fts")
+    lib.conn.execute("DROP VIEW tracks_fts_text")
+    lib.conn.execute("CREATE VIRTUAL TABLE tracks_fts USING fts5(f_artist, f_album, f_title, content='tracks', "
+                     "content_rowid='id', tokenize='trigram')")
+    lib.conn.execute("INSERT INTO tracks_fts(tracks_fts) VALUES ('rebuild')")
+    lib.conn.execute("UPDATE meta SET value='8' WHERE key='schema_version'")
+
+
+def test_a_version_8_catalogue_gets_the_padded_index(tmp_path: Path) -> None:
+    root = tmp_path / "lib"
+    with _short_word_library(root) as lib:
+        want = {text: [t.id for t in lib.search(text, limit=None)] for text in ("u2", "blue", "ø", "zq 7")}
+        _as_version_8(lib)
+    with Library.open(root, create=False, readonly=True) as old:  # read-only: not migrated, short words scanned
+        assert old._fts and not old._fts_short and old._short_word_terms("u2") is None
+        assert {text: [t.id for t in old.search(text, limit=None)] for text in want} == want
+    with Library.open(root) as lib:
+        assert lib._fts_short and lib._short_word_terms("u2") == ["u2\x01"]
+        assert {text: [t.id for t in lib.search(text, limit=None)] for text in want} == want
+        lib.set_tags(301, Tags(artist="U3", title="Zoo TV"))  # the migrated index follows edits
+        assert lib.search("u2") == [] and [t.id for t in lib.search("u3")] == [301]

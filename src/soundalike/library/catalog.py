@@ -30,7 +30,7 @@ from .listening import PlayLog, Stars
 from .playlists import PlaylistStore
 from .transactions import Transaction
 
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 DB_NAME = "catalog.sqlite"
 
 _SCHEMA = """
@@ -118,24 +118,41 @@ CREATE TABLE IF NOT EXISTS stars (
 
 # Full-text index of the folded tags for :meth:`Library.search` (trigrams: any substring of 3+ characters is found
 # through the index, as ``instr`` finds it), kept in step with ``tracks`` by triggers so every writer maintains it.
+# Each column is indexed with two filler characters (char(1)) after it, so every 1- or 2-character substring starts
+# some indexed trigram ("u2" at a title's end is in "u2\x01"): a short word is found through the index's
+# vocabulary (the trigrams that start with it), not by reading every track. The padded text comes from a view, the
+# index's external content, so a 'rebuild' pads as the triggers do. The columns are folded already (fold()), so the
+# index keeps them as they are (case_sensitive): its trigrams are the very text ``instr`` searches.
 # Statements, not split on ";" like _SCHEMA: a trigger's body holds semicolons.
+_FTS_PAD = "char(1, 1)"
 _FTS = (
-    "CREATE VIRTUAL TABLE IF NOT EXISTS tracks_fts USING fts5(f_artist, f_album, f_title, content='tracks', "
-    "content_rowid='id', tokenize='trigram')",
+    "CREATE VIEW IF NOT EXISTS tracks_fts_text AS SELECT id, "
+    + ", ".join(f"{c} || {_FTS_PAD} AS {c}" for c in ("f_artist", "f_album", "f_title")) + " FROM tracks",
+    "CREATE VIRTUAL TABLE IF NOT EXISTS tracks_fts USING fts5(f_artist, f_album, f_title, content='tracks_fts_text', "
+    "content_rowid='id', tokenize='trigram case_sensitive 1')",
     "CREATE TRIGGER IF NOT EXISTS tracks_fts_insert AFTER INSERT ON tracks BEGIN "
-    "INSERT INTO tracks_fts(rowid, f_artist, f_album, f_title) VALUES (new.id, new.f_artist, new.f_album, "
-    "new.f_title); END",
+    f"INSERT INTO tracks_fts(rowid, f_artist, f_album, f_title) VALUES (new.id, new.f_artist || {_FTS_PAD}, "
+    f"new.f_album || {_FTS_PAD}, new.f_title || {_FTS_PAD}); END",
     "CREATE TRIGGER IF NOT EXISTS tracks_fts_delete AFTER DELETE ON tracks BEGIN "
-    "INSERT INTO tracks_fts(tracks_fts, rowid, f_artist, f_album, f_title) VALUES ('delete', old.id, old.f_artist, "
-    "old.f_album, old.f_title); END",
+    "INSERT INTO tracks_fts(tracks_fts, rowid, f_artist, f_album, f_title) VALUES ('delete', old.id, "
+    f"old.f_artist || {_FTS_PAD}, old.f_album || {_FTS_PAD}, old.f_title || {_FTS_PAD}); END",
     "CREATE TRIGGER IF NOT EXISTS tracks_fts_update AFTER UPDATE OF f_artist, f_album, f_title ON tracks BEGIN "
-    "INSERT INTO tracks_fts(tracks_fts, rowid, f_artist, f_album, f_title) VALUES ('delete', old.id, old.f_artist, "
-    "old.f_album, old.f_title); "
-    "INSERT INTO tracks_fts(rowid, f_artist, f_album, f_title) VALUES (new.id, new.f_artist, new.f_album, "
-    "new.f_title); END",
+    "INSERT INTO tracks_fts(tracks_fts, rowid, f_artist, f_album, f_title) VALUES ('delete', old.id, "
+    f"old.f_artist || {_FTS_PAD}, old.f_album || {_FTS_PAD}, old.f_title || {_FTS_PAD}); "
+    f"INSERT INTO tracks_fts(rowid, f_artist, f_album, f_title) VALUES (new.id, new.f_artist || {_FTS_PAD}, "
+    f"new.f_album || {_FTS_PAD}, new.f_title || {_FTS_PAD}); END",
 )
-#: Shortest search word the trigram index can find; shorter words are matched by scanning (``instr``).
+_FTS_TRIGGERS = ("tracks_fts_insert", "tracks_fts_delete", "tracks_fts_update")
+#: Shortest search word the trigram index can find as a phrase; a shorter word is looked up in its vocabulary.
 FTS_MIN_WORD = 3
+#: A short word is found through the index when it is rare: found in fewer than SHORT_WORD_COMMON of the first
+#: SHORT_WORD_PROBE tracks, and the start of at most SHORT_WORD_TERMS indexed trigrams. A common one is matched by
+#: scanning, which then stops early, while reading the vocabulary costs most for common trigrams (at a million
+#: tracks a scan stops within a millisecond for a word in half the tracks and reads every track, ~0.8 s, for a
+#: rare one: benchmarks/results/search-words.json).
+SHORT_WORD_PROBE = 1024
+SHORT_WORD_COMMON = 100
+SHORT_WORD_TERMS = 64
 #: Matches :meth:`Library.search` ranks (exact titles first, ...) beside the exact and prefix matches of a title or
 #: an "artist - title" (up to this many of each, found through the B-tree indexes): the first this many in catalogue
 #: order. A common word matches a large share of a million tracks; the rest of them follow in catalogue order.
@@ -253,6 +270,11 @@ def _prefix_end(prefix: str) -> str | None:
     return prefix[:-1] + chr(last + 1)
 
 
+def _fts_quote(text: str) -> str:
+    """``text`` as one FTS5 string (a phrase, or a single trigram), its double quotes doubled."""
+    return '"' + text.replace('"', '""') + '"'
+
+
 def search_words(text: str) -> list[str]:
     """The folded words of a search text that can match (words without a letter or digit, like ``-``, cannot)."""
     return [w for w in fold(text).split() if any(c.isalnum() for c in w)]
@@ -363,12 +385,33 @@ def _migrate_8(conn: sqlite3.Connection) -> None:
     conn.execute("DROP INDEX IF EXISTS vectors_model")
 
 
+
+def _fts_is_padded(conn: sqlite3.Connection) -> bool:
+    """Whether the catalogue's full-text index is the padded one of version 9 (its short words are indexed)."""
+    row = conn.execute("SELECT sql FROM sqlite_master WHERE name='tracks_fts'").fetchone()
+    return row is not None and "tracks_fts_text" in row[0]
+
+
+def _migrate_9(conn: sqlite3.Connection) -> None:
+    """Version 9: the full-text index pads each column with two filler characters (from a view), so words of one
+    or two characters are found through it; the unpadded index of versions 6-8 is dropped and built again from the
+    tracks. One built by version 6's migration in this same run is padded already."""
+    if conn.execute("SELECT 1 FROM sqlite_master WHERE name='tracks_fts'").fetchone() is None \
+            or _fts_is_padded(conn):
+        return
+    for name in _FTS_TRIGGERS:
+        conn.execute(f"DROP TRIGGER IF EXISTS {name}")
+    conn.execute("DROP TABLE tracks_fts")
+    for statement in _FTS:
+        conn.execute(statement)
+    conn.execute("INSERT INTO tracks_fts(tracks_fts) VALUES ('rebuild')")
+
 # Forward migrations: version -> the function that brings a catalogue of version - 1 to it (inside the transaction
 # of _prepare; tables, indexes and triggers that a version adds come from _SCHEMA, _FTS and _TRIGGERS after the
 # migrations ran).
 _MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {2: _migrate_2, 3: _migrate_3, 4: _migrate_4,
                                                                5: _migrate_5, 6: _migrate_6,
-                                                               7: _migrate_7, 8: _migrate_8}
+                                                               7: _migrate_7, 8: _migrate_8, 9: _migrate_9}
 
 
 def _schema_version(conn: sqlite3.Connection) -> int | None:
@@ -432,6 +475,9 @@ class Library:
         self.store = FeatureStore(root / "features")
         # A read-only catalogue of an older version has no full-text index: its searches scan, as they did.
         self._fts = conn.execute("SELECT 1 FROM sqlite_master WHERE name='tracks_fts'").fetchone() is not None
+        # Short words use the padded index of version 9 (an older read-only catalogue scans for them, as it did).
+        self._fts_short = self._fts and _fts_is_padded(conn)
+        self._vocab_ready = False
 
     @classmethod
     def open(cls, root: str | os.PathLike[str] | None = None, *, create: bool = True,
@@ -885,15 +931,50 @@ class Library:
         return " AND ".join(clauses) or "1", {f"w{i}": w for i, w in enumerate(words)}
 
     def _fts_phrase(self, text: str) -> str | None:
-        """The full-text query of the words the trigram index can find (None without such a word or index)."""
-        long = [w for w in search_words(text) if len(w) >= FTS_MIN_WORD]
-        if not self._fts or not long:
+        """The full-text query that finds every track containing the words (a superset: ``instr`` stays the rule):
+        the words of 3+ characters as phrases, or without such a word the rare short words' trigrams; None when
+        the index cannot help, "" when no track can match."""
+        words = search_words(text)
+        long = [w for w in words if len(w) >= FTS_MIN_WORD]
+        if not self._fts:
             return None
-        return " AND ".join('"' + w.replace('"', '""') + '"' for w in long)
+        if long:
+            return " AND ".join(_fts_quote(w) for w in long)
+        groups = []
+        for word in words:
+            terms = self._short_word_terms(word)
+            if terms == []:
+                return ""  # no indexed trigram starts with it: no track contains it
+            if terms is not None:
+                groups.append("(" + " OR ".join(_fts_quote(t) for t in terms) + ")")
+        return " AND ".join(groups) or None
+
+    def _short_word_terms(self, word: str) -> list[str] | None:
+        """The index's trigrams that start with a word of 1-2 characters (every track that contains it has one),
+        or None when the word is common (a scan finds it sooner) or the index has no padded short words."""
+        if not self._fts_short:
+            return None
+        common = self.conn.execute(
+            f"SELECT COUNT(*) FROM (SELECT 1 FROM (SELECT f_artist, f_album, f_title FROM tracks ORDER BY id "
+            f"LIMIT :probe) WHERE instr({self._HAYSTACK.format(t='')}, :w) > 0 LIMIT :common)",
+            {"probe": SHORT_WORD_PROBE, "common": SHORT_WORD_COMMON, "w": word}).fetchone()[0]
+        end = _prefix_end(word)
+        if common >= SHORT_WORD_COMMON or end is None:
+            return None
+        if not self._vocab_ready:  # the vocabulary's view of the index, in this connection's own temp schema
+            self.conn.execute("CREATE VIRTUAL TABLE IF NOT EXISTS temp.tracks_fts_vocab USING "
+                              "fts5vocab(main, 'tracks_fts', 'row')")
+            self._vocab_ready = True
+        terms = [r[0] for r in self.conn.execute(
+            "SELECT term FROM temp.tracks_fts_vocab WHERE term >= :lo AND term < :hi LIMIT :n",
+            {"lo": word, "hi": end, "n": SHORT_WORD_TERMS + 1})]
+        return None if len(terms) > SHORT_WORD_TERMS else terms
 
     def _matches_from(self, text: str, after: int, skip: list[int], limit: int, offset: int = 0) -> list[int]:
         """Ids of matches of ``text`` above id ``after``, in id order, leaving out ``skip``; ``limit`` < 0: all."""
         phrase = self._fts_phrase(text)
+        if phrase == "":
+            return []
         where, params = self._search_where(text, "t")
         args = {**params, "after": after, "skip": json.dumps(skip), "limit": limit, "offset": offset}
         if phrase is None:
@@ -960,6 +1041,8 @@ class Library:
         if not search_words(text):
             return int(self.conn.execute("SELECT COUNT(*) FROM (SELECT 1 FROM tracks LIMIT :cap)", cap).fetchone()[0])
         phrase = self._fts_phrase(text)
+        if phrase == "":
+            return 0
         if phrase is not None and all(len(w) >= FTS_MIN_WORD for w in search_words(text)):
             # the index finds exactly the rows that contain every word (as instr finds them): counted in the index
             sql, params = "SELECT 1 FROM tracks_fts WHERE tracks_fts MATCH :fts", {"fts": phrase}
