@@ -148,7 +148,7 @@ FTS_MIN_WORD = 3
 #: A short word is found through the index when it is rare: found in fewer than SHORT_WORD_COMMON of the first
 #: SHORT_WORD_PROBE tracks, and the start of at most SHORT_WORD_TERMS indexed trigrams. A common one is matched by
 #: scanning, which then stops early, while reading the vocabulary costs most for common trigrams (at a million
-#: tracks a scan stops within a millisecond for a word in half the tracks and reads every track, ~0.8 s, for a
+#: tracks a scan stops within a millisecond or two for a word in half the tracks and reads every track, ~0.9 s, for a
 #: rare one: benchmarks/results/search-words.json).
 SHORT_WORD_PROBE = 1024
 SHORT_WORD_COMMON = 100
