@@ -559,6 +559,42 @@ def search_word_costs(library: Path, words: Sequence[str] = SHORT_SEARCH_WORDS, 
             "repeats": repeats, "words": rows}
 
 
+def rerank_read_costs(library: Path, tracks: int = 40, sets: int = 200, rounds: int = 5, seed: int = 0
+                      ) -> dict[str, Any]:
+    """CPU milliseconds of reading the stored vectors of every model for ``tracks`` random tracks (what a
+    compact index's re-rank of 10 results reads): one query a model (``Library.vectors``, as before) against one
+    for every model (``Library.vectors_of``), alternated for ``rounds`` rounds of ``sets`` random sets each, after
+    a first untimed round (``--rerank-reads``)."""
+    from soundalike.library.catalog import Library
+
+    rng = np.random.default_rng(seed)
+    with Library.open(library, create=False, readonly=True) as lib:
+        n = lib.search_count("")
+        models = lib.models()  # the synthetic catalogue holds the default's parts only
+
+        def per_model(ids: np.ndarray) -> None:
+            for model in models:
+                lib.vectors(model, ids=ids)
+
+        def together(ids: np.ndarray) -> None:
+            lib.vectors_of(models, ids)
+
+        costs: dict[str, list[float]] = {"query_a_model": [], "one_query": []}
+        for round_ in range(rounds + 1):
+            for name, read in (("query_a_model", per_model), ("one_query", together)):
+                draws = [np.sort(rng.choice(n, tracks, replace=False) + 1) for _ in range(sets)]
+                started = time.process_time()
+                for ids in draws:
+                    read(ids)
+                if round_:
+                    costs[name].append((time.process_time() - started) * 1000 / sets)
+    return {"n": n, "models": models, "tracks_a_read": tracks, "sets_a_round": sets,
+            "ms_a_read": {k: [round(v, 3) for v in vs] for k, vs in costs.items()},
+            "median_ms": {k: round(float(np.median(vs)), 3) for k, vs in costs.items()},
+            "one_vs_per_model": round(float(np.median(np.array(costs["one_query"]) / np.array(costs["query_a_model"]))),
+                                      3)}
+
+
 def index_cells(index: Any, seed: int = 0, queries: int = 200) -> dict[str, Any]:
     """A search index's (:class:`~soundalike.search.index.VectorIndex`) IVF cells: their sizes, and how many vectors
     a search of a library track scans at the served ``nprobe`` (``queries`` seeded tracks) against an even split's
@@ -739,6 +775,8 @@ def main(argv: list[str] | None = None) -> int:
                         "(default 40).")
     parser.add_argument("--search-words", action="store_true", help="Only the CPU of searches for short words "
                         "through the full-text index and by scanning (in this process, an existing --library).")
+    parser.add_argument("--rerank-reads", action="store_true", help="Only the CPU of reading a re-rank's stored "
+                        "vectors, a query a model against one query (in this process, an existing --library).")
     parser.add_argument("--json", action="store_true", help="Print only the JSON report.")
     parser.add_argument("--out", type=Path, help="Also write the JSON report here.")
     args = parser.parse_args(argv)
@@ -755,6 +793,10 @@ def main(argv: list[str] | None = None) -> int:
             report: dict[str, Any] = {"n": args.n, "commit": _commit(),
                                       "ann": ann_table(library, seed=args.seed, served_only=args.recall_only,
                                                        reranks=tuple(int(x) for x in args.rerank.split(",") if x))}
+        elif args.rerank_reads:
+            if args.library is None:
+                parser.error("--rerank-reads needs --library (a catalogue built before)")
+            report = {"benchmark": "scale-rerank-reads", "commit": _commit(), **rerank_read_costs(library)}
         elif args.search_words:
             if args.library is None:
                 parser.error("--search-words needs --library (a catalogue built before)")

@@ -63,6 +63,23 @@ def test_vectors_by_id_and_the_model_list(tmp_path: Path) -> None:
         assert lib.vectors("nothing")[1].shape == (0, 0) and lib.vector_ids("nothing").size == 0
         lib.conn.execute("UPDATE vectors SET version=0 WHERE model=? AND track_id<=10", (DESCRIPTOR_MODEL,))
         assert lib.vector_ids(DESCRIPTOR_MODEL).tolist() == list(range(11, 31))  # stale descriptors left out
+        wanted = [29, 3, 3, 999, 11, 12]
+        together = lib.vectors_of(["extra-1", DESCRIPTOR_MODEL, "nothing", "extra-1"], wanted)
+        alone = [lib.vectors(m, ids=wanted) for m in ("extra-1", DESCRIPTOR_MODEL, "nothing", "extra-1")]
+        assert together[1][0].tolist() == [11, 12, 29]  # stale descriptors (3) left out here too
+        for (ids_a, mat_a), (ids_b, mat_b) in zip(together, alone, strict=True):
+            assert ids_a.tolist() == ids_b.tolist()
+            np.testing.assert_array_equal(mat_a, mat_b)
+
+
+def test_vectors_of_several_models_reads_more_than_one_query_holds(tmp_path: Path) -> None:
+    with Library.open(tmp_path / "lib") as lib:
+        bulk(lib, 1200)
+        wanted = list(range(1200, 0, -2))  # 600 tracks: two queries of 500 ids at most
+        (ids_e, mat_e), (ids_d, mat_d) = lib.vectors_of(["extra-1", DESCRIPTOR_MODEL], wanted)
+        assert ids_e.tolist() == ids_d.tolist() == sorted(wanted)
+        np.testing.assert_array_equal(mat_e, lib.vectors("extra-1", ids=wanted)[1])
+        np.testing.assert_array_equal(mat_d, lib.vectors(DESCRIPTOR_MODEL, ids=wanted)[1])
 
 
 @pytest.mark.parametrize("text", ["blue", "Blue night", "beyonce", "DEJA vu", "ac", "ac dc", "artist echo",

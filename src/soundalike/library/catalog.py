@@ -826,6 +826,36 @@ class Library:
         found = np.array([r[0] for r in rows], dtype=np.int64)
         return found, np.vstack([np.frombuffer(r[2], dtype=np.float32) for r in rows])
 
+    def vectors_of(self, models: Sequence[str], ids: Iterable[int]) -> list[tuple[np.ndarray, np.ndarray]]:
+        """:meth:`vectors` of each of ``models`` (in that order) for the tracks ``ids``, read together: one query a
+        500 tracks through the (track, model) key, which finds a track's rows side by side (less CPU than a query
+        a model: docs/scaling.md)."""
+        wanted = np.unique(np.fromiter((int(i) for i in ids), dtype=np.int64))
+        names = list(dict.fromkeys(models))
+        slot = {m: i for i, m in enumerate(names)}
+        found: list[list[int]] = [[] for _ in names]
+        blobs: list[list[bytes]] = [[] for _ in names]
+        for start in range(0, len(wanted), 500):
+            part = wanted[start:start + 500].tolist()
+            # "+model": the key's first column finds the rows; the model is then checked in the key itself, before
+            # a row is read (without the "+", SQLite took the (model, track_id) index, a model at a time)
+            sql = (f"SELECT track_id, model, version, vector FROM vectors WHERE track_id IN "
+                   f"({','.join('?' * len(part))}) AND +model IN ({','.join('?' * len(names))}) ORDER BY track_id")
+            for track_id, model, version, blob in self.conn.execute(sql, (*part, *names)):
+                if model == DESCRIPTOR_MODEL and version != descriptors.DESCRIPTOR_VERSION:
+                    continue  # stale descriptors, as vectors() leaves them out
+                found[slot[model]].append(track_id)
+                blobs[slot[model]].append(blob)
+        out = []
+        for model in models:
+            i = slot[model]
+            if not found[i]:
+                out.append((np.zeros(0, dtype=np.int64), np.zeros((0, 0), dtype=np.float32)))
+            else:
+                out.append((np.array(found[i], dtype=np.int64),
+                            np.vstack([np.frombuffer(b, dtype=np.float32) for b in blobs[i]])))
+        return out
+
     def segments(self, track_id: int, model: str) -> np.ndarray | None:
         """The sequence of segment embeddings ``(n_segments, dim)`` stored for a track, if any."""
         row = self.conn.execute("SELECT dim, n_segments, segments FROM vectors WHERE track_id=? AND model=?",

@@ -299,8 +299,8 @@ class VectorIndex:
         want = np.asarray(track_ids, dtype=np.int64).ravel()
         common = np.unique(want)
         blocks: list[np.ndarray] = []
-        for part in self.embedding.parts:
-            found, mat = lib.vectors(part.model, ids=common)
+        read = lib.vectors_of([part.model for part in self.embedding.parts], common)
+        for part, (found, mat) in zip(self.embedding.parts, read, strict=True):
             keep = np.isin(common, found)
             common = common[keep]
             blocks = [b[keep] for b in blocks]

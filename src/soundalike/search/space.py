@@ -215,8 +215,8 @@ def sorted_common(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def read_raw(lib: Library, key: str, ids: np.ndarray) -> np.ndarray:
     """Raw vectors ``(len(ids), sum of part dims)`` of tracks that have every part of ``key``; ``ids`` sorted."""
     blocks = []
-    for k in model_parts(key):
-        found, mat = lib.vectors(k, ids=ids)
+    names = model_parts(key)
+    for k, (found, mat) in zip(names, lib.vectors_of(names, ids), strict=True):
         if len(found) != len(ids) or not np.array_equal(found, ids):
             raise CatalogError(f"{k}: vectors of {len(ids) - len(found)} tracks went missing while being read")
         blocks.append(mat)
