@@ -22,6 +22,10 @@ tree (user + system, from ``wait4``: robust to a shared machine's noise, unlike 
   into this virtualenv on first use, skipped with a message when it cannot be;
 - ``librosa``: load at 22.05 kHz and a log-mel spectrogram, in one process.
 Rows give CPU-seconds per track, times real time per CPU-second, and the ratio to bliss.
+
+``--scaling`` runs ``soundalike index FILES --jobs N`` (a fresh library each time, every core free) for each of
+``--jobs``, alternating their order over ``--repeats`` rounds: wall seconds, CPU seconds of the process tree, and
+the speed-up of N workers over one (median rounds).
 """
 
 from __future__ import annotations
@@ -36,6 +40,9 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from provenance import commit  # noqa: E402
 
 SR = 22050
 
@@ -141,6 +148,47 @@ def _child_cpu(cmd: list[str]) -> tuple[float, float, int]:
     return usage.ru_utime + usage.ru_stime, wall, proc.returncode
 
 
+def run_scaling(files: list[str], jobs: list[int], repeats: int) -> dict[str, object]:
+    """Wall and CPU time of ``soundalike index`` over ``files`` with each of ``jobs`` worker counts (fresh library;
+    BLAS/OpenMP one thread a process, as a scan runs them), alternating the order each round."""
+    import subprocess
+
+    from soundalike.audio.decode import probe
+
+    audio_seconds = sum(probe(f).duration for f in files)
+    soundalike = str(Path(sys.executable).with_name("soundalike"))
+    runs: dict[int, list[tuple[float, float]]] = {n: [] for n in jobs}
+    for round_ in range(repeats):
+        for n in (jobs if round_ % 2 == 0 else jobs[::-1]):
+            with tempfile.TemporaryDirectory(prefix="soundalike-scaling-") as lib:
+                start = time.perf_counter()
+                proc = subprocess.Popen([soundalike, "index", *files, "--library", lib, "--jobs", str(n)],
+                                        env={**os.environ, **ONE_CORE}, stdout=subprocess.DEVNULL,
+                                        stderr=subprocess.PIPE)
+                _, status, usage = os.wait4(proc.pid, 0)
+                wall = time.perf_counter() - start
+                if os.waitstatus_to_exitcode(status):
+                    err = proc.stderr.read().decode(errors="replace")[-400:] if proc.stderr else ""
+                    raise RuntimeError(f"soundalike index --jobs {n} failed: {err}")
+            runs[n].append((wall, usage.ru_utime + usage.ru_stime))
+            print(f"--jobs {n} round {round_ + 1}: wall {wall:.1f} s, CPU {runs[n][-1][1]:.1f} s", file=sys.stderr)
+    rows = []
+    for n, values in runs.items():
+        wall = sorted(v[0] for v in values)[len(values) // 2]
+        cpu = sorted(v[1] for v in values)[len(values) // 2]
+        rows.append({"jobs": n, "wall_seconds": round(wall, 2), "cpu_seconds": round(cpu, 2),
+                     "tracks_per_s": round(len(files) / wall, 3), "cpu_seconds_per_track": round(cpu / len(files), 4),
+                     "all_rounds": [{"wall_seconds": round(w, 2), "cpu_seconds": round(c, 2)} for w, c in values]})
+    one = next((r for r in rows if r["jobs"] == 1), None)
+    for r in rows:
+        if one is not None:
+            r["speed_up"] = round(float(one["wall_seconds"]) / float(r["wall_seconds"]), 3)
+            r["efficiency"] = round(float(r["speed_up"]) / int(r["jobs"]), 3)
+    return {"mode": "scaling", "files": len(files), "audio_hours": round(audio_seconds / 3600, 3),
+            "cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+            "results": rows}
+
+
 def _bliss_available() -> str | None:
     """None when bliss-audio imports (installing it once if needed), else why it cannot be used."""
     import subprocess
@@ -221,7 +269,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", help="Also write the JSON result to this file.")
     parser.add_argument("--peers", action="store_true",
                         help="Compare whole programs (soundalike index, bliss-audio, librosa) by CPU time, one core.")
-    parser.add_argument("--repeats", type=int, default=2, help="--peers: rounds per program (median reported).")
+    parser.add_argument("--scaling", action="store_true",
+                        help="Wall and CPU time of the whole `soundalike index --jobs N` for each of --jobs.")
+    parser.add_argument("--repeats", type=int, default=2,
+                        help="--peers, --scaling: rounds per program or worker count (median reported).")
     args = parser.parse_args(argv)
 
     folder = Path(args.folder) if args.folder else _synthetic_folder(args.max_files)
@@ -230,10 +281,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"no audio files under {folder}", file=sys.stderr)
         return 2
     machine = {"cpus": os.cpu_count(), "python": platform.python_version()}
+    command = " ".join(["benchmarks/analysis.py", *(argv if argv is not None else sys.argv[1:])])
     if args.peers:
-        command = " ".join(["benchmarks/analysis.py", *(argv if argv is not None else sys.argv[1:])])
         return _emit({"benchmark": "analysis", "folder": str(folder), "command": command, "machine": machine,
                       **run_peers(files, args.repeats)}, args.out)
+    if args.scaling:
+        return _emit({"benchmark": "analysis", "folder": str(folder), "command": command, "machine": machine,
+                      "commit": commit(), **run_scaling(files, sorted(set(args.jobs)), args.repeats)}, args.out)
     results = []
     for jobs in args.jobs:
         for name in PIPELINES:

@@ -60,6 +60,7 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from provenance import commit  # noqa: E402
 from server import Workload, cpu_seconds, log, percentiles, run_load, unloaded  # noqa: E402 - the load generator is shared
 
 BATCH = 10_000
@@ -734,18 +735,6 @@ def ann_table(library: Path, seed: int = 0, queries: int = 200, served_only: boo
             "pq_train_s": round(pq_train_s, 1), "pass_s": round(add_s, 1), "threads": faiss.omp_get_max_threads()}
 
 
-def _commit() -> str | None:
-    """The short commit of the code measured (None outside a git checkout)."""
-    import subprocess
-
-    try:
-        done = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
-                              text=True, timeout=10, check=True)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return done.stdout.strip() or None
-
-
 def main(argv: list[str] | None = None) -> int:
     """Build (if needed) and measure; print or write the JSON."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -790,27 +779,27 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="soundalike-scale-") as tmp:
         library = args.library or Path(tmp) / "lib"
         if args.ann_only or args.recall_only:
-            report: dict[str, Any] = {"n": args.n, "commit": _commit(),
+            report: dict[str, Any] = {"n": args.n, "commit": commit(),
                                       "ann": ann_table(library, seed=args.seed, served_only=args.recall_only,
                                                        reranks=tuple(int(x) for x in args.rerank.split(",") if x))}
         elif args.rerank_reads:
             if args.library is None:
                 parser.error("--rerank-reads needs --library (a catalogue built before)")
-            report = {"benchmark": "scale-rerank-reads", "commit": _commit(), **rerank_read_costs(library)}
+            report = {"benchmark": "scale-rerank-reads", "commit": commit(), **rerank_read_costs(library)}
         elif args.search_words:
             if args.library is None:
                 parser.error("--search-words needs --library (a catalogue built before)")
-            report = {"benchmark": "scale-search-words", "commit": _commit(), **search_word_costs(library)}
+            report = {"benchmark": "scale-search-words", "commit": commit(), **search_word_costs(library)}
         elif args.build_only:
-            report = {"n": args.n, "commit": _commit(), "build": build(library, args.n, args.seed)}
+            report = {"n": args.n, "commit": commit(), "build": build(library, args.n, args.seed)}
         elif args.cpu_only:
-            report = {"benchmark": "scale-cpu", "commit": _commit(),
+            report = {"benchmark": "scale-cpu", "commit": commit(),
                       **cpu_per_request(library, args.requests, seed=args.seed, map_limit=args.map_limit)}
         else:
             t0 = time.perf_counter()
             timings = build(library, args.n, args.seed)
             timings["build_s"] = round(time.perf_counter() - t0, 1)
-            report = {"benchmark": "scale", "commit": _commit(),
+            report = {"benchmark": "scale", "commit": commit(),
                       **measure(library, args.clients, args.seconds, args.seed, args.map_limit, args.rounds,
                                 args.alone, args.concurrency, args.workers), "build": timings}
     text = json.dumps(report, indent=2)
