@@ -216,6 +216,11 @@ def run_peers(files: list[str], repeats: int) -> dict[str, object]:
         skipped["bliss-audio"] = why
         peers.remove("bliss-audio")
         print(f"skipping bliss-audio: {why}", file=sys.stderr)
+    unopened = _ffmpeg_cannot_open(files) if "bliss-audio" in peers else {}
+    if unopened:  # bliss-audio decodes through ffmpeg and stops at the first file it cannot open: every program
+        files = [f for f in files if f not in unopened]  # gets the same files, those all of them can read
+        print(f"leaving out {len(unopened)} files ffmpeg cannot open (bliss-audio would stop there)", file=sys.stderr)
+        audio_seconds = sum(probe(f).duration for f in files)
     runs: dict[str, list[tuple[float, float]]] = {p: [] for p in peers}
     for round_ in range(repeats):
         for name in (peers if round_ % 2 == 0 else peers[::-1]):  # alternate the order: drift hits all alike
@@ -244,7 +249,23 @@ def run_peers(files: list[str], repeats: int) -> dict[str, object]:
         if bliss is not None:
             r["cpu_vs_bliss"] = round(float(r["cpu_seconds"]) / float(bliss["cpu_seconds"]), 3)
     return {"mode": "peers", "files": len(files), "audio_hours": round(audio_seconds / 3600, 3), "results": rows,
-            "skipped": skipped, "versions": {"bliss-audio": BLISS.split("==")[1]}}
+            "skipped": skipped, "files_left_out": unopened, "versions": {"bliss-audio": BLISS.split("==")[1]}}
+
+
+def _ffmpeg_cannot_open(files: list[str]) -> dict[str, str]:
+    """The files ``ffprobe`` cannot open, with its reason (none when ffprobe is missing)."""
+    import shutil
+    import subprocess
+
+    if shutil.which("ffprobe") is None:
+        return {}
+    bad = {}
+    for f in files:
+        done = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0", f],
+                              capture_output=True, text=True)
+        if done.returncode != 0:
+            bad[f] = (done.stderr.strip().splitlines() or ["ffprobe failed"])[-1][:200]
+    return bad
 
 
 def _synthetic_folder(n: int) -> Path:
