@@ -281,3 +281,18 @@ def test_a_version_8_catalogue_gets_the_padded_index(tmp_path: Path) -> None:
         assert {text: [t.id for t in lib.search(text, limit=None)] for text in want} == want
         lib.set_tags(301, Tags(artist="U3", title="Zoo TV"))  # the migrated index follows edits
         assert lib.search("u2") == [] and [t.id for t in lib.search("u3")] == [301]
+
+
+def test_an_upgrade_of_a_large_catalogue_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                caplog: pytest.LogCaptureFixture) -> None:
+    root = tmp_path / "lib"
+    with _short_word_library(root) as lib:
+        _as_version_8(lib)
+    monkeypatch.setattr(catalog, "UPGRADE_NOTICE_TRACKS", 300)
+    with caplog.at_level("WARNING", logger="soundalike.library.catalog"), Library.open(root):
+        pass
+    assert f"from schema 8 to {SCHEMA_VERSION} (305 tracks; once" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="soundalike.library.catalog"), Library.open(root):
+        pass
+    assert caplog.text == ""  # only the upgrade says it

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import sqlite3
 import time
@@ -32,6 +33,10 @@ from .transactions import Transaction
 
 SCHEMA_VERSION = 9
 DB_NAME = "catalog.sqlite"
+#: An upgrade of a catalogue with at least this many tracks says so first (on stderr, through logging).
+UPGRADE_NOTICE_TRACKS = 50_000
+
+log = logging.getLogger(__name__)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -449,6 +454,11 @@ def _prepare(conn: sqlite3.Connection, db: Path) -> None:
             raise CatalogError(f"{db} has schema {row[0]}, newer than this soundalike ({SCHEMA_VERSION}): upgrade "
                                "soundalike to use it")
         version = SCHEMA_VERSION if "tracks" not in tables else 1 if row is None else int(row[0])
+        if version < SCHEMA_VERSION:  # a large catalogue takes a while (schema 9 rebuilds the search index): say so
+            tracks = conn.execute("SELECT COUNT(*) FROM tracks").fetchone()[0]
+            if tracks >= UPGRADE_NOTICE_TRACKS:
+                log.warning("upgrading the catalogue %s from schema %d to %d (%d tracks; once, may take a minute)",
+                            db, version, SCHEMA_VERSION, tracks)
         for target in range(version + 1, SCHEMA_VERSION + 1):
             if target == 4:
                 _migrate_4(conn, backfill)
