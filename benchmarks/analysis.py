@@ -293,7 +293,7 @@ def main(argv: list[str] | None = None) -> int:
     command = " ".join(["benchmarks/analysis.py", *(argv if argv is not None else sys.argv[1:])])
     if args.peers:
         return _emit({"benchmark": "analysis", "folder": str(folder), "command": command, "machine": machine,
-                      **run_peers(files, args.repeats)}, args.out)
+                      "commit": commit(), **run_peers(files, args.repeats)}, args.out)
     if args.scaling:
         return _emit({"benchmark": "analysis", "folder": str(folder), "command": command, "machine": machine,
                       "commit": commit(), **run_scaling(files, sorted(set(args.jobs)), args.repeats)}, args.out)
