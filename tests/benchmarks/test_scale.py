@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 import scale
 
+from soundalike.library.catalog import SCHEMA_VERSION
+
 
 def test_build_and_measure_a_small_catalogue(tmp_path: Path) -> None:
     library = tmp_path / "lib"
@@ -36,6 +38,15 @@ def test_build_and_measure_a_small_catalogue(tmp_path: Path) -> None:
     cells = cpu["index"]  # 2,000 tracks are searched exactly: one cell, every track scanned
     assert (cells["kind"], cells["nlist"], cells["nprobe"]) == ("flat", 1, 1)
     assert cells["scanned_per_search"]["mean"] == cells["scanned_per_search"]["even_split"] == 2000
+    words = scale.search_word_costs(library, words=("u2", "e", "lis"), repeats=1)  # --search-words
+    assert words["n"] == 2000 and words["schema_before"] == SCHEMA_VERSION
+    rows = {r["word"]: r for r in words["words"]}
+    assert rows["u2"]["matches"] == 0 and rows["u2"]["through_index"]  # no trigram starts with it: nothing read
+    assert not rows["e"]["through_index"] and rows["lis"]["through_index"]  # common: scanned; 3 letters: phrase
+    assert all(r["index_ms"] >= 0 and r["scan_ms"] >= 0 for r in rows.values())
+    reads = scale.rerank_read_costs(library, tracks=10, sets=3, rounds=2)  # --rerank-reads
+    assert len(reads["models"]) == 3 and set(reads["median_ms"]) == {"query_a_model", "one_query"}
+    assert all(len(v) == 2 for v in reads["ms_a_read"].values()) and reads["one_vs_per_model"] > 0
 
 
 def test_index_cells_of_an_approximate_index(tmp_path: Path) -> None:

@@ -1,0 +1,18 @@
+"""The analysis benchmark's --scaling mode: a real `soundalike index` at each worker count, its JSON's shape."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import analysis
+
+
+def test_scaling_runs_the_whole_index_at_each_worker_count(music_dir: Path) -> None:
+    files = analysis.spread_files(music_dir, 4)
+    report = analysis.run_scaling(files, [1, 2], repeats=1)
+    assert report["mode"] == "scaling" and report["files"] == 4 and report["audio_hours"] > 0
+    rows = {r["jobs"]: r for r in report["results"]}
+    assert set(rows) == {1, 2} and rows[1]["speed_up"] == 1.0 and rows[1]["efficiency"] == 1.0
+    for row in rows.values():
+        assert row["wall_seconds"] > 0 and row["cpu_seconds"] > 0 and len(row["all_rounds"]) == 1
+        assert row["speed_up"] > 0 and row["tracks_per_s"] > 0
