@@ -131,12 +131,13 @@ _PEER_SNIPPETS = {
 }
 
 
-def _child_cpu(cmd: list[str]) -> tuple[float, float, int]:
-    """``(CPU seconds of the process tree, wall seconds, exit status)`` of one command, pinned to one core."""
+def _child_cpu(cmd: list[str], *, pin: bool = True) -> tuple[float, float, int]:
+    """``(CPU seconds of the process tree, wall seconds, exit status)`` of one command, pinned to one core (or with
+    ``pin=False`` free to use them all); BLAS/OpenMP one thread a process either way."""
     import subprocess
 
     env = {**os.environ, **ONE_CORE}
-    core = sorted(os.sched_getaffinity(0))[-1] if hasattr(os, "sched_getaffinity") else None
+    core = sorted(os.sched_getaffinity(0))[-1] if pin and hasattr(os, "sched_getaffinity") else None
     preexec = (lambda: os.sched_setaffinity(0, {core})) if core is not None else None
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, preexec_fn=preexec)
@@ -153,8 +154,6 @@ def _child_cpu(cmd: list[str]) -> tuple[float, float, int]:
 def run_scaling(files: list[str], jobs: list[int], repeats: int) -> dict[str, object]:
     """Wall and CPU time of ``soundalike index`` over ``files`` with each of ``jobs`` worker counts (fresh library;
     BLAS/OpenMP one thread a process, as a scan runs them), alternating the order each round."""
-    import subprocess
-
     from soundalike.audio.decode import probe
 
     audio_seconds = sum(probe(f).duration for f in files)
@@ -163,16 +162,11 @@ def run_scaling(files: list[str], jobs: list[int], repeats: int) -> dict[str, ob
     for round_ in range(repeats):
         for n in (jobs if round_ % 2 == 0 else jobs[::-1]):
             with tempfile.TemporaryDirectory(prefix="soundalike-scaling-") as lib:
-                start = time.perf_counter()
-                proc = subprocess.Popen([soundalike, "index", *files, "--library", lib, "--jobs", str(n)],
-                                        env={**os.environ, **ONE_CORE}, stdout=subprocess.DEVNULL,
-                                        stderr=subprocess.PIPE)
-                _, status, usage = os.wait4(proc.pid, 0)
-                wall = time.perf_counter() - start
-                if os.waitstatus_to_exitcode(status):
-                    err = proc.stderr.read().decode(errors="replace")[-400:] if proc.stderr else ""
-                    raise RuntimeError(f"soundalike index --jobs {n} failed: {err}")
-            runs[n].append((wall, usage.ru_utime + usage.ru_stime))
+                cpu, wall, code = _child_cpu([soundalike, "index", *files, "--library", lib, "--jobs", str(n)],
+                                             pin=False)
+            if code:
+                raise RuntimeError(f"soundalike index --jobs {n} failed with exit status {code} (its error above)")
+            runs[n].append((wall, cpu))
             print(f"--jobs {n} round {round_ + 1}: wall {wall:.1f} s, CPU {runs[n][-1][1]:.1f} s", file=sys.stderr)
     rows = []
     for n, values in runs.items():
