@@ -7,10 +7,15 @@ from pathlib import Path
 
 
 def commit() -> str | None:
-    """The short commit of the checkout these benchmarks run from (None outside a git checkout)."""
+    """The short commit of the checkout these benchmarks run from, with ``+changes`` when its code (``src/``,
+    ``benchmarks/*.py``) differs from that commit (None outside a git checkout)."""
+    here = Path(__file__).parent
     try:
-        done = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
-                              text=True, timeout=10, check=True)
+        done = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=here, capture_output=True, text=True,
+                              timeout=10, check=True)
+        changed = subprocess.run(["git", "status", "--porcelain", "--", "../src", "*.py"], cwd=here,
+                                 capture_output=True, text=True, timeout=10, check=True)
     except (OSError, subprocess.SubprocessError):
         return None
-    return done.stdout.strip() or None
+    head = done.stdout.strip()
+    return (head + "+changes" if changed.stdout.strip() else head) or None

@@ -562,16 +562,24 @@ def search_word_costs(library: Path, words: Sequence[str] = SHORT_SEARCH_WORDS, 
 
 def rerank_read_costs(library: Path, tracks: int = 40, sets: int = 200, rounds: int = 5, seed: int = 0
                       ) -> dict[str, Any]:
-    """CPU milliseconds of reading the stored vectors of every model for ``tracks`` random tracks (what a
-    compact index's re-rank of 10 results reads): one query a model (``Library.vectors``, as before) against one
-    for every model (``Library.vectors_of``), alternated for ``rounds`` rounds of ``sets`` random sets each, after
-    a first untimed round (``--rerank-reads``)."""
+    """CPU milliseconds of reading what a compact index's re-rank of 10 results reads, ``tracks`` random tracks: the
+    stored vectors of every model, one query a model (``Library.vectors``, as before) against one for every model
+    (``Library.vectors_of``); and the search vectors as the re-rank gets them (``VectorIndex.exact_vectors``) from
+    the catalogue (``vectors_of`` and the transform) against the re-rank store (:mod:`soundalike.search.refine`),
+    with the largest difference of a score between the two. Alternated for ``rounds`` rounds of ``sets`` random
+    sets each, after a first untimed round (``--rerank-reads``). The default's compact index is opened (built, with
+    its store, if the library has none)."""
     from soundalike.library.catalog import Library
+    from soundalike.models.embedding import resolve_model
+    from soundalike.search.index import VectorIndex
 
     rng = np.random.default_rng(seed)
-    with Library.open(library, create=False, readonly=True) as lib:
+    with Library.open(library, create=False) as lib:
         n = lib.search_count("")
         models = lib.models()  # the synthetic catalogue holds the default's parts only
+        index = VectorIndex.from_library(lib, resolve_model(lib, "default"), ann=True, codec="sq8")
+        assert index.refine is not None, "the library's folder is read-only: no re-rank store"
+        ids_all = index.ids
 
         def per_model(ids: np.ndarray) -> None:
             for model in models:
@@ -580,20 +588,37 @@ def rerank_read_costs(library: Path, tracks: int = 40, sets: int = 200, rounds: 
         def together(ids: np.ndarray) -> None:
             lib.vectors_of(models, ids)
 
-        costs: dict[str, list[float]] = {"query_a_model": [], "one_query": []}
+        def catalogue(ids: np.ndarray) -> None:
+            index._catalogue_vectors(lib, ids)
+
+        def store(ids: np.ndarray) -> None:
+            index.exact_vectors(lib, ids)
+
+        reads = {"query_a_model": per_model, "one_query": together, "catalogue_exact": catalogue,
+                 "store_exact": store}
+        costs: dict[str, list[float]] = {name: [] for name in reads}
         for round_ in range(rounds + 1):
-            for name, read in (("query_a_model", per_model), ("one_query", together)):
-                draws = [np.sort(rng.choice(n, tracks, replace=False) + 1) for _ in range(sets)]
+            for name, read in reads.items():
+                draws = [np.sort(rng.choice(ids_all, tracks, replace=False)) for _ in range(sets)]
                 started = time.process_time()
                 for ids in draws:
                     read(ids)
                 if round_:
                     costs[name].append((time.process_time() - started) * 1000 / sets)
+        check = np.sort(rng.choice(ids_all, min(len(ids_all), 2000), replace=False))
+        _, exact = index._catalogue_vectors(lib, check)
+        _, stored = index.exact_vectors(lib, check)
+        queries = exact[rng.choice(len(check), min(len(check), 200), replace=False)]
+        score_error = float(np.abs(stored @ queries.T - exact @ queries.T).max())
+    median = {k: round(float(np.median(vs)), 3) for k, vs in costs.items()}
     return {"n": n, "models": models, "tracks_a_read": tracks, "sets_a_round": sets,
-            "ms_a_read": {k: [round(v, 3) for v in vs] for k, vs in costs.items()},
-            "median_ms": {k: round(float(np.median(vs)), 3) for k, vs in costs.items()},
+            "ms_a_read": {k: [round(v, 3) for v in vs] for k, vs in costs.items()}, "median_ms": median,
             "one_vs_per_model": round(float(np.median(np.array(costs["one_query"]) / np.array(costs["query_a_model"]))),
-                                      3)}
+                                      3),
+            "store_vs_catalogue": round(float(np.median(np.array(costs["store_exact"])
+                                                        / np.array(costs["catalogue_exact"]))), 3),
+            "store_max_score_error": round(score_error, 7),
+            "store_score_error_pairs": int(len(check) * len(queries))}
 
 
 def index_cells(index: Any, seed: int = 0, queries: int = 200) -> dict[str, Any]:
@@ -765,7 +790,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--search-words", action="store_true", help="Only the CPU of searches for short words "
                         "through the full-text index and by scanning (in this process, an existing --library).")
     parser.add_argument("--rerank-reads", action="store_true", help="Only the CPU of reading a re-rank's stored "
-                        "vectors, a query a model against one query (in this process, an existing --library).")
+                        "vectors, a query a model against one query, and from the catalogue against the re-rank "
+                        "store (in this process, an existing --library).")
     parser.add_argument("--json", action="store_true", help="Print only the JSON report.")
     parser.add_argument("--out", type=Path, help="Also write the JSON report here.")
     args = parser.parse_args(argv)

@@ -45,8 +45,10 @@ def test_build_and_measure_a_small_catalogue(tmp_path: Path) -> None:
     assert not rows["e"]["through_index"] and rows["lis"]["through_index"]  # common: scanned; 3 letters: phrase
     assert all(r["index_ms"] >= 0 and r["scan_ms"] >= 0 for r in rows.values())
     reads = scale.rerank_read_costs(library, tracks=10, sets=3, rounds=2)  # --rerank-reads
-    assert len(reads["models"]) == 3 and set(reads["median_ms"]) == {"query_a_model", "one_query"}
+    assert len(reads["models"]) == 3
+    assert set(reads["median_ms"]) == {"query_a_model", "one_query", "catalogue_exact", "store_exact"}
     assert all(len(v) == 2 for v in reads["ms_a_read"].values()) and reads["one_vs_per_model"] > 0
+    assert reads["store_vs_catalogue"] > 0 and 0 < reads["store_max_score_error"] < 1e-3  # float16, not the codes
 
 
 def test_index_cells_of_an_approximate_index(tmp_path: Path) -> None:

@@ -15,12 +15,16 @@ tracks of the 1882-d default: 7.5 GB) is indexed **in parts**: statistics fitted
 :data:`PARTS_MAX_TRAIN` sample) trained on a sample, the library read, transformed and added
 :data:`CHUNK` tracks at a time, and ``nprobe`` calibrated against exact search done in the same pass. Such an
 index is *compact*: it keeps no float32 copy of the vectors — a track's vector is decoded from the ANN index
-(:meth:`VectorIndex.vector_of`), so the server holds a byte a dimension (``sq8``) or less (``pq``).
+(:meth:`VectorIndex.vector_of`), so the server holds a byte a dimension (``sq8``) or less (``pq``). Its searches
+re-score their best candidates with the search vectors kept in float16 in a file beside it (the re-rank store,
+:mod:`soundalike.search.refine`; read a row a candidate, never held in memory), written with the index and brought
+up to date with it; without the store (a read-only library that has none) they are read from the catalogue.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import re
 from pathlib import Path
 
@@ -40,7 +44,10 @@ from .ann import (
     outgrown,
     trainable_nlist,
 )
+from .refine import RefineStore, fingerprint
 from .space import Embedding, common_ids, fit_embedding, load_raw, model_parts, read_raw
+
+log = logging.getLogger(__name__)
 
 INDEX_DIR = "indexes"
 #: Tracks read, transformed and added at a time when a large library is indexed in parts.
@@ -117,10 +124,50 @@ def _save(stats_path: Path, embedding: Embedding, index_path: Path, index: AnnIn
         pass  # a read-only library still answers; the statistics are fitted again next time
 
 
+def _refine_store(stem: Path, embedding: Embedding, fresh: bool) -> RefineStore | None:
+    """The re-rank store at ``stem`` for ``embedding``'s statistics: the saved one, or (``fresh``, or none usable) a
+    new empty one; None where none can be written (a read-only library)."""
+    stats = fingerprint(embedding.to_json())
+    store = None if fresh else RefineStore.open(stem, embedding.dim, stats)
+    if store is not None and store.dead <= len(store):
+        return store
+    try:
+        return RefineStore.create(stem, embedding.dim, stats)
+    except OSError as e:
+        log.warning("%s: no re-rank store (%s); re-ranks read the catalogue", stem, e.strerror or e)
+        return None
+
+
+def _fill_refine(lib: Library, model: str, embedding: Embedding, ids: np.ndarray, store: RefineStore | None
+                 ) -> RefineStore | None:
+    """Bring ``store`` to exactly the tracks ``ids`` (rows of missing ones added :data:`CHUNK` at a time, gone ones
+    dropped) and save it; None if it cannot be written."""
+    if store is None:
+        return None
+    missing = ids[~store.has(ids)]
+    gone = np.setdiff1d(store.row_ids[store.row_ids >= 0], ids)
+    if not len(missing) and not len(gone) and not store.dirty:
+        return store
+    if len(missing) > CHUNK:
+        log.warning("writing the re-rank store of %s: %d tracks", embedding.model, len(missing))
+    try:
+        for start in range(0, len(missing), CHUNK):
+            part = missing[start:start + CHUNK]
+            store.append(part, embedding.transform(read_raw(lib, model, part)))
+        store.remove(gone)
+        store.save()
+    except OSError as e:  # StoreReplaced too: another process rewrote it; the next open reads theirs
+        log.warning("%s: re-rank store not updated (%s); re-ranks read the catalogue", store.stem,
+                    e.strerror or e)
+        return None
+    return store
+
+
 def _build_in_parts(lib: Library, model: str, embedding: Embedding, ids: np.ndarray, rng: np.random.Generator,
-                    codec: Codec) -> AnnIndex:
-    """Train IVF cells on a seeded sample of the library's search vectors, add the library in parts, calibrate
-    ``nprobe`` on library vectors whose exact neighbours are found in the same pass."""
+                    codec: Codec, store: RefineStore | None = None) -> AnnIndex:
+    """Train IVF cells on a seeded sample of the library's search vectors, add the library in parts (and to the
+    re-rank ``store``), calibrate ``nprobe`` on library vectors whose exact neighbours are found in the same
+    pass."""
     # The usual cells (4·√n), as many as a training sample of at most PARTS_MAX_TRAIN vectors holds at 40 a cell: at
     # a million tracks 4096. A quarter of the usual (1024) made cells of 11 to 18,500 tracks, and a search
     # scanned 23,000 vectors (six times the mean cell's share): see docs/scaling.md.
@@ -140,6 +187,12 @@ def _build_in_parts(lib: Library, model: str, embedding: Embedding, ids: np.ndar
         part = ids[start:start + CHUNK]
         vectors = embedding.transform(read_raw(lib, model, part))
         ann.add(part, vectors)
+        if store is not None:
+            try:
+                store.append(part, vectors)
+            except OSError as e:
+                log.warning("%s: no re-rank store (%s); re-ranks read the catalogue", store.stem, e.strerror or e)
+                store = None
         found, scores = exact_search(part, vectors, queries, k)
         all_ids, all_scores = np.hstack([best_ids, found]), np.hstack([best, scores])
         order = np.argsort(-all_scores, axis=1, kind="stable")[:, :k]
@@ -166,12 +219,14 @@ class VectorIndex:
     """Top-k cosine search over track vectors, returning track ids: exact, or through a persisted ANN index."""
 
     def __init__(self, ids: np.ndarray, vectors: np.ndarray | None, embedding: Embedding,
-                 ann: AnnIndex | None = None) -> None:
+                 ann: AnnIndex | None = None, refine: RefineStore | None = None) -> None:
         """An index of unit search ``vectors`` (rows of ``embedding``'s space) under track ``ids``: searched
         through ``ann`` when given (built over the same vectors and ids), else exactly. ``vectors=None`` makes a
-        compact index: vectors are decoded from ``ann`` when asked for."""
+        compact index: vectors are decoded from ``ann`` when asked for, and re-ranks read ``refine`` (else the
+        catalogue)."""
         self.ids = np.asarray(ids, dtype=np.int64)
         self.embedding = embedding
+        self.refine = refine
         if vectors is None:
             if ann is None:
                 raise ValueError("a compact index (vectors=None) needs its ANN index")
@@ -252,6 +307,7 @@ class VectorIndex:
                 index = None
         if index is not None and index.params.codec != codec:
             index = None  # asked for another codec: built again
+        store = _refine_store(index_path.with_suffix(""), embedding, fresh=index is None)
         if index is not None:
             changed = False
             new = ids[~np.isin(ids, index.ids)]
@@ -262,12 +318,12 @@ class VectorIndex:
             # both sorted and duplicate-free: without assume_unique, numpy's unique passes took 1.1 s at 1 M
             changed = index.remove(np.setdiff1d(index.ids, ids, assume_unique=True)) > 0 or changed
         else:
-            index = _build_in_parts(lib, model, embedding, ids, rng, codec)
+            index = _build_in_parts(lib, model, embedding, ids, rng, codec, store)
             changed = True
-        result = cls(ids, None, embedding, ann=index)
         if changed:
             _save(stats_path, embedding, index_path, index)
-        return result
+        store = _fill_refine(lib, model, embedding, ids, store)
+        return cls(ids, None, embedding, ann=index, refine=store)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -294,9 +350,19 @@ class VectorIndex:
         return self._rows(track_ids) >= 0
 
     def exact_vectors(self, lib: Library, track_ids: np.ndarray | list[int]) -> tuple[np.ndarray, np.ndarray]:
-        """``(ids, search vectors)`` of those of ``track_ids`` the catalogue still holds, from their stored float
-        vectors (what a compact index only approximates), in the given order."""
+        """``(ids, search vectors)`` of ``track_ids``, in the given order, from the re-rank store (float16) or else
+        from the catalogue's stored floats (tracks it no longer holds are left out): what a compact index only
+        approximates."""
         want = np.asarray(track_ids, dtype=np.int64).ravel()
+        if self.refine is not None:
+            known, stored = self.refine.read(want)
+            if len(known) == len(np.unique(want)):
+                order = want[np.isin(want, known)]
+                return order, stored[np.searchsorted(known, order)]
+        return self._catalogue_vectors(lib, want)
+
+    def _catalogue_vectors(self, lib: Library, want: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`exact_vectors` from the catalogue's stored floats."""
         common = np.unique(want)
         blocks: list[np.ndarray] = []
         read = lib.vectors_of([part.model for part in self.embedding.parts], common)
