@@ -5,6 +5,7 @@
     python benchmarks/scale.py --ann-only --library DIR [--out FILE]   # the IVF / IVF-SQ8 / PCA-rotated IVF-PQ table
     python benchmarks/scale.py --recall-only --library DIR [--rerank 1,2] [--out FILE]  # the served IVF-SQ8, re-ranked
     python benchmarks/scale.py --cpu-only --library DIR [--requests 40] [--out FILE]   # CPU a request, in-process
+    python benchmarks/scale.py --library DIR --versus OTHER_CHECKOUT [--pairs 2] [load options] [--out FILE]  # A/B
 
 **Build** (skipped when ``--library`` already holds ``--n`` tracks): ``--n`` tracks catalogued through
 :meth:`Library.add_tracks <soundalike.library.catalog.Library.add_tracks>` in batches, no audio: realistic tags
@@ -50,6 +51,7 @@ import bisect
 import json
 import os
 import platform
+import subprocess
 import sys
 import threading
 import time
@@ -387,12 +389,14 @@ def warm_up(url: str, work: ScaleWorkload) -> dict[str, Any]:
 
 
 def measure(library: Path, clients: int, seconds: float, seed: int = 0, map_limit: int | None = None,
-            rounds: int = 1, alone: int = 30, concurrency: int = 0, workers: int = 1) -> dict[str, Any]:
+            rounds: int = 1, alone: int = 30, concurrency: int = 0, workers: int = 1,
+            server_env: dict[str, str] | None = None) -> dict[str, Any]:
     """Serve ``library`` (``serve --concurrency --workers``; concurrency 0: the server's default), warm up, time
     each endpoint with one client alone (``alone`` requests each), then run the load ``rounds`` times for
     ``seconds`` each; sizes, memory, latencies (the JSON of this benchmark). The results pool every round's
     latencies; ``rounds`` holds each round's p99 ratios to ``health`` (how much they move). CPU and memory count
-    the server's worker processes too; ``rss_mb`` is their proportional sets' sum (shared pages counted once)."""
+    the server's worker processes too; ``rss_mb`` is their proportional sets' sum (shared pages counted once).
+    ``server_env`` is added to the server's environment (``--versus``: another checkout's code)."""
     from soundalike.app.server.middleware import default_concurrency
     from soundalike.app.server.run import background_server
 
@@ -407,7 +411,7 @@ def measure(library: Path, clients: int, seconds: float, seed: int = 0, map_limi
     failed: dict[str, int] = {}
     started = time.monotonic()
     with background_server(library, "--concurrency", str(concurrency), "--workers", str(workers),
-                           timeout=1800) as server:
+                           timeout=1800, env=server_env) as server:
         up_s = time.monotonic() - started  # several workers answer once the library is loaded
         peak = MemoryPeak(server.pid)
         url = server.url
@@ -479,6 +483,40 @@ def measure(library: Path, clients: int, seconds: float, seed: int = 0, map_limi
                             "run"},
         "weights": WEIGHTS,
     }
+
+
+def versus(library: Path, other: Path, pairs: int, **load: Any) -> dict[str, Any]:
+    """The load run (:func:`measure` with ``load``) of the server of another checkout ``other`` (its ``src`` first on
+    the server's ``PYTHONPATH``; this checkout's clients) and of this checkout's, alternated ``pairs`` times
+    (other first), on the same catalogue: on a shared machine only runs close in time compare (``--versus``).
+    ``ratios`` divide this code's medians over the pairs by the other's."""
+    other = other.resolve()
+    if not (other / "src" / "soundalike").is_dir():
+        raise SystemExit(f"--versus {other}: not a soundalike checkout (no src/soundalike)")
+    other_commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=other, capture_output=True,
+                                  text=True).stdout.strip() or None
+    codes = {"versus": {"PYTHONPATH": str(other / "src")}, "this": None}
+    runs: list[dict[str, Any]] = []
+    for pair in range(pairs):
+        for code, env in codes.items():
+            log(f"pair {pair + 1}/{pairs}: {code}'s server")
+            runs.append({"code": code, "pair": pair + 1, **measure(library, server_env=env, **load)})
+
+    def medians(code: str) -> dict[str, float]:
+        mine = [r for r in runs if r["code"] == code]
+        out = {"requests_per_s": float(np.median([r["requests_per_s"] for r in mine])),
+               "server_cpu_ms_per_request": float(np.median([r["server_cpu_ms_per_request"] or np.nan for r in mine]))}
+        for kind in WEIGHTS:
+            for key in ("p50_ms", "p99_ms", "alone_p50_ms"):
+                values = [row[key] for r in mine for row in r["results"] if row["endpoint"] == kind and row[key]]
+                out[f"{kind}_{key}"] = float(np.median(values)) if values else float("nan")
+        return {k: round(v, 2) for k, v in out.items()}
+
+    summary = {code: medians(code) for code in codes}
+    ratios = {k: round(summary["this"][k] / summary["versus"][k], 3) for k in summary["this"]
+              if summary["versus"][k] and np.isfinite(summary["versus"][k])}
+    return {"versus": {"checkout": str(other), "commit": other_commit}, "pairs": pairs, "summary": summary,
+            "ratios": ratios, "runs": runs}
 
 
 def cpu_per_request(library: Path, per_kind: int = 40, seed: int = 0, map_limit: int | None = None
@@ -792,14 +830,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rerank-reads", action="store_true", help="Only the CPU of reading a re-rank's stored "
                         "vectors, a query a model against one query, and from the catalogue against the re-rank "
                         "store (in this process, an existing --library).")
+    parser.add_argument("--versus", type=Path, help="Another checkout (a folder with src/soundalike): its server and "
+                        "this one's, alternated --pairs times under the same load (an A/B on one machine).")
+    parser.add_argument("--pairs", type=int, default=2, help="With --versus: runs of each server (default 2).")
     parser.add_argument("--json", action="store_true", help="Print only the JSON report.")
     parser.add_argument("--out", type=Path, help="Also write the JSON report here.")
     args = parser.parse_args(argv)
     if args.n < 100 or not 1 <= args.clients <= 500 or not 1 <= args.seconds <= 600 or args.requests < 1 \
             or not 1 <= args.rounds <= 20 or args.alone < 0 or not 0 <= args.concurrency <= 256 \
-            or not 1 <= args.workers <= 64:
+            or not 1 <= args.workers <= 64 or not 1 <= args.pairs <= 20:
         parser.error("--n must be >= 100, --clients 1-500, --seconds 1-600, --requests >= 1, --rounds 1-20, "
-                     "--alone >= 0, --concurrency 0-256 and --workers 1-64")
+                     "--alone >= 0, --concurrency 0-256, --workers 1-64 and --pairs 1-20")
     import tempfile
 
     with tempfile.TemporaryDirectory(prefix="soundalike-scale-") as tmp:
@@ -821,6 +862,13 @@ def main(argv: list[str] | None = None) -> int:
         elif args.cpu_only:
             report = {"benchmark": "scale-cpu", "commit": commit(),
                       **cpu_per_request(library, args.requests, seed=args.seed, map_limit=args.map_limit)}
+        elif args.versus is not None:
+            if args.library is None:
+                parser.error("--versus needs --library (a catalogue built before)")
+            report = {"benchmark": "scale-versus", "commit": commit(),
+                      **versus(library, args.versus, args.pairs, clients=args.clients, seconds=args.seconds,
+                               seed=args.seed, map_limit=args.map_limit, rounds=args.rounds, alone=args.alone,
+                               concurrency=args.concurrency, workers=args.workers)}
         else:
             t0 = time.perf_counter()
             timings = build(library, args.n, args.seed)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 import scale
 
 from soundalike.library.catalog import SCHEMA_VERSION
@@ -28,6 +29,15 @@ def test_build_and_measure_a_small_catalogue(tmp_path: Path) -> None:
     assert sum(r["count"] for r in rows.values()) + report["errors"] == sum(r["requests"] for r in report["rounds"])
     warm = report["warm_up"]
     assert warm["map_overview_points"] == 500 < warm["map_overview_total"] == 2000
+    # --versus: another checkout's server (here this one's own code) and this one's, alternated, one report
+    ab = scale.versus(library, Path(scale.__file__).resolve().parent.parent, pairs=1, clients=2, seconds=1.0,
+                      map_limit=500, rounds=1, alone=1)
+    assert [(r["code"], r["pair"]) for r in ab["runs"]] == [("versus", 1), ("this", 1)]
+    assert all(r["n"] == 2000 and r["errors"] == 0 for r in ab["runs"])
+    assert set(ab["summary"]) == {"versus", "this"} and ab["ratios"]["requests_per_s"] > 0
+    assert ab["versus"]["commit"] and "similar_p99_ms" in ab["ratios"]
+    with pytest.raises(SystemExit, match="not a soundalike checkout"):
+        scale.versus(library, tmp_path, pairs=1, clients=1, seconds=1.0)
     assert set(report["targets"]) == {"p99_within_3x_health", "p99_within_50ms", "rss_within_6gb",
                                       "map_overview_within_1s"}
     assert all(0 <= n <= 2 for n in report["rounds_within_3x_health"].values())

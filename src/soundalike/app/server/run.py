@@ -132,16 +132,17 @@ class BackgroundServer:
 
 
 @contextlib.contextmanager
-def background_server(library: str | os.PathLike[str], *args: str, timeout: float = 90.0
-                      ) -> Iterator[BackgroundServer]:
-    """``soundalike serve --library LIBRARY ARGS`` on a free loopback port in a child process, yielded once
-    ``/api/health`` answers; the process is stopped afterwards."""
+def background_server(library: str | os.PathLike[str], *args: str, timeout: float = 90.0,
+                      env: dict[str, str] | None = None) -> Iterator[BackgroundServer]:
+    """``soundalike serve --library LIBRARY ARGS`` on a free loopback port in a child process (with ``env`` added to
+    this process's environment), yielded once ``/api/health`` answers; the process is stopped afterwards."""
     port = free_port()
     cmd = [sys.executable, "-m", "soundalike", "serve", "--library", str(library), "--port", str(port), *args]
     url = f"http://127.0.0.1:{port}"
     # Output to a file, not a pipe: a pipe nobody reads would block a chatty server.
     with tempfile.TemporaryFile() as log:
-        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                env=None if env is None else {**os.environ, **env})
         try:
             deadline = time.monotonic() + timeout
             while not _healthy(url):
