@@ -92,6 +92,10 @@ def test_search_through_the_index_finds_what_a_scan_finds(tmp_path_factory: pyte
             bulk(lib, 300)
         indexed = ([t.id for t in lib.search(text, limit=None)], lib.search_count(text))
         capped = [lib.search_count(text, limit=k) for k in (0, 3, 1000)]
+        for limit, offset, cap in ((None, 0, None), (5, 0, 4), (5, 3, 1001), (None, 2, 0)):  # page and count at once
+            items, counted = lib.search_counted(text, limit=limit, offset=offset, count_limit=cap)
+            assert [t.id for t in items] == [t.id for t in lib.search(text, limit=limit, offset=offset)]
+            assert counted == lib.search_count(text, limit=cap)
         lib._fts = False  # the same catalogue searched by scanning every row, as before the index
         scanned = ([t.id for t in lib.search(text, limit=None)], lib.search_count(text))
         assert [lib.search_count(text, limit=k) for k in (0, 3, 1000)] == capped
@@ -129,6 +133,9 @@ def test_a_large_result_ranks_exact_and_prefix_titles_and_the_first_matches(tmp_
         assert found[len(pool):] == sorted(set(everything) - pool)  # the rest by id
         pages = [t.id for offset in range(0, 60, 7) for t in lib.search("quartz", limit=7, offset=offset)]
         assert pages == found
+        for offset, cap in ((0, 25), (7, 5), (49, 1001)):  # the first matches from the counting pass: the same pages
+            items, counted = lib.search_counted("quartz", limit=7, offset=offset, count_limit=cap)
+            assert [t.id for t in items] == found[offset:offset + 7] and counted == min(60, cap)
         assert [t.id for t in lib.search("zed - sky")][:1] == [40]  # an exact "artist - title"
         assert [t.id for t in lib.search("Zed - Quartz N")][:1] == [50]  # and one that starts with the text
 

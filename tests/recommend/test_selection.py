@@ -5,6 +5,8 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import pytest
+
 from soundalike.library.catalog import Library, Track
 from soundalike.recommend import (
     Filters,
@@ -12,6 +14,7 @@ from soundalike.recommend import (
     recording_key,
     similar,
 )
+from soundalike.recommend.selection import Selector
 
 
 def test_recording_key_ignores_version_notes() -> None:
@@ -56,3 +59,33 @@ def test_duplicate_versions_are_skipped(styled: Path, tmp_path: Path) -> None:
         _, results = similar(lib, str(a.id), 23, index=index, filters=Filters(skip_duplicates=False))
         assert b.id in {r.track.id for r in results}
 
+
+
+def test_candidates_are_looked_up_in_growing_slices_with_the_same_answer(styled: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The selector reads the tags of about twice the results still wanted first, then twice as many each time a
+    filter refused too many: the same answer as offering every candidate in order, from fewer lookups."""
+    with Library.open(styled / "lib") as lib:
+        index = load_index(lib, "descriptor")
+        query = lib.tracks()[0]
+        n = len(lib.tracks())
+        looked: list[int] = []
+        plain_tracks = Library.tracks
+
+        def counting(self: Library, ids: list[int] | None = None) -> list[Track]:
+            if ids is not None:
+                looked.append(len(ids))
+            return plain_tracks(self, ids)
+
+        monkeypatch.setattr(Library, "tracks", counting)
+        selector = Selector(lib, index, [query], index.vectors_of([query.id]), Filters(max_per_artist=1), set())
+        ids, scores = index.search(index.vector_of(query.id), n, exclude={query.id})
+        selector.take(ids, scores, 5)
+        # offered one by one, in order, to a selector of its own: the same tracks
+        one_by_one = Selector(lib, index, [query], index.vectors_of([query.id]), Filters(max_per_artist=1), set())
+        for tid, score in zip(ids, scores, strict=True):
+            if len(one_by_one.kept) == 5:
+                break
+            one_by_one.offer(plain_tracks(lib, [int(tid)])[0], float(score))
+    assert [r.track.id for r in selector.kept] == [r.track.id for r in one_by_one.kept]
+    assert looked[0] == 2 * 5 + 8 and all(b == 2 * a for a, b in zip(looked, looked[1:-1], strict=False))

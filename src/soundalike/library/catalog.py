@@ -1052,12 +1052,32 @@ class Library:
         first (exact titles, then titles or labels that start with the text, then shorter titles; of a larger
         result, the :data:`SEARCH_RANKED` first matches and every exact or prefix one are ranked, the rest
         follow in catalogue order); a text without words lists every track by artist, album and title."""
+        return self._search(text, limit, offset)
+
+    def search_counted(self, text: str, limit: int | None = 10, offset: int = 0, count_limit: int | None = None
+                       ) -> tuple[list[Track], int]:
+        """:meth:`search` and :meth:`search_count` (``count_limit`` as its ``limit``) at once: where the full-text
+        index alone finds exactly the matches (every word has 3+ characters) and the count is capped, one pass over
+        the index gives the count and the first matches the ranking takes, instead of a pass for each."""
+        words = search_words(text)
+        phrase = self._fts_phrase(text) if words and count_limit is not None else None
+        if phrase and count_limit is not None and all(len(w) >= FTS_MIN_WORD for w in words):
+            found = [int(r[0]) for r in self.conn.execute(
+                "SELECT rowid FROM tracks_fts WHERE tracks_fts MATCH :fts ORDER BY rowid LIMIT :n",
+                {"fts": phrase, "n": max(SEARCH_RANKED, count_limit)})]
+            return self._search(text, limit, offset, first=found[:SEARCH_RANKED]), min(len(found), count_limit)
+        return self._search(text, limit, offset), self.search_count(text, limit=count_limit)
+
+    def _search(self, text: str, limit: int | None, offset: int, first: list[int] | None = None) -> list[Track]:
+        """:meth:`search`; ``first``: the first :data:`SEARCH_RANKED` matches in id order, when the caller has
+        them already."""
         want = -1 if limit is None else limit
         if not search_words(text):
             sql = "SELECT id FROM tracks ORDER BY f_artist, f_album, f_title, id LIMIT :limit OFFSET :offset"
             return self.tracks([r[0] for r in self.conn.execute(sql, {"limit": want, "offset": offset})])
         needle = fold(text.strip())
-        first = self._matches_from(text, 0, [], SEARCH_RANKED)
+        if first is None:
+            first = self._matches_from(text, 0, [], SEARCH_RANKED)
         best = self._best_candidates(needle)
         where, params = self._search_where(text)
         pool = sorted(set(first) | set(best))

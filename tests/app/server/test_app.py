@@ -201,7 +201,7 @@ def test_unexpected_errors_answer_500_without_details(root: Path, monkeypatch: p
     def boom(*args: object, **kwargs: object) -> None:
         raise RuntimeError("secret internal detail /home/user/x")
 
-    monkeypatch.setattr(Library, "search", boom)
+    monkeypatch.setattr(Library, "search_counted", boom)  # what /api/tracks calls
     with TestClient(create_app(root / "lib"), raise_server_exceptions=False) as c:
         answer = c.get("/api/tracks")
     assert answer.status_code == 500 and "secret" not in answer.text and "Traceback" not in answer.text

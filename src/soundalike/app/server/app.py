@@ -329,11 +329,10 @@ def list_tracks(server: ServerDep,
     ignored): the command line's search."""
     lib = server.state.lib()
     cap = SEARCH_TOTAL_CAP if search_words(q) else None  # the listing of every track is counted exactly
-    counted = lib.search_count(q, limit=None if cap is None else cap + 1)
+    items, counted = lib.search_counted(q, limit=limit, offset=offset, count_limit=None if cap is None else cap + 1)
     exact = cap is None or counted <= cap
     return _public(server, {"total": counted if exact else cap, "total_exact": exact, "offset": offset,
-                            "limit": limit,
-                            "items": [t.to_dict() for t in lib.search(q, limit=limit, offset=offset)]})
+                            "limit": limit, "items": [t.to_dict() for t in items]})
 
 
 @api.get("/tracks/{track_id}", response_model=TrackDetail, summary="One track: tags, files, links")
