@@ -53,6 +53,7 @@ import os
 import platform
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Sequence
@@ -388,15 +389,67 @@ def warm_up(url: str, work: ScaleWorkload) -> dict[str, Any]:
     return out
 
 
+#: Leaf frames of a server thread that waits (an idle thread of the pool: not CPU).
+IDLE_FRAMES = ("Condition.wait", "Queue.get", "Event.wait", "Thread.join")
+#: Modules whose frames name a request's endpoint in a sampled stack (the first such frame is the endpoint).
+ENDPOINT_MODULES = ("soundalike/app/server/app.py", "soundalike/app/server/library_views.py",
+                    "soundalike/app/server/subsonic")
+
+
+def start_profile(pid: int, seconds: float, out: Path) -> subprocess.Popen[bytes] | None:
+    """py-spy sampling the server ``pid`` and its workers for ``seconds`` (50 Hz, raw stacks to ``out``); None when
+    py-spy is not installed."""
+    import shutil
+
+    spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    if not Path(spy).exists():
+        log("--profile: py-spy is not installed (pip install py-spy); no profile")
+        return None
+    return subprocess.Popen([spy, "record", "--pid", str(pid), "--subprocesses", "--rate", "50", "--nonblocking",
+                             "--duration", str(max(1, round(seconds))), "--format", "raw", "-o", str(out)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def summarise_profile(raw: str, top: int = 6) -> dict[str, Any]:
+    """Where the server's CPU went, from py-spy's raw stacks (``frame;frame;... count`` lines): each endpoint's share
+    of the busy samples (the first frame of an endpoint module names it; the rest is "event loop and HTTP"), and
+    each one's heaviest leaf functions as shares of its own samples. Threads waiting in the pool are left out."""
+    import re
+
+    frame = re.compile(r"^(.*?) \((.*?)(?::\d+)?\)$")
+    by: dict[str, dict[str, int]] = {}
+    busy = 0
+    for line in raw.splitlines():
+        stack, _, count = line.rstrip().rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        frames = [(m.group(1), m.group(2)) if (m := frame.match(f)) else (f, "") for f in stack.split(";")]
+        if frames[-1][0] in IDLE_FRAMES:
+            continue
+        n = int(count)
+        busy += n
+        owner = next((name for name, path in frames if any(path.endswith(m) or m in path for m in ENDPOINT_MODULES)),
+                     "event loop and HTTP")
+        leaf = frames[-1][0]
+        by.setdefault(owner, {})
+        by[owner][leaf] = by[owner].get(leaf, 0) + n
+    totals = {owner: sum(leaves.values()) for owner, leaves in by.items()}
+    return {"busy_samples": busy,
+            "shares": {o: round(t / max(busy, 1), 3) for o, t in sorted(totals.items(), key=lambda kv: -kv[1])},
+            "top_leaves": {o: [[leaf, round(n / totals[o], 3)] for leaf, n in
+                               sorted(leaves.items(), key=lambda kv: -kv[1])[:top]] for o, leaves in by.items()}}
+
+
 def measure(library: Path, clients: int, seconds: float, seed: int = 0, map_limit: int | None = None,
             rounds: int = 1, alone: int = 30, concurrency: int = 0, workers: int = 1,
-            server_env: dict[str, str] | None = None) -> dict[str, Any]:
+            server_env: dict[str, str] | None = None, profile: float = 0.0) -> dict[str, Any]:
     """Serve ``library`` (``serve --concurrency --workers``; concurrency 0: the server's default), warm up, time
     each endpoint with one client alone (``alone`` requests each), then run the load ``rounds`` times for
     ``seconds`` each; sizes, memory, latencies (the JSON of this benchmark). The results pool every round's
     latencies; ``rounds`` holds each round's p99 ratios to ``health`` (how much they move). CPU and memory count
     the server's worker processes too; ``rss_mb`` is their proportional sets' sum (shared pages counted once).
-    ``server_env`` is added to the server's environment (``--versus``: another checkout's code)."""
+    ``server_env`` is added to the server's environment (``--versus``: another checkout's code); ``profile`` > 0
+    samples the server for that many seconds of the first round with py-spy (:func:`summarise_profile`)."""
     from soundalike.app.server.middleware import default_concurrency
     from soundalike.app.server.run import background_server
 
@@ -409,6 +462,8 @@ def measure(library: Path, clients: int, seconds: float, seed: int = 0, map_limi
     requests = errors = 0
     samples: list[str] = []
     failed: dict[str, int] = {}
+    profiled: dict[str, Any] | None = None
+    spy_out = Path(tempfile.gettempdir()) / f"soundalike-scale-profile-{os.getpid()}.txt"
     started = time.monotonic()
     with background_server(library, "--concurrency", str(concurrency), "--workers", str(workers),
                            timeout=1800, env=server_env) as server:
@@ -430,8 +485,14 @@ def measure(library: Path, clients: int, seconds: float, seed: int = 0, map_limi
             census = threading.Timer(seconds / 2, lambda into, pid, at: into.append(connections_by_worker(pid, at)),
                                      args=(held, server.pid, port))
             census.start()
+            spying = start_profile(server.pid, min(profile, seconds), spy_out) if profile > 0 and not r else None
             load = asyncio.run(run_load(url, clients, seconds, work, keep=pooled))
             census.join()
+            if spying is not None:
+                spying.wait(timeout=60)
+                if spy_out.exists():
+                    profiled = {"seconds": min(profile, seconds), "round": 1,
+                                **summarise_profile(spy_out.read_text(errors="replace"))}
             requests, errors, wall = requests + load["requests"], errors + load["errors"], wall + load["seconds"]
             samples += load["error_samples"][:10 - len(samples)]
             ends = load["endpoints"]
@@ -482,6 +543,7 @@ def measure(library: Path, clients: int, seconds: float, seed: int = 0, map_limi
                             "(before the run: 1, 5, 15 min); compare each endpoint's p99 with health's in the same "
                             "run"},
         "weights": WEIGHTS,
+        **({"profile": profiled} if profiled is not None else {}),
     }
 
 
@@ -833,6 +895,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--versus", type=Path, help="Another checkout (a folder with src/soundalike): its server and "
                         "this one's, alternated --pairs times under the same load (an A/B on one machine).")
     parser.add_argument("--pairs", type=int, default=2, help="With --versus: runs of each server (default 2).")
+    parser.add_argument("--profile", type=float, default=0.0, help="Sample the server with py-spy for this many "
+                        "seconds of the first load round; the JSON says where its CPU went (endpoint shares).")
     parser.add_argument("--json", action="store_true", help="Print only the JSON report.")
     parser.add_argument("--out", type=Path, help="Also write the JSON report here.")
     args = parser.parse_args(argv)
@@ -841,7 +905,6 @@ def main(argv: list[str] | None = None) -> int:
             or not 1 <= args.workers <= 64 or not 1 <= args.pairs <= 20:
         parser.error("--n must be >= 100, --clients 1-500, --seconds 1-600, --requests >= 1, --rounds 1-20, "
                      "--alone >= 0, --concurrency 0-256, --workers 1-64 and --pairs 1-20")
-    import tempfile
 
     with tempfile.TemporaryDirectory(prefix="soundalike-scale-") as tmp:
         library = args.library or Path(tmp) / "lib"
@@ -875,7 +938,7 @@ def main(argv: list[str] | None = None) -> int:
             timings["build_s"] = round(time.perf_counter() - t0, 1)
             report = {"benchmark": "scale", "commit": commit(),
                       **measure(library, args.clients, args.seconds, args.seed, args.map_limit, args.rounds,
-                                args.alone, args.concurrency, args.workers), "build": timings}
+                                args.alone, args.concurrency, args.workers, profile=args.profile), "build": timings}
     text = json.dumps(report, indent=2)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -16,7 +16,7 @@ def test_build_and_measure_a_small_catalogue(tmp_path: Path) -> None:
     library = tmp_path / "lib"
     timings = scale.build(library, 2000, seed=0)
     assert timings["index"]["dim"] == 1882 and "+" in timings["index"]["model"]  # the three-part default
-    report = scale.measure(library, clients=2, seconds=2.0, map_limit=500, rounds=2, alone=3)
+    report = scale.measure(library, clients=2, seconds=2.0, map_limit=500, rounds=2, alone=3, profile=2.0)
     assert report["n"] == 2000 and report["rss_mb"] > 0 and report["disk_mb"] > 0
     rows = {r["endpoint"]: r for r in report["results"]}
     assert set(rows) == set(scale.WEIGHTS) and "health" in rows
@@ -29,6 +29,9 @@ def test_build_and_measure_a_small_catalogue(tmp_path: Path) -> None:
     assert sum(r["count"] for r in rows.values()) + report["errors"] == sum(r["requests"] for r in report["rounds"])
     warm = report["warm_up"]
     assert warm["map_overview_points"] == 500 < warm["map_overview_total"] == 2000
+    profile = report["profile"]  # py-spy (a dev dependency) sampled the workers in the first round
+    assert profile["busy_samples"] > 0 and abs(sum(profile["shares"].values()) - 1) < 0.01
+    assert {"track_similar", "list_tracks"} <= set(profile["shares"])  # endpoints named by their functions
     # --versus: another checkout's server (here this one's own code) and this one's, alternated, one report
     ab = scale.versus(library, Path(scale.__file__).resolve().parent.parent, pairs=1, clients=2, seconds=1.0,
                       map_limit=500, rounds=1, alone=1)
@@ -114,3 +117,21 @@ def test_a_continue_request_is_five_tracks_of_one_album(tmp_path: Path) -> None:
             tracks, own = lib.tracks(body["track_ids"]), lib.track(tid)
             assert url == "/api/continue" and len(tracks) == 5 and own is not None
             assert {(t.artist, t.album) for t in tracks} == {(own.artist, own.album)}, body
+
+
+def test_a_profile_is_summarised_by_endpoint_without_idle_threads() -> None:
+    raw = "\n".join([
+        "process 1:\"serve\";Runner.run (asyncio/runners.py:118) 30",
+        "process 2:\"serve\";WorkerThread.run (anyio/_backends/_asyncio.py:986);_run_sync_endpoint (fastapi/x.py:9);"
+        "track_similar (soundalike/app/server/app.py:400);similar (soundalike/recommend/similar.py:80);"
+        "RefineStore.read (soundalike/search/refine.py:200) 45",
+        "process 2:\"serve\";WorkerThread.run (anyio/_backends/_asyncio.py:986);_run_sync_endpoint (fastapi/x.py:9);"
+        "track_similar (soundalike/app/server/app.py:400);Library._tracks_in (soundalike/library/catalog.py:919) 15",
+        "process 2:\"serve\";WorkerThread.run (anyio/_backends/_asyncio.py:986);Queue.get (queue.py:171);"
+        "Condition.wait (threading.py:327) 500",
+        "not a stack line",
+    ])
+    summary = scale.summarise_profile(raw)
+    assert summary["busy_samples"] == 90  # the waiting pool thread's 500 samples are not CPU
+    assert summary["shares"] == {"track_similar": 0.667, "event loop and HTTP": 0.333}
+    assert summary["top_leaves"]["track_similar"] == [["RefineStore.read", 0.75], ["Library._tracks_in", 0.25]]
