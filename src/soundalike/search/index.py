@@ -138,6 +138,17 @@ def _refine_store(stem: Path, embedding: Embedding, fresh: bool) -> RefineStore 
         return None
 
 
+def _append_refine(store: RefineStore | None, ids: np.ndarray, vectors: np.ndarray) -> RefineStore | None:
+    """``store`` with the rows of ``ids`` appended; None once it cannot be written (re-ranks read the catalogue)."""
+    if store is not None:
+        try:
+            store.append(ids, vectors)
+        except OSError as e:
+            log.warning("%s: no re-rank store (%s); re-ranks read the catalogue", store.stem, e.strerror or e)
+            return None
+    return store
+
+
 def _fill_refine(lib: Library, model: str, embedding: Embedding, ids: np.ndarray, store: RefineStore | None
                  ) -> RefineStore | None:
     """Bring ``store`` to exactly the tracks ``ids`` (rows of missing ones added :data:`CHUNK` at a time, gone ones
@@ -187,12 +198,7 @@ def _build_in_parts(lib: Library, model: str, embedding: Embedding, ids: np.ndar
         part = ids[start:start + CHUNK]
         vectors = embedding.transform(read_raw(lib, model, part))
         ann.add(part, vectors)
-        if store is not None:
-            try:
-                store.append(part, vectors)
-            except OSError as e:
-                log.warning("%s: no re-rank store (%s); re-ranks read the catalogue", store.stem, e.strerror or e)
-                store = None
+        store = _append_refine(store, part, vectors)
         found, scores = exact_search(part, vectors, queries, k)
         all_ids, all_scores = np.hstack([best_ids, found]), np.hstack([best, scores])
         order = np.argsort(-all_scores, axis=1, kind="stable")[:, :k]
@@ -313,7 +319,9 @@ class VectorIndex:
             new = ids[~np.isin(ids, index.ids)]
             for start in range(0, len(new), CHUNK):
                 part = new[start:start + CHUNK]
-                index.add(part, embedding.transform(read_raw(lib, model, part)))
+                vectors = embedding.transform(read_raw(lib, model, part))
+                index.add(part, vectors)
+                store = _append_refine(store, part, vectors)  # read once for both
                 changed = True
             # both sorted and duplicate-free: without assume_unique, numpy's unique passes took 1.1 s at 1 M
             changed = index.remove(np.setdiff1d(index.ids, ids, assume_unique=True)) > 0 or changed
