@@ -45,6 +45,45 @@ def test_openapi_lists_every_endpoint_once(client: TestClient) -> None:
     assert not any(p.endswith(".view") for p in paths)
 
 
+def test_a_request_hands_its_work_to_the_pool_once(client: TestClient, tracks: list[Track],
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """The blocking endpoints run in a pool thread, and their answers are validated against the response model on
+    the event loop: one trip to the pool a request, not FastAPI's two for a plain ``def`` (``threaded``)."""
+    import fastapi.routing
+    from starlette.concurrency import run_in_threadpool
+
+    trips: list[str] = []
+    loop_thread: list[int] = []
+
+    async def counted(func, *args, **kwargs):  # type: ignore[no-untyped-def]
+        trips.append(getattr(func, "__name__", repr(func)))
+        loop_thread.append(threading.get_ident())
+        return await run_in_threadpool(func, *args, **kwargs)
+
+    monkeypatch.setattr(server_app, "run_in_threadpool", counted)
+    monkeypatch.setattr(fastapi.routing, "run_in_threadpool", counted)
+    ran_in: list[int] = []
+    real_similar = server_app.similar
+
+    def watched_similar(*args, **kwargs):  # type: ignore[no-untyped-def]
+        ran_in.append(threading.get_ident())
+        return real_similar(*args, **kwargs)
+
+    monkeypatch.setattr(server_app, "similar", watched_similar)
+    a, b = tracks[0].id, tracks[1].id
+    for url, endpoint in ((f"/api/tracks/{a}/similar?k=3", "track_similar"), (f"/api/tracks/{a}", "track_detail"),
+                          (f"/api/tracks?q={tracks[0].title.split()[0]}", "list_tracks"),
+                          (f"/api/path?start={a}&end={b}&n=3", "tracks_path")):
+        trips.clear()
+        answer = client.get(url)
+        assert answer.status_code == 200, url
+        assert trips == [endpoint], url  # the endpoint's trip; none for validating its answer
+    assert client.post("/api/continue", json={"track_ids": [a, b], "k": 3}).status_code == 200
+    assert ran_in and ran_in[0] != loop_thread[0]  # the work ran in a pool thread, not on the event loop
+    trips.clear()
+    assert client.get("/api/health").json()["status"] == "ok" and trips == []  # answered on the loop
+
+
 # --- library and tracks -------------------------------------------------------------------------------------------
 def test_library_stats(client: TestClient, tracks: list[Track]) -> None:
     stats = client.get("/api/library").json()

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import orjson
 
 from soundalike.library.catalog import Track, TrackLabel
 from soundalike.search.index import VectorIndex
@@ -98,15 +99,27 @@ class Projection:
         return np.clip((raw - self.lo) / (self.hi - self.lo), 0.0, 1.0).astype(np.float32)
 
 
+def _json_piece(text: str) -> bytes:
+    """``text`` as a JSON string followed by a comma (what :meth:`Labels.json_column` splices); a text that is not
+    valid Unicode (a lone surrogate of an undecodable name) with the replacement character, as no JSON holds it."""
+    try:
+        return orjson.dumps(text) + b","
+    except orjson.JSONEncodeError:
+        return orjson.dumps(text.encode("utf-8", "replace").decode("utf-8")) + b","
+
+
 @dataclass(frozen=True)
 class Labels:
-    """Title, artist and album of many tracks packed in one UTF-8 buffer (about 50 bytes a track, not the few
-    hundred of three Python strings): a window's labels without reading thousands of catalogue rows, which
-    cost ~100 ms a window at a million tracks (rows scattered over a catalogue larger than the page cache)."""
+    """Title, artist and album of many tracks packed in one buffer, each already a JSON string (about 60 bytes a
+    track, not the few hundred of three Python strings): a window's labels without reading thousands of catalogue
+    rows, which cost ~100 ms a window at a million tracks (rows scattered over a catalogue larger than the page
+    cache), and without a Python string a label: a window's columns are cut out of the buffer with numpy and
+    spliced into its JSON as they are (:meth:`json_column`; decoding 12,000 labels a window was a quarter of a map
+    window's CPU at 1 M: benchmarks/results/scale-profile-862b4ec.json)."""
 
     ids: np.ndarray      # sorted track ids
     offsets: np.ndarray  # 3 n + 1 offsets into ``blob``: title, artist, album of each track in turn
-    blob: bytes
+    blob: bytes          # each label a JSON string and a comma: "Title","Artist","Album","Title",...
 
     @classmethod
     def read(cls, batches: Iterable[Sequence[tuple[int, str, str, str]]]) -> Labels:
@@ -119,27 +132,42 @@ class Labels:
             if not rows:
                 continue
             ids.append(np.fromiter((r[0] for r in rows), np.int64, len(rows)))
-            encoded = [text.encode("utf-8", "surrogatepass") for r in rows for text in r[1:]]
+            encoded = [_json_piece(text) for r in rows for text in r[1:]]
             lengths.append(np.fromiter(map(len, encoded), np.int64, len(encoded)))
             chunks.append(b"".join(encoded))
         return cls(np.concatenate(ids) if ids else np.zeros(0, np.int64), np.cumsum(np.concatenate(lengths)),
                    b"".join(chunks))
 
-    def columns(self, track_ids: np.ndarray | Sequence[int]) -> tuple[np.ndarray, list[str], list[str], list[str]]:
-        """``(found, titles, artists, albums)``: which of ``track_ids`` are packed (booleans, in the given order)
-        and the labels of those, as columns (no object a track: a window of thousands answers in a few ms)."""
+    def json_columns(self, track_ids: np.ndarray | Sequence[int]) -> tuple[np.ndarray, list[bytes]]:
+        """``(found, [titles, artists, albums])``: which of ``track_ids`` are packed (booleans, in the given order)
+        and the labels of those as three JSON arrays (bytes), in that order."""
         want = np.asarray(track_ids, dtype=np.int64).ravel()
         if not len(self.ids) or not len(want):
-            return np.zeros(len(want), dtype=bool), [], [], []
+            return np.zeros(len(want), dtype=bool), [b"[]", b"[]", b"[]"]
         pos = np.minimum(np.searchsorted(self.ids, want), len(self.ids) - 1)
         found = self.ids[pos] == want
         first = 3 * pos[found]
-        blob = self.blob
-        texts = []
+        buffer = np.frombuffer(self.blob, dtype=np.uint8)
+        columns = []
         for part in range(3):  # title, artist, album
-            starts, ends = self.offsets[first + part].tolist(), self.offsets[first + part + 1].tolist()
-            texts.append([blob[a:b].decode("utf-8", "surrogatepass") for a, b in zip(starts, ends, strict=True)])
-        return found, texts[0], texts[1], texts[2]
+            starts = self.offsets[first + part]
+            lengths = self.offsets[first + part + 1] - starts
+            total = int(lengths.sum())
+            if not total:
+                columns.append(b"[]")
+                continue
+            # every byte of the pieces in turn: piece i's bytes start at starts[i], its output at sum(lengths[:i])
+            gather = np.repeat(starts - (np.cumsum(lengths) - lengths), lengths) + np.arange(total)
+            body = buffer[gather]
+            body[-1] = ord("]")  # the last piece's comma
+            columns.append(b"[" + body.tobytes())
+        return found, columns
+
+    def columns(self, track_ids: np.ndarray | Sequence[int]) -> tuple[np.ndarray, list[str], list[str], list[str]]:
+        """``(found, titles, artists, albums)``: :meth:`json_columns` as Python strings."""
+        found, columns = self.json_columns(track_ids)
+        titles, artists, albums = (orjson.loads(c) for c in columns)
+        return found, titles, artists, albums
 
     def lookup(self, track_ids: Iterable[int]) -> list[TrackLabel]:
         """The labels of those of ``track_ids`` that are packed, in the given order."""
@@ -220,13 +248,14 @@ def full_layout(index: VectorIndex, projection: Projection, order: np.ndarray,
 
 
 def layout_payload(model: str, layout: MapLayout, rows: np.ndarray, in_window: int,
-                   labels: tuple[list[str], list[str], list[str]],
+                   labels: Sequence[list[str] | orjson.Fragment],
                    *, total: int, box: tuple[float, float, float, float] | None, partial: bool = False) -> bytes:
     """The map JSON of :func:`~soundalike.app.server.maps.map_payload` (columnar ids, x, y, title, artist, album;
     ``count`` points) for ``rows`` of ``layout`` and their ``labels`` (titles, artists, albums), with ``total``
     (tracks in the library map), ``in_window`` (tracks inside the window), ``sampled`` (fewer points than that),
     ``window`` and ``partial`` (a window answered from the overview while every track's position is being
-    computed)."""
+    computed). A label column is a list of strings, or the JSON array already made (:meth:`Labels.json_columns`).
+    """
     titles, artists, albums = labels
     payload = {
         "model": model, "method": layout.method, "count": len(rows), "total": total, "in_window": in_window,
@@ -246,16 +275,18 @@ def answer(model: str, overview: MapLayout, full: MapLayout | None, box: tuple[f
     layout = overview if box is None or full is None else full
     rows, in_window = layout.window(box, limit)
     wanted = layout.ids[rows]
+    labels: list[list[str] | orjson.Fragment]
     if layout.labels is not None:
-        found, titles, artists, albums = layout.labels.columns(wanted)
+        found, made = layout.labels.json_columns(wanted)
+        labels = [orjson.Fragment(column) for column in made]
     else:
         tracks = {t.id: t for t in lookup(wanted.tolist())}
         found = np.array([tid in tracks for tid in wanted.tolist()], dtype=bool)
         shown = [tracks[tid] for tid in wanted[found].tolist()]
-        titles, artists, albums = [t.title for t in shown], [t.artist for t in shown], [t.album for t in shown]
+        labels = [[t.title for t in shown], [t.artist for t in shown], [t.album for t in shown]]
     if box is None:
         in_window = total
-    return layout_payload(model, layout, rows[found], in_window, (titles, artists, albums), total=total, box=box,
+    return layout_payload(model, layout, rows[found], in_window, labels, total=total, box=box,
                           partial=box is not None and full is None and overview.method == "pca")
 
 
