@@ -165,3 +165,35 @@ def test_without_a_store_a_read_only_library_reranks_from_the_catalogue(tmp_path
         ids, got = index.exact_vectors(lib, built.ids[:20])
         assert np.array_equal(ids, built.ids[:20])
         np.testing.assert_array_equal(got, built._catalogue_vectors(lib, built.ids[:20])[1])
+
+
+def test_a_fill_cut_short_resumes_from_its_last_save(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The store of an existing index is written a chunk at a time and its map saved every few chunks: after a
+    kill the next open appends only what the last save did not hold (not every track again)."""
+    from soundalike.search import index as index_module
+
+    with Library.open(tmp_path / "lib") as lib:
+        tight_clusters(lib, 1000, seed=9)
+        VectorIndex.from_library(lib, DESCRIPTOR_MODEL, ann=True, codec="sq8")
+        stem = index_paths(lib, DESCRIPTOR_MODEL)[0].with_suffix("")
+        for path in store_paths(stem):
+            path.unlink()
+        monkeypatch.setattr(index_module, "CHUNK", 100)
+        monkeypatch.setattr(index_module, "REFINE_SAVE_EVERY", 300)
+        appended: list[int] = []
+        plain_append = RefineStore.append
+
+        def killed_on_the_fifth(self: RefineStore, ids: np.ndarray, vectors: np.ndarray) -> None:
+            if len(appended) == 4:
+                raise KeyboardInterrupt  # what a kill leaves: rows written, the map as last saved
+            appended.append(len(ids))
+            plain_append(self, ids, vectors)
+
+        monkeypatch.setattr(RefineStore, "append", killed_on_the_fifth)
+        with pytest.raises(KeyboardInterrupt):
+            VectorIndex.from_library(lib, DESCRIPTOR_MODEL, ann=True, codec="sq8")
+        monkeypatch.setattr(RefineStore, "append", plain_append)
+        again = VectorIndex.from_library(lib, DESCRIPTOR_MODEL, ann=True, codec="sq8")
+        assert again.refine is not None and len(again.refine) == 1000
+        # the 300 saved rows kept, the 100 written after the save dead, the other 700 appended once
+        assert again.refine.dead == 100 and len(again.refine.row_ids) == 1100

@@ -52,6 +52,9 @@ log = logging.getLogger(__name__)
 INDEX_DIR = "indexes"
 #: Tracks read, transformed and added at a time when a large library is indexed in parts.
 CHUNK = 10_000
+#: Tracks the re-rank store's fill writes between saves of its map: a fill cut short (a kill while the store of an
+#: existing index is written, ~2 minutes at a million tracks) resumes from the last save, not from the start.
+REFINE_SAVE_EVERY = 100_000
 #: Tracks the statistics of a library indexed in parts are fitted on.
 STATS_SAMPLE = 50_000
 #: Most vectors the IVF cells of a library indexed in parts are trained on, at 40 a cell: 4096 cells from a million
@@ -162,9 +165,14 @@ def _fill_refine(lib: Library, model: str, embedding: Embedding, ids: np.ndarray
     if len(missing) > CHUNK:
         log.warning("writing the re-rank store of %s: %d tracks", embedding.model, len(missing))
     try:
+        unsaved = 0
         for start in range(0, len(missing), CHUNK):
             part = missing[start:start + CHUNK]
             store.append(part, embedding.transform(read_raw(lib, model, part)))
+            unsaved += len(part)
+            if unsaved >= REFINE_SAVE_EVERY:
+                store.save()
+                unsaved = 0
         store.remove(gone)
         store.save()
     except OSError as e:  # StoreReplaced too: another process rewrote it; the next open reads theirs
