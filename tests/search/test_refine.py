@@ -103,6 +103,10 @@ def test_a_compact_index_writes_its_store_and_reranks_from_it(tmp_path: Path, mo
         tight_clusters(lib, 1200, seed=5)
         compact = VectorIndex.from_library(lib, DESCRIPTOR_MODEL, ann=True, codec="sq8")
         assert compact.refine is not None and len(compact.refine) == len(compact.ids)
+        rows, _ = store_paths(index_paths(lib, DESCRIPTOR_MODEL)[0].with_suffix(""))
+        stats = lib.stats()  # `soundalike info`: the indexes' folder (the store in it) and the catalogue on disk
+        assert stats["indexes_bytes"] > rows.stat().st_size == 1200 * DESCRIPTOR_DIM * 2
+        assert stats["catalogue_bytes"] >= (tmp_path / "lib" / "catalog.sqlite").stat().st_size > 0
         catalogue_ids, floats = compact._catalogue_vectors(lib, compact.ids)
         stored_ids, stored = compact.exact_vectors(lib, compact.ids[::-1])
         assert np.array_equal(stored_ids, compact.ids[::-1])

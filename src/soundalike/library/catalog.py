@@ -33,6 +33,9 @@ from .transactions import Transaction
 
 SCHEMA_VERSION = 9
 DB_NAME = "catalog.sqlite"
+#: The library's folder of search indexes (written by soundalike.search.index: ANN indexes, their statistics and
+#: re-rank stores).
+INDEX_DIR = "indexes"
 #: An upgrade of a catalogue with at least this many tracks says so first (on stderr, through logging).
 UPGRADE_NOTICE_TRACKS = 50_000
 
@@ -175,6 +178,16 @@ _TRIGGERS = (
 
 DESCRIPTOR_MODEL = "descriptor"
 MAX_TRACK_ID = (1 << 63) - 1  # SQLite's largest integer: no id above it exists
+
+
+def _bytes_of(paths: Iterable[Path]) -> int:
+    """Bytes the regular files among ``paths`` take (files that vanish meanwhile count 0)."""
+    total = 0
+    for path in paths:
+        with contextlib.suppress(OSError):
+            if path.is_file():
+                total += path.stat().st_size
+    return total
 
 
 class CatalogError(Exception):
@@ -1140,6 +1153,8 @@ class Library:
             "hours": round((q("SELECT COALESCE(SUM(duration), 0) FROM tracks").fetchone()[0]) / 3600.0, 3),
             "models": self.models(),
             "feature_store_bytes": self.store.disk_bytes(),
+            "catalogue_bytes": _bytes_of(self.root.glob(DB_NAME + "*")),
+            "indexes_bytes": _bytes_of((self.root / INDEX_DIR).glob("*")),
         }
 
     def fingerprint(self) -> list[tuple[str, str, str]]:

@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from soundalike.audio import descriptors
-from soundalike.library.catalog import DESCRIPTOR_MODEL, Library
+from soundalike.library.catalog import DESCRIPTOR_MODEL, INDEX_DIR, Library
 
 from .ann import (
     TRAIN_PER_CELL,
@@ -49,7 +49,6 @@ from .space import Embedding, common_ids, fit_embedding, load_raw, model_parts, 
 
 log = logging.getLogger(__name__)
 
-INDEX_DIR = "indexes"
 #: Tracks read, transformed and added at a time when a large library is indexed in parts.
 CHUNK = 10_000
 #: Tracks the re-rank store's fill writes between saves of its map: a fill cut short (a kill while the store of an
