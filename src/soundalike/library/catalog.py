@@ -1073,8 +1073,11 @@ class Library:
         index alone finds exactly the matches (every word has 3+ characters) and the count is capped, one pass over
         the index gives the count and the first matches the ranking takes, instead of a pass for each."""
         words = search_words(text)
-        phrase = self._fts_phrase(text) if words and count_limit is not None else None
-        if phrase and count_limit is not None and all(len(w) >= FTS_MIN_WORD for w in words):
+        # only words of 3+ characters: for shorter ones _fts_phrase reads the vocabulary, which the fallback's
+        # search and count would read again
+        exact = count_limit is not None and bool(words) and all(len(w) >= FTS_MIN_WORD for w in words)
+        phrase = self._fts_phrase(text) if exact else None
+        if phrase and count_limit is not None:
             found = [int(r[0]) for r in self.conn.execute(
                 "SELECT rowid FROM tracks_fts WHERE tracks_fts MATCH :fts ORDER BY rowid LIMIT :n",
                 {"fts": phrase, "n": max(SEARCH_RANKED, count_limit)})]

@@ -604,19 +604,14 @@ class AnnIndex:
         target.parent.mkdir(parents=True, exist_ok=True)
         header = dict(asdict(self.params), format=FORMAT_VERSION, ntotal=len(self), faiss=faiss.__version__)
         blob = json.dumps(header, sort_keys=True).encode()
-        tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
-        try:
-            with open(tmp, "wb") as f:
-                f.write(MAGIC + struct.pack("<Q", len(blob)) + blob)
-                writer = faiss.PyCallbackIOWriter(f.write)  # type: ignore[attr-defined]
-                faiss.write_index(self._index, writer)
-                del writer                   # flushes faiss' buffer into f
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, target)
-        finally:
-            tmp.unlink(missing_ok=True)
-        _fsync_dir(target.parent)
+
+        def write(f: BinaryIO) -> None:
+            f.write(MAGIC + struct.pack("<Q", len(blob)) + blob)
+            writer = faiss.PyCallbackIOWriter(f.write)  # type: ignore[attr-defined]
+            faiss.write_index(self._index, writer)
+            del writer  # flushes faiss' buffer into f
+
+        write_atomically(target, write)
         return target
 
     @classmethod
@@ -670,6 +665,21 @@ def _read_header(f: BinaryIO, source: Path) -> dict[str, Any]:
         raise AnnError(f"{source}: ANN index format {header.get('format')!r}, this version reads "
                        f"{FORMAT_VERSION}: rebuild the index")
     return header
+
+
+def write_atomically(path: Path, write: Callable[[BinaryIO], object]) -> None:
+    """Write ``path`` through ``write`` into a temporary file in its folder, fsync it, rename it over ``path`` and
+    fsync the folder: a crash leaves the old file or the new one, never a part (the index folder's files)."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    _fsync_dir(path.parent)
 
 
 def _fsync_dir(folder: Path) -> None:

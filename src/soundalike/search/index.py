@@ -43,6 +43,7 @@ from .ann import (
     exact_search,
     outgrown,
     trainable_nlist,
+    write_atomically,
 )
 from .refine import RefineStore, fingerprint
 from .space import Embedding, common_ids, fit_embedding, load_raw, model_parts, read_raw
@@ -92,9 +93,7 @@ def _read_stats(path: Path, model: str, dims: list[int]) -> Embedding | None:
 
 def _write_stats(path: Path, embedding: Embedding) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(embedding.to_json()))
-    tmp.replace(path)
+    write_atomically(path, lambda f: f.write(json.dumps(embedding.to_json()).encode()))
 
 
 def _updated_ann(index_path: Path, embedding: Embedding, ids: np.ndarray, vectors: np.ndarray, fresh: bool
@@ -371,9 +370,8 @@ class VectorIndex:
         want = np.asarray(track_ids, dtype=np.int64).ravel()
         if self.refine is not None:
             known, stored = self.refine.read(want)
-            if len(known) == len(np.unique(want)):
-                order = want[np.isin(want, known)]
-                return order, stored[np.searchsorted(known, order)]
+            if np.isin(want, known).all():
+                return want, stored[np.searchsorted(known, want)]
         return self._catalogue_vectors(lib, want)
 
     def _catalogue_vectors(self, lib: Library, want: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

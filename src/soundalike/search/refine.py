@@ -30,12 +30,12 @@ import hashlib
 import json
 import os
 import struct
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from .ann import write_atomically
 from .vectors import unit_rows
 
 FORMAT = 1
@@ -55,19 +55,6 @@ def fingerprint(stats: dict[str, Any]) -> str:
 def store_paths(stem: Path) -> tuple[Path, Path]:
     """``(rows, map)`` files of the store at ``stem``."""
     return stem.with_name(stem.name + ".refine"), stem.with_name(stem.name + ".refine.map")
-
-
-def _replace(path: Path, write: Callable[[Any], None]) -> None:
-    """Write ``path`` through a temporary file in its folder, then rename it over the old one."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _open_rows(path: Path) -> int:
@@ -136,7 +123,7 @@ class RefineStore:
         """A new, empty store at ``stem`` (a new rows file: readers of an older one keep theirs)."""
         rows, _ = store_paths(stem)
         rows.parent.mkdir(parents=True, exist_ok=True)
-        _replace(rows, lambda f: None)
+        write_atomically(rows, lambda f: None)
         store = cls(stem, dim, stats, np.zeros(0, np.int64), _open_rows(rows))
         store.save()
         return store
@@ -174,7 +161,7 @@ class RefineStore:
         header = json.dumps({"format": FORMAT, "dim": self.dim, "rows": len(self.row_ids), "stats": self.stats,
                              "inode": self.inode, "dtype": DTYPE.str}).encode()
         body = MAGIC + struct.pack("<Q", len(header)) + header + self.row_ids.astype("<i8").tobytes()
-        _replace(self._map_path, lambda f: f.write(body))
+        write_atomically(self._map_path, lambda f: f.write(body))
         self.dirty = False
 
     # --- reading ------------------------------------------------------------------------------------------------

@@ -100,7 +100,7 @@ class Projection:
 
 
 def _json_piece(text: str) -> bytes:
-    """``text`` as a JSON string followed by a comma (what :meth:`Labels.json_column` splices); a text that is not
+    """``text`` as a JSON string followed by a comma (what :meth:`Labels.json_columns` splices); a text that is not
     valid Unicode (a lone surrogate of an undecodable name) with the replacement character, as no JSON holds it."""
     try:
         return orjson.dumps(text) + b","
@@ -114,7 +114,7 @@ class Labels:
     track, not the few hundred of three Python strings): a window's labels without reading thousands of catalogue
     rows, which cost ~100 ms a window at a million tracks (rows scattered over a catalogue larger than the page
     cache), and without a Python string a label: a window's columns are cut out of the buffer with numpy and
-    spliced into its JSON as they are (:meth:`json_column`; decoding 12,000 labels a window was a quarter of a map
+    spliced into its JSON as they are (:meth:`json_columns`; decoding 12,000 labels a window was a quarter of a map
     window's CPU at 1 M: benchmarks/results/scale-profile-862b4ec.json)."""
 
     ids: np.ndarray      # sorted track ids
