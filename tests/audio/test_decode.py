@@ -107,3 +107,39 @@ def test_an_ogg_stream_without_end_of_stream_flag_is_whole(tmp_path: Path) -> No
     path.write_bytes(bytes(data))
     y = audio.load(path, sr=SR)
     assert abs(y.size / SR - 4.0) < 0.1
+
+
+@pytest.mark.parametrize("ext,rate", [(".ogg", 44100), (".opus", 48000)])
+def test_ffmpeg_decodes_ogg_as_libsndfile_does(tmp_path: Path, ext: str, rate: int) -> None:
+    """Ogg Vorbis / Opus go to ffmpeg's decoders (cheaper; docs/performance.md): the same samples as libsndfile's
+    within float rounding, whole and in excerpts, from one opening of the file."""
+    path = write_audio(tmp_path / f"long{ext}", make_signal(40.0, 330.0, sr=rate, seed=5, channels=2), sr=rate)
+    for window in ((60.0, 1), (16.0, 4)):  # the whole file; four excerpts of 4 s
+        old, old_info = audio.load_window(path, SR, max_duration=window[0], excerpts=window[1],
+                                          decoder=audio.LIBSNDFILE)
+        new, new_info = audio.load_window(path, SR, max_duration=window[0], excerpts=window[1])
+        assert (old_info.backend, new_info.backend) == ("soundfile", "av")
+        assert new.size == old.size and abs(new.size / SR - min(window[0], 40.0)) < 0.1
+        np.testing.assert_allclose(new, old, atol=1e-5)
+        assert new_info.channels == 2 and abs(new_info.duration - old_info.duration) < 0.01
+    np.testing.assert_allclose(audio.load(path, offset=10.0, duration=2.0),
+                               audio.load(path, offset=10.0, duration=2.0, decoder=audio.LIBSNDFILE), atol=1e-5)
+    with pytest.raises(ValueError, match="unknown decoder"):
+        audio.load(path, decoder="gstreamer")
+
+
+def test_what_ffmpeg_cannot_open_libsndfile_still_decodes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Some real Ogg files open in libsndfile but not in ffmpeg (three of the development set's): ffmpeg's failure
+    is never the file's error."""
+    import av
+
+    path = write_audio(tmp_path / "x.ogg", make_signal(5.0, channels=2), sr=44100)
+    expected = audio.load(path, decoder=audio.LIBSNDFILE)
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise av.error.InvalidDataError(1094995529, "Invalid data found when processing input")
+
+    monkeypatch.setattr(av, "open", refuse)
+    y, info = audio.load_window(path, SR)
+    assert info.backend == "soundfile"
+    np.testing.assert_array_equal(y, expected)

@@ -9,6 +9,7 @@ import pytest
 
 from helpers import run_cli
 from soundalike import synth
+from soundalike.audio import decode as audio
 from soundalike.audio.analysis import DEFAULT_WINDOW, LEGACY_WINDOW, Window, analyse_file
 from soundalike.library.catalog import CatalogError, Library
 from soundalike.library.scan import WINDOW_KEY, library_window, scan
@@ -40,7 +41,7 @@ def test_a_library_keeps_the_window_of_its_first_scan(long_track: Path, tmp_path
         scan(lib, [long_track.parent], window=Window.of_seconds(30), isolate=False)
         assert _analysed(lib) == pytest.approx(30.0, abs=0.1)  # two 15 s excerpts of 40 s
         assert json.loads(lib.conn.execute("SELECT value FROM meta WHERE key=?", (WINDOW_KEY,)).fetchone()[0]) == \
-            {"seconds": 30.0, "excerpts": 2}
+            {"seconds": 30.0, "excerpts": 2, "decoder": audio.DEFAULT_DECODER}
         assert library_window(lib) == Window(30.0, 2)
         assert scan(lib, [long_track.parent], isolate=False).unchanged == 1  # no window given: the library's
         with pytest.raises(CatalogError, match="analyses 30 s of each track"):
@@ -55,9 +56,11 @@ def test_libraries_from_before_windows_analyse_whole_tracks(long_track: Path, tm
         lib.conn.execute("DELETE FROM meta WHERE key=?", (WINDOW_KEY,))  # as a library indexed before
         lib.conn.commit()
         assert library_window(lib) == LEGACY_WINDOW
+        assert library_window(lib).decoder == audio.LIBSNDFILE  # and libsndfile's samples, as then
         assert _analysed(lib) == pytest.approx(40.0, abs=0.1)
     with Library.open(tmp_path / "empty") as lib:
         assert library_window(lib) == DEFAULT_WINDOW  # a new library: the default
+        assert library_window(lib).decoder == audio.DEFAULT_DECODER == audio.FFMPEG_OGG
 
 
 def test_index_option(long_track: Path, tmp_path: Path) -> None:
@@ -70,3 +73,25 @@ def test_index_option(long_track: Path, tmp_path: Path) -> None:
     code, _, err = run_cli("index", str(long_track.parent), "--library", str(tmp_path / "lib"), "--model",
                            "descriptor", "--analyse-seconds", "30")
     assert code == 2 and "analyses whole tracks (up to 10 min) of each track" in err and "new --library" in err
+
+
+def test_a_library_keeps_the_decoder_of_its_first_scan(tmp_path: Path) -> None:
+    """A library indexed before ffmpeg decoded Ogg files keeps libsndfile's samples: audio hashes come from them, so
+    a re-tagged file must keep its track (and its history) rather than become a new one."""
+    import mutagen
+
+    from helpers import make_signal, write_audio
+
+    ogg = write_audio(tmp_path / "music" / "a.ogg", make_signal(20.0, channels=2), sr=44100)
+    old = DEFAULT_WINDOW.decoded_by(audio.LIBSNDFILE)
+    assert analyse_file(ogg).audio_hash != analyse_file(ogg, window=old).audio_hash  # the decoders' samples differ
+    with Library.open(tmp_path / "lib") as lib:
+        scan(lib, [ogg.parent], window=old, isolate=False)
+        lib.set_meta(WINDOW_KEY, {"seconds": 120.0, "excerpts": 8})  # as recorded before decoders were
+        assert library_window(lib).decoder == audio.LIBSNDFILE
+        (before,) = lib.conn.execute("SELECT id FROM tracks").fetchall()
+        tagged = mutagen.File(ogg, easy=True)
+        tagged["title"] = "re-tagged"
+        tagged.save()
+        assert scan(lib, [ogg.parent], isolate=False).linked == 1  # the same audio: its track, new tags
+        assert lib.conn.execute("SELECT id, title FROM tracks").fetchall() == [(before[0], "re-tagged")]

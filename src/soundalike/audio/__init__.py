@@ -20,10 +20,11 @@ from .decode import (
     is_audio_path,
     load,
     load_excerpts,
+    load_window,
     probe,
     validate,
 )
 
 __all__ = ["AUDIO_EXTENSIONS", "DEFAULT_SR", "AudioError", "AudioInfo", "DecodeError", "EmptyAudioError",
            "MissingFileError", "NonFiniteError", "NotAudioError", "SilentAudioError", "TooShortError",
-           "display_path", "is_audio_path", "load", "load_excerpts", "probe", "validate"]
+           "display_path", "is_audio_path", "load", "load_excerpts", "load_window", "probe", "validate"]

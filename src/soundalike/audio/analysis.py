@@ -9,7 +9,7 @@ import contextlib
 import hashlib
 import os
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -27,10 +27,16 @@ DEFAULT_PRESETS: tuple[str, ...] = ("melae",)
 @dataclass(frozen=True)
 class Window:
     """How much of each track is analysed: the whole file up to ``seconds``, else ``excerpts`` evenly spaced
-    excerpts that add up to ``seconds``. A library keeps one window, so its tracks are described alike."""
+    excerpts that add up to ``seconds``, decoded by ``decoder`` (:data:`audio.DECODERS`). A library keeps one
+    window and decoder, so its tracks are described alike (windows compare by seconds and excerpts only)."""
 
     seconds: float
     excerpts: int
+    decoder: str = field(default=audio.DEFAULT_DECODER, compare=False)
+
+    def decoded_by(self, decoder: str) -> Window:
+        """This window with another decoder (a library's own)."""
+        return replace(self, decoder=decoder)
 
     @classmethod
     def of_seconds(cls, seconds: float) -> Window:
@@ -191,8 +197,8 @@ def analyse_file(path: str | bytes | os.PathLike[str], presets: Sequence[str] = 
     p = os.fsdecode(path)
     ctx = quiet_native_stderr() if quiet else contextlib.nullcontext()
     with ctx:
-        info = audio.probe(p)
-        y = audio.load_excerpts(p, ANALYSIS_SR, max_duration=window.seconds, excerpts=window.excerpts)
+        y, info = audio.load_window(p, ANALYSIS_SR, max_duration=window.seconds, excerpts=window.excerpts,
+                                    decoder=window.decoder)
     spectrograms, descriptor = analyse_waveform(y, presets)
     duration = info.duration if np.isfinite(info.duration) and info.duration > 0 else y.size / ANALYSIS_SR
     return Analysis(

@@ -1,18 +1,21 @@
 """Decode any audio file to mono float32 at a target sample rate.
 
-Pure functions, typed errors. soundfile (libsndfile: wav, flac, ogg/vorbis, opus, mp3, aiff) is tried first because
-it seeks cheaply and decodes fast; PyAV (ffmpeg) is the fallback for everything else (m4a/aac, wma, ...).
-Excerpts are read by seeking, so a 2-hour file never has to be held in memory whole.
+Pure functions, typed errors. soundfile (libsndfile: wav, flac, mp3, aiff) is tried first because it seeks cheaply
+and decodes fast; PyAV (ffmpeg) is the fallback for everything else (m4a/aac, wma, ...). Ogg Vorbis and Opus go to
+ffmpeg's own decoders first (the :data:`FFMPEG_OGG` decoder): they cost half to a third of the CPU of libvorbis /
+libopusfile through libsndfile (docs/performance.md); libsndfile still decodes what ffmpeg cannot. Libraries indexed
+before keep :data:`LIBSNDFILE` (audio hashes depend on the decoder's samples). Excerpts are read by seeking, so a
+2-hour file never has to be held in memory whole.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import numpy as np
 import soundfile as sf
@@ -23,6 +26,16 @@ DEFAULT_SR = 22050
 MIN_DURATION = 1.0
 # Peak below this (about -90 dBFS) counts as digital silence.
 SILENCE_PEAK = 3e-5
+
+# Decoders a library can keep (its first scan records one: a track's audio hash is taken from the decoded samples).
+LIBSNDFILE = "libsndfile"  # libsndfile first for every format it reads, then ffmpeg: libraries indexed before
+FFMPEG_OGG = "ffmpeg-ogg"  # Ogg Vorbis / Opus through ffmpeg's decoders, the rest as LIBSNDFILE
+DECODERS = (FFMPEG_OGG, LIBSNDFILE)
+DEFAULT_DECODER = FFMPEG_OGG
+# Measured faster with ffmpeg's decoders (docs/performance.md); MP3 (mpg123) and FLAC are not.
+_FFMPEG_FIRST = frozenset({".ogg", ".oga", ".opus"})
+# Seconds decoded before an Opus excerpt (its decoder converges within 80 ms; more is margin: seeks land on pages).
+OPUS_PREROLL = 0.25
 
 AUDIO_EXTENSIONS = frozenset(
     {".mp3", ".ogg", ".oga", ".opus", ".flac", ".wav", ".aif", ".aiff", ".m4a", ".mp4", ".aac", ".wma", ".wv",
@@ -206,19 +219,30 @@ def load(
     offset: float = 0.0,
     duration: float | None = None,
     min_duration: float = MIN_DURATION,
+    decoder: str = DEFAULT_DECODER,
 ) -> np.ndarray:
     """Decode ``path`` (or the excerpt ``offset``..``offset+duration`` seconds) to mono float32 at ``sr``.
 
     Raises a subclass of :class:`AudioError` naming the file and the reason when it cannot be used.
     """
     p = os.fsdecode(path)
-    return validate(p, _decode(p, sr, offset, duration), sr, min_duration=min_duration)
+    return validate(p, _decode(p, sr, offset, duration, decoder), sr, min_duration=min_duration)
 
 
-def _decode(p: str, sr: int, offset: float, duration: float | None) -> np.ndarray:
+def _ffmpeg_first(path: str, decoder: str) -> bool:
+    if decoder not in DECODERS:
+        raise ValueError(f"unknown decoder {decoder!r} (one of {', '.join(DECODERS)})")
+    return decoder == FFMPEG_OGG and os.path.splitext(path)[1].lower() in _FFMPEG_FIRST
+
+
+def _decode(p: str, sr: int, offset: float, duration: float | None, decoder: str = LIBSNDFILE) -> np.ndarray:
     """Decoded samples without the usability checks (silence is fine inside one excerpt)."""
     _check_file(p)
     _check_ogg_complete(p)
+    if _ffmpeg_first(p, decoder):
+        got = _ffmpeg_spans(p, sr, lambda _: [(offset, duration)])
+        if got is not None:
+            return got[0]
     y = _load_soundfile(p, sr, offset, duration)
     if y is None or y.size == 0:
         # libsndfile does not know the format, or found no samples (e.g. an ogg cut short): let ffmpeg try.
@@ -241,19 +265,44 @@ def load_excerpts(
     max_duration: float = 600.0,
     excerpts: int = 10,
     min_duration: float = MIN_DURATION,
+    decoder: str = DEFAULT_DECODER,
 ) -> np.ndarray:
     """Decode the whole file if it is at most ``max_duration`` s long, else ``excerpts`` evenly spaced excerpts.
 
     The excerpts (each ``max_duration / excerpts`` s) are concatenated; memory stays bounded for hours-long files.
     """
+    return load_window(path, sr, max_duration=max_duration, excerpts=excerpts, min_duration=min_duration,
+                       decoder=decoder)[0]
+
+
+def load_window(
+    path: str | os.PathLike[str],
+    sr: int = DEFAULT_SR,
+    *,
+    max_duration: float = 600.0,
+    excerpts: int = 10,
+    min_duration: float = MIN_DURATION,
+    decoder: str = DEFAULT_DECODER,
+) -> tuple[np.ndarray, AudioInfo]:
+    """:func:`load_excerpts` and the file's :class:`AudioInfo`, from one opening of the file where ffmpeg decodes."""
     p = os.fsdecode(path)
-    info = probe(p)
-    if not np.isfinite(info.duration) or info.duration <= max_duration:
-        return load(p, sr, min_duration=min_duration)
-    length = max_duration / excerpts
-    starts = np.linspace(0.0, info.duration - length, excerpts)
-    parts = [_decode(p, sr, float(s), length) for s in starts]
-    return validate(p, np.concatenate(parts), sr, min_duration=min_duration)
+
+    def spans(duration: float) -> list[tuple[float, float | None]]:
+        if not np.isfinite(duration) or duration <= max_duration:
+            return [(0.0, None)]
+        length = max_duration / excerpts
+        return [(float(s), length) for s in np.linspace(0.0, duration - length, excerpts)]
+
+    if _ffmpeg_first(p, decoder):
+        _check_file(p)
+        _check_ogg_complete(p)
+        info: list[AudioInfo] = []
+        got = _ffmpeg_spans(p, sr, spans, info)
+        if got is not None:
+            return validate(p, np.concatenate(got), sr, min_duration=min_duration), info[0]
+    found = probe(p)
+    parts = [_decode(p, sr, offset, length) for offset, length in spans(found.duration)]
+    return validate(p, np.concatenate(parts), sr, min_duration=min_duration), found
 
 
 def validate(path: str, y: np.ndarray, sr: int, *, min_duration: float = MIN_DURATION) -> np.ndarray:
@@ -360,6 +409,95 @@ def _av_frames(path: str, offset: float, duration: float | None) -> Iterator[tup
                     yield samples, frame_sr
         except av.error.FFmpegError as exc:
             raise DecodeError(path, f"corrupt or truncated audio ({exc.strerror or exc})") from None
+
+
+def _ffmpeg_spans(path: str, sr: int, spans: Callable[[float], Sequence[tuple[float, float | None]]],
+                  info: list[AudioInfo] | None = None) -> list[np.ndarray] | None:
+    """Decode the ``(offset, duration or None)`` spans that ``spans`` gives for the file's duration with ffmpeg's
+    own decoder, from one opening of the file, each mono float32 at ``sr``; ``info`` receives the file's
+    :class:`AudioInfo`. None when ffmpeg cannot decode it all as float samples (then libsndfile tries, as before):
+    a file is never refused for what only ffmpeg dislikes."""
+    import av
+
+    try:
+        with _source(path) as src, av.open(src, mode="r") as container:
+            if not container.streams.audio:
+                return None
+            stream = container.streams.audio[0]
+            stream.codec_context.thread_type = "NONE"  # one core per worker: the scan runs one file a process
+            native = int(stream.rate or 0)
+            if not native or not stream.channels:
+                return None
+            if stream.duration is not None and stream.time_base is not None:
+                # Opus counts its decoder delay (pre-skip) in the stream's length; libsndfile does not, nor the audio
+                delay = int(getattr(stream.codec_context, "delay", 0) or 0)
+                duration = float(stream.duration * stream.time_base) - delay / native
+            elif container.duration is not None:
+                duration = container.duration / 1_000_000
+            else:
+                duration = float("nan")
+            out = []
+            for offset, length in spans(duration):
+                y = _ffmpeg_span(container, stream, native, offset, length)
+                if y is None:
+                    return None
+                out.append(_to_mono_resampled([y], native, sr))
+            if info is not None:
+                info.append(AudioInfo(native, int(stream.channels), duration, "av"))
+            return out
+    except (av.error.FFmpegError, OSError, ValueError):
+        return None
+
+
+def _ffmpeg_span(container: Any, stream: Any, native: int, offset: float, length: float | None) -> np.ndarray | None:
+    """Mono float32 samples at the stream's rate from ``offset`` for ``length`` s (None: to the end); None when a
+    frame is not float or the rate changes. Frames are mixed down as they come (planar float: one add a channel)."""
+    if offset > 0:
+        # Opus needs audio decoded before a seek point to converge (RFC 7845 §4.6: at least 80 ms); libopusfile
+        # does this itself, ffmpeg's seek does not.
+        preroll = OPUS_PREROLL if stream.codec_context.name == "opus" else 0.0
+        container.seek(int(max(0.0, offset - preroll) * 1_000_000), any_frame=False, backward=True)
+    first = int(round(offset * native))
+    last = None if length is None else first + int(round(length * native))
+    blocks: list[np.ndarray] = []
+    at = None  # the sample index of the next frame, from timestamps (seeking lands before ``offset``)
+    in_samples = stream.time_base is not None and stream.time_base * native == 1  # Ogg: timestamps count samples
+    half = np.float32(0.5)
+    for frame in container.decode(stream):
+        if frame.format.name not in ("fltp", "flt") or frame.sample_rate != native:
+            return None
+        n = frame.samples
+        if frame.pts is None:
+            start = at or 0
+        elif in_samples:
+            start = frame.pts
+        else:
+            start = int(round(float(frame.time) * native))
+        # The planes' buffers as arrays (no copy; PyAV's to_ndarray stacks them, a third of the decoding time).
+        planes = [np.frombuffer(plane, np.float32, n * (1 if frame.format.is_planar else len(frame.layout.channels)))
+                  for plane in frame.planes]
+        if not frame.format.is_planar:
+            channels = len(frame.layout.channels)
+            y = planes[0].reshape(-1, channels).mean(axis=1, dtype=np.float32) if channels > 1 else planes[0]
+        elif len(planes) == 2:
+            y = (planes[0] + planes[1]) * half  # the float32 values libsndfile's path computes
+        else:
+            y = np.add.reduce(planes, dtype=np.float32) / np.float32(len(planes)) if len(planes) > 1 else planes[0]
+        at = start + n
+        if at <= first:
+            continue
+        if start < first:
+            y = y[first - start:]
+            start = first
+        if last is not None:
+            if start >= last:
+                break
+            if at > last:
+                y = y[: last - start]
+        blocks.append(y)
+        if last is not None and at >= last:
+            break
+    return np.concatenate(blocks) if blocks else None
 
 
 def _load_av(path: str, sr: int, offset: float, duration: float | None) -> np.ndarray:

@@ -42,22 +42,23 @@ WINDOW_KEY = "analysis_window"
 
 
 def library_window(lib: Library, requested: Window | None = None, *, store: bool = False) -> Window:
-    """The analysis window of a library: the one it was first indexed with (libraries from before windows: whole
-    tracks), else ``requested`` or the default; ``store`` records it (under the writer lock). Asking an indexed
-    library for another window is a :class:`CatalogError`: its tracks would be described differently."""
+    """The analysis window and decoder of a library: the ones it was first indexed with (libraries from before
+    windows: whole tracks; from before decoders were recorded: libsndfile's), else ``requested`` or the default;
+    ``store`` records it (under the writer lock). Asking an indexed library for another window is a
+    :class:`CatalogError`: its tracks would be described differently."""
     row = lib.conn.execute("SELECT value FROM meta WHERE key=?", (WINDOW_KEY,)).fetchone()
     if row is not None:
         values = json.loads(row[0])
-        window = Window(float(values["seconds"]), int(values["excerpts"]))
+        window = Window(float(values["seconds"]), int(values["excerpts"]), values.get("decoder", audio.LIBSNDFILE))
     elif lib.conn.execute("SELECT 1 FROM tracks LIMIT 1").fetchone() is not None:
-        window = LEGACY_WINDOW
+        window = LEGACY_WINDOW.decoded_by(audio.LIBSNDFILE)
     else:
         window = requested or DEFAULT_WINDOW
     if requested is not None and requested != window:
         raise CatalogError(f"{lib.root} analyses {_describe(window)} of each track (set when it was first indexed); "
                            f"{_describe(requested)} would describe new tracks differently: index into a new --library")
     if store and row is None:
-        lib.set_meta(WINDOW_KEY, {"seconds": window.seconds, "excerpts": window.excerpts})
+        lib.set_meta(WINDOW_KEY, {"seconds": window.seconds, "excerpts": window.excerpts, "decoder": window.decoder})
     return window
 
 
@@ -567,7 +568,7 @@ def _preset_spectrogram(path: bytes, preset: str, window: Window) -> tuple[bytes
     try:
         with quiet_native_stderr():
             y = audio.load_excerpts(os.fsdecode(path), get_preset(preset).sr, max_duration=window.seconds,
-                                    excerpts=window.excerpts)
+                                    excerpts=window.excerpts, decoder=window.decoder)
         return path, log_mel(y, preset).astype("float16")
     except audio.AudioError as exc:
         return path, exc
