@@ -14,6 +14,7 @@ from soundalike.audio.descriptors import (
     SPFY_COLUMNS,
     describe,
     estimate_tempo,
+    spectral_contrast,
     spectral_shape,
     spfy_features,
     zero_crossing_rate,
@@ -92,3 +93,13 @@ def test_tempo_in_blocks_equals_librosa() -> None:
         expected = float(librosa.feature.tempo(onset_envelope=onset, sr=SR, hop_length=512)[0])
         for block in (100, 4096):  # many blocks (the last one short), and one
             assert estimate_tempo(onset, SR, 512, block=block) == expected, (style, block)
+
+
+def test_spectral_contrast_equals_librosa() -> None:
+    y = synth.render_track("jazz", 3, duration=12.0, sr=SR)
+    magnitude = np.abs(librosa.stft(y, n_fft=2048, hop_length=512))
+    magnitude = np.maximum(magnitude, magnitude.max() * 1e-3)  # describe's floor
+    expected = librosa.feature.spectral_contrast(S=magnitude, sr=SR, n_fft=2048, hop_length=512)
+    ours = spectral_contrast(magnitude, SR, 2048)
+    assert ours.shape == expected.shape == (7, magnitude.shape[1])
+    np.testing.assert_allclose(ours, expected, atol=1e-4)

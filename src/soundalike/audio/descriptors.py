@@ -105,22 +105,54 @@ def estimate_tempo(onset: np.ndarray, sr: int, hop: int, ac_size: float = 8.0, b
     librosa builds the whole tempogram first — an ``ac_size`` autocorrelation window for every frame, in complex128:
     ~420 MB for a 10-minute analysis, the largest allocation of a scan worker (benchmarks/memory.py) — and then
     only uses its mean over time. Each of its columns depends on its own window alone, so the same columns are
-    summed a block at a time (librosa's own ``tempogram`` on each block of the once-padded envelope) and the mean
-    goes to ``feature.tempo(tg=...)``: the same estimate (tests/audio/test_descriptors.py).
+    summed a block at a time and the mean goes to ``feature.tempo(tg=...)``: the same estimate
+    (tests/audio/test_descriptors.py). The columns are computed as librosa's ``tempogram`` does (Hann-windowed
+    frames of the once-padded envelope, autocorrelated through the FFT, each scaled by its largest value), but in
+    float32 with the FFT along contiguous rows (scipy.fft): 2.5x less CPU, the mean within 1e-7 of librosa's.
     """
+    import scipy.fft
+
     onset = np.asarray(onset, dtype=np.float32)
     n = onset.shape[-1]
     win = int(librosa.time_to_frames(ac_size, sr=sr, hop_length=hop))
     half = win // 2
     padded = np.pad(onset, (half, half), mode="linear_ramp", end_values=(0, 0))  # as tempogram(center=True)
+    window = librosa.filters.get_window("hann", win, fftbins=True).astype(np.float32)
+    n_fft = scipy.fft.next_fast_len(2 * win - 1, real=True)  # >= 2 win - 1: the linear autocorrelation
+    tiny = np.finfo(np.float32).tiny
     total = np.zeros(win, dtype=np.float64)
     for start in range(0, n, block):
         stop = min(start + block, n)
-        part = librosa.feature.tempogram(onset_envelope=padded[start:stop + win - 1], sr=sr, hop_length=hop,
-                                         win_length=win, center=False)
-        total += part.sum(axis=-1, dtype=np.float64)
+        frames = np.lib.stride_tricks.sliding_window_view(padded[start:stop + win - 1], win)[: stop - start] * window
+        spectrum = scipy.fft.rfft(frames, n=n_fft, axis=-1)
+        ac = scipy.fft.irfft(spectrum.real**2 + spectrum.imag**2, n=n_fft, axis=-1)[:, :win]
+        peak = np.abs(ac).max(axis=-1, keepdims=True)
+        peak[peak < tiny] = 1.0  # librosa's util.normalize leaves an all-zero column as it is
+        total += (ac / peak).sum(axis=0, dtype=np.float64)
     mean = (total / max(n, 1)).astype(np.float32)[:, None]
     return float(np.atleast_1d(librosa.feature.tempo(tg=mean, sr=sr, hop_length=hop))[0])
+
+
+def spectral_contrast(magnitude: np.ndarray, sr: int, n_fft: int, fmin: float = 200.0, n_bands: int = 6,
+                      quantile: float = 0.02) -> np.ndarray:
+    """librosa's ``feature.spectral_contrast`` ``(n_bands + 1, frames)`` of a magnitude spectrogram, sorting each
+    band along contiguous rows of the transposed spectrogram (librosa sorts down the strided frequency axis): half
+    the CPU, equal within float rounding (tests/audio/test_descriptors.py)."""
+    freq = librosa.fft_frequencies(sr=sr, n_fft=n_fft)
+    octaves = np.zeros(n_bands + 2)
+    octaves[1:] = fmin * (2.0 ** np.arange(0, n_bands + 1))
+    rows = np.ascontiguousarray(magnitude.T)
+    valley = np.zeros((n_bands + 1, rows.shape[0]))
+    peak = np.zeros_like(valley)
+    for k, (f_low, f_high) in enumerate(zip(octaves[:-1], octaves[1:], strict=True)):
+        inside = np.flatnonzero((freq >= f_low) & (freq <= f_high))
+        low = inside[0] - 1 if k > 0 else inside[0]  # librosa adds the bin below (and all above to the last band)
+        high = len(freq) if k == n_bands else inside[-1] + 1
+        count = int(max(np.rint(quantile * (high - low)), 1))
+        ordered = np.sort(rows[:, low:high - 1 if k < n_bands else high], axis=-1)  # and drops a band's top bin
+        valley[k] = ordered[:, :count].mean(axis=-1)
+        peak[k] = ordered[:, -count:].mean(axis=-1)
+    return np.asarray(librosa.power_to_db(peak) - librosa.power_to_db(valley))
 
 
 def describe(
@@ -152,7 +184,7 @@ def describe(
     # tuning=0: A440 reference. librosa's tuning estimate (piptrack) took ~40 % of the descriptor time and a
     # per-track tuning shift would make two recordings of one piece in different tunings look less alike anyway.
     chroma = librosa.feature.chroma_stft(S=power, sr=sr, n_fft=p.n_fft, hop_length=hop, tuning=0.0)
-    contrast = librosa.feature.spectral_contrast(S=magnitude, sr=sr, n_fft=p.n_fft, hop_length=hop)
+    contrast = spectral_contrast(magnitude, sr, p.n_fft)
     shape = spectral_shape(floored, sr, p.n_fft, magnitude)
     centroid, bandwidth, rolloff = shape["centroid"], shape["bandwidth"], shape["rolloff"]
     flatness = shape["flatness"]
