@@ -27,6 +27,18 @@ def test_preset_matches_librosa_melspectrogram(name: str) -> None:
     np.testing.assert_allclose(ours, ref, atol=1e-3)
 
 
+@pytest.mark.parametrize("name", sorted(F.PRESETS))
+@pytest.mark.filterwarnings("ignore:n_fft=.*is too large")  # the reference, on the shortest input
+@pytest.mark.parametrize("seconds", [0.01, 0.3, 5.0])  # shorter than one FFT window, a few blocks, many blocks
+def test_power_spectrogram_equals_librosa_stft(name: str, seconds: float) -> None:
+    p = F.PRESETS[name]
+    y = THIRTY_S[: int(seconds * p.sr)]
+    ours = F.power_spectrogram(y, p)
+    ref = np.abs(librosa.stft(y, n_fft=p.n_fft, hop_length=p.hop_length, win_length=p.win_length)) ** 2
+    assert ours.dtype == np.float32 and ours.shape == ref.shape
+    np.testing.assert_allclose(ours, ref, rtol=1e-4, atol=1e-6 * float(ref.max()))
+
+
 def test_melae_seed_000_section_4() -> None:
     p = F.get_preset("melae")
     assert (p.sr, p.n_fft, p.hop_length, p.n_mels) == (22050, 2048, 512, 128)
