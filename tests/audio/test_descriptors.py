@@ -95,7 +95,9 @@ def test_tempo_in_blocks_equals_librosa() -> None:
             assert estimate_tempo(onset, SR, 512, block=block) == expected, (style, block)
 
 
-def test_spectral_contrast_equals_librosa() -> None:
+@pytest.mark.parametrize("block", [2048, 100])  # one block; many, the last one short
+def test_spectral_contrast_equals_librosa(block: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("soundalike.audio.descriptors.SHAPE_BLOCK", block)
     y = synth.render_track("jazz", 3, duration=12.0, sr=SR)
     magnitude = np.abs(librosa.stft(y, n_fft=2048, hop_length=512))
     magnitude = np.maximum(magnitude, magnitude.max() * 1e-3)  # describe's floor

@@ -72,8 +72,9 @@ def spectral_shape(power: np.ndarray, sr: int, n_fft: int, magnitude: np.ndarray
     # sum_f S_f (f - c)^2 / sum_f S_f = E[f^2] - c^2, in float64 to keep the difference exact enough
     second = (freq.astype(np.float64) ** 2) @ magnitude.astype(np.float64) / safe
     bandwidth = np.sqrt(np.maximum(second - centroid.astype(np.float64) ** 2, 0.0)).astype(np.float32)
-    cumulative = np.cumsum(magnitude, axis=0)
-    rolloff = freq[np.argmax(cumulative >= 0.85 * cumulative[-1], axis=0)]
+    # along contiguous rows of the transposed block: the same sums in the same order, in less than half the time
+    cumulative = np.cumsum(np.ascontiguousarray(magnitude.T), axis=1)
+    rolloff = freq[np.argmax(cumulative >= 0.85 * cumulative[:, -1:], axis=1)]
     floored = np.maximum(power, 1e-10)
     flatness = np.exp(np.log(floored).mean(axis=0)) / floored.mean(axis=0)
     weights = np.ones(power.shape[0], dtype=np.float32)
@@ -141,17 +142,19 @@ def spectral_contrast(magnitude: np.ndarray, sr: int, n_fft: int, fmin: float = 
     freq = librosa.fft_frequencies(sr=sr, n_fft=n_fft)
     octaves = np.zeros(n_bands + 2)
     octaves[1:] = fmin * (2.0 ** np.arange(0, n_bands + 1))
-    rows = np.ascontiguousarray(magnitude.T)
-    valley = np.zeros((n_bands + 1, rows.shape[0]))
+    frames = magnitude.shape[1]
+    valley = np.zeros((n_bands + 1, frames))
     peak = np.zeros_like(valley)
-    for k, (f_low, f_high) in enumerate(zip(octaves[:-1], octaves[1:], strict=True)):
-        inside = np.flatnonzero((freq >= f_low) & (freq <= f_high))
-        low = inside[0] - 1 if k > 0 else inside[0]  # librosa adds the bin below (and all above to the last band)
-        high = len(freq) if k == n_bands else inside[-1] + 1
-        count = int(max(np.rint(quantile * (high - low)), 1))
-        ordered = np.sort(rows[:, low:high - 1 if k < n_bands else high], axis=-1)  # and drops a band's top bin
-        valley[k] = ordered[:, :count].mean(axis=-1)
-        peak[k] = ordered[:, -count:].mean(axis=-1)
+    for start in range(0, frames, SHAPE_BLOCK):  # blocks bound the transposed copy (8 MB at n_fft 2048)
+        rows = np.ascontiguousarray(magnitude[:, start:start + SHAPE_BLOCK].T)
+        for k, (f_low, f_high) in enumerate(zip(octaves[:-1], octaves[1:], strict=True)):
+            inside = np.flatnonzero((freq >= f_low) & (freq <= f_high))
+            low = inside[0] - 1 if k > 0 else inside[0]  # librosa adds the bin below (and all above to the last)
+            high = len(freq) if k == n_bands else inside[-1] + 1
+            count = int(max(np.rint(quantile * (high - low)), 1))
+            ordered = np.sort(rows[:, low:high - 1 if k < n_bands else high], axis=-1)  # and drops a band's top bin
+            valley[k, start:start + SHAPE_BLOCK] = ordered[:, :count].mean(axis=-1)
+            peak[k, start:start + SHAPE_BLOCK] = ordered[:, -count:].mean(axis=-1)
     return np.asarray(librosa.power_to_db(peak) - librosa.power_to_db(valley))
 
 
