@@ -23,26 +23,61 @@ import socket
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from typing import Any
 
+import uvicorn
 from fastapi import FastAPI
 from gunicorn.app.base import BaseApplication
 from uvicorn_worker import UvicornWorker
 
+from .balance import Balancer, ConnectionTable
+
 log = logging.getLogger(__name__)
 
 
+class _TickingServer(uvicorn.Server):
+    """uvicorn's server, calling ``on_tick`` on each of its ticks (every 0.1 s)."""
+
+    def __init__(self, config: uvicorn.Config, on_tick: Callable[[], None] | None) -> None:
+        super().__init__(config)
+        self._on_tick = on_tick
+
+    async def on_tick(self, counter: int) -> bool:
+        """The balancer's count published, then uvicorn's own tick."""
+        if self._on_tick is not None:
+            self._on_tick()
+        return await super().on_tick(counter)
+
+
 class Worker(UvicornWorker):
-    """A gunicorn worker running uvicorn with the settings of a single-process ``soundalike serve``."""
+    """A gunicorn worker running uvicorn with the settings of a single-process ``soundalike serve``; with a
+    :class:`~.balance.Balancer` as its app, it tells it the worker's slot and connections."""
 
     CONFIG_KWARGS: dict[str, Any] = {"loop": "auto", "http": "auto", "server_header": False, "proxy_headers": False,
                                      "timeout_graceful_shutdown": 5}
+    balance_slot: int | None = None  # set by serve_forked's pre_fork, in the parent
+
+    async def _serve(self) -> None:
+        """uvicorn_worker's ``_serve``, and the balancer attached to the uvicorn server's live connections."""
+        from gunicorn.arbiter import Arbiter
+
+        self.config.app = self.wsgi
+        slot = self.balance_slot
+        balancer = self.wsgi if isinstance(self.wsgi, Balancer) and slot is not None else None
+        server = _TickingServer(config=self.config, on_tick=balancer.publish if balancer else None)
+        if balancer is not None and slot is not None:
+            balancer.attach(slot, server.server_state.connections)
+        self._install_sigquit_handler()
+        await server.serve(sockets=self.sockets)
+        if not server.started:
+            sys.exit(Arbiter.WORKER_BOOT_ERROR)
 
 
 class _Prefork(BaseApplication):  # type: ignore[misc]  # gunicorn is untyped
     """gunicorn's embedding interface: the settings given, the app object already made."""
 
-    def __init__(self, app: FastAPI, settings: dict[str, Any]) -> None:
+    def __init__(self, app: Any, settings: dict[str, Any]) -> None:
         self.app, self.settings = app, settings
         super().__init__()
 
@@ -51,7 +86,7 @@ class _Prefork(BaseApplication):  # type: ignore[misc]  # gunicorn is untyped
             if key in self.cfg.settings:  # control_socket_disable exists from gunicorn 24 on
                 self.cfg.set(key, value)
 
-    def load(self) -> FastAPI:
+    def load(self) -> Any:
         return self.app
 
 
@@ -105,8 +140,17 @@ def serve_forked(app: FastAPI, *, host: str, port: int, workers: int, log_level:
         _release_freed_memory()
         state = app.state.server.state
 
+        table = ConnectionTable(2 * workers)  # room for replacements while a lost worker's slot is released
+        balanced = Balancer(app, table, workers)
+
         def pre_fork(arbiter: Any, worker: Any) -> None:  # in this process, before each worker (also a replacement
             state.generation(force=True)  # of a lost one, maybe hours later): what it inherits is marked if outdated
+            worker.balance_slot = table.claim({w.balance_slot for w in arbiter.WORKERS.values()
+                                               if getattr(w, "balance_slot", None) is not None})
+
+        def child_exit(arbiter: Any, worker: Any) -> None:  # in this process, when a worker is gone
+            if getattr(worker, "balance_slot", None) is not None:
+                table.release(worker.balance_slot)
 
         def post_fork(arbiter: Any, worker: Any) -> None:  # in the worker
             if reserved is not None:
@@ -122,14 +166,16 @@ def serve_forked(app: FastAPI, *, host: str, port: int, workers: int, log_level:
             log.warning("listening on %s, a socket a worker (gunicorn's unix socket: its process management)", bind)
             bind = "unix:" + os.path.join(cleanup.enter_context(tempfile.TemporaryDirectory(prefix="soundalike-")),
                                           "gunicorn.sock")
-        _run_gunicorn(app, bind, workers, pre_fork, post_fork, log_level)
+        _run_gunicorn(balanced, bind, workers, {"pre_fork": pre_fork, "post_fork": post_fork,
+                                                 "child_exit": child_exit}, log_level)
 
 
-def _run_gunicorn(app: FastAPI, bind: str, workers: int, pre_fork: Any, post_fork: Any, log_level: str) -> None:
-    """gunicorn's arbiter running ``workers`` :class:`Worker` processes of ``app`` on ``bind`` until interrupted."""
+def _run_gunicorn(app: Any, bind: str, workers: int, hooks: dict[str, Any], log_level: str) -> None:
+    """gunicorn's arbiter running ``workers`` :class:`Worker` processes of ``app`` (an ASGI app) on ``bind`` until
+    interrupted, with gunicorn's server ``hooks``."""
     _Prefork(app, {
         "bind": [bind], "workers": workers, "worker_class": f"{__name__}.Worker", "preload_app": True,
-        "pre_fork": pre_fork, "post_fork": post_fork, "timeout": 120, "graceful_timeout": 5, "keepalive": 5,
+        **hooks, "timeout": 120, "graceful_timeout": 5, "keepalive": 5,
         "loglevel": log_level, "proc_name": "soundalike", "accesslog": "-" if log_level == "debug" else None,
         "control_socket_disable": True,
     }).run()
