@@ -258,21 +258,10 @@ def _decode(p: str, sr: int, offset: float, duration: float | None, decoder: str
     return y
 
 
-def load_excerpts(
-    path: str | os.PathLike[str],
-    sr: int = DEFAULT_SR,
-    *,
-    max_duration: float = 600.0,
-    excerpts: int = 10,
-    min_duration: float = MIN_DURATION,
-    decoder: str = DEFAULT_DECODER,
-) -> np.ndarray:
-    """Decode the whole file if it is at most ``max_duration`` s long, else ``excerpts`` evenly spaced excerpts.
-
-    The excerpts (each ``max_duration / excerpts`` s) are concatenated; memory stays bounded for hours-long files.
-    """
-    return load_window(path, sr, max_duration=max_duration, excerpts=excerpts, min_duration=min_duration,
-                       decoder=decoder)[0]
+def load_excerpts(path: str | os.PathLike[str], sr: int = DEFAULT_SR, **options: Any) -> np.ndarray:
+    """Decode the whole file if it is at most ``max_duration`` s long, else ``excerpts`` evenly spaced excerpts:
+    the samples of :func:`load_window` (same keyword ``options``), without the file's :class:`AudioInfo`."""
+    return load_window(path, sr, **options)[0]
 
 
 def load_window(
@@ -284,7 +273,9 @@ def load_window(
     min_duration: float = MIN_DURATION,
     decoder: str = DEFAULT_DECODER,
 ) -> tuple[np.ndarray, AudioInfo]:
-    """:func:`load_excerpts` and the file's :class:`AudioInfo`, from one opening of the file where ffmpeg decodes."""
+    """The whole file if it is at most ``max_duration`` s long, else ``excerpts`` evenly spaced excerpts (each
+    ``max_duration / excerpts`` s, concatenated: memory stays bounded for hours-long files), mono float32 at ``sr``,
+    and the file's :class:`AudioInfo` — from one opening of the file where ffmpeg decodes."""
     p = os.fsdecode(path)
 
     def spans(duration: float) -> list[tuple[float, float | None]]:
