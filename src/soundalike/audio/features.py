@@ -87,7 +87,8 @@ def power_spectrogram(y: np.ndarray, preset: MelPreset | str) -> np.ndarray:
     ``abs(librosa.stft(y, ...)) ** 2`` within float32 rounding (tests/audio/test_features.py).
 
     Written here because librosa transforms down the strided frequency axis and takes a square root it does not
-    need: frames as contiguous rows through scipy.fft, and re² + im², cost 0.6x the CPU (docs/performance.md)."""
+    need: frames as contiguous rows through scipy.fft, and re² + im², cost about two thirds of its CPU
+    (docs/performance.md)."""
     import scipy.fft
 
     p = _as_preset(preset)
@@ -107,8 +108,8 @@ def power_spectrogram(y: np.ndarray, preset: MelPreset | str) -> np.ndarray:
 
 @functools.lru_cache(maxsize=16)
 def mel_filterbank(preset: MelPreset) -> np.ndarray:
-    """The preset's mel filterbank (Slaney-normalised, as ``librosa.feature.melspectrogram``); computed once a
-    preset (it cost as much as the mel product itself), read-only."""
+    """The preset's mel filterbank (Slaney-normalised, as ``librosa.feature.melspectrogram``), computed once a
+    preset instead of on every spectrogram; read-only, since callers share it."""
     bank = librosa.filters.mel(
         sr=preset.sr, n_fft=preset.n_fft, n_mels=preset.n_mels, fmin=preset.fmin, fmax=preset.fmax
     ).astype(np.float32)
