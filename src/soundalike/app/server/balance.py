@@ -97,8 +97,8 @@ class Balancer:
         one since the last tick (``len`` first: it counts every connection, so at or under the share it settles
         the question without a pass over them)."""
         assert self.slot is not None
-        if not self.table.over_share(self.slot, len(self.connections), self.workers) or \
-                not self.table.over_share(self.slot, self.held(), self.workers) or self.allowance <= 0:
+        if self.allowance <= 0 or not self.table.over_share(self.slot, len(self.connections), self.workers) or \
+                not self.table.over_share(self.slot, self.held(), self.workers):
             return False
         self.allowance -= 1
         return True
