@@ -34,9 +34,10 @@ def _start_up_seconds(code: str) -> float:
     return _child_cpu([sys.executable, "-c", code])[0]
 
 
-def profile(files: list[str], seconds: float | None = None) -> dict[str, Any]:
+def profile(files: list[str], seconds: float | None = None, decoder: str | None = None) -> dict[str, Any]:
     """Per-stage CPU seconds over ``files`` (the first file is a warm-up and not counted), analysing what
-    ``soundalike index --analyse-seconds SECONDS`` would (default: what it does by default)."""
+    ``soundalike index --analyse-seconds SECONDS`` would (default: what it does by default), decoding with
+    ``decoder`` (``decode.DECODERS``; default: a new library's)."""
     import numpy as np
     import torch
 
@@ -83,7 +84,10 @@ def profile(files: list[str], seconds: float | None = None) -> dict[str, Any]:
             fhash = file_hash(path)
             lap("file hash")
             if hasattr(audio, "load_window"):  # one opening of the file for its header and samples
-                y, info = audio.load_window(path, ANALYSIS_SR, max_duration=window[0], excerpts=window[1])
+                y, info = audio.load_window(path, ANALYSIS_SR, max_duration=window[0], excerpts=window[1],
+                                            decoder=decoder or audio.DEFAULT_DECODER)
+            elif decoder is not None:
+                raise SystemExit("--decoder needs a checkout whose decode module has decoders")
             else:  # an older checkout (before/after runs): a probe, then the samples, as its analyse_file did
                 info = audio.probe(path)
                 y = audio.load_excerpts(path, ANALYSIS_SR, max_duration=window[0], excerpts=window[1])
@@ -125,7 +129,9 @@ def profile(files: list[str], seconds: float | None = None) -> dict[str, Any]:
     total = sum(totals.values())
     stages = [{"stage": stage, "cpu_seconds_per_track": round(seconds / count, 4),
                "share": round(seconds / total, 3)} for stage, seconds in sorted(totals.items(), key=lambda kv: -kv[1])]
-    return {"files": count, "analysed_seconds": window[0], "audio_hours": round(audio_seconds / 3600, 3),
+    return {"files": count, "analysed_seconds": window[0],
+            "decoder": decoder or getattr(audio, "DEFAULT_DECODER", None),
+            "audio_hours": round(audio_seconds / 3600, 3),
             "cpu_seconds_per_track": round(total / count, 4), "stages": stages}
 
 
@@ -138,6 +144,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path)
     parser.add_argument("--analyse-seconds", type=float, default=None,
                         help="As soundalike index's option (0: whole tracks); default: its default.")
+    parser.add_argument("--decoder", default=None, help="Decode Ogg as a library with this decoder would "
+                        "(ffmpeg-ogg: new libraries; libsndfile: libraries indexed before).")
     args = parser.parse_args(argv)
     from analysis import _emit, spread_files  # benchmarks/analysis.py
 
@@ -145,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     if not files:
         print(f"no audio files under {args.folder}", file=sys.stderr)
         return 2
-    result = profile(files, args.analyse_seconds)
+    result = profile(files, args.analyse_seconds, args.decoder)
     result["start_up"] = {
         "worker process (imports of an analysis worker)": round(_start_up_seconds(
             "import soundalike.library.scan, soundalike.audio.analysis, soundalike.audio.descriptors, librosa.feature"
