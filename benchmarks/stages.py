@@ -65,6 +65,8 @@ def profile(files: list[str], seconds: float | None = None, decoder: str | None 
         window = (chosen.seconds, chosen.excerpts)
     except ImportError:
         window = (MAX_ANALYSED_SECONDS, 10)
+    if decoder is not None and not hasattr(audio, "load_window"):
+        raise SystemExit("--decoder needs a checkout whose decode module has decoders")
     models = [load_checkpoint(checkpoint)[0] for checkpoint in default_checkpoints()]
     totals: dict[str, float] = defaultdict(float)
     audio_seconds = 0.0
@@ -86,8 +88,6 @@ def profile(files: list[str], seconds: float | None = None, decoder: str | None 
             if hasattr(audio, "load_window"):  # one opening of the file for its header and samples
                 y, info = audio.load_window(path, ANALYSIS_SR, max_duration=window[0], excerpts=window[1],
                                             decoder=decoder or audio.DEFAULT_DECODER)
-            elif decoder is not None:
-                raise SystemExit("--decoder needs a checkout whose decode module has decoders")
             else:  # an older checkout (before/after runs): a probe, then the samples, as its analyse_file did
                 info = audio.probe(path)
                 y = audio.load_excerpts(path, ANALYSIS_SR, max_duration=window[0], excerpts=window[1])

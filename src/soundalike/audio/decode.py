@@ -429,10 +429,10 @@ def _ffmpeg_spans(path: str, sr: int, spans: Callable[[float], Sequence[tuple[fl
                 duration = float("nan")
             out = []
             for offset, length in spans(duration):
-                y = _ffmpeg_span(container, stream, native, offset, length)
-                if y is None:
+                blocks = _ffmpeg_span(container, stream, native, offset, length)
+                if not blocks:
                     return None
-                out.append(_to_mono_resampled([y], native, sr))
+                out.append(_to_mono_resampled(blocks, native, sr))
             if info is not None:
                 info.append(AudioInfo(native, int(stream.channels), duration, "av"))
             return out
@@ -440,9 +440,11 @@ def _ffmpeg_spans(path: str, sr: int, spans: Callable[[float], Sequence[tuple[fl
         return None
 
 
-def _ffmpeg_span(container: Any, stream: Any, native: int, offset: float, length: float | None) -> np.ndarray | None:
-    """Mono float32 samples at the stream's rate from ``offset`` for ``length`` s (None: to the end); None when a
-    frame is not float or the rate changes. Frames are mixed down as they come (planar float: one add a channel)."""
+def _ffmpeg_span(container: Any, stream: Any, native: int, offset: float, length: float | None
+                 ) -> list[np.ndarray] | None:
+    """Mono float32 blocks at the stream's rate from ``offset`` for ``length`` s (None: to the end), joined once by
+    the resampling; None when a frame is not float or the rate changes. Frames are mixed down as they come
+    (planar float: one add a channel)."""
     if offset > 0:
         # Opus needs audio decoded before a seek point to converge (RFC 7845 §4.6: at least 80 ms); libopusfile
         # does this itself, ffmpeg's seek does not.
@@ -488,7 +490,7 @@ def _ffmpeg_span(container: Any, stream: Any, native: int, offset: float, length
         blocks.append(y)
         if last is not None and at >= last:
             break
-    return np.concatenate(blocks) if blocks else None
+    return blocks
 
 
 def _load_av(path: str, sr: int, offset: float, duration: float | None) -> np.ndarray:

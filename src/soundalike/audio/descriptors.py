@@ -142,17 +142,20 @@ def spectral_contrast(magnitude: np.ndarray, sr: int, n_fft: int, fmin: float = 
     freq = librosa.fft_frequencies(sr=sr, n_fft=n_fft)
     octaves = np.zeros(n_bands + 2)
     octaves[1:] = fmin * (2.0 ** np.arange(0, n_bands + 1))
+    bands = []  # (first bin, end bin, bins averaged at each end) of each band
+    for k, (f_low, f_high) in enumerate(zip(octaves[:-1], octaves[1:], strict=True)):
+        inside = np.flatnonzero((freq >= f_low) & (freq <= f_high))
+        low = inside[0] - 1 if k > 0 else inside[0]  # librosa adds the bin below (and all above to the last band)
+        high = len(freq) if k == n_bands else inside[-1] + 1
+        count = int(max(np.rint(quantile * (high - low)), 1))
+        bands.append((low, high - 1 if k < n_bands else high, count))  # and drops a band's top bin
     frames = magnitude.shape[1]
     valley = np.zeros((n_bands + 1, frames))
     peak = np.zeros_like(valley)
     for start in range(0, frames, SHAPE_BLOCK):  # blocks bound the transposed copy (8 MB at n_fft 2048)
         rows = np.ascontiguousarray(magnitude[:, start:start + SHAPE_BLOCK].T)
-        for k, (f_low, f_high) in enumerate(zip(octaves[:-1], octaves[1:], strict=True)):
-            inside = np.flatnonzero((freq >= f_low) & (freq <= f_high))
-            low = inside[0] - 1 if k > 0 else inside[0]  # librosa adds the bin below (and all above to the last)
-            high = len(freq) if k == n_bands else inside[-1] + 1
-            count = int(max(np.rint(quantile * (high - low)), 1))
-            ordered = np.sort(rows[:, low:high - 1 if k < n_bands else high], axis=-1)  # and drops a band's top bin
+        for k, (low, end, count) in enumerate(bands):
+            ordered = np.sort(rows[:, low:end], axis=-1)
             valley[k, start:start + SHAPE_BLOCK] = ordered[:, :count].mean(axis=-1)
             peak[k, start:start + SHAPE_BLOCK] = ordered[:, -count:].mean(axis=-1)
     return np.asarray(librosa.power_to_db(peak) - librosa.power_to_db(valley))
