@@ -17,6 +17,9 @@ PY=$ROOT/.venv/bin/python
 SL=$ROOT/.venv/bin/soundalike
 export CACHE=${CACHE:-$WORK/debcache}
 mkdir -p "$WORK/libs" "$WORK/ckpt"
+# The shipped models (paths from ROOT, where the scripts run), and the default's parts scored alone beside it.
+P=src/soundalike/models/pretrained
+DEFAULT_PARTS=(descriptor "musicnn-part=$P/default.pt" "contrastive-part=$P/default_contrastive.pt")
 
 sets() {
   "$PY" -c "import json,sys; print(' '.join(json.load(open(sys.argv[1]))[sys.argv[2]][sys.argv[3]]))" \

@@ -36,7 +36,6 @@ PY
   "$SL" index "${val[@]}" --library "$lib"
   SETS+=(--set "decoder-$decoder=$lib:$WORK/dev,$WORK/train")
 done
-P=src/soundalike/models/pretrained
-"$PY" benchmarks/quality.py "${SETS[@]}" --embeddings descriptor "musicnn-part=$P/default.pt" \
-  "contrastive-part=$P/default_contrastive.pt" default --out "$OUT" --markdown "${OUT%.json}.md"
+"$PY" benchmarks/quality.py "${SETS[@]}" --embeddings "${DEFAULT_PARTS[@]}" default --out "$OUT" \
+  --markdown "${OUT%.json}.md"
 echo "wrote $OUT"

@@ -30,10 +30,9 @@ fetch_sets dev train heldout
 "$SL" index "$WORK/heldout" --library "$WORK/libs/test-window-120" --analyse-seconds 120
 "$SL" index "$WORK/heldout" --library "$WORK/libs/test" --analyse-seconds 0
 
-P=src/soundalike/models/pretrained
 "$PY" benchmarks/quality.py --set "validation=$WORK/libs/val-window-120:$WORK/dev,$WORK/train" \
   --set "test=$WORK/libs/test-window-120:$WORK/heldout" --set "test-whole-tracks=$WORK/libs/test:$WORK/heldout" \
-  --embeddings descriptor "musicnn-part=$P/default.pt" "contrastive-part=$P/default_contrastive.pt" \
+  --embeddings "${DEFAULT_PARTS[@]}" \
   "previous-default=descriptor@0.2+$P/default.pt@0.8" musicnn-msd default \
   --versus previous-default --out "$OUT" --markdown "${OUT%.json}.md"
 echo "wrote $OUT"

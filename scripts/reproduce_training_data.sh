@@ -87,7 +87,6 @@ echo "wrote $OUT2"
 
 # 6. The shipped contrastive part on fewer segments per track (cheaper embedding), validation only (OUT3).
 OUT3=${OUT3:-$ROOT/benchmarks/results/quality-contrastive-segments.json}
-P=src/soundalike/models/pretrained
 "$PY" - "$C" "$P/default_contrastive.pt" <<'PY'
 import sys
 from soundalike.models import load_checkpoint, save_checkpoint

@@ -48,7 +48,6 @@ model.config.layer, model.config.max_patches = "pooled", 4  # as the default's m
 save_checkpoint(model, f"{sys.argv[1]}/musicnn_msd_pooled_p4.pt", epoch=0, history={}, metrics={},
                 data=payload.get("data", {}))
 PY
-P=src/soundalike/models/pretrained
 MTT=$P/default.pt MSD=$C/musicnn_msd_pooled_p4.pt
 # descriptors' weight x the MSD share of the rest (the old default is descriptors 0.2 + MTT 0.8)
 GRID=$("$PY" - "$MTT" "$MSD" <<'PY'

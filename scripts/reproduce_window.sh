@@ -23,7 +23,6 @@ for n in 30 60 120 0; do
   "$SL" index "${val[@]}" --library "$WORK/libs/val-window-$n" --analyse-seconds "$n"
   SETS+=(--set "window-${n}s=$WORK/libs/val-window-$n:$WORK/dev,$WORK/train")
 done
-P=src/soundalike/models/pretrained
-"$PY" benchmarks/quality.py "${SETS[@]}" --embeddings descriptor "musicnn-part=$P/default.pt" \
-  "contrastive-part=$P/default_contrastive.pt" default --out "$OUT" --markdown "${OUT%.json}.md"
+"$PY" benchmarks/quality.py "${SETS[@]}" --embeddings "${DEFAULT_PARTS[@]}" default --out "$OUT" \
+  --markdown "${OUT%.json}.md"
 echo "wrote $OUT"
