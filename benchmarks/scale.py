@@ -64,7 +64,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from provenance import commit  # noqa: E402
-from server import Workload, cpu_seconds, log, percentiles, run_load, unloaded  # noqa: E402 - the load generator is shared
+from server import CLIENTS, Workload, cpu_seconds, log, percentiles, run_load, unloaded  # noqa: E402 - the load generator is shared
 
 BATCH = 10_000
 #: Tracks of an album in the synthetic catalogue (consecutive ids; ten albums an artist).
@@ -442,14 +442,15 @@ def summarise_profile(raw: str, top: int = 6) -> dict[str, Any]:
 
 def measure(library: Path, clients: int, seconds: float, seed: int = 0, map_limit: int | None = None,
             rounds: int = 1, alone: int = 30, concurrency: int = 0, workers: int = 1,
-            server_env: dict[str, str] | None = None, profile: float = 0.0) -> dict[str, Any]:
+            server_env: dict[str, str] | None = None, profile: float = 0.0, client: str = "lean") -> dict[str, Any]:
     """Serve ``library`` (``serve --concurrency --workers``; concurrency 0: the server's default), warm up, time
     each endpoint with one client alone (``alone`` requests each), then run the load ``rounds`` times for
     ``seconds`` each; sizes, memory, latencies (the JSON of this benchmark). The results pool every round's
     latencies; ``rounds`` holds each round's p99 ratios to ``health`` (how much they move). CPU and memory count
     the server's worker processes too; ``rss_mb`` is their proportional sets' sum (shared pages counted once).
     ``server_env`` is added to the server's environment (``--versus``: another checkout's code); ``profile`` > 0
-    samples the server for that many seconds of the first round with py-spy (:func:`summarise_profile`)."""
+    samples the server for that many seconds of the first round with py-spy (:func:`summarise_profile`); ``client``
+    the load generator (:data:`server.CLIENTS`)."""
     from soundalike.app.server.middleware import default_concurrency
     from soundalike.app.server.run import background_server
 
@@ -486,7 +487,7 @@ def measure(library: Path, clients: int, seconds: float, seed: int = 0, map_limi
                                      args=(held, server.pid, port))
             census.start()
             spying = start_profile(server.pid, min(profile, seconds), spy_out) if profile > 0 and not r else None
-            load = asyncio.run(run_load(url, clients, seconds, work, keep=pooled))
+            load = asyncio.run(run_load(url, clients, seconds, work, keep=pooled, client=client))
             census.join()
             if spying is not None:
                 spying.wait(timeout=60)
@@ -527,7 +528,7 @@ def measure(library: Path, clients: int, seconds: float, seed: int = 0, map_limi
     }
     used = None if cpu_before is None or cpu_after is None else cpu_after - cpu_before
     return {
-        "n": len(work.ids), "workers": workers,
+        "n": len(work.ids), "workers": workers, "client": client,
         "concurrency": concurrency or f"default ({max(1, default_concurrency() // workers)} a worker)",
         "rss_mb": rss_now, "rss_sum_mb": memory["rss"], "rss_peak_mb": rss_peak, "rss_after_warm_up_mb": rss_warm,
         "disk_mb": round(sum(disk.values()), 1), "disk": disk, "clients": clients, "seconds": seconds,
@@ -897,6 +898,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pairs", type=int, default=2, help="With --versus: runs of each server (default 2).")
     parser.add_argument("--profile", type=float, default=0.0, help="Sample the server with py-spy for this many "
                         "seconds of the first load round; the JSON says where its CPU went (endpoint shares).")
+    parser.add_argument("--client", choices=CLIENTS, default="lean", help="The load generator: lean (benchmarks/"
+                        "http1.py, default) or httpx (the one used before 2026-12-04; more CPU on the same cores).")
     parser.add_argument("--json", action="store_true", help="Print only the JSON report.")
     parser.add_argument("--out", type=Path, help="Also write the JSON report here.")
     args = parser.parse_args(argv)
@@ -931,14 +934,15 @@ def main(argv: list[str] | None = None) -> int:
             report = {"benchmark": "scale-versus", "commit": commit(),
                       **versus(library, args.versus, args.pairs, clients=args.clients, seconds=args.seconds,
                                seed=args.seed, map_limit=args.map_limit, rounds=args.rounds, alone=args.alone,
-                               concurrency=args.concurrency, workers=args.workers)}
+                               concurrency=args.concurrency, workers=args.workers, client=args.client)}
         else:
             t0 = time.perf_counter()
             timings = build(library, args.n, args.seed)
             timings["build_s"] = round(time.perf_counter() - t0, 1)
             report = {"benchmark": "scale", "commit": commit(),
                       **measure(library, args.clients, args.seconds, args.seed, args.map_limit, args.rounds,
-                                args.alone, args.concurrency, args.workers, profile=args.profile), "build": timings}
+                                args.alone, args.concurrency, args.workers, profile=args.profile,
+                                client=args.client), "build": timings}
     text = json.dumps(report, indent=2)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -47,6 +47,9 @@ from typing import Any
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).parent))
+from http1 import Connection  # noqa: E402 - a module beside this one
+
 WEIGHTS = {"search": 25, "detail": 20, "similar": 25, "audio_range": 15, "map": 5, "health": 10}
 RANGE_BYTES = 64 << 10
 
@@ -189,15 +192,21 @@ class Workload:
 
 async def _client(http: Any, url: str, work: Workload, deadline: float, out: dict[str, list[float]],
                   errors: dict[str, int], samples: list[str]) -> None:
+    """One client: requests back to back until ``deadline`` on ``http`` (an :class:`http1.Connection` of its own,
+    or the shared httpx client)."""
+    lean = isinstance(http, Connection)
     while time.monotonic() < deadline:
         kind, path, headers, *body = work.next()
         start = time.perf_counter()
         try:
-            if body:
-                answer = await http.post(url + path, headers=headers, json=body[0])
+            if lean:
+                answer = await http.request("POST" if body else "GET", path, headers, body[0] if body else None)
             else:
-                answer = await http.get(url + path, headers=headers)
-            await answer.aread()
+                if body:
+                    answer = await http.post(url + path, headers=headers, json=body[0])
+                else:
+                    answer = await http.get(url + path, headers=headers)
+                await answer.aread()
             ok = answer.status_code in (200, 206)
             problem = f"{kind} {path}: HTTP {answer.status_code} {answer.text[:120]}" if not ok else ""
         except Exception as exc:  # noqa: BLE001 - every failure is counted, the run goes on
@@ -211,10 +220,14 @@ async def _client(http: Any, url: str, work: Workload, deadline: float, out: dic
                 samples.append(problem)
 
 
+CLIENTS = ("lean", "httpx")
+
+
 async def run_load(url: str, clients: int, seconds: float, work: Workload,
-                   keep: dict[str, list[float]] | None = None) -> dict[str, Any]:
+                   keep: dict[str, list[float]] | None = None, client: str = "lean") -> dict[str, Any]:
     """``clients`` concurrent keep-alive clients for ``seconds``; latencies and errors per endpoint (every
-    latency also appended to ``keep[endpoint]`` when given: several runs pooled)."""
+    latency also appended to ``keep[endpoint]`` when given: several runs pooled). ``client``: ``lean``
+    (:mod:`http1`, a connection each) or ``httpx`` (one pooled async client, as before 2026-12-04)."""
     import httpx2
 
     latencies: dict[str, list[float]] = {k: [] for k in work.weights}
@@ -222,11 +235,17 @@ async def run_load(url: str, clients: int, seconds: float, work: Workload,
     samples: list[str] = []
     limits = httpx2.Limits(max_connections=clients, max_keepalive_connections=clients)
     cpu_started = time.process_time()
-    async with httpx2.AsyncClient(limits=limits, timeout=60.0) as http:
+    async with contextlib.AsyncExitStack() as stack:
+        if client == "httpx":
+            shared = await stack.enter_async_context(httpx2.AsyncClient(limits=limits, timeout=60.0))
+            https: list[Any] = [shared] * clients
+        else:
+            https = [Connection(url) for _ in range(clients)]
+            for connection in https:
+                stack.push_async_callback(connection.close)
         started = time.monotonic()
         deadline = started + seconds
-        await asyncio.gather(*(_client(http, url, work, deadline, latencies, errors, samples)
-                               for _ in range(clients)))
+        await asyncio.gather(*(_client(http, url, work, deadline, latencies, errors, samples) for http in https))
         wall = time.monotonic() - started
     health_p50 = float(np.percentile(latencies["health"], 50)) if latencies["health"] else float("nan")
     health_p99 = float(np.percentile(latencies["health"], 99)) if latencies["health"] else float("nan")
@@ -295,6 +314,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=20.0, help="Duration of the load (1-600 s).")
     parser.add_argument("--tracks", type=int, default=10_000, help="Catalogue size of the synthetic library.")
     parser.add_argument("--library", type=Path, help="Serve this library instead of a synthetic one.")
+    parser.add_argument("--client", choices=CLIENTS, default="lean", help="The load generator: lean (http1.py, "
+                        "default) or httpx (the one used before 2026-12-04).")
     parser.add_argument("--json", action="store_true", help="Print only the JSON report.")
     parser.add_argument("--out", type=Path, help="Also write the JSON report here.")
     args = parser.parse_args(argv)
@@ -310,7 +331,7 @@ def main(argv: list[str] | None = None) -> int:
             log(f"server {url}: {len(work.ids)} tracks; baseline, then {args.clients} clients for {args.seconds} s")
             baseline = unloaded(url, work)
             cpu_before = cpu_seconds(server.pid)
-            load = asyncio.run(run_load(url, args.clients, args.seconds, work))
+            load = asyncio.run(run_load(url, args.clients, args.seconds, work, client=args.client))
             cpu_after = cpu_seconds(server.pid)
     if cpu_before is not None and cpu_after is not None:
         used = cpu_after - cpu_before
@@ -318,7 +339,8 @@ def main(argv: list[str] | None = None) -> int:
         load["server_cpu_ms_per_request"] = round(1000 * used / max(load["requests"], 1), 2)
         load["server_cores_busy"] = round(used / load["seconds"], 2)
     report = {
-        "benchmark": "server", "clients": args.clients, "seconds": args.seconds, "tracks": len(work.ids),
+        "benchmark": "server", "client": args.client, "clients": args.clients, "seconds": args.seconds,
+        "tracks": len(work.ids),
         "weights": WEIGHTS, "range_bytes": RANGE_BYTES, "machine": {"python": platform.python_version(),
                                                                    "cpus": os.cpu_count()},
         "unloaded": baseline, **load,
