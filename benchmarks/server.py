@@ -230,6 +230,8 @@ async def run_load(url: str, clients: int, seconds: float, work: Workload,
     (:mod:`http1`, a connection each) or ``httpx`` (one pooled async client, as before 2026-12-04)."""
     import httpx2
 
+    if client not in CLIENTS:
+        raise ValueError(f"client {client!r}: one of {', '.join(CLIENTS)}")
     latencies: dict[str, list[float]] = {k: [] for k in work.weights}
     errors = dict.fromkeys(work.weights, 0)
     samples: list[str] = []

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 
+import pytest
 from http1 import Connection
 
 
@@ -59,3 +60,61 @@ def test_lengths_chunks_posts_and_a_closed_connection_reopened() -> None:
     post = seen[2]
     assert post.startswith(b"POST ") and b"Content-Type: application/json" in post
     assert json.loads(post.split(b"\r\n\r\n", 1)[1]) == {"k": 10}
+
+
+def test_bodiless_answers_header_case_idle_closes_eof_bodies_and_timeouts() -> None:
+    answers = [b"HTTP/1.1 204 No Content\r\n\r\n",  # no length, keep-alive: no body, no wait
+               b"HTTP/1.1 200 OK\r\ntransfer-encoding: Chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n",
+               b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: keep-alive, Close\r\n\r\nok",
+               b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\none",  # then the server drops the idle connection
+               b"HTTP/1.0 200 OK\r\n\r\nto the end"]  # no length: read to the end of the connection
+    seen: list[bytes] = []
+    opened: list[int] = []
+
+    async def run() -> list[tuple[int, bytes]]:
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            opened.append(1)
+            while answers:
+                try:
+                    seen.append(await reader.readuntil(b"\r\n\r\n"))
+                except asyncio.IncompleteReadError:
+                    break
+                answer = answers.pop(0)
+                writer.write(answer)
+                await writer.drain()
+                if b"close" in answer.lower() or b"one" in answer or answer.startswith(b"HTTP/1.0"):
+                    break
+            writer.close()
+
+        server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        connection = Connection(f"http://127.0.0.1:{port}/base/")
+        got = []
+        for _ in range(5):
+            answer = await connection.request("GET", "/x")
+            got.append((answer.status_code, answer.content))
+            await asyncio.sleep(0.05)  # the server's close reaches the client before its next request
+        server.close()
+        await server.wait_closed()
+        return got
+
+    got = asyncio.run(run())
+    assert got == [(204, b""), (200, b"hi"), (200, b"ok"), (200, b"one"), (200, b"to the end")]
+    assert len(opened) == 3 and all(h.startswith(b"GET /base/x HTTP/1.1\r\n") for h in seen)
+
+    async def silent() -> None:  # a server that never answers: the request fails after its timeout
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await asyncio.sleep(5)
+
+        server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        connection = Connection(f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}", timeout=0.2)
+        try:
+            with pytest.raises(TimeoutError):
+                await connection.request("GET", "/")
+            assert connection._writer is None  # closed: the next request opens a new connection
+        finally:
+            server.close()
+
+    asyncio.run(silent())
+    with pytest.raises(ValueError, match="only http://"):
+        Connection("https://example.org")

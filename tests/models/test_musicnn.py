@@ -50,10 +50,13 @@ def test_bfloat16_is_chosen_where_amx_is_and_the_environment_decides_first(monke
     assert not musicnn.bfloat16_fast() and model.use_bfloat16() is False
     assert not any(block.in_bf16 for block in model.timbral)
     monkeypatch.setenv(musicnn.BF16_ENV, "1")
-    assert musicnn.bfloat16_fast() and model.use_bfloat16() is True  # the check on a seeded patch passes
+    assert musicnn.bfloat16_fast() and model.use_bfloat16() is True  # the check on a seeded batch passes
     assert all(block.in_bf16 for block in model.timbral) and not any(b.in_bf16 for b in model.temporal)
     monkeypatch.delenv(musicnn.BF16_ENV)
-    assert musicnn.bfloat16_fast() is bool(torch.cpu._is_amx_tile_supported())
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    assert not musicnn.bfloat16_fast()
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True)
+    assert musicnn.bfloat16_fast()
     fresh, _ = load_checkpoint(shipped_checkpoint("musicnn-mtt"))  # type: ignore[arg-type]
     fresh.embed_tracks([np.full((96, 400), -30.0, dtype=np.float32)])  # the first pass decides
     assert fresh._bfloat16 is musicnn.bfloat16_fast()
@@ -61,21 +64,56 @@ def test_bfloat16_is_chosen_where_amx_is_and_the_environment_decides_first(monke
     monkeypatch.setenv(musicnn.BF16_ENV, "1")
     broken, _ = load_checkpoint(shipped_checkpoint("musicnn-mtt"))  # type: ignore[arg-type]
     original = musicnn._FreqPooledConv.pooled_first_bf16
-    monkeypatch.setattr(musicnn._FreqPooledConv, "pooled_first_bf16", lambda self, x: original(self, x) * 1.1)
+    monkeypatch.setattr(musicnn._FreqPooledConv, "pooled_first_bf16", lambda self, x: original(self, x) * 1.2)
+    assert broken.use_bfloat16() is False
+
+    def quiet_filters_lost(self: musicnn._FreqPooledConv, x: torch.Tensor) -> torch.Tensor:
+        out = original(self, x)  # filters whose outputs stay small come out as zeros: caught filter by filter
+        small = out.abs().amax(dim=(0, 2)) < 0.5 * out.abs().max()
+        return torch.where(small[None, :, None], torch.zeros_like(out), out)
+
+    monkeypatch.setattr(musicnn._FreqPooledConv, "pooled_first_bf16", quiet_filters_lost)
     assert broken.use_bfloat16() is False
 
 
-def test_bfloat16_embeddings_are_float32s_within_a_small_angle() -> None:
+def test_bfloat16_embeddings_are_float32s_within_a_small_angle(monkeypatch: pytest.MonkeyPatch) -> None:
+    from soundalike.models import musicnn
+
     model, _ = load_checkpoint(shipped_checkpoint("musicnn-mtt"))  # type: ignore[arg-type]
     rng = np.random.default_rng(2)
     specs = [rng.normal(-40, 15, (96, 187 * 4)).astype(np.float32) for _ in range(3)]
     model.use_bfloat16(False)
     exact = model.embed_tracks(specs)
+    calls = []
+    original = musicnn._FreqPooledConv.pooled_first_bf16
+    monkeypatch.setattr(musicnn._FreqPooledConv, "pooled_first_bf16",
+                        lambda self, x: calls.append(1) or original(self, x))
     model.use_bfloat16(True)
     fast = model.embed_tracks(specs)
+    assert len(calls) == 2 * 6  # both timbral blocks, in each of the 6 passes of 2 patches
     for (a, _), (b, _) in zip(exact, fast, strict=True):
+        assert not np.array_equal(a, b)  # the bfloat16 path ran
         assert float(a @ b / np.linalg.norm(a) / np.linalg.norm(b)) > 0.9999
         assert float(np.abs(a - b).max()) < 1e-2 * float(np.abs(a).max())
+
+
+def test_bfloat16_filters_follow_the_weights_and_serve_autograd_after_inference_mode() -> None:
+    model, _ = load_checkpoint(shipped_checkpoint("musicnn-mtt"))  # type: ignore[arg-type]
+    model.use_bfloat16(True)
+    block = model.timbral[0]
+    x = torch.nn.functional.pad(torch.rand(2, 1, 187, 96), (0, 0, *block.pad))
+    with torch.inference_mode():  # the filters are first made here, as the embedding makes them
+        block.pooled_first_bf16(x)
+    with torch.no_grad():  # a changed bias or batch-norm sign is seen (the filters are made again)
+        block.conv.bias += 1.0
+        block.bn.weight[:3] *= -1.0
+        want = block.pooled_first(x)
+    got = block.pooled_first_bf16(x)
+    scale = want.abs().amax(dim=(0, 2)) + 0.01 * want.abs().max()
+    assert bool(((got - want).abs().amax(dim=(0, 2)) <= 0.1 * scale).all())
+    probe = x.clone().requires_grad_(True)  # a gradient through the bfloat16 path (e.g. a saliency map)
+    block.pooled_first_bf16(probe).sum().backward()
+    assert probe.grad is not None and bool(probe.grad.abs().sum() > 0)
 
 
 def test_musicnn_hears_what_its_tags_say() -> None:
