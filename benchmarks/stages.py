@@ -132,7 +132,9 @@ def profile(files: list[str], seconds: float | None = None, decoder: str | None 
     return {"files": count, "analysed_seconds": window[0],
             "decoder": decoder or getattr(audio, "DEFAULT_DECODER", None),
             "audio_hours": round(audio_seconds / 3600, 3),
-            "cpu_seconds_per_track": round(total / count, 4), "stages": stages}
+            "cpu_seconds_per_track": round(total / count, 4), "stages": stages,
+            # musicnn's timbral filters in bfloat16 (CPUs with AMX; None: a checkout from before that choice)
+            "musicnn_bfloat16": next((getattr(m, "_bfloat16", None) for m in models if m.name == "musicnn"), None)}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -56,6 +56,12 @@ def _cost(stages: dict) -> list[str]:  # type: ignore[type-arg]
            "| stage | CPU s / track | share of analysis |", "|---|---:|---:|"]
     out += [f"| {r['stage']} | {r['cpu_seconds_per_track']:.3f} | {r['share']:.0%} |" for r in rows]
     out += [f"| the whole analysis (`soundalike index`) | {total:.3f} | 100% |", ""]
+    precision = stages.get("musicnn_bfloat16")
+    if precision is not None:
+        out += [("musicnn's timbral filters ran in bfloat16 in this run, as on every CPU with AMX tiles; in float32 "
+                 "(other CPUs) musicnn costs about twice as much (docs/performance.md)." if precision else
+                 "musicnn ran in float32 in this run; on CPUs with AMX tiles its timbral filters run in bfloat16, "
+                 "at about half the cost (docs/performance.md)."), ""]
     return out
 
 
