@@ -43,25 +43,25 @@ def test_tag_probabilities_match_the_reference_implementation(dataset: str, bflo
 
 
 def test_bfloat16_is_chosen_where_amx_is_and_the_environment_decides_first(monkeypatch: pytest.MonkeyPatch) -> None:
-    from soundalike.models import musicnn
+    from soundalike.models import musicnn, precision
 
     model, _ = load_checkpoint(shipped_checkpoint("musicnn-mtt"))  # type: ignore[arg-type]
-    monkeypatch.setenv(musicnn.BF16_ENV, "0")
-    assert not musicnn.bfloat16_fast() and model.use_bfloat16() is False
+    monkeypatch.setenv(precision.BF16_ENV, "0")
+    assert not precision.bfloat16_fast() and model.use_bfloat16() is False
     assert not any(block.in_bf16 for block in model.timbral)
-    monkeypatch.setenv(musicnn.BF16_ENV, "1")
-    assert musicnn.bfloat16_fast() and model.use_bfloat16() is True  # the check on a seeded batch passes
+    monkeypatch.setenv(precision.BF16_ENV, "1")
+    assert precision.bfloat16_fast() and model.use_bfloat16() is True  # the check on a seeded batch passes
     assert all(block.in_bf16 for block in model.timbral) and not any(b.in_bf16 for b in model.temporal)
-    monkeypatch.delenv(musicnn.BF16_ENV)
+    monkeypatch.delenv(precision.BF16_ENV)
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
-    assert not musicnn.bfloat16_fast()
+    assert not precision.bfloat16_fast()
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True)
-    assert musicnn.bfloat16_fast()
+    assert precision.bfloat16_fast()
     fresh, _ = load_checkpoint(shipped_checkpoint("musicnn-mtt"))  # type: ignore[arg-type]
     fresh.embed_tracks([np.full((96, 400), -30.0, dtype=np.float32)])  # the first pass decides
-    assert fresh._bfloat16 is musicnn.bfloat16_fast()
+    assert fresh._bfloat16 is precision.bfloat16_fast()
     # a kernel that gets the sums wrong is caught by the start-up check, and float32 is kept
-    monkeypatch.setenv(musicnn.BF16_ENV, "1")
+    monkeypatch.setenv(precision.BF16_ENV, "1")
     broken, _ = load_checkpoint(shipped_checkpoint("musicnn-mtt"))  # type: ignore[arg-type]
     original = musicnn._FreqPooledConv.pooled_first_bf16
     monkeypatch.setattr(musicnn._FreqPooledConv, "pooled_first_bf16", lambda self, x: original(self, x) * 1.2)

@@ -25,8 +25,6 @@ Not trainable here: its weights come from the package (``soundalike train`` refu
 
 from __future__ import annotations
 
-import os
-import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -35,6 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .base import Encoder, ModelConfig, ModelError, TrackSet, register, spread_segments
+from .precision import DECIDING, bfloat16_fast, versions
 
 TF_BN_EPSILON = 1e-3
 N_MELS = 96
@@ -67,22 +66,7 @@ class MusicnnConfig(ModelConfig):
     layer: str = "penultimate"  # or "pooled": the back end's max and mean over time (1506 values, before dense)
 
 
-BF16_ENV = "SOUNDALIKE_BFLOAT16"  # "0": musicnn's timbral filters in float32; "1": bfloat16 on any CPU (checked)
 BF16_TOLERANCE = 0.1  # largest error of a bfloat16 timbral filter at the start-up check, of its scale (seen 0.022)
-_DECIDING = threading.Lock()
-
-
-def bfloat16_fast() -> bool:
-    """Whether musicnn's timbral filters may run in bfloat16: on CPUs with AMX tiles (Intel Sapphire Rapids and
-    later), where they cost a fifth of float32's, unless ``SOUNDALIKE_BFLOAT16=0``; ``=1`` on any CPU (slower
-    without AMX). Either way :meth:`Musicnn.use_bfloat16` checks the results against float32 first."""
-    choice = os.environ.get(BF16_ENV, "").strip()
-    if choice in ("0", "1"):
-        return choice == "1"
-    try:
-        return bool(torch.cpu._is_amx_tile_supported())
-    except AttributeError:  # a PyTorch without the probe
-        return False
 
 
 def _bn(channels: int) -> nn.BatchNorm1d:
@@ -149,9 +133,7 @@ class _FreqPooledConv(nn.Module):
         sign-flipped bias (float32) and the signs; made again only when a weight they come from changed."""
         bias = self.conv.bias
         assert bias is not None  # built with one
-        sources = (self.conv.weight, bias, self.bn.weight)
-        # an inference tensor has no version counter (nor can it change outside inference mode)
-        key = (tuple(None if t.is_inference() else t._version for t in sources), device, self.conv.weight.dtype)
+        key = (versions(self.conv.weight, bias, self.bn.weight), device, self.conv.weight.dtype)
         cached = getattr(self, "_bf16_cache", None)
         if cached is None or cached[0] != key:
             # plain tensors, even when first called under inference_mode: usable later where autograd records
@@ -214,7 +196,7 @@ class Musicnn(Encoder):
         """Run the timbral filters in bfloat16 in eval mode (``None``: on the CPU where :func:`bfloat16_fast` says
         so and :meth:`_bfloat16_agrees`); returns the choice. The temporal filters stay in float32: bfloat16 did
         not make them cheaper (2-4 ms a pass either way)."""
-        with _DECIDING:  # two threads' first passes decide once; the blocks are set before the choice is read
+        with DECIDING:  # two threads' first passes decide once; the blocks are set before the choice is read
             if on is None:
                 on = (self.dense.weight.device.type == "cpu" and bfloat16_fast() and self._bfloat16_agrees())
             for block in self._timbral_blocks():
