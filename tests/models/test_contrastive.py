@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import numpy as np
-import pytest
 import torch
 
 from helpers import fit_steps
@@ -107,9 +105,8 @@ def test_max_pool2_equals_torch_max_pool_on_odd_and_even_sizes() -> None:
 
 def test_eval_embedding_with_fused_batch_norm_equals_the_module_stack() -> None:
     """The eval path (batch norm folded into each convolution, ReLU after the pool) gives what the training
-    modules give, within float rounding (in float32: the bfloat16 path is the next tests')."""
+    modules give, within float rounding."""
     model = build("contrastive").eval()
-    model.use_bfloat16(False)
     with torch.no_grad():  # give the batch norms statistics and scales of both signs, as a trained model has
         for block in model.convs:
             bn = block[1]
@@ -126,74 +123,3 @@ def test_eval_embedding_with_fused_batch_norm_equals_the_module_stack() -> None:
             block[1].eval()
         plain = model.encode(x)
     np.testing.assert_allclose(fused.numpy(), plain.numpy(), rtol=1e-5, atol=1e-5)
-
-
-def _shipped_contrastive() -> Any:
-    from soundalike.models import load_checkpoint
-    from soundalike.models.pretrained import default_checkpoints
-
-    [path] = [p for p in default_checkpoints() if p.name == "default_contrastive.pt"]
-    return load_checkpoint(path)[0]
-
-
-def test_bfloat16_embeddings_are_float32s_within_a_small_angle(monkeypatch: pytest.MonkeyPatch) -> None:
-    from soundalike.models import contrastive
-
-    model = _shipped_contrastive()
-    rng = np.random.default_rng(4)
-    specs = [rng.normal(-40, 15, (128, 900)).astype(np.float32) for _ in range(3)]
-    model.use_bfloat16(False)
-    exact = model.embed_tracks(specs)
-    calls = []
-    original = contrastive.Contrastive._convs_bf16
-    monkeypatch.setattr(contrastive.Contrastive, "_convs_bf16", lambda self, h: calls.append(1) or original(self, h))
-    assert model.use_bfloat16(True)
-    fast = model.embed_tracks(specs)
-    assert calls  # the bfloat16 path ran
-    for (a, _), (b, _) in zip(exact, fast, strict=True):
-        assert not np.array_equal(a, b)
-        assert float(a @ b / np.linalg.norm(a) / np.linalg.norm(b)) > 0.9999
-
-
-def test_bfloat16_is_chosen_where_amx_is_and_checked_first(monkeypatch: pytest.MonkeyPatch) -> None:
-    from soundalike.models import contrastive, precision
-
-    monkeypatch.setenv(precision.BF16_ENV, "0")
-    model = _shipped_contrastive()
-    model.embed_tracks([np.full((128, 300), -30.0, dtype=np.float32)])  # the first pass decides
-    assert model._bfloat16 is False
-    monkeypatch.setenv(precision.BF16_ENV, "1")
-    assert model.use_bfloat16() is True  # every block's channels within the tolerance of float32
-    assert build("contrastive", frontend="conv1d").use_bfloat16(True) is False  # the 1-D front end stays float32
-    original = contrastive.F.conv2d
-
-    def wrong_sums(x: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:  # a kernel that sums wrongly
-        out = original(x, *args, **kwargs)
-        return out * 1.3 if x.dtype == torch.bfloat16 else out
-
-    monkeypatch.setattr(contrastive.F, "conv2d", wrong_sums)
-    assert _shipped_contrastive().use_bfloat16() is False
-
-
-def test_bfloat16_blocks_follow_the_weights_and_serve_autograd_after_inference_mode() -> None:
-    model = _shipped_contrastive()
-    model.use_bfloat16(True)
-    x = torch.rand(2, 1, 64, 64)
-    with torch.inference_mode():  # the blocks are first made here, as the embedding makes them
-        model._convs_bf16(x)
-    with torch.no_grad():
-        model.convs[0][1].running_mean += 0.5  # a changed batch norm is seen (the blocks are made again)
-        want = x
-        for block in model.convs:
-            want = contrastive_fused(block, want)
-    got = model._convs_bf16(x)
-    assert float((got - want).abs().max()) <= 0.05 * float(want.abs().max())
-    probe = x.clone().requires_grad_(True)
-    model._convs_bf16(probe).sum().backward()
-    assert probe.grad is not None and bool(probe.grad.abs().sum() > 0)
-
-
-def contrastive_fused(block: Any, x: torch.Tensor) -> torch.Tensor:
-    from soundalike.models.contrastive import fused_block
-
-    return fused_block(block, x)

@@ -31,7 +31,6 @@ from torch import nn
 from soundalike.audio.features import segment
 
 from .base import Encoder, ModelConfig, ModelError, TrackSet, db_to_unit, register, spread_segments
-from .precision import DECIDING, bfloat16_fast, versions
 
 
 @dataclass
@@ -104,15 +103,6 @@ def fused_block(block: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return F.relu(max_pool2(F.conv2d(x, weight, bias, padding=conv.padding)))
 
 
-BF16_TOLERANCE = 0.1  # largest error of a bfloat16 block's channel at the start-up check, of its scale
-
-
-def _block_tensors(block: nn.Module) -> list[torch.Tensor | None]:
-    """The tensors a fused block is made of (their versions key the bfloat16 cache)."""
-    conv, bn = block[0], block[1]  # type: ignore[index]
-    return [conv.weight, conv.bias, bn.weight, bn.bias, bn.running_mean, bn.running_var]
-
-
 def _block1d(c_in: int, c_out: int, pool: bool) -> nn.Sequential:
     layers: list[nn.Module] = [nn.Conv1d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm1d(c_out), nn.ReLU()]
     if pool:
@@ -148,74 +138,12 @@ class Contrastive(Encoder):
         if config.positives not in ("track", "album"):
             raise ModelError(f"contrastive: positives must be 'track' or 'album', not {config.positives!r}")
         self._groups: dict[int, int] = {}
-        self._bfloat16: bool | None = None  # decided on the first embedding pass (eval mode)
 
     @property
     def cfg(self) -> ContrastiveConfig:
         """The typed config."""
         assert isinstance(self.config, ContrastiveConfig)
         return self.config
-
-    def use_bfloat16(self, on: bool | None = None) -> bool:
-        """Run the fused conv blocks in bfloat16 when embedding (``None``: for the 2-D front end on the CPU where
-        :func:`~.precision.bfloat16_fast` says so and :meth:`_bfloat16_agrees`); returns the choice."""
-        with DECIDING:
-            if on is None:
-                on = (self.cfg.frontend != "conv1d" and self.to_embedding.weight.device.type == "cpu"
-                      and bfloat16_fast() and self._bfloat16_agrees())
-            self._bfloat16 = bool(on) and self.cfg.frontend != "conv1d"
-        return self._bfloat16
-
-    def _bf16_blocks(self, device: torch.device) -> list[tuple[torch.Tensor, torch.Tensor, Any]]:
-        """Each block's convolution with its batch norm folded in (as :func:`fused_block`), in bfloat16, made
-        again only when a weight it comes from changed; plain tensors even when first made under inference_mode."""
-        from torch.nn.utils.fusion import fuse_conv_bn_weights
-
-        key = (versions(*[t for block in self.convs for t in _block_tensors(block)]), device)
-        cached = getattr(self, "_bf16_cache", None)
-        if cached is None or cached[0] != key:
-            blocks = []
-            with torch.inference_mode(False), torch.no_grad():
-                for block in self.convs:
-                    conv, bn = block[0], block[1]  # type: ignore[index]
-                    weight, bias = fuse_conv_bn_weights(conv.weight, conv.bias, bn.running_mean, bn.running_var,
-                                                        bn.eps, bn.weight, bn.bias)
-                    blocks.append((weight.detach().to(device, torch.bfloat16),
-                                   bias.detach().to(device, torch.bfloat16), conv.padding))
-            cached = (key, blocks)
-            self._bf16_cache = cached
-        return cached[1]
-
-    def _convs_bf16(self, h: torch.Tensor) -> torch.Tensor:
-        """The fused conv blocks in bfloat16, float32 in and out: 1.8x cheaper than
-        float32 on a CPU with AMX (8.8 -> 4.9 ms for 16 excerpts), embeddings within cosine 0.99999."""
-        x = h.to(torch.bfloat16)
-        for weight, bias, padding in self._bf16_blocks(h.device):
-            x = F.relu(max_pool2(F.conv2d(x, weight, bias, padding=padding)))
-        return x.float()
-
-    def _bfloat16_agrees(self) -> bool:
-        """Whether each bfloat16 block gives float32's output on a seeded batch of excerpts, every channel within
-        :data:`BF16_TOLERANCE` of its own largest value (plus a hundredth of the block's): a guard against a
-        kernel that sums wrongly on an untested CPU."""
-        gen = torch.Generator().manual_seed(0)
-        device = self.to_embedding.weight.device
-        spec_db = torch.randn(self.cpu_batch, self.preset.n_mels, self.cfg.segment_frames, generator=gen) * 15 - 40
-        with torch.inference_mode():
-            x = self.prepare(spec_db.to(device))
-            if self.cfg.input_pool > 1:
-                x = F.avg_pool2d(x.unsqueeze(1), self.cfg.input_pool).squeeze(1)
-            h = x.unsqueeze(1)
-            for i, block in enumerate(self.convs):
-                want = fused_block(block, h)
-                weight, bias, padding = self._bf16_blocks(device)[i]
-                got = F.relu(max_pool2(F.conv2d(h.to(torch.bfloat16), weight, bias, padding=padding))).float()
-                scale = want.abs().amax(dim=(0, 2, 3))
-                scale = scale + 0.01 * scale.max()
-                if not bool(((got - want).abs().amax(dim=(0, 2, 3)) <= BF16_TOLERANCE * scale).all()):
-                    return False
-                h = want
-        return True
 
     def segments(self, spec_db: np.ndarray) -> np.ndarray:
         """Excerpts of ``segment_frames`` every ``segment_hop`` frames (``max_segments`` of them evenly spread when
@@ -239,13 +167,8 @@ class Contrastive(Encoder):
             if self.training:
                 h = self.convs(h)
             else:  # embedding: the same values within float rounding, half the CPU (fused_block)
-                if self._bfloat16 is None:
-                    self.use_bfloat16()
-                if self._bfloat16:
-                    h = self._convs_bf16(h)
-                else:
-                    for block in self.convs:
-                        h = fused_block(block, h)
+                for block in self.convs:
+                    h = fused_block(block, h)
             h = torch.cat([h.mean(dim=(2, 3)), h.amax(dim=(2, 3))], dim=1)
         return self.to_embedding(h)
 
