@@ -196,7 +196,7 @@ class Musicnn(Encoder):
         """Run the timbral filters in bfloat16 in eval mode (``None``: on the CPU where :func:`bfloat16_fast` says
         so and :meth:`_bfloat16_agrees`); returns the choice. The temporal filters stay in float32: bfloat16 did
         not make them cheaper (2-4 ms a pass either way)."""
-        with DECIDING:  # two threads' first passes decide once; the blocks are set before the choice is read
+        with DECIDING:  # first passes in two threads decide one at a time; blocks are set before the choice
             if on is None:
                 on = (self.dense.weight.device.type == "cpu" and bfloat16_fast() and self._bfloat16_agrees())
             for block in self._timbral_blocks():

@@ -15,7 +15,7 @@ import threading
 import torch
 
 BF16_ENV = "SOUNDALIKE_BFLOAT16"
-DECIDING = threading.Lock()  # a model's first passes in two threads decide its precision once
+DECIDING = threading.Lock()  # first passes in several threads decide a model's precision one at a time
 
 
 def bfloat16_fast() -> bool:
