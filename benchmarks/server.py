@@ -228,17 +228,17 @@ async def run_load(url: str, clients: int, seconds: float, work: Workload,
     """``clients`` concurrent keep-alive clients for ``seconds``; latencies and errors per endpoint (every
     latency also appended to ``keep[endpoint]`` when given: several runs pooled). ``client``: ``lean``
     (:mod:`http1`, a connection each) or ``httpx`` (one pooled async client, as before 2026-12-04)."""
-    import httpx2
-
     if client not in CLIENTS:
         raise ValueError(f"client {client!r}: one of {', '.join(CLIENTS)}")
     latencies: dict[str, list[float]] = {k: [] for k in work.weights}
     errors = dict.fromkeys(work.weights, 0)
     samples: list[str] = []
-    limits = httpx2.Limits(max_connections=clients, max_keepalive_connections=clients)
     cpu_started = time.process_time()
     async with contextlib.AsyncExitStack() as stack:
         if client == "httpx":
+            import httpx2
+
+            limits = httpx2.Limits(max_connections=clients, max_keepalive_connections=clients)
             shared = await stack.enter_async_context(httpx2.AsyncClient(limits=limits, timeout=60.0))
             https: list[Any] = [shared] * clients
         else:

@@ -10,6 +10,9 @@
 #   train_contrastive OUT LIB [--set K=V ...]
 #                      that run on WORK/libs/LIB into WORK/ckpt/OUT.pt; resumes a killed run, skips a finished one
 #   need_train_all     stop, saying what to run, when scripts/reproduce_training_data.sh has not built train-all
+#   msd_pooled_p4      MSD musicnn's pooled layer on 4 patches (as the default's MTT part), written to
+#                      WORK/ckpt/musicnn_msd_pooled_p4.pt; sets MSD to that path
+#   P, DEFAULT_PARTS   the shipped models' folder, and the default's parts as quality.py --embeddings takes them
 # It does not change directory: a script resolves its own relative arguments first, then cds to ROOT.
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
 WORK=$(realpath -m -- "$1")
@@ -61,4 +64,16 @@ train_contrastive() {
 
 need_train_all() {
   [[ -d $WORK/libs/train-all ]] || { echo "run scripts/reproduce_training_data.sh $WORK first (train-all)" >&2; exit 1; }
+}
+
+msd_pooled_p4() {
+  MSD=$WORK/ckpt/musicnn_msd_pooled_p4.pt
+  "$PY" - "$MSD" <<'PY'
+import sys
+from soundalike.models import load_checkpoint, save_checkpoint
+from soundalike.models.pretrained import shipped_checkpoint
+model, payload = load_checkpoint(shipped_checkpoint("musicnn-msd"))
+model.config.layer, model.config.max_patches = "pooled", 4  # as the default's musicnn (MTT) part
+save_checkpoint(model, sys.argv[1], epoch=0, history={}, metrics={}, data=payload.get("data", {}))
+PY
 }

@@ -21,17 +21,7 @@ cd "$ROOT"
 fetch_sets dev train
 LIB=$WORK/libs/val-msd-part
 "$SL" index "${val[@]}" --library "$LIB"
-C=$WORK/ckpt
-"$PY" - "$C" <<'PY'
-import sys
-from soundalike.models import load_checkpoint, save_checkpoint
-from soundalike.models.pretrained import shipped_checkpoint
-model, payload = load_checkpoint(shipped_checkpoint("musicnn-msd"))
-model.config.layer, model.config.max_patches = "pooled", 4  # as the default's musicnn (MTT) part
-save_checkpoint(model, f"{sys.argv[1]}/musicnn_msd_pooled_p4.pt", epoch=0, history={}, metrics={},
-                data=payload.get("data", {}))
-PY
-MSD=$C/musicnn_msd_pooled_p4.pt
+msd_pooled_p4
 WEIGHTED=()
 for w in 0.1 0.2 0.3; do
   WEIGHTED+=("default+msd$w=$("$PY" -c "

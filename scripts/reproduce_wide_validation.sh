@@ -39,16 +39,8 @@ fetch_sets dev train
 "$SL" index "$WORK/dev" "$WORK/train" --library "$WORK/libs/nontest-120" --analyse-seconds 120
 "$SL" index "${val[@]}" --library "$WORK/libs/val-window-120" --analyse-seconds 120
 C=$WORK/ckpt
-"$PY" - "$C" <<'PY'
-import sys
-from soundalike.models import load_checkpoint, save_checkpoint
-from soundalike.models.pretrained import shipped_checkpoint
-model, payload = load_checkpoint(shipped_checkpoint("musicnn-msd"))
-model.config.layer, model.config.max_patches = "pooled", 4  # as the default's musicnn (MTT) part
-save_checkpoint(model, f"{sys.argv[1]}/musicnn_msd_pooled_p4.pt", epoch=0, history={}, metrics={},
-                data=payload.get("data", {}))
-PY
-MTT=$P/default.pt MSD=$C/musicnn_msd_pooled_p4.pt
+msd_pooled_p4
+MTT=$P/default.pt
 # descriptors' weight x the MSD share of the rest (the old default is descriptors 0.2 + MTT 0.8)
 GRID=$("$PY" - "$MTT" "$MSD" <<'PY'
 import sys
