@@ -19,7 +19,8 @@ _LAZY = {"Encoder": "base", "ModelConfig": "base", "ModelError": "errors", "buil
          "model_names": "base", "register": "base", "load_checkpoint": "checkpoint", "save_checkpoint": "checkpoint"}
 
 # One module per family; each registers its Encoder subclass when imported.
-FAMILY_MODULES = ("melae", "clothier", "stollery", "descriptor_ae", "cf_regression", "contrastive", "musicnn")
+FAMILY_MODULES = ("melae", "clothier", "stollery", "descriptor_ae", "cf_regression", "contrastive", "musicnn",
+                  "student")
 
 
 def _load_all() -> None:
