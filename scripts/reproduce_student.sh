@@ -5,7 +5,8 @@
 # Usage:   bash scripts/reproduce_student.sh WORK [OUT]
 #
 #   WORK   the work directory of the other reproduce_* scripts (the album sets are fetched if missing)
-#   OUT    the JSON to write (default benchmarks/results/quality-student.json); OUT.md gets the tables
+#   OUT    the JSON to write (default benchmarks/results/quality-student.json); OUT.md gets the tables, and
+#          OUT-training.json what the student was trained on and its losses (from its checkpoint)
 #
 # Indexes the train albums (benchmarks/album_sets.json; real music only, whole tracks) with `soundalike index
 # --analyse-seconds 0`, trains `soundalike train student` there (teacher: the default's musicnn part, default.pt;
@@ -55,4 +56,12 @@ WITH_STUDENT_S16="descriptor@0.14+$STUDENT@0.56+$S16@0.3"
   "student=$STUDENT" "musicnn-default=$MUSICNN_DEFAULT" "default-with-student=$WITH_STUDENT" \
   "default-with-student-s16=$WITH_STUDENT_S16" --versus musicnn-default \
   --out "$OUT" --markdown "${OUT%.json}.md"
+"$PY" - "$STUDENT" "${OUT%.json}-training.json" <<'PY'
+import json, sys
+from soundalike.models.checkpoint import read_checkpoint
+card = read_checkpoint(sys.argv[1])
+keep = {k: card.get(k) for k in ("model", "model_id", "config", "epoch", "step", "best_val_loss", "data", "history")}
+with open(sys.argv[2], "w", encoding="utf-8") as f:
+    json.dump({"benchmark": "student-training", "checkpoint": sys.argv[1], **keep}, f, indent=1, default=str)
+PY
 echo "wrote $OUT"
