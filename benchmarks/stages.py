@@ -51,6 +51,10 @@ def profile(files: list[str], seconds: float | None = None, decoder: str | None 
         file_hash,
         read_tags,
     )
+    try:  # a checkout from before musicnn's patches were cut out: the whole spectrogram
+        from soundalike.audio.analysis import patch_log_mel
+    except ImportError:
+        patch_log_mel = None
     from soundalike.audio.descriptors import describe
     from soundalike.audio.features import get_preset, log_mel, power_spectrogram
     from soundalike.library.catalog import Library
@@ -105,17 +109,18 @@ def profile(files: list[str], seconds: float | None = None, decoder: str | None 
             lap("descriptors")
             spectrograms = {"melae": mel_db.astype(np.float16)}
             for model in models:
-                preset = model.preset
-                if preset.name not in spectrograms:
-                    spectrograms[preset.name] = log_mel(at_rate(y, ANALYSIS_SR, preset.sr),
-                                                        preset).astype(np.float16)
+                key = getattr(model, "input_key", model.preset_name)  # an older checkout: the whole spectrogram
+                if key not in spectrograms:
+                    spectrograms[key] = (patch_log_mel(y, ANALYSIS_SR, key) if patch_log_mel is not None else
+                                         log_mel(at_rate(y, ANALYSIS_SR, model.preset.sr), model.preset)
+                                         ).astype(np.float16)
                     lap("default models' spectrograms (resample + mel)")
             result = Analysis(ahash, float(info.duration), y.size / ANALYSIS_SR, tags, spectrograms, descriptor)
             track_id, _ = lib.add_analysis(os.fsencode(os.path.abspath(path)) + str(n).encode(), 1, n, fhash + str(n),
                                            result)
             lap("commit (feature store + catalogue)")
             for model in models:
-                pooled, seq = model.embed_track(spectrograms[model.preset_name])
+                pooled, seq = model.embed_track(spectrograms[getattr(model, "input_key", model.preset_name)])
                 lap(f"default model's embedding ({model.name})")
                 with lib.transaction():
                     lib.put_vector(track_id, f"bench-{model.name}", pooled, seq)

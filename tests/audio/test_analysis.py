@@ -42,3 +42,46 @@ def test_unusable_audio_raises_a_typed_error_naming_the_file(tmp_path: Path) -> 
     with pytest.raises(AudioError) as caught:
         analyse_file(bad)
     assert str(bad) in str(caught.value)
+
+
+def _tone(seconds: float, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(22050 * seconds)) / 22050
+    return (0.3 * np.sin(2 * np.pi * 440 * t * (1 + 0.1 * np.sin(t))) + 0.05 * rng.standard_normal(t.size)
+            ).astype(np.float32)
+
+
+@pytest.mark.parametrize("seconds", [95.0, 41.3, 120.0])
+def test_a_few_patches_equal_those_of_the_whole_spectrogram(seconds: float) -> None:
+    from soundalike.audio.analysis import at_rate, patch_log_mel
+    from soundalike.audio.features import get_preset, log_mel, segment
+    from soundalike.models.base import spread_segments
+
+    y = _tone(seconds)
+    preset = get_preset("musicnn")
+    whole = log_mel(at_rate(y, 22050, preset.sr), preset)
+    assert round(y.size * preset.sr / 22050) == at_rate(y, 22050, preset.sr).size  # the length patch_log_mel assumes
+    want = spread_segments(segment(whole, 187, 187), 4)
+    got = patch_log_mel(y, 22050, "musicnn-p4")
+    assert got.shape == (96, 4 * 187)  # only what the model reads
+    np.testing.assert_allclose(segment(got, 187, 187), want, atol=2e-3)  # dB, from float32 rounding only
+
+
+def test_short_tracks_keep_their_whole_spectrogram() -> None:
+    from soundalike.audio.analysis import at_rate, patch_log_mel
+    from soundalike.audio.features import get_preset, log_mel
+
+    y = _tone(10.0)  # three 3 s patches: every one is read
+    whole = log_mel(at_rate(y, 22050, 16000), get_preset("musicnn"))
+    np.testing.assert_array_equal(patch_log_mel(y, 22050, "musicnn-p4"), whole)
+    np.testing.assert_array_equal(patch_log_mel(y, 22050, "musicnn"), whole)
+
+
+def test_feature_store_keys_name_their_preset_and_patches() -> None:
+    from soundalike.audio.features import ParameterError, patches_key, split_key
+
+    assert patches_key("musicnn", 4) == "musicnn-p4" and patches_key("musicnn", 0) == "musicnn"
+    assert split_key("musicnn-p4")[0].name == "musicnn" and split_key("musicnn-p4")[1] == 4
+    assert split_key("melae")[1] == 0
+    with pytest.raises(ParameterError):
+        split_key("nothing-p4")

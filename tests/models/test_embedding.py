@@ -144,3 +144,43 @@ def test_a_dying_embedding_worker_is_a_one_line_error(lib_dir: Path, tmp_path: P
 
     with Library.open(tmp_path / "lib") as lib, pytest.raises(ModelError, match="embedding worker process died"):
         embed_library(lib, checkpoint, jobs=2, on_progress=spoil)
+
+
+def test_the_default_keeps_only_musicnn_s_patches_and_older_libraries_embed_from_whole_spectrograms(
+        lib_dir: Path, tmp_path: Path) -> None:
+    """A scan for the default stores musicnn's 4 patches (``musicnn-p4``), not its whole spectrogram; the embedding
+    from them equals the one from the whole spectrogram; a library from before (whole ``musicnn`` spectrograms)
+    embeds without decoding again; and musicnn's full extractor, which reads every patch, gets the whole one."""
+    import shutil
+
+    from soundalike.library.catalog import Library
+    from soundalike.library.scan import ensure_spectrograms
+    from soundalike.models import load_checkpoint
+    from soundalike.models.embedding import checkpoint_presets, embed_library, trackable_ids
+    from soundalike.models.pretrained import default_checkpoint, shipped_checkpoint
+
+    part = default_checkpoint()
+    assert part is not None and "musicnn-p4" in checkpoint_presets(part)
+    assert "musicnn" in checkpoint_presets(shipped_checkpoint("musicnn-msd"))  # every patch: the whole one
+    model, _ = load_checkpoint(part)
+    lib_path = tmp_path / "lib"
+    shutil.copytree(lib_dir / "lib", lib_path)
+    with Library.open(lib_path) as lib:
+        ids = [t.id for t in lib.tracks()]
+        assert ensure_spectrograms(lib, "musicnn-p4") == len(ids)  # as a scan for the default stores them
+        patches = lib.spectrogram(ids[0], "musicnn-p4")
+        whole = lib.spectrogram(ids[0], "musicnn") if ensure_spectrograms(lib, "musicnn") else None
+        assert whole is not None and patches.shape[1] <= whole.shape[1]
+        a, _ = model.embed_track(np.asarray(patches, np.float32))
+        b, _ = model.embed_track(np.asarray(whole, np.float32))
+        # (these 6 s tracks keep every patch; tests/audio/test_analysis.py checks long ones patch by patch)
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    old = tmp_path / "old"  # a library from before the key: whole musicnn spectrograms only
+    shutil.copytree(lib_dir / "lib", old)
+    with Library.open(old) as lib:
+        ensure_spectrograms(lib, "musicnn")
+        assert trackable_ids(lib, model) == sorted(t.id for t in lib.tracks())
+        stored = {r[0] for r in lib.conn.execute("SELECT DISTINCT preset FROM spectrograms")}
+        assert "musicnn-p4" not in stored  # nothing decoded again
+        _, count = embed_library(lib, part)
+        assert count == len(lib.tracks())

@@ -16,7 +16,7 @@ import numpy as np
 from soundalike.audio import decode as audio
 
 from .descriptors import describe
-from .features import get_preset, log_mel, power_spectrogram
+from .features import framed_power, get_preset, log_mel, mel_filterbank, power_spectrogram, split_key, to_db
 
 ANALYSIS_SR = 22050
 # Longer files are analysed from evenly spaced excerpts (audio.load_excerpts), which bounds memory and time.
@@ -157,6 +157,48 @@ def at_rate(y: np.ndarray, sr: int, target: int) -> np.ndarray:
     return soxr.resample(y, sr, target).astype(np.float32, copy=False)
 
 
+# Input samples around each stretch resampled on its own: soxr's filter reaches ~100 samples, so the stretch's
+# samples equal those of the whole signal resampled at once (within 1e-6; tests/audio/test_analysis.py).
+RESAMPLE_MARGIN = 2048
+
+
+def patch_log_mel(y: np.ndarray, sr: int, key: str) -> np.ndarray:
+    """``log_mel(at_rate(y, sr, preset.sr), preset)`` kept only where a model looks (key ``PRESET-pN``, see
+    :func:`features.patches_key`): the ``N`` back-to-back segments of ``preset.segment_frames`` frames that
+    ``models.base.spread_segments`` picks, concatenated — computed from only the audio those frames see.
+
+    musicnn's default part reads 4 patches of 3 s: resampling and transforming the whole window for them cost
+    ~0.02 CPU-s a track and doubled the feature store (docs/performance.md). Short tracks get the whole
+    spectrogram (every segment is picked then)."""
+    import math
+
+    preset, patches = split_key(key)
+    if patches <= 0:
+        return log_mel(at_rate(y, sr, preset.sr), preset)
+    frames, hop, half = preset.segment_frames, preset.hop_length, preset.n_fft // 2
+    n_out = round(y.size * preset.sr / sr)  # soxr's output length
+    n_frames = 1 + n_out // hop  # centred frames, as power_spectrogram
+    n_segments = max(1, 1 + (n_frames - frames) // frames)
+    if n_segments <= patches:
+        return log_mel(at_rate(y, sr, preset.sr), preset)
+    picked = np.unique(np.round(np.linspace(0, n_segments - 1, patches)).astype(np.int64))
+    common = math.gcd(sr, preset.sr)
+    step_in, step_out = sr // common, preset.sr // common  # input starts on multiples of step_in stay on the grid
+    columns = []
+    for i in picked:
+        first = int(i) * frames * hop - half  # output samples the segment's frames see: [first, last)
+        last = (int(i) + 1) * frames * hop - hop + half
+        start = max(0, (int(first * sr / preset.sr) - RESAMPLE_MARGIN) // step_in * step_in)
+        stop = min(y.size, int(math.ceil(last * sr / preset.sr)) + RESAMPLE_MARGIN)
+        z = at_rate(y[start:stop], sr, preset.sr)
+        offset = start // step_in * step_out  # the output sample z[0] is
+        stretch = np.zeros(last - first, dtype=np.float32)  # zeros outside the signal, as the centred padding
+        lo, hi = max(first, 0), min(last, n_out, offset + z.size)
+        stretch[lo - first:hi - first] = z[lo - offset:hi - offset]
+        columns.append(framed_power(stretch, preset))
+    return to_db(mel_filterbank(preset) @ np.concatenate(columns, axis=1))
+
+
 @contextlib.contextmanager
 def quiet_native_stderr() -> Iterator[None]:
     """Silence C libraries (mpg123, ffmpeg) writing to fd 2 while decoding; our own errors are exceptions."""
@@ -184,8 +226,7 @@ def analyse_waveform(y: np.ndarray, presets: Sequence[str] = DEFAULT_PRESETS) ->
     mel_db = log_mel(y, base, power=power)
     descriptor = describe(y, base, power=power, mel_db=mel_db)
     for name in presets:
-        preset = get_preset(name)
-        spec = mel_db if name == "melae" else log_mel(at_rate(y, ANALYSIS_SR, preset.sr), preset)
+        spec = mel_db if name == "melae" else patch_log_mel(y, ANALYSIS_SR, name)
         spectrograms[name] = spec.astype(np.float16)
     return spectrograms, descriptor
 

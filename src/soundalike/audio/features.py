@@ -74,6 +74,20 @@ def get_preset(name: str) -> MelPreset:
         raise ParameterError(f"unknown mel preset {name!r}; known: {', '.join(sorted(PRESETS))}") from None
 
 
+def patches_key(preset: str, patches: int) -> str:
+    """The feature-store key of a preset's spectrogram kept only where a model looks: ``patches`` evenly spread
+    back-to-back segments of it (``musicnn-p4``); the preset's own name when ``patches`` is 0."""
+    return f"{preset}-p{patches}" if patches > 0 else preset
+
+
+def split_key(key: str) -> tuple[MelPreset, int]:
+    """``(preset, patches)`` of a feature-store key: ``musicnn-p4`` -> (musicnn, 4), ``melae`` -> (melae, 0)."""
+    name, sep, count = key.rpartition("-p")
+    if sep and count.isdigit() and name in PRESETS:
+        return PRESETS[name], int(count)
+    return get_preset(key), 0
+
+
 def _as_preset(preset: MelPreset | str) -> MelPreset:
     return get_preset(preset) if isinstance(preset, str) else preset
 
@@ -89,14 +103,20 @@ def power_spectrogram(y: np.ndarray, preset: MelPreset | str) -> np.ndarray:
     Written here because librosa transforms down the strided frequency axis and takes a square root it does not
     need: frames as contiguous rows through scipy.fft, and re² + im², cost about two thirds of its CPU
     (docs/performance.md)."""
+    p = _as_preset(preset)
+    half = p.n_fft // 2  # centred frames, as librosa.stft(center=True, pad_mode="constant")
+    return framed_power(np.pad(np.asarray(y, dtype=np.float32), (half, half)), p)
+
+
+def framed_power(x: np.ndarray, preset: MelPreset | str) -> np.ndarray:
+    """``|FFT|²`` of the frames of ``x`` that start every hop from its first sample (no padding): the columns of
+    :func:`power_spectrogram` when ``x`` is the centred, padded signal or a stretch of it."""
     import scipy.fft
 
     p = _as_preset(preset)
-    y = np.asarray(y, dtype=np.float32)
-    window = librosa.util.pad_center(librosa.filters.get_window("hann", p.win_length, fftbins=True), size=p.n_fft)
-    window = window.astype(np.float32)
+    window = _window(p)
     half = p.n_fft // 2
-    x = np.pad(y, (half, half))  # centred frames, as librosa.stft(center=True, pad_mode="constant")
+    x = np.asarray(x, dtype=np.float32)
     count = 1 + (x.size - p.n_fft) // p.hop_length
     frames = np.lib.stride_tricks.sliding_window_view(x, p.n_fft)[::p.hop_length][:count]
     power = np.empty((half + 1, count), dtype=np.float32)
@@ -104,6 +124,15 @@ def power_spectrogram(y: np.ndarray, preset: MelPreset | str) -> np.ndarray:
         spectrum = scipy.fft.rfft(frames[start:start + STFT_BLOCK] * window, axis=-1)
         power[:, start:start + STFT_BLOCK] = (spectrum.real**2 + spectrum.imag**2).T
     return power
+
+
+@functools.lru_cache(maxsize=16)
+def _window(p: MelPreset) -> np.ndarray:
+    """The preset's Hann window, centred in ``n_fft`` samples (read-only, shared)."""
+    window = librosa.util.pad_center(librosa.filters.get_window("hann", p.win_length, fftbins=True), size=p.n_fft)
+    window = window.astype(np.float32)
+    window.flags.writeable = False
+    return window
 
 
 @functools.lru_cache(maxsize=16)

@@ -563,27 +563,34 @@ def is_under(path: bytes, prefix: bytes) -> bool:
 def _preset_spectrogram(path: bytes, preset: str, window: Window) -> tuple[bytes, object]:
     """Decode (the ``window`` of) one file and compute one preset's spectrogram (runs in a worker); errors are
     returned, not raised."""
-    from soundalike.audio.features import get_preset, log_mel
+    from soundalike.audio.analysis import ANALYSIS_SR, patch_log_mel
+    from soundalike.audio.features import log_mel, split_key
 
     try:
-        with quiet_native_stderr():
-            y = audio.load_excerpts(os.fsdecode(path), get_preset(preset).sr, max_duration=window.seconds,
-                                    excerpts=window.excerpts, decoder=window.decoder)
-        return path, log_mel(y, preset).astype("float16")
+        base, patches = split_key(preset)
+        with quiet_native_stderr():  # a key of a few patches is cut from the analysis rate, as a scan does
+            y = audio.load_excerpts(os.fsdecode(path), ANALYSIS_SR if patches else base.sr,
+                                    max_duration=window.seconds, excerpts=window.excerpts, decoder=window.decoder)
+        spec = patch_log_mel(y, ANALYSIS_SR, preset) if patches else log_mel(y, base)
+        return path, spec.astype("float16")
     except audio.AudioError as exc:
         return path, exc
 
 
 def ensure_spectrograms(lib: Library, preset: str, *, jobs: int = 1,
-                        on_progress: Callable[[str, int, int], None] | None = None) -> int:
-    """Compute and store ``preset`` spectrograms for tracks that lack them (decoding each once); returns how many.
+                        on_progress: Callable[[str, int, int], None] | None = None,
+                        present: Sequence[str] = ()) -> int:
+    """Compute and store ``preset`` spectrograms (a preset or a key such as ``musicnn-p4``) for tracks that have
+    neither it nor any of ``present`` (decoding each once); returns how many.
 
     Scans store the ``melae`` preset; models on other presets (stollery, dieleman) call this before training.
     """
+    keys = sorted({preset, *present})
     with lib.writing():
         rows = lib.conn.execute(
             "SELECT t.id, MIN(f.path) FROM tracks t JOIN files f ON f.track_id = t.id AND f.status='ok' "
-            "WHERE t.id NOT IN (SELECT track_id FROM spectrograms WHERE preset=?) GROUP BY t.id", (preset,)
+            f"WHERE t.id NOT IN (SELECT track_id FROM spectrograms WHERE preset IN ({','.join('?' * len(keys))})) "
+            "GROUP BY t.id", keys
         ).fetchall()
         if not rows:
             return 0

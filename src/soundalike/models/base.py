@@ -96,6 +96,17 @@ class Encoder(nn.Module):
         """What a model id adds to ``family-weightshash`` when settings make the same weights embed differently."""
         return ""
 
+    @classmethod
+    def stored_key(cls, config: ModelConfig) -> str:
+        """The feature-store key of the spectrogram a model with ``config`` embeds from (default: its preset's
+        name; a family that reads a few patches of it may keep only those, :func:`features.patches_key`)."""
+        return cls.preset_name
+
+    @property
+    def input_key(self) -> str:
+        """:meth:`stored_key` of this model."""
+        return type(self).stored_key(self.config)
+
     def segments(self, spec_db: np.ndarray) -> np.ndarray:
         """Cut one track's ``(n_mels, frames)`` spectrogram into the model's input segments (float32)."""
         return segment(np.asarray(spec_db, dtype=np.float32), self.preset.segment_frames, self.preset.segment_hop)
@@ -133,8 +144,19 @@ class Encoder(nn.Module):
     input_kind: ClassVar[str] = "spectrogram"
 
     def load_inputs(self, lib: Any, track_ids: Sequence[int]) -> list[np.ndarray]:
-        """Each track's input from the catalogue ``lib`` (default: its stored dB spectrogram of the preset)."""
-        return [lib.spectrogram(int(t), self.preset_name) for t in track_ids]
+        """Each track's input from the catalogue ``lib``: its stored dB spectrogram under :attr:`input_key`, else
+        the preset's whole one (libraries indexed before the key existed)."""
+        from soundalike.library.catalog import CatalogError
+
+        out = []
+        for t in track_ids:
+            try:
+                out.append(lib.spectrogram(int(t), self.input_key))
+            except CatalogError:
+                if self.input_key == self.preset_name:
+                    raise
+                out.append(lib.spectrogram(int(t), self.preset_name))
+        return out
 
     def setup_training(self, lib: Any, train: TrackSet, val: TrackSet, options: dict[str, Any]) -> dict[str, Any]:
         """Prepare anything training needs besides inputs (e.g. CF targets); returns facts for the model card."""
@@ -144,7 +166,8 @@ class Encoder(nn.Module):
 
     def query_input(self, analysis: Any) -> np.ndarray:
         """The input for an outside (cold-start) file from its :class:`soundalike.analysis.Analysis`."""
-        return analysis.spectrograms[self.preset_name]
+        found = analysis.spectrograms.get(self.input_key)
+        return found if found is not None else analysis.spectrograms[self.preset_name]
 
     def trackable(self, lib: Any, track_ids: Sequence[int]) -> list[int]:
         """The subset of ``track_ids`` this model can embed (default: all of them)."""

@@ -133,10 +133,23 @@ def checkpoint_presets(*checkpoints: str | os.PathLike[str] | None) -> tuple[str
     for checkpoint in checkpoints:
         if checkpoint is None:
             continue
-        name = str((read_checkpoint(checkpoint).get("preset") or {}).get("name", ""))
+        name = stored_key(read_checkpoint(checkpoint))
         if name and name not in presets:
             presets.append(name)
     return tuple(presets)
+
+
+def stored_key(payload: dict[str, Any]) -> str:
+    """The feature-store key a checkpoint's model embeds from (:meth:`Encoder.stored_key`), from its stored
+    family, config and preset."""
+    from .base import model_class
+
+    preset = str((payload.get("preset") or {}).get("name", ""))
+    try:
+        cls = model_class(str(payload.get("model")))
+    except ModelError:
+        return preset
+    return cls.stored_key(cls.config_cls.from_dict(dict(payload.get("config") or {}))) if preset else preset
 
 
 def register_model(lib: Library, payload: dict[str, Any], checkpoint: str | os.PathLike[str]) -> str:
@@ -258,9 +271,11 @@ def trackable_ids(lib: Library, model: Encoder,
     if model.input_kind == "spectrogram":
         from soundalike.library.scan import ensure_spectrograms
 
-        ensure_spectrograms(lib, model.preset_name, on_progress=on_progress)
-        rows = lib.conn.execute("SELECT track_id FROM spectrograms WHERE preset=? ORDER BY track_id",
-                                (model.preset_name,))
+        # the model's own key, or (libraries from before such keys) its preset's whole spectrogram
+        keys = (model.input_key, model.preset_name)
+        ensure_spectrograms(lib, model.input_key, on_progress=on_progress, present=keys)
+        rows = lib.conn.execute("SELECT DISTINCT track_id FROM spectrograms WHERE preset IN (?, ?) ORDER BY "
+                                "track_id", keys)
     else:
         rows = lib.conn.execute("SELECT track_id FROM vectors WHERE model=? ORDER BY track_id", (DESCRIPTOR_MODEL,))
     return model.trackable(lib, [int(r[0]) for r in rows])

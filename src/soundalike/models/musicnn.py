@@ -32,6 +32,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from soundalike.audio.features import patches_key
+
 from .base import Encoder, ModelConfig, ModelError, TrackSet, register, spread_segments
 from .precision import DECIDING, bfloat16_fast, versions
 
@@ -242,6 +244,12 @@ class Musicnn(Encoder):
     def labels(self) -> tuple[str, ...]:
         """The tag names of the training the weights come from."""
         return MSD_LABELS if self.config.dataset == "msd" else MTT_LABELS  # type: ignore[attr-defined]
+
+    @classmethod
+    def stored_key(cls, config: ModelConfig) -> str:
+        """``musicnn-pN`` with ``max_patches`` N: a scan keeps only the N patches this model reads
+        (:func:`soundalike.audio.analysis.patch_log_mel`); ``musicnn`` (the whole spectrogram) otherwise."""
+        return patches_key(cls.preset_name, int(getattr(config, "max_patches", 0)))
 
     def segments(self, spec_db: np.ndarray) -> np.ndarray:
         """The track's 3 s patches back to back, or ``max_patches`` of them evenly spread over the track."""

@@ -128,10 +128,13 @@ class Student(Encoder):
         """``track id -> (student start frames, teacher features float16)`` for every teacher patch of the tracks
         (cached in the library: a resumed run does not run the teacher again)."""
         from soundalike.app.progress import progress_bar
+        from soundalike.library.scan import ensure_spectrograms
 
         from .checkpoint import load_checkpoint
 
         teacher, payload = load_checkpoint(resolve_teacher(self.cfg.teacher))
+        # patches every teacher_hop frames need the teacher's whole spectrogram (a scan may keep only its patches)
+        ensure_spectrograms(lib, teacher.preset_name, on_progress=None)
         if teacher.embedding_dim != self.cfg.embedding_dim:
             raise ModelError(f"student: the teacher gives {teacher.embedding_dim} values a patch; "
                              f"set embedding_dim={teacher.embedding_dim}")

@@ -197,7 +197,7 @@ def analyse_outside(lib: Library, parts: list[str], path: str) -> OutsideAnalysi
     from soundalike.models.embedding import model_for  # torch only when a learned model is asked for
 
     models = {part: None if part == DESCRIPTOR_MODEL else model_for(lib, part) for part in parts}
-    presets = tuple(sorted({m.preset_name for m in models.values() if m is not None}))
+    presets = tuple(sorted({m.input_key for m in models.values() if m is not None}))
     try:
         analysis = analyse_file(path, presets=presets, window=library_window(lib))
     except AudioError as exc:
