@@ -14,6 +14,7 @@ from soundalike.audio.descriptors import (
     SPFY_COLUMNS,
     describe,
     estimate_tempo,
+    rolloff_bins,
     spectral_contrast,
     spectral_shape,
     spfy_features,
@@ -105,3 +106,17 @@ def test_spectral_contrast_equals_librosa(block: int, monkeypatch: pytest.Monkey
     ours = spectral_contrast(magnitude, SR, 2048)
     assert ours.shape == expected.shape == (7, magnitude.shape[1])
     np.testing.assert_allclose(ours, expected, atol=1e-4)
+
+
+def test_rolloff_bins_are_those_of_an_exact_running_sum() -> None:
+    rng = np.random.default_rng(4)
+    tilt = np.linspace(1, 0.01, 1025, dtype=np.float32)[:, None]
+    magnitude = (rng.random((1025, 3000), dtype=np.float32) ** 4) * tilt
+    magnitude[:, 0] = 0.0  # silence: bin 0, as librosa
+    magnitude[:1000, 1] = 0.0  # everything in the last, short block
+    exact = np.cumsum(magnitude.astype(np.float64), axis=0)
+    want = np.argmax(exact >= 0.85 * exact[-1], axis=0)
+    np.testing.assert_array_equal(rolloff_bins(magnitude, 0.85), want)
+    # librosa's float32 running sum agrees but for a bin in rare frames
+    theirs = np.argmax(np.cumsum(magnitude, axis=0) >= 0.85 * np.cumsum(magnitude, axis=0)[-1], axis=0)
+    assert np.abs(theirs - want).max() <= 1 and (theirs != want).mean() < 0.005
