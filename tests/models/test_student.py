@@ -63,6 +63,27 @@ def test_the_student_learns_its_teacher_and_caches_the_targets(lib_dir: Path, tm
         np.testing.assert_allclose(resumed.target_mean.numpy(), student.target_mean.numpy(), rtol=1e-6)
 
 
+def test_cached_targets_follow_the_track_s_audio_not_its_id(lib_dir: Path, tmp_path: Path) -> None:
+    """A cached entry whose audio hash is not the track's (an id a new track took over) is computed again."""
+    lib_path = tmp_path / "lib"
+    shutil.copytree(lib_dir / "lib", lib_path)
+    model = build("student", channels=(4, 4, 4, 4), hidden=8, embedding_dim=32, teacher=str(_teacher(tmp_path)),
+                  teacher_hop=32)
+    with Library.open(lib_path) as lib:
+        ids = [t.id for t in lib.tracks()][:3]
+        first = model._teacher_targets(lib, ids)
+        (cache,) = (lib_path / "cache").glob("student-targets-*-h32-f128.npz")  # hop and patch width in the key
+        with np.load(cache) as stored:
+            arrays = {k: stored[k] for k in stored.files}
+        arrays[f"t{ids[0]}"] = np.zeros_like(arrays[f"t{ids[0]}"])  # as if another track's
+        arrays[f"h{ids[0]}"] = np.array("another track's audio")
+        arrays[f"t{ids[1]}"] = np.zeros_like(arrays[f"t{ids[1]}"])  # same hash: the cache is trusted
+        np.savez(cache, **arrays)
+        again = model._teacher_targets(lib, ids)
+        np.testing.assert_array_equal(again[ids[0]][1], first[ids[0]][1])
+        assert not again[ids[1]][1].any()
+
+
 def test_a_teacher_of_another_width_is_refused(lib_dir: Path, tmp_path: Path) -> None:
     lib_path = tmp_path / "lib"
     shutil.copytree(lib_dir / "lib", lib_path)

@@ -95,6 +95,8 @@ def rolloff_bins(magnitude: np.ndarray, fraction: float) -> np.ndarray:
     quarter of the CPU, and exact where float32's running sum strays by a bin in about one frame in a thousand
     (tests/audio/test_descriptors.py)."""
     bins, frames = magnitude.shape
+    if frames == 0:
+        return np.zeros(0, dtype=np.int64)
     width = ROLLOFF_BLOCK
     whole = bins // width * width
     sums = magnitude[:whole].reshape(-1, width, frames).sum(axis=1, dtype=np.float64)

@@ -122,33 +122,45 @@ class Student(Encoder):
 
     # --- training -----------------------------------------------------------------------------------------------
     def _cache_path(self, lib: Any, teacher_id: str) -> Path:
-        return Path(lib.root) / "cache" / f"student-targets-{teacher_id}-h{self.cfg.teacher_hop}.npz"
+        """Where the teacher's targets for this library, teacher, hop and patch width are kept."""
+        name = f"student-targets-{teacher_id}-h{self.cfg.teacher_hop}-f{self.cfg.segment_frames}.npz"
+        return Path(lib.root) / "cache" / name
 
     def _teacher_targets(self, lib: Any, ids: list[int]) -> dict[int, tuple[np.ndarray, np.ndarray]]:
         """``track id -> (student start frames, teacher features float16)`` for every teacher patch of the tracks
-        (cached in the library: a resumed run does not run the teacher again)."""
+        the teacher can take (cached in the library with each track's audio hash: a resumed run does not run the
+        teacher again, and an id a new track took over is not mistaken for the old one). The teacher reads its
+        whole spectrogram, computed where the library lacks it (a scan may keep only a model's patches)."""
         from soundalike.app.progress import progress_bar
+        from soundalike.library.catalog import CatalogError
         from soundalike.library.scan import ensure_spectrograms
 
         from .checkpoint import load_checkpoint
 
         teacher, payload = load_checkpoint(resolve_teacher(self.cfg.teacher))
-        # patches every teacher_hop frames need the teacher's whole spectrogram (a scan may keep only its patches)
-        ensure_spectrograms(lib, teacher.preset_name, on_progress=None)
         if teacher.embedding_dim != self.cfg.embedding_dim:
             raise ModelError(f"student: the teacher gives {teacher.embedding_dim} values a patch; "
                              f"set embedding_dim={teacher.embedding_dim}")
+        ensure_spectrograms(lib, teacher.preset_name, on_progress=None)
+        hashes = {int(t.id): str(t.audio_hash) for t in lib.tracks(ids)}
         cache = self._cache_path(lib, str(payload["model_id"]))
         done: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         if cache.is_file():
             with np.load(cache) as stored:
-                done = {int(k[1:]): (stored[k], stored["t" + k[1:]]) for k in stored.files if k.startswith("s")}
-        want = [t for t in ids if t not in done]
+                for key in stored.files:
+                    tid = int(key[1:]) if key.startswith("s") else None
+                    if tid in hashes and str(stored[f"h{tid}"]) == hashes[tid]:
+                        done[tid] = (stored[key], stored[f"t{tid}"])
+        want = [t for t in ids if int(t) not in done]
         frames, hop = teacher.preset.segment_frames, self.cfg.teacher_hop
         student_preset = get_preset(self.preset_name)
         with progress_bar("teacher features", unit="tracks") as update, torch.inference_mode():
             for n, tid in enumerate(want, 1):
-                spec = np.asarray(lib.spectrogram(int(tid), teacher.preset_name), dtype=np.float32)
+                update("teacher", n, len(want))
+                try:
+                    spec = np.asarray(lib.spectrogram(int(tid), teacher.preset_name), dtype=np.float32)
+                except CatalogError:  # its file no longer decodes: left out of training
+                    continue
                 n_student = lib.spectrogram(int(tid), self.preset_name).shape[1]
                 starts = np.arange(0, max(1, spec.shape[1] - frames + 1), hop)
                 patches = segment(spec, frames, frames) if spec.shape[1] < frames else \
@@ -158,26 +170,33 @@ class Student(Encoder):
                 aligned = np.array([min(aligned_start(int(s), teacher.preset, student_preset),
                                         max(0, n_student - self.cfg.segment_frames)) for s in starts], dtype=np.int64)
                 done[int(tid)] = (aligned, torch.cat(outs).numpy().astype(np.float16))
-                update("teacher", n, len(want))
         if want:
             cache.parent.mkdir(parents=True, exist_ok=True)
             tmp = cache.with_name(cache.name + f".{os.getpid()}.tmp.npz")
-            arrays: dict[str, Any] = {f"s{t}": s for t, (s, _) in done.items()}
-            arrays.update({f"t{t}": v for t, (_, v) in done.items()})
+            arrays: dict[str, Any] = {}
+            for t, (starts_, feats) in done.items():
+                arrays.update({f"s{t}": starts_, f"t{t}": feats, f"h{t}": np.array(hashes[t])})
             np.savez(tmp, **arrays)
             os.replace(tmp, cache)
         return done
 
     def setup_training(self, lib: Any, train: TrackSet, val: TrackSet, options: dict[str, Any]) -> dict[str, Any]:
-        """Run the teacher over every training and validation track (patches every ``teacher_hop`` frames) and
-        standardise its features by the training patches' mean and spread."""
+        """Run the teacher over every training and validation track (patches every ``teacher_hop`` frames; tracks
+        it cannot take leave both sets) and standardise its features by the training patches' mean and spread (a
+        resumed run keeps the ones it was trained with)."""
         super().setup_training(lib, train, val, options)
         targets = self._teacher_targets(lib, [*train.ids, *val.ids])
+        for part in (train, val):
+            keep = [i for i, t in enumerate(part.ids) if int(t) in targets]
+            part.ids[:] = [part.ids[i] for i in keep]
+            part.inputs[:] = [part.inputs[i] for i in keep]
+        if not len(train):
+            raise ModelError(f"student: no training track of {lib.root} has the teacher's spectrogram")
         self._targets = targets
         stacked = np.concatenate([targets[int(t)][1] for t in train.ids]).astype(np.float32)
-        # The same values when a run resumes (same split, cached targets).
-        self.target_mean.copy_(torch.from_numpy(stacked.mean(axis=0)))
-        self.target_std.copy_(torch.from_numpy(np.maximum(stacked.std(axis=0), 1e-3)))
+        if bool(self.target_mean.eq(0).all()) and bool(self.target_std.eq(1).all()):  # not restored from a run
+            self.target_mean.copy_(torch.from_numpy(stacked.mean(axis=0)))
+            self.target_std.copy_(torch.from_numpy(np.maximum(stacked.std(axis=0), 1e-3)))
         return {"teacher": self.cfg.teacher, "teacher_patches": int(len(stacked))}
 
     def sample_batch(self, tracks: TrackSet, rng: np.random.Generator, batch_size: int) -> dict[str, torch.Tensor]:
