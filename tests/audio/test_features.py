@@ -92,3 +92,13 @@ def test_segments_are_the_windows_of_the_spectrogram(frames: int, size: int, hop
         np.testing.assert_array_equal(seg[0][:, :frames], spec)
         looped = min(size, 2 * frames)
         np.testing.assert_array_equal(seg[0][:, frames:looped], spec[:, : looped - frames])
+
+
+@pytest.mark.parametrize("name", sorted(F.PRESETS))
+def test_the_sparse_mel_product_equals_the_dense_one(name: str) -> None:
+    p = F.PRESETS[name]
+    power = F.power_spectrogram(THIRTY_S[: 3 * SR], p)
+    dense = F.mel_filterbank(p) @ power
+    ours = F.mel_power(power, p)
+    assert ours.dtype == np.float32 and ours.shape == dense.shape
+    np.testing.assert_allclose(ours, dense, rtol=1e-5, atol=1e-7 * float(dense.max()))

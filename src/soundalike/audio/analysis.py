@@ -16,7 +16,7 @@ import numpy as np
 from soundalike.audio import decode as audio
 
 from .descriptors import describe
-from .features import framed_power, get_preset, log_mel, mel_filterbank, power_spectrogram, split_key, to_db
+from .features import framed_power, get_preset, log_mel, mel_power, power_spectrogram, split_key, to_db
 
 ANALYSIS_SR = 22050
 # Longer files are analysed from evenly spaced excerpts (audio.load_excerpts), which bounds memory and time.
@@ -197,7 +197,7 @@ def patch_log_mel(y: np.ndarray, sr: int, key: str) -> np.ndarray:
         lo, hi = max(first, 0), min(last, n_out, offset + z.size)
         stretch[lo - first:hi - first] = z[lo - offset:hi - offset]
         columns.append(framed_power(stretch, preset))
-    return to_db(mel_filterbank(preset) @ np.concatenate(columns, axis=1))
+    return to_db(mel_power(np.concatenate(columns, axis=1), preset))
 
 
 @contextlib.contextmanager
