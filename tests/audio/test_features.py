@@ -102,3 +102,11 @@ def test_the_sparse_mel_product_equals_the_dense_one(name: str) -> None:
     ours = F.mel_power(power, p)
     assert ours.dtype == np.float32 and ours.shape == dense.shape
     np.testing.assert_allclose(ours, dense, rtol=1e-5, atol=1e-7 * float(dense.max()))
+
+
+def test_to_db_equals_librosa_bit_for_bit() -> None:
+    power = np.random.default_rng(3).random((128, 700), dtype=np.float32) ** 6
+    power[0, :5] = 0.0  # the floor
+    for s in (power, power.astype(np.float64)):
+        want = librosa.power_to_db(s, ref=1.0, amin=1e-10, top_db=None).astype(np.float32)
+        np.testing.assert_array_equal(F.to_db(s), want)
