@@ -241,7 +241,7 @@ def _checkpoint_for(model: str, library: Path | None) -> Path:
 @app.command()
 def train(
     name: str = typer.Argument(..., help="Model family: melae, clothier, stollery, descriptor-ae, cf-regression, "
-                                         "contrastive, musicnn, student (see `soundalike models`)."),
+                                         "contrastive, student (see `soundalike models`; musicnn is pretrained)."),
     library: Path | None = LibraryOption,
     out_file: Path | None = typer.Option(None, "--out", "-o", help="Checkpoint to write (default: NAME.pt)."),
     epochs: int | None = typer.Option(None, "--epochs", help="Epochs (default: the paper's)."),
