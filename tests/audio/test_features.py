@@ -110,3 +110,16 @@ def test_to_db_equals_librosa_bit_for_bit() -> None:
     for s in (power, power.astype(np.float64)):
         want = librosa.power_to_db(s, ref=1.0, amin=1e-10, top_db=None).astype(np.float32)
         np.testing.assert_array_equal(F.to_db(s), want)
+
+
+def test_power_is_re_squared_plus_im_squared_bit_for_bit() -> None:
+    import scipy.fft
+
+    p = F.PRESETS["melae"]
+    y = THIRTY_S[: 3 * SR]
+    half = p.n_fft // 2
+    x = np.pad(y, (half, half))
+    count = 1 + (x.size - p.n_fft) // p.hop_length
+    frames = np.lib.stride_tricks.sliding_window_view(x, p.n_fft)[::p.hop_length][:count]
+    spectrum = scipy.fft.rfft(frames * F._window(p), axis=-1)
+    np.testing.assert_array_equal(F.power_spectrogram(y, p), (spectrum.real**2 + spectrum.imag**2).T)
