@@ -16,7 +16,17 @@ import numpy as np
 from soundalike.audio import decode as audio
 
 from .descriptors import describe
-from .features import framed_power, get_preset, log_mel, mel_power, power_spectrogram, split_key, to_db
+from .features import (
+    framed_power,
+    get_preset,
+    log_mel,
+    mel_power,
+    power_spectrogram,
+    segment_count,
+    split_key,
+    spread_indices,
+    to_db,
+)
 
 ANALYSIS_SR = 22050
 # Longer files are analysed from evenly spaced excerpts (audio.load_excerpts), which bounds memory and time.
@@ -166,7 +176,8 @@ RESAMPLE_MARGIN = 2048
 def patch_log_mel(y: np.ndarray, sr: int, key: str) -> np.ndarray:
     """``log_mel(at_rate(y, sr, preset.sr), preset)`` kept only where a model looks (key ``PRESET-pN``, see
     :func:`features.patches_key`): the ``N`` back-to-back segments of ``preset.segment_frames`` frames that
-    ``models.base.spread_segments`` picks, concatenated — computed from only the audio those frames see.
+    :func:`features.spread_indices` picks (as ``models.base.spread_segments`` does), concatenated — computed from
+    only the audio those frames see.
 
     musicnn's default part reads 4 patches of 3 s: resampling and transforming the whole window for them cost
     ~0.02 CPU-s a track and doubled the feature store (docs/performance.md). Short tracks get the whole
@@ -179,10 +190,10 @@ def patch_log_mel(y: np.ndarray, sr: int, key: str) -> np.ndarray:
     frames, hop, half = preset.segment_frames, preset.hop_length, preset.n_fft // 2
     n_out = round(y.size * preset.sr / sr)  # soxr's output length
     n_frames = 1 + n_out // hop  # centred frames, as power_spectrogram
-    n_segments = max(1, 1 + (n_frames - frames) // frames)
+    n_segments = segment_count(n_frames, frames, frames)
     if n_segments <= patches:
         return log_mel(at_rate(y, sr, preset.sr), preset)
-    picked = np.unique(np.round(np.linspace(0, n_segments - 1, patches)).astype(np.int64))
+    picked = spread_indices(n_segments, patches)
     common = math.gcd(sr, preset.sr)
     step_in, step_out = sr // common, preset.sr // common  # input starts on multiples of step_in stay on the grid
     columns = []

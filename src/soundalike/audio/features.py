@@ -187,6 +187,13 @@ def log_mel(y: np.ndarray, preset: MelPreset | str, power: np.ndarray | None = N
     return to_db(mel_power(power, p))
 
 
+def spread_indices(count: int, limit: int) -> np.ndarray:
+    """Indices of at most ``limit`` of ``count`` segments, evenly spread over them (all when ``limit`` is 0)."""
+    if not limit or count <= limit:
+        return np.arange(count)
+    return np.unique(np.round(np.linspace(0, count - 1, limit)).astype(np.int64))
+
+
 def segment_count(n_frames: int, segment_frames: int, segment_hop: int) -> int:
     """How many whole segments fit: ``1 + (n_frames - segment_frames) // segment_hop`` (at least 1)."""
     if segment_frames <= 0 or segment_hop <= 0:

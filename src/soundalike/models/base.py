@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from soundalike.audio.features import MelPreset, get_preset, segment
+from soundalike.audio.features import MelPreset, get_preset, segment, spread_indices
 
 from .errors import ModelError
 
@@ -107,6 +107,12 @@ class Encoder(nn.Module):
         """:meth:`stored_key` of this model."""
         return type(self).stored_key(self.config)
 
+    @property
+    def input_keys(self) -> tuple[str, ...]:
+        """The stored spectrograms the model can embed from, in the order it prefers them: its :attr:`input_key`,
+        then its preset's whole spectrogram (what libraries from before such keys hold)."""
+        return tuple(dict.fromkeys((self.input_key, self.preset_name)))
+
     def segments(self, spec_db: np.ndarray) -> np.ndarray:
         """Cut one track's ``(n_mels, frames)`` spectrogram into the model's input segments (float32)."""
         return segment(np.asarray(spec_db, dtype=np.float32), self.preset.segment_frames, self.preset.segment_hop)
@@ -144,18 +150,21 @@ class Encoder(nn.Module):
     input_kind: ClassVar[str] = "spectrogram"
 
     def load_inputs(self, lib: Any, track_ids: Sequence[int]) -> list[np.ndarray]:
-        """Each track's input from the catalogue ``lib``: its stored dB spectrogram under :attr:`input_key`, else
-        the preset's whole one (libraries indexed before the key existed)."""
+        """Each track's input from the catalogue ``lib``: its stored dB spectrogram under the first of
+        :attr:`input_keys` it has."""
         from soundalike.library.catalog import CatalogError
 
+        *preferred, last = self.input_keys
         out = []
         for t in track_ids:
-            try:
-                out.append(lib.spectrogram(int(t), self.input_key))
-            except CatalogError:
-                if self.input_key == self.preset_name:
-                    raise
-                out.append(lib.spectrogram(int(t), self.preset_name))
+            for key in preferred:
+                try:
+                    out.append(lib.spectrogram(int(t), key))
+                    break
+                except CatalogError:
+                    continue
+            else:
+                out.append(lib.spectrogram(int(t), last))
         return out
 
     def setup_training(self, lib: Any, train: TrackSet, val: TrackSet, options: dict[str, Any]) -> dict[str, Any]:
@@ -166,8 +175,9 @@ class Encoder(nn.Module):
 
     def query_input(self, analysis: Any) -> np.ndarray:
         """The input for an outside (cold-start) file from its :class:`soundalike.analysis.Analysis`."""
-        found = analysis.spectrograms.get(self.input_key)
-        return found if found is not None else analysis.spectrograms[self.preset_name]
+        *preferred, last = self.input_keys
+        return next((analysis.spectrograms[k] for k in preferred if k in analysis.spectrograms),
+                    analysis.spectrograms[last])
 
     def trackable(self, lib: Any, track_ids: Sequence[int]) -> list[int]:
         """The subset of ``track_ids`` this model can embed (default: all of them)."""
@@ -222,7 +232,7 @@ def spread_segments(segments: np.ndarray, limit: int) -> np.ndarray:
     """At most ``limit`` of a track's segments, evenly spread over it (all of them when ``limit`` is 0)."""
     if not limit or len(segments) <= limit:
         return segments
-    return segments[np.unique(np.round(np.linspace(0, len(segments) - 1, limit)).astype(np.int64))]
+    return segments[spread_indices(len(segments), limit)]
 
 
 def random_segments(tracks: Sequence[np.ndarray], rng: np.random.Generator, count: int, frames: int

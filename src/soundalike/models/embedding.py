@@ -271,11 +271,10 @@ def trackable_ids(lib: Library, model: Encoder,
     if model.input_kind == "spectrogram":
         from soundalike.library.scan import ensure_spectrograms
 
-        # the model's own key, or (libraries from before such keys) its preset's whole spectrogram
-        keys = (model.input_key, model.preset_name)
-        ensure_spectrograms(lib, model.input_key, on_progress=on_progress, present=keys)
-        rows = lib.conn.execute("SELECT DISTINCT track_id FROM spectrograms WHERE preset IN (?, ?) ORDER BY "
-                                "track_id", keys)
+        keys = model.input_keys
+        ensure_spectrograms(lib, keys[0], on_progress=on_progress, present=keys)
+        rows = lib.conn.execute(f"SELECT DISTINCT track_id FROM spectrograms WHERE preset IN "
+                                f"({','.join('?' * len(keys))}) ORDER BY track_id", keys)
     else:
         rows = lib.conn.execute("SELECT track_id FROM vectors WHERE model=? ORDER BY track_id", (DESCRIPTOR_MODEL,))
     return model.trackable(lib, [int(r[0]) for r in rows])

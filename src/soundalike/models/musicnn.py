@@ -107,9 +107,7 @@ class _FreqPooledConv(nn.Module):
         bias = self.conv.bias
         assert bias is not None  # built with one
         z = F.conv2d(x, self.conv.weight * sign[:, None, None, None], bias * sign)
-        picked = z.amax(dim=3) * sign[:, None]
-        # BatchNorm2d wants 4-D input: the same eval-mode batch norm, on (n, filters, T)
-        return F.batch_norm(F.relu(picked), bn.running_mean, bn.running_var, bn.weight, bn.bias, False, 0.0, bn.eps)
+        return self._relu_bn(z.amax(dim=3) * sign[:, None])
 
     def pooled_first_bf16(self, x: torch.Tensor) -> torch.Tensor:
         """:meth:`pooled_first` (of time-padded ``x``) with the convolution as a bfloat16 matrix product and the
@@ -126,7 +124,11 @@ class _FreqPooledConv(nn.Module):
         n, _, frames, mel = x.shape
         windows = x[:, 0].to(torch.bfloat16).unfold(1, kt, 1).unfold(2, km, 1)  # (n, T, mel', kt, km), a view
         z = torch.matmul(windows.reshape(n, frames - kt + 1, mel - km + 1, kt * km), weight)
-        picked = (z.amax(dim=2).float() + bias).transpose(1, 2) * sign[:, None]
+        return self._relu_bn((z.amax(dim=2).float() + bias).transpose(1, 2) * sign[:, None])
+
+    def _relu_bn(self, picked: torch.Tensor) -> torch.Tensor:
+        """ReLU and the eval-mode batch norm of the filters' maxima over frequency ``(n, filters, T)`` (BatchNorm2d
+        wants 4-D input: the same batch norm, on 3-D)."""
         bn = self.bn
         return F.batch_norm(F.relu(picked), bn.running_mean, bn.running_var, bn.weight, bn.bias, False, 0.0, bn.eps)
 
