@@ -184,3 +184,17 @@ def test_the_default_keeps_only_musicnn_s_patches_and_older_libraries_embed_from
         assert "musicnn-p4" not in stored  # nothing decoded again
         _, count = embed_library(lib, part)
         assert count == len(lib.tracks())
+
+
+def test_an_outside_file_s_input_is_the_first_key_the_analysis_has() -> None:
+    from types import SimpleNamespace
+
+    from soundalike.models import load_checkpoint
+    from soundalike.models.pretrained import default_checkpoint
+
+    model, _ = load_checkpoint(default_checkpoint())
+    assert model.input_keys == ("musicnn-p4", "musicnn")
+    patches, whole = np.zeros((96, 748), np.float16), np.zeros((96, 5000), np.float16)
+    assert model.query_input(SimpleNamespace(spectrograms={"musicnn-p4": patches})) is patches
+    assert model.query_input(SimpleNamespace(spectrograms={"musicnn": whole})) is whole
+    assert model.query_input(SimpleNamespace(spectrograms={"musicnn": whole, "musicnn-p4": patches})) is patches

@@ -175,9 +175,8 @@ class Encoder(nn.Module):
 
     def query_input(self, analysis: Any) -> np.ndarray:
         """The input for an outside (cold-start) file from its :class:`soundalike.analysis.Analysis`."""
-        *preferred, last = self.input_keys
-        return next((analysis.spectrograms[k] for k in preferred if k in analysis.spectrograms),
-                    analysis.spectrograms[last])
+        found = [k for k in self.input_keys if k in analysis.spectrograms]
+        return analysis.spectrograms[found[0] if found else self.input_keys[-1]]
 
     def trackable(self, lib: Any, track_ids: Sequence[int]) -> list[int]:
         """The subset of ``track_ids`` this model can embed (default: all of them)."""
