@@ -69,10 +69,13 @@ def test_zero_crossing_rate_equals_librosa() -> None:
     rng = np.random.default_rng(1)
     signals = [rng.standard_normal(22050 * 3).astype(np.float32), np.sin(np.arange(40000) * 0.01).astype(np.float32),
                np.zeros(30000, np.float32),
-               np.concatenate([np.full(3000, -0.0), np.full(3000, 1e-12), np.full(3000, -1.0)]).astype(np.float32)]
+               np.concatenate([np.full(3000, -0.0), np.full(3000, 1e-12), np.full(3000, -1.0)]).astype(np.float32),
+               rng.standard_normal(512 * 40).astype(np.float32),  # the last frame ends on the padded signal's end
+               rng.standard_normal(100).astype(np.float32)]  # shorter than a frame
     for y in signals:
-        expected = librosa.feature.zero_crossing_rate(y, frame_length=2048, hop_length=512)[0]
-        np.testing.assert_array_equal(zero_crossing_rate(y, 2048, 512), expected)
+        for length, hop in ((2048, 512), (2048, 300), (1024, 1024)):  # hop dividing the frame length, or not
+            expected = librosa.feature.zero_crossing_rate(y, frame_length=length, hop_length=hop)[0]
+            np.testing.assert_array_equal(zero_crossing_rate(y, length, hop), expected)
 
 
 def test_spectral_shape_in_blocks_equals_one_pass(monkeypatch: pytest.MonkeyPatch) -> None:
