@@ -32,7 +32,8 @@ ABOUT = {
                    "a track), trained for 2000 optimiser steps on *train-all*: 60.8 h of the train albums of "
                    "`benchmarks/album_sets.json`, 200 synthetic tracks and 46.5 h of symbolic music rendered by "
                    "`scripts/render_midi.py` (`scripts/reproduce_training_data.sh`). Embedding: 256 values, the mean "
-                   "over every segment of the track.",
+                   "over 16 of its 3 s segments evenly spread over the analysed window (`max_segments`; every "
+                   "segment until `scripts/reproduce_segments.sh` chose 16 on validation).",
 }
 
 
