@@ -33,6 +33,23 @@ def test_names_values_and_shared_work_agree() -> None:
     np.testing.assert_allclose(describe(y, preset, power=power, mel_db=log_mel(y, preset, power=power)), v, rtol=1e-5)
 
 
+def test_spectral_statistics_read_every_other_frame(monkeypatch: pytest.MonkeyPatch) -> None:
+    y = synth.render_track("jazz", seed=2, duration=20.0, sr=SR)
+    preset = get_preset("melae")
+    power = power_spectrogram(y, preset)
+    v2 = describe(y, preset, power=power)
+    monkeypatch.setattr("soundalike.audio.descriptors.FRAME_STEP", 1)  # version 1: every frame
+    v1 = describe(y, preset, power=power)
+    spectral = [i for i, n in enumerate(DESCRIPTOR_NAMES)
+                if n.split("_")[0] in ("chroma", "centroid", "bandwidth", "rolloff", "flatness", "loudness")
+                or n.startswith("contrast")]
+    others = [i for i in range(DESCRIPTOR_DIM) if i not in spectral]
+    assert len(spectral) == 24 + 14 + 10
+    np.testing.assert_array_equal(v2[others], v1[others])  # MFCC, onsets, tempo, zero crossings: every frame
+    assert not np.array_equal(v2[spectral], v1[spectral])  # half the frames: close, not the same
+    np.testing.assert_allclose(v2[spectral], v1[spectral], rtol=0.05, atol=0.02)
+
+
 def test_columns_mean_what_their_names_say() -> None:
     quiet, loud = 0.05 * make_signal(5.0, 330.0, noise=0.0), make_signal(5.0, 330.0, noise=0.0)
     low, high = make_signal(5.0, 110.0, noise=0.0), make_signal(5.0, 2500.0, noise=0.0)

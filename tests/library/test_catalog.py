@@ -105,8 +105,9 @@ def test_a_version_1_catalogue_is_migrated_forward(tmp_path: Path) -> None:
         assert lib._fts and lib.conn.execute(  # through every step: the trigram index holds the old track
             "SELECT rowid FROM tracks_fts WHERE tracks_fts MATCH '\"beyonce\"'").fetchall() == [(1,)]
         assert lib.track(1) is not None and lib.track(1).path == "/m/a.mp3"  # type: ignore[union-attr]
-        ids, vectors = lib.vectors("descriptor")  # version 1 descriptors: still searched
-        assert ids.tolist() == [1] and vectors.tolist() == [[1.0, 2.0]] and lib.stale_descriptors() == set()
+        # its descriptors are stamped version 1 (what made them): stale since version 2, analysed again by a scan
+        assert lib.conn.execute("SELECT version FROM vectors WHERE model='descriptor'").fetchall() == [(1,)]
+        assert lib.stale_descriptors() == {1} and lib.vectors("descriptor")[0].tolist() == []
         # the shipped model, recorded by absolute path in an older install, is found in this package
         info = registered_models(lib)["contrastive-4d54ea2b"]
         assert info["checkpoint"] == "package:default.pt"
