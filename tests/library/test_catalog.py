@@ -134,7 +134,8 @@ def test_a_new_descriptor_version_is_computed_again_never_mixed(tmp_path: Path, 
         with pytest.raises(CatalogError, match="older soundalike: run `soundalike index PATH`"):
             load_index(lib, "descriptor")  # old and new vectors are never searched together
         summary = scan(lib, [music_dir], isolate=False)
-        assert (summary.analysed, summary.linked, summary.unchanged) == (0, 8, 0) and lib.stale_descriptors() == set()
+        assert (summary.analysed, summary.refreshed, summary.linked, summary.unchanged) == (0, 8, 0, 0)
+        assert lib.stale_descriptors() == set()
         after = load_index(lib, "descriptor")
         assert len(after) == 8 and after.embedding.descriptor_version == descriptors.DESCRIPTOR_VERSION
         np.testing.assert_allclose(after.vectors, before, atol=1e-5)  # same code here: same values, refitted

@@ -87,6 +87,7 @@ class ScanSummary:
     analysed: int = 0
     unchanged: int = 0
     linked: int = 0
+    refreshed: int = 0  # unchanged files analysed again because a newer soundalike describes them differently
     removed: int = 0
     missing_kept: int = 0  # known files not found where a folder was unreadable, gone or empty: kept
     known_bad: int = 0
@@ -101,8 +102,8 @@ class ScanSummary:
     def to_dict(self) -> dict[str, object]:
         """JSON-ready summary."""
         return {"found": self.found, "analysed": self.analysed, "unchanged": self.unchanged,
-                "linked": self.linked, "removed": self.removed, "missing_kept": self.missing_kept,
-                "known_bad": self.known_bad,
+                "linked": self.linked, "refreshed": self.refreshed, "removed": self.removed,
+                "missing_kept": self.missing_kept, "known_bad": self.known_bad,
                 "errors": len(self.problems), "errors_by_kind": self.errors_by_kind,
                 "seconds": round(self.seconds, 2)}
 
@@ -458,6 +459,8 @@ def _scan(lib: Library, roots: Sequence[str | os.PathLike[str]], *, jobs: int, i
             track_id, is_new = lib.add_analysis(job.path, job.size, job.mtime_ns, out.fhash, out.analysis)
             if is_new:
                 summary.analysed += 1
+            elif job.reanalyse:
+                summary.refreshed += 1
             else:
                 summary.linked += 1
         done += 1
