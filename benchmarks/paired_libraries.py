@@ -52,7 +52,9 @@ def query_aps_elsewhere(src: Path, library: Path, roots: list[Path], key: str
     """:func:`query_aps` computed by the soundalike of the checkout ``src`` (a child process)."""
     env = {**os.environ, "PYTHONPATH": str(Path(src).resolve() / "src")}
     done = subprocess.run([sys.executable, __file__, "--aps", str(library), "--music", ",".join(map(str, roots)),
-                           "--embeddings", key], env=env, check=True, capture_output=True, text=True)
+                           "--embeddings", key], env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"scoring {library} with {src} failed:\n{done.stderr.strip()}")
     aps, albums, resolved = json.loads(done.stdout.splitlines()[-1])
     return aps, albums, resolved
 

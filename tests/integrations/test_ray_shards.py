@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +15,7 @@ import pyarrow as pa
 
 from helpers import make_signal, write_audio
 from soundalike.audio import decode as audio
-from soundalike.audio.analysis import file_hash
+from soundalike.audio.analysis import Window, file_hash
 from soundalike.integrations.ray_engine import (
     INSTALL_HINT,
     Analyser,
@@ -34,6 +35,28 @@ def _job(path: Path) -> ScanJob:
     return ScanJob(os.fsencode(path), st.st_size if st else 10, st.st_mtime_ns if st else 1)
 
 
+def _batch(jobs: list[ScanJob], keys: list[str]) -> pa.Table:
+    """The driver's batch of jobs, as `RayRunner` sends it to the actors."""
+    return pa.table({"key": keys, "path": [j.path for j in jobs], "size": [j.size for j in jobs],
+                     "mtime_ns": [j.mtime_ns for j in jobs], "reanalyse": [j.reanalyse for j in jobs],
+                     "window_seconds": [j.window.seconds for j in jobs],
+                     "window_excerpts": [j.window.excerpts for j in jobs],
+                     "window_decoder": [j.window.decoder for j in jobs]})
+
+
+def test_an_actor_analyses_with_the_librarys_window(tmp_path: Path) -> None:
+    song = write_audio(tmp_path / "music" / "long.wav", make_signal(40.0, 330.0, seed=3))
+    jobs = [_job(song), replace(_job(song), window=Window.of_seconds(15))]
+    keys = [job_key(j, ("melae",)) for j in jobs]
+    assert keys[0] != keys[1]
+    actor = Analyser(f"file://{tmp_path}/shared", ("melae",), [], frozenset())
+    fs, _ = filesystem(f"file://{tmp_path}/shared")
+    rows = read_shard(fs, actor(_batch(jobs, keys))["shard"][0])
+    whole, windowed = (outcome_from_row(r)[0].analysis for r in rows)
+    assert whole is not None and windowed is not None
+    assert whole.analysed_seconds == 40.0 and windowed.analysed_seconds == 15.0  # not the default 120 s
+
+
 def test_a_shard_reads_back_as_the_local_scans_outcomes(tmp_path: Path) -> None:
     checkpoint = default_checkpoint()
     assert checkpoint is not None
@@ -45,8 +68,7 @@ def test_a_shard_reads_back_as_the_local_scans_outcomes(tmp_path: Path) -> None:
     gone = tmp_path / "music" / "gone.ogg"
     jobs = [_job(p) for p in (song, copy, junk, gone)]
     keys = [job_key(j, presets, ["m"]) for j in jobs]
-    batch = pa.table({"key": keys, "path": [j.path for j in jobs], "size": [j.size for j in jobs],
-                      "mtime_ns": [j.mtime_ns for j in jobs], "reanalyse": [False] * 4})
+    batch = _batch(jobs, keys)
 
     actor = Analyser(f"file://{tmp_path}/shared", presets, [checkpoint.read_bytes()], frozenset({file_hash(copy)}))
     answer = actor(batch)

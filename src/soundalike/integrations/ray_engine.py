@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from soundalike.audio import decode as audio
-from soundalike.audio.analysis import Analysis, Tags
+from soundalike.audio.analysis import Analysis, Tags, Window
 from soundalike.audio.descriptors import DESCRIPTOR_VERSION
 from soundalike.library.scan import (
     FAULT_ENV,
@@ -254,12 +254,14 @@ class Analyser:
         return -1 if fhash in self.known else None
 
     def __call__(self, batch: pa.Table) -> dict[str, list[Any]]:
-        """Analyse one batch of files (columns key, path, size, mtime_ns, reanalyse) and write its shard."""
+        """Analyse one batch of files (columns key, path, size, mtime_ns, reanalyse and the library's window:
+        window_seconds, window_excerpts, window_decoder) and write its shard."""
         items = batch.to_pylist()
         outcomes, cpu = [], []
         for r in items:
             started = time.process_time()
-            job = ScanJob(bytes(r["path"]), int(r["size"]), int(r["mtime_ns"]), bool(r["reanalyse"]))
+            window = Window(float(r["window_seconds"]), int(r["window_excerpts"]), str(r["window_decoder"]))
+            job = ScanJob(bytes(r["path"]), int(r["size"]), int(r["mtime_ns"]), bool(r["reanalyse"]), window)
             _inject_fault(job.path)  # tests and the fault campaign only (FAULT_ENV), as in a local worker
             outcomes.append(process_file(job, self.presets, self._known))
             cpu.append(time.process_time() - started)
@@ -451,7 +453,9 @@ class RayRunner:
                 "AND file_hash IS NOT NULL"))
             batch = max(1, self.settings.batch)
             records = [{"key": key, "path": job.path, "size": job.size, "mtime_ns": job.mtime_ns,
-                        "reanalyse": job.reanalyse} for key, job in items]
+                        "reanalyse": job.reanalyse, "window_seconds": job.window.seconds,
+                        "window_excerpts": job.window.excerpts, "window_decoder": job.window.decoder}
+                       for key, job in items]  # the library's window: the actors analyse as a local scan would
             ds = ray.data.from_items(records, override_num_blocks=max(1, -(-len(records) // batch)))
             with warnings.catch_warnings():
                 # Ray Data deprecates its remote arguments for 2.64 (the extra pins below it) with no other way to
