@@ -41,10 +41,10 @@ def query_aps(library: Path, roots: list[Path], key: str) -> tuple[dict[str, flo
     albums = album_of(paths, roots)
     labels = np.array(albums)
     aps, _, owners = per_query(vectors, labels)
-    queried = [p for p, a in zip(paths, albums, strict=True) if int((labels == a).sum()) > 1]
-    assert len(queried) == len(aps) and all(
-        a == o for a, o in zip((albums[paths.index(p)] for p in queried), owners, strict=True))
-    return dict(zip(queried, aps.tolist(), strict=True)), dict(zip(paths, albums, strict=True)), resolved
+    kept = [(p, a) for p, a in zip(paths, albums, strict=True) if int((labels == a).sum()) > 1]
+    assert [a for _, a in kept] == owners.tolist()  # per_query keeps the same queries, in the same order
+    return ({p: ap for (p, _), ap in zip(kept, aps.tolist(), strict=True)}, dict(zip(paths, albums, strict=True)),
+            resolved)
 
 
 def query_aps_elsewhere(src: Path, library: Path, roots: list[Path], key: str

@@ -135,6 +135,7 @@ def test_a_new_descriptor_version_is_computed_again_never_mixed(tmp_path: Path, 
             load_index(lib, "descriptor")  # old and new vectors are never searched together
         summary = scan(lib, [music_dir], isolate=False)
         assert (summary.analysed, summary.refreshed, summary.linked, summary.unchanged) == (0, 8, 0, 0)
+        assert summary.refreshed_text == "8 re-analysed for this version's descriptors, "  # index's and beets' lines
         assert lib.stale_descriptors() == set()
         after = load_index(lib, "descriptor")
         assert len(after) == 8 and after.embedding.descriptor_version == descriptors.DESCRIPTOR_VERSION

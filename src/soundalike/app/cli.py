@@ -175,9 +175,8 @@ def index(
         return
     kinds = ", ".join(f"{n} {k}" for k, n in sorted(summary.errors_by_kind.items()))
     out.print(f"scanned {summary.found} audio files in {summary.seconds:.1f} s: {summary.analysed} analysed, "
-              f"{summary.linked} duplicates/moved, {summary.unchanged} unchanged, "
-              + (f"{summary.refreshed} re-analysed for this version's descriptors, " if summary.refreshed else "")
-              + f"{summary.removed} removed, "
+              f"{summary.linked} duplicates/moved, {summary.unchanged} unchanged, {summary.refreshed_text}"
+              f"{summary.removed} removed, "
               f"{len(summary.problems)} errors{f' ({kinds})' if kinds else ''}"
               f"{f', {summary.known_bad} known bad skipped' if summary.known_bad else ''}")
     if summary.missing_kept:

@@ -71,9 +71,8 @@ class IndexReport:
     def line(self) -> str:
         """One line for the terminal."""
         s = self.summary
-        refreshed = f"{s.refreshed} re-analysed for this version's descriptors, " if s.refreshed else ""
         text = (f"{self.items} items: {s.analysed} analysed, {s.linked} duplicates/moved, {s.unchanged} unchanged, "
-                f"{refreshed}{len(s.problems)} errors; {self.tagged} items hold their {FLEX_FIELD}")
+                f"{s.refreshed_text}{len(s.problems)} errors; {self.tagged} items hold their {FLEX_FIELD}")
         for model_id, count in self.embedded:
             text += f"; embedded {count} tracks with {model_id}"
         return text

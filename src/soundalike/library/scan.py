@@ -95,6 +95,11 @@ class ScanSummary:
     seconds: float = 0.0
 
     @property
+    def refreshed_text(self) -> str:
+        """The summary lines' phrase for :attr:`refreshed` files (with its trailing ``", "``; empty when none)."""
+        return f"{self.refreshed} re-analysed for this version's descriptors, " if self.refreshed else ""
+
+    @property
     def errors_by_kind(self) -> dict[str, int]:
         """Number of new problems per kind (corrupt, too-short, symlink-loop...)."""
         return dict(Counter(p.kind for p in self.problems))
