@@ -34,6 +34,18 @@ def _start_up_seconds(code: str) -> float:
     return _child_cpu([sys.executable, "-c", code])[0]
 
 
+def package_info() -> dict[str, Any]:
+    """Which soundalike ran: its folder, its checkout's commit and whether the package differs from it."""
+    import soundalike
+
+    package = Path(soundalike.__file__).parent
+    commit = subprocess.run(["git", "-C", str(package), "rev-parse", "--short", "HEAD"], capture_output=True,
+                            text=True).stdout.strip()
+    changed = subprocess.run(["git", "-C", str(package), "status", "--porcelain", "."], capture_output=True,
+                             text=True).stdout.strip()
+    return {"path": str(package), "commit": commit or None, "changed": bool(changed)}
+
+
 def profile(files: list[str], seconds: float | None = None, decoder: str | None = None) -> dict[str, Any]:
     """Per-stage CPU seconds over ``files`` (the first file is a warm-up and not counted), analysing what
     ``soundalike index --analyse-seconds SECONDS`` would (default: what it does by default), decoding with
@@ -166,15 +178,8 @@ def main(argv: list[str] | None = None) -> int:
             "import soundalike.library.scan, soundalike.audio.analysis, soundalike.audio.descriptors, librosa.feature"
             ", soundalike.models"), 3),
         "soundalike command (--help)": round(_start_up_seconds("from soundalike.app.cli import main"), 3)}
-    import soundalike
-
-    package = Path(soundalike.__file__).parent
-    commit = subprocess.run(["git", "-C", str(package), "rev-parse", "--short", "HEAD"], capture_output=True,
-                            text=True).stdout.strip()
     payload = {"benchmark": "stages", "command": " ".join(["benchmarks/stages.py", *(argv or sys.argv[1:])]),
-               "package": {"path": str(package), "commit": commit or None,
-                           "changed": bool(subprocess.run(["git", "-C", str(package), "status", "--porcelain", "."],
-                                                          capture_output=True, text=True).stdout.strip())},
+               "package": package_info(),
                "folder": str(args.folder), "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
                **result}
     if not args.json:
