@@ -20,8 +20,8 @@ Version 2: the spectral statistics over every :data:`FRAME_STEP`-th frame (versi
 FRAME_STEP = 2
 """Chroma, spectral contrast, centroid, bandwidth, roll-off, flatness and loudness are averaged (mean and spread) over
 every ``FRAME_STEP``-th STFT frame: at a hop of 23 ms neighbouring frames overlap by three quarters and their
-means and spreads over minutes of music barely change (within 0.1 of a feature's spread across tracks, cosine
-≥ 0.9998 of the standardised vectors, on 30 development tracks), for 40 % less descriptor CPU. The MFCC, onset,
+means and spreads over minutes of music barely change (standardised vectors within cosine 0.9998 of every frame's
+on 30 development tracks), for about a quarter less descriptor CPU (benchmarks/descriptors.py). The MFCC, onset,
 tempo and zero-crossing statistics, which read the mel spectrogram or the samples, keep every frame (onsets and
 tempo need consecutive frames). Chosen on validation and reported on test: docs/performance.md."""
 TOP_DB = 60.0
@@ -79,8 +79,9 @@ def spectral_shape(power: np.ndarray, sr: int, n_fft: int, magnitude: np.ndarray
     centroid = (freq @ magnitude) / safe
     # sum_f S_f (f - c)^2 / sum_f S_f = E[(f - a)^2] - (c - a)^2 for any a: with a the median centroid the two
     # terms stay of the bandwidth's size on the floored spectra describe passes (at most 60 dB below the peak), so
-    # float32 keeps it as exact as float64 did, without a float64 copy of the spectrogram (a tenth of the
-    # descriptor time; tests/audio/test_descriptors.py compares with librosa). Unfloored narrowband frames far from
+    # float32 keeps it within 1e-4 relative of exact (the float64 form it replaced: 2e-5; benchmarks/descriptors.py)
+    # without a float64 copy of the spectrogram (a tenth of the descriptor time; tests/audio/test_descriptors.py
+    # compares with librosa). Unfloored narrowband frames far from
     # the median lose digits in either form (a review measured 2-21 % on a lone 9 kHz tone; the float64 form: 23 %)
     shift = np.float32(np.median(centroid)) if frames else np.float32(0.0)
     second = ((freq - shift) ** 2) @ magnitude / safe
