@@ -2,6 +2,7 @@
 
     python benchmarks/paired_libraries.py --before LIB1 --after LIB2 --music ROOT[,ROOT...] \\
         [--before-src CHECKOUT] [--embeddings descriptor default] [--out FILE.json]
+    python benchmarks/paired_libraries.py --before LIB1 --after NAME=LIB2 --after NAME=LIB3 ... --music ...
 
 ``benchmarks/quality.py`` compares embeddings inside one library; a change to the analysis itself (what
 ``soundalike index`` stores) needs two libraries of the same files. Each query's AP@10 is computed in both (leave one
@@ -9,7 +10,9 @@ out within the library, cosine over the search vectors ``similar`` uses, as qual
 file path, and the albums are resampled together (2000 times): MAP@10 of each with its 95 % interval, and the
 paired change after / before with its interval. ``--before-src`` scores the first library with the soundalike of
 another checkout (``git worktree add``): a library the running version no longer searches (older descriptors) is
-scored by the version that made it.
+scored by the version that made it. Several named ``--after`` libraries (candidates, e.g. analysis windows) are each
+paired against the one ``--before``: the JSON then holds ``candidates`` (name: library and results) in the order
+given, instead of ``after`` and ``results``.
 """
 
 from __future__ import annotations
@@ -87,7 +90,8 @@ def main(argv: list[str] | None = None) -> int:
     """Command line: see the module doc."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--before", type=Path, help="the library indexed by the version before")
-    parser.add_argument("--after", type=Path, help="the same music indexed by the version after")
+    parser.add_argument("--after", action="append", default=[],
+                        help="the same music indexed by the version after; NAME=LIB, repeated, for candidates")
     parser.add_argument("--before-src", type=Path, help="a checkout of the version before, to score --before")
     parser.add_argument("--aps", type=Path, help=argparse.SUPPRESS)  # one library's per-query APs, as JSON
     parser.add_argument("--music", required=True, help="the music roots, comma-separated (album = first folder)")
@@ -100,20 +104,29 @@ def main(argv: list[str] | None = None) -> int:
     if args.aps is not None:
         print(json.dumps(query_aps(args.aps, roots, args.embeddings[0])))
         return 0
-    if args.before is None or args.after is None:
+    if args.before is None or not args.after:
         parser.error("--before and --after are required")
-    results = compare(args.before, args.after, roots, args.embeddings, args.resamples, args.seed, args.before_src)
-    payload = {"benchmark": "paired-libraries", "command": " ".join(["benchmarks/paired_libraries.py",
-                                                                      *(argv if argv is not None else sys.argv[1:])]),
-               "before": str(args.before), "after": str(args.after), "resamples": args.resamples,
-               "seed": args.seed, "results": results}
-    text = json.dumps(payload, indent=1)
+    named = [a.partition("=")[::2] if "=" in a else ("", a) for a in args.after]
+    if len(named) > 1 and not all(name for name, _ in named):
+        parser.error("several --after libraries need names: --after NAME=LIB")
+    payload: dict[str, Any] = {
+        "benchmark": "paired-libraries",
+        "command": " ".join(["benchmarks/paired_libraries.py", *(argv if argv is not None else sys.argv[1:])]),
+        "before": str(args.before)}
+    runs = {name: compare(args.before, Path(lib), roots, args.embeddings, args.resamples, args.seed, args.before_src)
+            for name, lib in named}
+    if named[0][0]:
+        payload["candidates"] = {name: {"after": lib, "results": runs[name]} for name, lib in named}
+    else:
+        payload |= {"after": named[0][1], "results": runs[""]}
+    payload |= {"resamples": args.resamples, "seed": args.seed}
     if args.out:
-        args.out.write_text(text + "\n", encoding="utf-8")
-    for key, r in results.items():
-        c = r["change"]
-        print(f"{key}: {r['before']['mean']:.3f} -> {r['after']['mean']:.3f} ({r['queries']} queries), "
-              f"paired {c['gain']:+.1%} [{c['gain_lo']:+.1%}, {c['gain_hi']:+.1%}]")
+        args.out.write_text(json.dumps(payload, indent=1) + "\n", encoding="utf-8")
+    for name, results in runs.items():
+        for key, r in results.items():
+            c = r["change"]
+            print(f"{name + ': ' if name else ''}{key}: {r['before']['mean']:.3f} -> {r['after']['mean']:.3f} "
+                  f"({r['queries']} queries), paired {c['gain']:+.1%} [{c['gain_lo']:+.1%}, {c['gain_hi']:+.1%}]")
     return 0
 
 
