@@ -52,12 +52,13 @@ def test_bad_file_raises_a_typed_error_naming_the_file(tmp_path: Path, name: str
     assert "\n" not in message
 
 
-def test_non_finite_samples_are_rejected(tmp_path: Path) -> None:
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_samples_are_rejected(bad: float, tmp_path: Path) -> None:
     y = make_signal(2.0)
-    y[100] = np.nan
+    y[100] = bad
     path = tmp_path / "nan.wav"
-    sf.write(path, y, SR, subtype="FLOAT")  # a float WAV keeps the NaN
-    with pytest.raises(audio.NonFiniteError, match="NaN"):
+    sf.write(path, y, SR, subtype="FLOAT")  # a float WAV keeps the NaN or infinity
+    with pytest.raises(audio.NonFiniteError, match="NaN or infinite"):
         audio.load(path)
 
 

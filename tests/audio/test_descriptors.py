@@ -14,6 +14,7 @@ from soundalike.audio.descriptors import (
     SPFY_COLUMNS,
     describe,
     estimate_tempo,
+    mean_tempogram,
     rolloff_bins,
     spectral_contrast,
     spectral_shape,
@@ -114,6 +115,22 @@ def test_tempo_in_blocks_equals_librosa() -> None:
         expected = float(librosa.feature.tempo(onset_envelope=onset, sr=SR, hop_length=512)[0])
         for block in (100, 4096):  # many blocks (the last one short), and one
             assert estimate_tempo(onset, SR, 512, block=block) == expected, (style, block)
+
+
+def test_tempo_from_every_nth_tempogram_column() -> None:
+    preset = get_preset("melae")
+    for i, style in enumerate(("techno", "reggae", "chiptune")):
+        y = synth.render_track(style, i, duration=40.0, sr=SR)
+        onset = librosa.onset.onset_strength(S=log_mel(y, preset), sr=SR, hop_length=512)
+        win = int(librosa.time_to_frames(8.0, sr=SR, hop_length=512))  # feature.tempo's ac_size
+        tempogram = librosa.feature.tempogram(onset_envelope=onset, sr=SR, hop_length=512, win_length=win)
+        every = float(librosa.feature.tempo(tg=tempogram.mean(axis=1, keepdims=True), sr=SR, hop_length=512)[0])
+        for step in (3, 8):
+            picked = tempogram[:, ::step].mean(axis=1)
+            for block in (100, 4096):  # blocks that are not a multiple of the step (the last one short), and one
+                ours = mean_tempogram(onset, SR, 512, block=block, step=step)
+                np.testing.assert_allclose(ours, picked, atol=1e-6, rtol=0, err_msg=f"{style} {step} {block}")
+            assert estimate_tempo(onset, SR, 512, step=step) == every, (style, step)  # skipped columns: same tempo
 
 
 @pytest.mark.parametrize("block", [2048, 100])  # one block; many, the last one short

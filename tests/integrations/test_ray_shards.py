@@ -54,7 +54,7 @@ def test_an_actor_analyses_with_the_librarys_window(tmp_path: Path) -> None:
     rows = read_shard(fs, actor(_batch(jobs, keys))["shard"][0])
     whole, windowed = (outcome_from_row(r)[0].analysis for r in rows)
     assert whole is not None and windowed is not None
-    assert whole.analysed_seconds == 40.0 and windowed.analysed_seconds == 15.0  # not the default 120 s
+    assert whole.analysed_seconds == 40.0 and windowed.analysed_seconds == 15.0  # not the default 105 s
 
 
 def test_a_shard_reads_back_as_the_local_scans_outcomes(tmp_path: Path) -> None:

@@ -29,7 +29,8 @@ def _analysed(lib: Library) -> float:
 
 
 def test_windows_from_seconds() -> None:
-    assert Window.of_seconds(120) == DEFAULT_WINDOW == Window(120.0, 8)
+    assert Window.of_seconds(105) == DEFAULT_WINDOW == Window(105.0, 7)
+    assert Window.of_seconds(120) == Window(120.0, 8)
     assert Window.of_seconds(0) == Window.of_seconds(600) == LEGACY_WINDOW
     assert Window.of_seconds(30) == Window(30.0, 2)
     with pytest.raises(ValueError, match="at least 15"):

@@ -86,9 +86,9 @@ def index(
                                                "Default: the library folder."),
     analyse_seconds: float | None = typer.Option(
         None, "--analyse-seconds", metavar="SECONDS",
-        help="How much of each track to analyse, in evenly spread excerpts of ~15 s: 120 by default (as good as "
-             "whole tracks on the validation albums, docs/performance.md); 0 = whole tracks (up to 10 min). Set "
-             "when a library is first indexed; libraries from before it analyse whole tracks."),
+        help="How much of each track to analyse, in evenly spread excerpts of ~15 s: 105 by default (within 1 % "
+             "of whole tracks on the validation albums, docs/performance.md); 0 = whole tracks (up to 10 min). "
+             "Set when a library is first indexed; libraries from before it analyse whole tracks."),
 ) -> None:
     """Scan, analyse and embed music; resumable, incremental (only new or changed files are analysed).
 

@@ -16,7 +16,9 @@ N_MFCC = 20
 DESCRIPTOR_VERSION = 2
 """The version of :func:`describe`: bump it with any change to what it computes. Stored vectors carry the version
 that made them; a scan re-analyses tracks whose descriptors are older, and older ones are never searched.
-Version 2: the spectral statistics over every :data:`FRAME_STEP`-th frame (version 1: every frame)."""
+Version 2: the spectral statistics over every :data:`FRAME_STEP`-th frame (version 1: every frame). The tempogram's
+:data:`TEMPO_STEP` kept it: it gave every development and training track the same vector (a version forces every
+library to decode every track again; a change that moves no value does not need one)."""
 FRAME_STEP = 2
 """Chroma, spectral contrast, centroid, bandwidth, roll-off, flatness and loudness are averaged (mean and spread) over
 every ``FRAME_STEP``-th STFT frame: at a hop of 23 ms neighbouring frames overlap by three quarters and their
@@ -24,6 +26,10 @@ means and spreads over minutes of music barely change (standardised vectors with
 on 30 development tracks), for about a quarter less descriptor CPU (benchmarks/descriptors.py). The MFCC, onset,
 tempo and zero-crossing statistics, which read the mel spectrogram or the samples, keep every frame (onsets and
 tempo need consecutive frames). Chosen on validation and reported on test: docs/performance.md."""
+TEMPO_STEP = 8
+"""The tempo is estimated from the mean of every ``TEMPO_STEP``-th column of the tempogram: its 8 s windows
+taken 0.19 s apart instead of 23 ms (each still overlaps the next by 98 %). On all 349 development and training
+tracks the estimate is the one every column gives, for a seventh of its CPU (benchmarks/descriptors.py)."""
 TOP_DB = 60.0
 # Frames of a spectrogram spectral_shape takes at once (~46 s at hop 512 and 22.05 kHz).
 SHAPE_BLOCK = 2048
@@ -157,16 +163,25 @@ def zero_crossing_rate(y: np.ndarray, frame_length: int, hop_length: int) -> np.
     return (counts[starts + frame_length - 1] - counts[starts]) / frame_length
 
 
-def estimate_tempo(onset: np.ndarray, sr: int, hop: int, ac_size: float = 8.0, block: int = SHAPE_BLOCK) -> float:
-    """librosa's ``feature.tempo`` (BPM) of an onset envelope, its tempogram averaged ``block`` frames at a time.
+def estimate_tempo(onset: np.ndarray, sr: int, hop: int, ac_size: float = 8.0, block: int = SHAPE_BLOCK,
+                   step: int = 1) -> float:
+    """librosa's ``feature.tempo`` (BPM) of an onset envelope, from :func:`mean_tempogram` (every ``step``-th
+    column): with ``step`` 1 the same estimate as librosa's (tests/audio/test_descriptors.py)."""
+    mean = mean_tempogram(onset, sr, hop, ac_size, block, step)[:, None]
+    return float(np.atleast_1d(librosa.feature.tempo(tg=mean, sr=sr, hop_length=hop))[0])
+
+
+def mean_tempogram(onset: np.ndarray, sr: int, hop: int, ac_size: float = 8.0, block: int = SHAPE_BLOCK,
+                   step: int = 1) -> np.ndarray:
+    """The mean over time (float32, ``(win,)``) of librosa's ``tempogram`` of an onset envelope — of every
+    ``step``-th column of it — summed ``block`` columns at a time.
 
     librosa builds the whole tempogram first — an ``ac_size`` autocorrelation window for every frame, in complex128:
     ~420 MB for a 10-minute analysis, the largest allocation of a scan worker (benchmarks/memory.py) — and then
-    only uses its mean over time. Each of its columns depends on its own window alone, so the same columns are
-    summed a block at a time and the mean goes to ``feature.tempo(tg=...)``: the same estimate
-    (tests/audio/test_descriptors.py). The columns are computed as librosa's ``tempogram`` does (Hann-windowed
-    frames of the once-padded envelope, autocorrelated through the FFT, each scaled by its largest value), but in
-    float32 with the FFT along contiguous rows (scipy.fft): 2.5x less CPU, the mean within 1e-7 of librosa's.
+    ``feature.tempo`` only uses its mean over time. Each column depends on its own window alone, so the columns are
+    summed a block at a time. They are computed as librosa's ``tempogram`` does (Hann-windowed frames of the
+    once-padded envelope, autocorrelated through the FFT, each scaled by its largest value), but in float32 with the
+    FFT along contiguous rows (scipy.fft): 2.5x less CPU, the mean within 1e-7 of librosa's.
     """
     import scipy.fft
 
@@ -179,16 +194,16 @@ def estimate_tempo(onset: np.ndarray, sr: int, hop: int, ac_size: float = 8.0, b
     n_fft = scipy.fft.next_fast_len(2 * win - 1, real=True)  # >= 2 win - 1: the linear autocorrelation
     tiny = np.finfo(np.float32).tiny
     total = np.zeros(win, dtype=np.float64)
+    block = max(step, block - block % step)  # every block starts on a kept column
     for start in range(0, n, block):
         stop = min(start + block, n)
-        frames = np.lib.stride_tricks.sliding_window_view(padded[start:stop + win - 1], win)[: stop - start] * window
-        spectrum = scipy.fft.rfft(frames, n=n_fft, axis=-1)
+        frames = np.lib.stride_tricks.sliding_window_view(padded[start:stop + win - 1], win)[: stop - start:step]
+        spectrum = scipy.fft.rfft(frames * window, n=n_fft, axis=-1)
         ac = scipy.fft.irfft(spectrum.real**2 + spectrum.imag**2, n=n_fft, axis=-1)[:, :win]
         peak = np.abs(ac).max(axis=-1, keepdims=True)
         peak[peak < tiny] = 1.0  # librosa's util.normalize leaves an all-zero column as it is
         total += (ac / peak).sum(axis=0, dtype=np.float64)
-    mean = (total / max(n, 1)).astype(np.float32)[:, None]
-    return float(np.atleast_1d(librosa.feature.tempo(tg=mean, sr=sr, hop_length=hop))[0])
+    return (total / max(len(range(0, n, step)), 1)).astype(np.float32)
 
 
 def spectral_contrast(magnitude: np.ndarray, sr: int, n_fft: int, fmin: float = 200.0, n_bands: int = 6,
@@ -256,7 +271,7 @@ def describe(
     onset = librosa.onset.onset_strength(S=mel_db, sr=sr, hop_length=hop)
     loudness = librosa.amplitude_to_db(shape["rms"], ref=1.0, amin=1e-5)
 
-    tempo = estimate_tempo(onset, sr, hop)
+    tempo = estimate_tempo(onset, sr, hop, step=TEMPO_STEP)
     # Pulse clarity: how peaked the onset autocorrelation is (steady beat vs. none), in [0, 1].
     ac = librosa.autocorrelate(onset - onset.mean())
     pulse = float(np.max(ac[4:]) / ac[0]) if ac.size > 5 and ac[0] > 0 else 0.0
