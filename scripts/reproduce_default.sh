@@ -11,7 +11,8 @@
 #   1. fetch the validation and test albums of benchmarks/album_sets.json (scripts/fetch_debian_music.sh --set
 #      dev, train, heldout);
 #   2. index a library per set with `soundalike index` as a user would (the descriptors and every shipped part of
-#      the default, the default 120 s analysis window): validation (its 11 albums), test (the held-out set); and
+#      the default, the default analysis window: 105 s since 8655da5, 120 s before): validation (its 11 albums),
+#      test (the held-out set); and
 #      the test albums once more on whole tracks (--analyse-seconds 0, as musicnn's own package hears them);
 #   3. python benchmarks/quality.py over the three libraries: the descriptors, each shipped model alone, the previous
 #      default (descriptors 0.2 + musicnn 0.8), musicnn as its own package ships it (the Million Song Dataset
@@ -26,12 +27,13 @@ OUT=$(realpath -m -- "${2:-$ROOT/benchmarks/results/quality-default.json}")
 cd "$ROOT"
 
 fetch_sets dev train heldout
-"$SL" index "${val[@]}" --library "$WORK/libs/val-window-120" --analyse-seconds 120
-"$SL" index "$WORK/heldout" --library "$WORK/libs/test-window-120" --analyse-seconds 120
+W=$("$PY" -c "from soundalike.audio.analysis import DEFAULT_WINDOW as w; print(f'{w.seconds:g}')")
+"$SL" index "${val[@]}" --library "$WORK/libs/val-default-${W}s" --analyse-seconds "$W"
+"$SL" index "$WORK/heldout" --library "$WORK/libs/test-default-${W}s" --analyse-seconds "$W"
 "$SL" index "$WORK/heldout" --library "$WORK/libs/test" --analyse-seconds 0
 
-"$PY" benchmarks/quality.py --set "validation=$WORK/libs/val-window-120:$WORK/dev,$WORK/train" \
-  --set "test=$WORK/libs/test-window-120:$WORK/heldout" --set "test-whole-tracks=$WORK/libs/test:$WORK/heldout" \
+"$PY" benchmarks/quality.py --set "validation=$WORK/libs/val-default-${W}s:$WORK/dev,$WORK/train" \
+  --set "test=$WORK/libs/test-default-${W}s:$WORK/heldout" --set "test-whole-tracks=$WORK/libs/test:$WORK/heldout" \
   --embeddings "${DEFAULT_PARTS[@]}" \
   "previous-default=descriptor@0.2+$P/default.pt@0.8" musicnn-msd default \
   --versus previous-default --out "$OUT" --markdown "${OUT%.json}.md"
