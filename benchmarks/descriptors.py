@@ -14,7 +14,6 @@ form it uses and for the float64 E[f²] − c² form it replaced.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -104,16 +103,13 @@ def main(argv: list[str] | None = None) -> int:
     found = sorted(str(p) for p in args.folder.rglob("*") if p.is_file() and is_audio_path(p))
     files = found[:: max(1, len(found) // args.max_files)][: args.max_files]
     sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from analysis import _emit  # benchmarks/analysis.py
     from stages import package_info  # benchmarks/stages.py
 
     payload = {"benchmark": "descriptors",
                "command": " ".join(["benchmarks/descriptors.py", *(argv if argv is not None else sys.argv[1:])]),
                "package": package_info(), **run(files)}
-    text = json.dumps(payload, indent=1)
-    if args.out:
-        args.out.write_text(text + "\n", encoding="utf-8")
-    print(text)
-    return 0
+    return _emit(payload, args.out)
 
 
 if __name__ == "__main__":

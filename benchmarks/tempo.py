@@ -12,7 +12,6 @@ difference in octaves (``tempo_log2``, the descriptor that holds it).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -81,16 +80,13 @@ def main(argv: list[str] | None = None) -> int:
 
     files = sorted(str(p) for folder in args.folders for p in folder.rglob("*") if p.is_file() and is_audio_path(p))
     sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from analysis import _emit  # benchmarks/analysis.py
     from stages import package_info  # benchmarks/stages.py
 
     payload = {"benchmark": "tempo",
                "command": " ".join(["benchmarks/tempo.py", *(argv if argv is not None else sys.argv[1:])]),
                "package": package_info(), "tempo_step": TEMPO_STEP, **run(files, args.steps)}
-    text = json.dumps(payload, indent=1)
-    if args.out:
-        args.out.write_text(text + "\n", encoding="utf-8")
-    print(text)
-    return 0
+    return _emit(payload, args.out)
 
 
 if __name__ == "__main__":

@@ -13,6 +13,11 @@
 #   msd_pooled_p4      MSD musicnn's pooled layer on 4 patches (as the default's MTT part), written to
 #                      WORK/ckpt/musicnn_msd_pooled_p4.pt; sets MSD to that path
 #   P, DEFAULT_PARTS   the shipped models' folder, and the default's parts as quality.py --embeddings takes them
+#   first_equal_quality JSON PATH N...
+#                      the first N (in the order given) whose paired change passes the equal-quality rule the
+#                      scripts write before their runs: the change at least -1 %, its 95 % interval's lower end at
+#                      least -5 %. PATH is where the change (gain, gain_lo) sits in the JSON, keys joined by '/',
+#                      with {n} standing for N; nothing is printed when none passes
 # It does not change directory: a script resolves its own relative arguments first, then cds to ROOT.
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
 WORK=$(realpath -m -- "$1")
@@ -75,5 +80,19 @@ from soundalike.models.pretrained import shipped_checkpoint
 model, payload = load_checkpoint(shipped_checkpoint("musicnn-msd"))
 model.config.layer, model.config.max_patches = "pooled", 4  # as the default's musicnn (MTT) part
 save_checkpoint(model, sys.argv[1], epoch=0, history={}, metrics={}, data=payload.get("data", {}))
+PY
+}
+
+first_equal_quality() {
+  "$PY" - "$@" <<'PY'
+import json, sys
+data = json.load(open(sys.argv[1]))
+for n in sys.argv[3:]:
+    change = data
+    for key in sys.argv[2].replace("{n}", n).split("/"):
+        change = change[key]
+    if change["gain"] >= -0.01 and change["gain_lo"] >= -0.05:
+        print(n)
+        break
 PY
 }

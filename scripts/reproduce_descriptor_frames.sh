@@ -36,12 +36,7 @@ index_both val-frames "${val[@]}"
   --after "$WORK/libs/val-frames-v2" --music "$WORK/dev,$WORK/train" --embeddings descriptor default --out "$OUT"
 echo "wrote $OUT"
 
-PASSED=$("$PY" - "$OUT" <<'PY'
-import json, sys
-change = json.load(open(sys.argv[1]))["results"]["default"]["change"]
-print("yes" if change["gain"] >= -0.01 and change["gain_lo"] >= -0.05 else "")
-PY
-)
+PASSED=$(first_equal_quality "$OUT" "results/default/change" yes)
 if [[ -z $PASSED ]]; then
   echo "version 2 does not pass the rule: go back to version 1; the test albums are not touched"
   exit 0

@@ -53,16 +53,7 @@ done
 echo "wrote $OUT"
 
 # The rule (see the header), applied to the validation results only.
-CHOSEN=$("$PY" - "$OUT" "${COUNTS[@]}" <<'PY'
-import json, sys
-results = json.load(open(sys.argv[1]))["sets"]["validation"]["results"]
-for n in sys.argv[2:]:
-    vs = results[f"default-s{n}"]["map_at_10"]["vs_default"]
-    if vs["gain"] >= -0.01 and vs["gain_lo"] >= -0.05:
-        print(n)
-        break
-PY
-)
+CHOSEN=$(first_equal_quality "$OUT" "sets/validation/results/default-s{n}/map_at_10/vs_default" "${COUNTS[@]}")
 if [[ -z $CHOSEN ]]; then
   echo "no candidate passes the rule: the default is unchanged and the test albums are not touched"
   exit 0

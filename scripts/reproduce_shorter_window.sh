@@ -36,16 +36,7 @@ done
   --music "$WORK/dev,$WORK/train" --embeddings descriptor default --out "$OUT"
 echo "wrote $OUT"
 
-CHOSEN=$("$PY" - "$OUT" "${SECONDS_[@]}" <<'PY'
-import json, sys
-candidates = json.load(open(sys.argv[1]))["candidates"]
-for n in sys.argv[2:]:
-    change = candidates[f"{n}s"]["results"]["default"]["change"]
-    if change["gain"] >= -0.01 and change["gain_lo"] >= -0.05:
-        print(n)
-        break
-PY
-)
+CHOSEN=$(first_equal_quality "$OUT" "candidates/{n}s/results/default/change" "${SECONDS_[@]}")
 if [[ -z $CHOSEN ]]; then
   echo "no shorter window passes the rule: the default window stays 120 s; the test albums are not touched"
   exit 0

@@ -33,3 +33,18 @@ def test_every_reproduce_script_prints_its_usage_without_arguments() -> None:
         assert done.returncode == 2, script.name
         assert done.stdout.startswith(f"{script.name} —"), script.name
         assert "Usage:" in done.stdout and "set -euo" not in done.stdout
+
+
+def test_first_equal_quality_takes_the_first_candidate_within_the_rule(tmp_path: Path) -> None:
+    changes = {"a": {"gain": -0.02, "gain_lo": -0.03},  # loses more than 1 %
+               "b": {"gain": -0.005, "gain_lo": -0.06},  # its interval reaches below -5 %
+               "c": {"gain": -0.01, "gain_lo": -0.05},  # on both edges: passes
+               "d": {"gain": 0.02, "gain_lo": 0.0}}
+    report = tmp_path / "r.json"
+    report.write_text(json.dumps({"candidates": {k: {"results": {"default": {"change": v}}} for k, v in
+                                                 changes.items()}}))
+    path = "candidates/{n}/results/default/change"
+    pick = f'source {ROOT}/scripts/album_sets.sh "$1"; first_equal_quality {report} "{path}"'
+    assert _bash(f"{pick} a b c d", tmp_path / "work") == "c\n"
+    assert _bash(f"{pick} d c", tmp_path / "work") == "d\n"
+    assert _bash(f"{pick} a b", tmp_path / "work") == ""
