@@ -10,6 +10,7 @@ import soundfile as sf
 
 from helpers import SR, make_signal, write_audio
 from soundalike.audio import decode as audio
+from soundalike.audio.analysis import analyse_file
 
 
 @pytest.mark.parametrize("ext", [".wav", ".flac", ".ogg", ".opus", ".mp3", ".aiff", ".m4a"])
@@ -126,6 +127,24 @@ def test_ffmpeg_decodes_ogg_as_libsndfile_does(tmp_path: Path, ext: str, rate: i
                                audio.load(path, offset=10.0, duration=2.0, decoder=audio.LIBSNDFILE), atol=1e-5)
     with pytest.raises(ValueError, match="unknown decoder"):
         audio.load(path, decoder="gstreamer")
+
+
+def test_chained_ogg_streams_decode(tmp_path: Path) -> None:
+    """Ogg files joined end to end (a chained stream, as recorders and radio dumps write them): ffmpeg decodes a
+    chain of stereo links whole, past the length its header gives; a link with more channels stops ffmpeg and
+    libsndfile decodes the first link — whose length libsndfile cannot tell (it says SF_COUNT_MAX frames, once
+    taken as a duration of 6.6 million years that made the excerpts' seeks overflow)."""
+    x = make_signal(3.0, 330.0, sr=44100)
+    links = {name: write_audio(tmp_path / f"{name}.ogg", np.stack([x * g for g in gains], axis=1), sr=44100)
+             for name, gains in (("a", (1.0, 0.5)), ("b", (0.3, 1.0)), ("c", (1.0, 0.5, 0.25)))}
+    for name, tail in (("stereo", "b"), ("more-channels", "c")):
+        path = tmp_path / f"{name}.ogg"
+        path.write_bytes(links["a"].read_bytes() + links[tail].read_bytes())
+        info = audio.probe(path)
+        assert 0 < info.duration < 60 and info.channels == 2
+        y, _ = audio.load_window(path, SR)
+        assert abs(y.size / SR - (6.0 if tail == "b" else 3.0)) < 0.05 and np.isfinite(y).all()
+        assert analyse_file(path).analysed_seconds == pytest.approx(y.size / SR)
 
 
 def test_what_ffmpeg_cannot_open_libsndfile_still_decodes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -36,6 +36,7 @@ DEFAULT_DECODER = FFMPEG_OGG
 _FFMPEG_FIRST = frozenset({".ogg", ".oga", ".opus"})
 # Seconds decoded before an Opus excerpt (its decoder converges within 80 ms; more is margin: seeks land on pages).
 OPUS_PREROLL = 0.25
+SF_COUNT_UNKNOWN = (1 << 63) - 1  # libsndfile's SF_COUNT_MAX: the frame count it reports for an unknown length
 
 AUDIO_EXTENSIONS = frozenset(
     {".mp3", ".ogg", ".oga", ".opus", ".flac", ".wav", ".aif", ".aiff", ".m4a", ".mp4", ".aac", ".wma", ".wv",
@@ -171,7 +172,8 @@ def probe(path: str | os.PathLike[str]) -> AudioInfo:
     _check_file(p)
     try:
         with _source(p) as src, sf.SoundFile(src) as info:
-            if info.frames > 0 and info.samplerate > 0:
+            # libsndfile gives SF_COUNT_MAX frames where it cannot tell the length (a chained Ogg): ask PyAV then
+            if 0 < info.frames < SF_COUNT_UNKNOWN and info.samplerate > 0:
                 return AudioInfo(info.samplerate, info.channels, info.frames / info.samplerate, "soundfile")
     except (sf.LibsndfileError, RuntimeError, OSError):
         pass
