@@ -129,6 +129,27 @@ def test_ffmpeg_decodes_ogg_as_libsndfile_does(tmp_path: Path, ext: str, rate: i
         audio.load(path, decoder="gstreamer")
 
 
+@pytest.mark.parametrize("channels", [1, 2, 3])
+def test_ffmpeg_mixes_every_layout_as_libsndfile_does(tmp_path: Path, channels: int) -> None:
+    """ffmpeg's frames are mixed down as they come, planar (Vorbis, Opus) or packed (float WAV): the samples of
+    libsndfile's path, whole and in excerpts that start and end inside frames."""
+    x = make_signal(8.0, 330.0, sr=44100, seed=channels)
+    y = np.stack([x * (1 - c / 4) for c in range(channels)], axis=1)
+    ogg = write_audio(tmp_path / "x.ogg", y, sr=44100)
+    wav = tmp_path / "x.wav"
+    sf.write(wav, y, 44100, subtype="FLOAT")
+    for window in ((60.0, 1), (6.0, 3)):
+        ours, info = audio.load_window(ogg, SR, max_duration=window[0], excerpts=window[1])
+        theirs, _ = audio.load_window(ogg, SR, max_duration=window[0], excerpts=window[1], decoder=audio.LIBSNDFILE)
+        assert info.backend == "av" and info.channels == channels and ours.size == theirs.size
+        np.testing.assert_allclose(ours, theirs, atol=1e-5)
+    packed = audio._ffmpeg_spans(str(wav), SR, lambda _: [(0.0, None), (1.3, 2.0)])  # ffmpeg's float WAV: packed
+    assert packed is not None
+    np.testing.assert_array_equal(packed[0], audio.load(wav, SR, decoder=audio.LIBSNDFILE))
+    np.testing.assert_array_equal(packed[1], audio.load(wav, SR, offset=1.3, duration=2.0,
+                                                        decoder=audio.LIBSNDFILE))
+
+
 def test_chained_ogg_streams_decode(tmp_path: Path) -> None:
     """Ogg files joined end to end (a chained stream, as recorders and radio dumps write them): ffmpeg decodes a
     chain of stereo links whole, past the length its header gives; a link with more channels stops ffmpeg and

@@ -449,12 +449,13 @@ def _ffmpeg_spans(path: str, sr: int, spans: Callable[[float], Sequence[tuple[fl
 def _ffmpeg_span(container: Any, stream: Any, native: int, offset: float, length: float | None,
                  duration: float = float("nan")) -> list[np.ndarray] | None:
     """Mono float32 samples at the stream's rate from ``offset`` for ``length`` s (None: to the end), as one block
-    (none: an empty list), resampled by the caller; None when a frame is not float or the rate changes.
+    (none: an empty list), resampled by the caller; None when a frame is not float or the rate or the channels
+    change (then libsndfile tries, as for what ffmpeg cannot open).
 
     Frames are mixed down as they come into one array (sized for the span, or for the rest of the file's
     ``duration`` when ``length`` is None; doubled if it is outgrown): planar stereo as left + right added in
-    place, halved once a run of such frames ends — the float32 values libsndfile's path computes — instead of an
-    array, a scale and a copy per frame and a concatenation."""
+    place and halved once at the end — the float32 values libsndfile's path computes — instead of an array, a
+    scale and a copy per frame and a concatenation."""
     if offset > 0:
         # Opus needs audio decoded before a seek point to converge (RFC 7845 §4.6: at least 80 ms); libopusfile
         # does this itself, ffmpeg's seek does not.
@@ -470,7 +471,7 @@ def _ffmpeg_span(container: Any, stream: Any, native: int, offset: float, length
         size = SPAN_START
     out = np.empty(size, dtype=np.float32)
     pos = 0  # samples written to ``out``
-    summed = -1  # where the run of left + right sums not halved yet begins in ``out`` (-1: none)
+    layout = None  # (format, channels) of the span's first frame: every frame must have it
     at = None  # the sample index of the next frame, from timestamps (seeking lands before ``offset``)
     in_samples = stream.time_base is not None and stream.time_base * native == 1  # Ogg: timestamps count samples
     for frame in container.decode(stream):
@@ -491,32 +492,30 @@ def _ffmpeg_span(container: Any, stream: Any, native: int, offset: float, length
         hi = n if last is None or at <= last else last - start
         if hi <= lo:
             break
+        planes = frame.planes
+        if layout is None:
+            layout = (fmt, len(frame.layout.channels))
+        elif layout != (fmt, len(frame.layout.channels)):
+            return None
         if pos + hi - lo > out.size:
             out = np.concatenate([out[:pos], np.empty(max(out.size, hi - lo), dtype=np.float32)])
         dest = out[pos:pos + hi - lo]
-        planes = frame.planes
-        if fmt == "fltp" and len(planes) == 2:
+        if fmt == "flt":  # packed: the channels interleaved in one plane
+            channels = layout[1]
+            y = np.frombuffer(planes[0], np.float32, hi * channels)[lo * channels:]
+            dest[:] = y.reshape(-1, channels).mean(axis=1, dtype=np.float32) if channels > 1 else y
+        elif len(planes) == 2:
             # The planes' buffers as arrays (no copy; PyAV's to_ndarray stacks them, a third of the decoding time).
             np.add(np.frombuffer(planes[0], np.float32, hi)[lo:], np.frombuffer(planes[1], np.float32, hi)[lo:],
                    out=dest)
-            summed = pos if summed < 0 else summed
         else:
-            if summed >= 0:
-                out[summed:pos] *= np.float32(0.5)
-                summed = -1
-            if fmt == "flt":
-                channels = len(frame.layout.channels)
-                y = np.frombuffer(planes[0], np.float32, hi * channels)[lo * channels:]
-                dest[:] = y.reshape(-1, channels).mean(axis=1, dtype=np.float32) if channels > 1 else y
-            else:
-                chans = [np.frombuffer(plane, np.float32, hi)[lo:] for plane in planes]
-                dest[:] = np.add.reduce(chans, dtype=np.float32) / np.float32(len(chans)) if len(chans) > 1 \
-                    else chans[0]
+            chans = [np.frombuffer(plane, np.float32, hi)[lo:] for plane in planes]
+            dest[:] = np.add.reduce(chans, dtype=np.float32) / np.float32(len(chans)) if len(chans) > 1 else chans[0]
         pos += hi - lo
         if last is not None and at >= last:
             break
-    if summed >= 0:
-        out[summed:pos] *= np.float32(0.5)
+    if layout == ("fltp", 2):
+        out[:pos] *= np.float32(0.5)
     return [out[:pos]] if pos else []
 
 
