@@ -37,7 +37,6 @@ _FFMPEG_FIRST = frozenset({".ogg", ".oga", ".opus"})
 # Seconds decoded before an Opus excerpt (its decoder converges within 80 ms; more is margin: seeks land on pages).
 OPUS_PREROLL = 0.25
 SF_COUNT_UNKNOWN = (1 << 63) - 1  # libsndfile's SF_COUNT_MAX: the frame count it reports for an unknown length
-SPAN_START = 1 << 21  # samples _ffmpeg_span first holds for a file of unknown length (48 s at 44.1 kHz)
 
 AUDIO_EXTENSIONS = frozenset(
     {".mp3", ".ogg", ".oga", ".opus", ".flac", ".wav", ".aif", ".aiff", ".m4a", ".mp4", ".aac", ".wma", ".wv",
@@ -435,7 +434,7 @@ def _ffmpeg_spans(path: str, sr: int, spans: Callable[[float], Sequence[tuple[fl
                 duration = float("nan")
             out = []
             for offset, length in spans(duration):
-                blocks = _ffmpeg_span(container, stream, native, offset, length, duration)
+                blocks = _ffmpeg_span(container, stream, native, offset, length)
                 if not blocks:
                     return None
                 out.append(_to_mono_resampled(blocks, native, sr))
@@ -446,16 +445,11 @@ def _ffmpeg_spans(path: str, sr: int, spans: Callable[[float], Sequence[tuple[fl
         return None
 
 
-def _ffmpeg_span(container: Any, stream: Any, native: int, offset: float, length: float | None,
-                 duration: float = float("nan")) -> list[np.ndarray] | None:
-    """Mono float32 samples at the stream's rate from ``offset`` for ``length`` s (None: to the end), as one block
-    (none: an empty list), resampled by the caller; None when a frame is not float or the rate or the channels
-    change (then libsndfile tries, as for what ffmpeg cannot open).
-
-    Frames are mixed down as they come into one array (sized for the span, or for the rest of the file's
-    ``duration`` when ``length`` is None; doubled if it is outgrown): planar stereo as left + right added in
-    place and halved once at the end — the float32 values libsndfile's path computes — instead of an array, a
-    scale and a copy per frame and a concatenation."""
+def _ffmpeg_span(container: Any, stream: Any, native: int, offset: float, length: float | None
+                 ) -> list[np.ndarray] | None:
+    """Mono float32 blocks at the stream's rate from ``offset`` for ``length`` s (None: to the end), joined once by
+    the resampling; None when a frame is not float or the rate changes. Frames are mixed down as they come
+    (planar float: one add a channel)."""
     if offset > 0:
         # Opus needs audio decoded before a seek point to converge (RFC 7845 §4.6: at least 80 ms); libopusfile
         # does this itself, ffmpeg's seek does not.
@@ -463,20 +457,12 @@ def _ffmpeg_span(container: Any, stream: Any, native: int, offset: float, length
         container.seek(int(max(0.0, offset - preroll) * 1_000_000), any_frame=False, backward=True)
     first = int(round(offset * native))
     last = None if length is None else first + int(round(length * native))
-    if last is not None:
-        size = last - first
-    elif np.isfinite(duration):  # a little more than the header says, so that it is rarely outgrown
-        size = max(int((duration - offset) * native) + native // 10, native)
-    else:
-        size = SPAN_START
-    out = np.empty(size, dtype=np.float32)
-    pos = 0  # samples written to ``out``
-    layout = None  # (format, channels) of the span's first frame: every frame must have it
+    blocks: list[np.ndarray] = []
     at = None  # the sample index of the next frame, from timestamps (seeking lands before ``offset``)
     in_samples = stream.time_base is not None and stream.time_base * native == 1  # Ogg: timestamps count samples
+    half = np.float32(0.5)
     for frame in container.decode(stream):
-        fmt = frame.format.name
-        if fmt not in ("fltp", "flt") or frame.sample_rate != native:
+        if frame.format.name not in ("fltp", "flt") or frame.sample_rate != native:
             return None
         n = frame.samples
         if frame.pts is None:
@@ -485,38 +471,31 @@ def _ffmpeg_span(container: Any, stream: Any, native: int, offset: float, length
             start = frame.pts
         else:
             start = int(round(float(frame.time) * native))
+        # The planes' buffers as arrays (no copy; PyAV's to_ndarray stacks them, a third of the decoding time).
+        planes = [np.frombuffer(plane, np.float32, n * (1 if frame.format.is_planar else len(frame.layout.channels)))
+                  for plane in frame.planes]
+        if not frame.format.is_planar:
+            channels = len(frame.layout.channels)
+            y = planes[0].reshape(-1, channels).mean(axis=1, dtype=np.float32) if channels > 1 else planes[0]
+        elif len(planes) == 2:
+            y = (planes[0] + planes[1]) * half  # the float32 values libsndfile's path computes
+        else:
+            y = np.add.reduce(planes, dtype=np.float32) / np.float32(len(planes)) if len(planes) > 1 else planes[0]
         at = start + n
         if at <= first:
             continue
-        lo = first - start if start < first else 0
-        hi = n if last is None or at <= last else last - start
-        if hi <= lo:
-            break
-        planes = frame.planes
-        if layout is None:
-            layout = (fmt, len(frame.layout.channels))
-        elif layout != (fmt, len(frame.layout.channels)):
-            return None
-        if pos + hi - lo > out.size:
-            out = np.concatenate([out[:pos], np.empty(max(out.size, hi - lo), dtype=np.float32)])
-        dest = out[pos:pos + hi - lo]
-        if fmt == "flt":  # packed: the channels interleaved in one plane
-            channels = layout[1]
-            y = np.frombuffer(planes[0], np.float32, hi * channels)[lo * channels:]
-            dest[:] = y.reshape(-1, channels).mean(axis=1, dtype=np.float32) if channels > 1 else y
-        elif len(planes) == 2:
-            # The planes' buffers as arrays (no copy; PyAV's to_ndarray stacks them, a third of the decoding time).
-            np.add(np.frombuffer(planes[0], np.float32, hi)[lo:], np.frombuffer(planes[1], np.float32, hi)[lo:],
-                   out=dest)
-        else:
-            chans = [np.frombuffer(plane, np.float32, hi)[lo:] for plane in planes]
-            dest[:] = np.add.reduce(chans, dtype=np.float32) / np.float32(len(chans)) if len(chans) > 1 else chans[0]
-        pos += hi - lo
+        if start < first:
+            y = y[first - start:]
+            start = first
+        if last is not None:
+            if start >= last:
+                break
+            if at > last:
+                y = y[: last - start]
+        blocks.append(y)
         if last is not None and at >= last:
             break
-    if layout == ("fltp", 2):
-        out[:pos] *= np.float32(0.5)
-    return [out[:pos]] if pos else []
+    return blocks
 
 
 def _load_av(path: str, sr: int, offset: float, duration: float | None) -> np.ndarray:
