@@ -106,9 +106,13 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.before is None or not args.after:
         parser.error("--before and --after are required")
-    named = [a.partition("=")[::2] if "=" in a else ("", a) for a in args.after]
+    # NAME=LIB, where NAME has no '/' (a bare path may hold '=' in a folder's name)
+    named = [(name, lib) if sep and "/" not in name else ("", a) for a in args.after
+             for name, sep, lib in [a.partition("=")]]
     if len(named) > 1 and not all(name for name, _ in named):
         parser.error("several --after libraries need names: --after NAME=LIB")
+    if len({name for name, _ in named}) < len(named):
+        parser.error("each --after NAME must be different")
     payload: dict[str, Any] = {
         "benchmark": "paired-libraries",
         "command": " ".join(["benchmarks/paired_libraries.py", *(argv if argv is not None else sys.argv[1:])]),

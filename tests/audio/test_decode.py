@@ -150,22 +150,29 @@ def test_ffmpeg_mixes_every_layout_as_libsndfile_does(tmp_path: Path, channels: 
                                                         decoder=audio.LIBSNDFILE))
 
 
-def test_chained_ogg_streams_decode(tmp_path: Path) -> None:
-    """Ogg files joined end to end (a chained stream, as recorders and radio dumps write them): ffmpeg decodes a
-    chain of stereo links whole, past the length its header gives; a link with more channels stops ffmpeg and
-    libsndfile decodes the first link — whose length libsndfile cannot tell (it says SF_COUNT_MAX frames, once
-    taken as a duration of 6.6 million years that made the excerpts' seeks overflow)."""
+def test_chained_ogg_streams_decode_within_the_window(tmp_path: Path) -> None:
+    """Ogg files joined end to end (a chained stream, as recorders and radio dumps write them), whose headers give
+    the first link's length or none: ffmpeg decodes a chain of stereo links whole; a link with more channels stops
+    ffmpeg and libsndfile decodes the first link — whose length it cannot tell (SF_COUNT_MAX frames, once taken as
+    a duration of millions of years that made the excerpts' seeks overflow). Either way no more than the window."""
     x = make_signal(3.0, 330.0, sr=44100)
     links = {name: write_audio(tmp_path / f"{name}.ogg", np.stack([x * g for g in gains], axis=1), sr=44100)
              for name, gains in (("a", (1.0, 0.5)), ("b", (0.3, 1.0)), ("c", (1.0, 0.5, 0.25)))}
-    for name, tail in (("stereo", "b"), ("more-channels", "c")):
-        path = tmp_path / f"{name}.ogg"
-        path.write_bytes(links["a"].read_bytes() + links[tail].read_bytes())
-        info = audio.probe(path)
-        assert 0 < info.duration < 60 and info.channels == 2
+    stereo, more = tmp_path / "stereo.ogg", tmp_path / "more-channels.ogg"
+    stereo.write_bytes(links["a"].read_bytes() + links["b"].read_bytes())
+    more.write_bytes(links["a"].read_bytes() + links["c"].read_bytes())
+    assert audio.probe(stereo).duration == pytest.approx(3.0, abs=0.05)  # the first link's header
+    assert np.isnan(audio.probe(more).duration) and audio.probe(more).channels == 2
+    for path, whole in ((stereo, 6.0), (more, 3.0)):
         y, _ = audio.load_window(path, SR)
-        assert abs(y.size / SR - (6.0 if tail == "b" else 3.0)) < 0.05 and np.isfinite(y).all()
-        assert analyse_file(path).analysed_seconds == pytest.approx(y.size / SR)
+        assert abs(y.size / SR - whole) < 0.05 and np.isfinite(y).all()
+        short, _ = audio.load_window(path, SR, max_duration=2.5, excerpts=1)  # longer than its header says
+        assert abs(short.size / SR - 2.5) < 0.01
+        np.testing.assert_allclose(short[: SR * 2], y[: SR * 2], atol=1e-6)  # the resampler sees less audio
+        analysis = analyse_file(path)
+        assert analysis.analysed_seconds == pytest.approx(y.size / SR) and np.isfinite(analysis.duration)
+    tail, _ = audio.load_window(stereo, SR, max_duration=4.5, excerpts=1)
+    assert abs(tail.size / SR - 4.5) < 0.01  # past its header's 3 s, but not past the window
 
 
 def test_what_ffmpeg_cannot_open_libsndfile_still_decodes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -42,7 +42,10 @@ def test_one_library_against_itself_and_named_candidates(music_dir: Path, tmp_pa
     assert named["candidates"]["short"]["results"]["descriptor"]["queries"] == 8
 
 
-def test_several_unnamed_libraries_are_refused(music_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit) as exc:
-        paired_libraries.main(["--before", "a", "--after", "b", "--after", "c", "--music", str(music_dir)])
-    assert exc.value.code == 2 and "need names" in capsys.readouterr().err
+def test_several_unnamed_or_same_named_libraries_are_refused(music_dir: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    for afters, message in ((["b", "c"], "need names"), (["x=b", "x=c"], "must be different"),
+                            (["x=b", "/music/a=b"], "need names")):  # a path holding '=' is a path
+        with pytest.raises(SystemExit) as exc:
+            paired_libraries.main(["--before", "a", *[f"--after={a}" for a in afters], "--music", str(music_dir)])
+        assert exc.value.code == 2 and message in capsys.readouterr().err

@@ -172,8 +172,11 @@ def probe(path: str | os.PathLike[str]) -> AudioInfo:
     _check_file(p)
     try:
         with _source(p) as src, sf.SoundFile(src) as info:
-            # libsndfile gives SF_COUNT_MAX frames where it cannot tell the length (a chained Ogg): ask PyAV then
-            if 0 < info.frames < SF_COUNT_UNKNOWN and info.samplerate > 0:
+            if info.frames >= SF_COUNT_UNKNOWN and info.samplerate > 0:
+                # libsndfile cannot tell the length (a chained Ogg); PyAV's header length is the first link's
+                # or less, so the length stays unknown: load_window then decodes at most its window
+                return AudioInfo(info.samplerate, info.channels, float("nan"), "soundfile")
+            if info.frames > 0 and info.samplerate > 0:
                 return AudioInfo(info.samplerate, info.channels, info.frames / info.samplerate, "soundfile")
     except (sf.LibsndfileError, RuntimeError, OSError):
         pass
@@ -277,12 +280,13 @@ def load_window(
 ) -> tuple[np.ndarray, AudioInfo]:
     """The whole file if it is at most ``max_duration`` s long, else ``excerpts`` evenly spaced excerpts (each
     ``max_duration / excerpts`` s, concatenated: memory stays bounded for hours-long files), mono float32 at ``sr``,
-    and the file's :class:`AudioInfo` — from one opening of the file where ffmpeg decodes."""
+    and the file's :class:`AudioInfo` — from one opening of the file where ffmpeg decodes. A file whose length its
+    header does not give, or gives short (chained Ogg streams), is decoded for ``max_duration`` s at most."""
     p = os.fsdecode(path)
 
     def spans(duration: float) -> list[tuple[float, float | None]]:
         if not np.isfinite(duration) or duration <= max_duration:
-            return [(0.0, None)]
+            return [(0.0, max_duration)]  # the whole file: the same samples as to its end when its header is right
         length = max_duration / excerpts
         return [(float(s), length) for s in np.linspace(0.0, duration - length, excerpts)]
 
@@ -471,6 +475,10 @@ def _ffmpeg_span(container: Any, stream: Any, native: int, offset: float, length
             start = frame.pts
         else:
             start = int(round(float(frame.time) * native))
+        if at is not None and start < at - native:
+            # timestamps went back by more than a second: the next link of a chained Ogg, which starts at 0 again
+            # (frames just after a seek overlap by less and keep their own timestamps); the audio goes on
+            start = at
         # The planes' buffers as arrays (no copy; PyAV's to_ndarray stacks them, a third of the decoding time).
         planes = [np.frombuffer(plane, np.float32, n * (1 if frame.format.is_planar else len(frame.layout.channels)))
                   for plane in frame.planes]
