@@ -8,8 +8,8 @@
 #   OUT    the JSON to write (default benchmarks/results/quality-musicnn-patches.json); OUT-test.json gets the test
 #          albums' report when a candidate passes the rule
 #
-# musicnn reads 4 patches of 3 s evenly spread over the analysed window (`max_patches = 4`): 0.047 CPU-s a track,
-# the largest model cost of an analysis (benchmarks/results/stages.json). This indexes the 11 validation albums as
+# musicnn reads 4 patches of 3 s evenly spread over the analysed window (`max_patches = 4`): about 0.05 CPU-s a
+# track, the largest model cost of an analysis (benchmarks/results/stages.json). This indexes the 11 validation albums as
 # `soundalike index` ships (the default window) and scores the default with its musicnn part on 2 or 3 patches
 # (the same weights; `max_patches` only; their patches are computed from the audio where the library lacks them),
 # paired against the default. The rule, written before the run (as reproduce_segments.sh's): a candidate replaces

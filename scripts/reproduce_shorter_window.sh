@@ -8,7 +8,8 @@
 #   OUT    the JSON to write (default benchmarks/results/quality-shorter-window.json); OUT-test.json gets the test
 #          albums' report when a candidate passes the rule
 #
-# Indexes the 11 validation albums as `soundalike index` ships (the 120 s window in 8 excerpts) and with
+# Indexes the 11 validation albums with the window `soundalike index` shipped with when this ran (120 s in 8
+# excerpts; since then the 105 s this chose) and with
 # `--analyse-seconds N` for N = 60, 75, 90, 105 (excerpts of about 15 s), and pairs each against the 120 s library
 # query by query (benchmarks/paired_libraries.py: the same files, albums resampled together). The decoding, STFT,
 # descriptors and hashes shrink with the window; the default's two models read a fixed number of patches and

@@ -28,7 +28,7 @@ tempo and zero-crossing statistics, which read the mel spectrogram or the sample
 tempo need consecutive frames). Chosen on validation and reported on test: docs/performance.md."""
 TEMPO_STEP = 8
 """The tempo is estimated from the mean of every ``TEMPO_STEP``-th column of the tempogram: its 8 s windows
-taken 0.19 s apart instead of 23 ms (each still overlaps the next by 98 %). On all 348 development and training
+taken 0.19 s apart instead of 23 ms (each still overlaps the next by 98 %). On all 349 development and training
 tracks the estimate is the one every column gives, for about a sixth of its CPU (benchmarks/tempo.py,
 benchmarks/results/tempo.json)."""
 TOP_DB = 60.0
