@@ -12,6 +12,7 @@ from soundalike.audio.descriptors import (
     DESCRIPTOR_DIM,
     DESCRIPTOR_NAMES,
     SPFY_COLUMNS,
+    chroma_stft,
     describe,
     estimate_tempo,
     mean_tempogram,
@@ -158,3 +159,11 @@ def test_rolloff_bins_are_those_of_an_exact_running_sum() -> None:
     theirs = np.argmax(np.cumsum(magnitude, axis=0) >= 0.85 * np.cumsum(magnitude, axis=0)[-1], axis=0)
     assert np.abs(theirs - want).max() <= 1 and (theirs != want).mean() < 0.005
     assert rolloff_bins(magnitude[:, :0], 0.85).shape == (0,)
+
+
+def test_chroma_equals_librosa() -> None:
+    y = synth.render_track("jazz", 4, duration=8.0, sr=SR)
+    power = power_spectrogram(y, get_preset("melae"))
+    for spectrum in (power, power[:, ::2], np.zeros((1025, 5), np.float32)):  # every frame, every other, silence
+        expected = librosa.feature.chroma_stft(S=spectrum, sr=SR, n_fft=2048, hop_length=512, tuning=0.0)
+        np.testing.assert_array_equal(chroma_stft(spectrum, SR, 2048), expected)
