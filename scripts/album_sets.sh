@@ -10,6 +10,10 @@
 #   train_contrastive OUT LIB [--set K=V ...]
 #                      that run on WORK/libs/LIB into WORK/ckpt/OUT.pt; resumes a killed run, skips a finished one
 #   need_train_all     stop, saying what to run, when scripts/reproduce_training_data.sh has not built train-all
+#   variant PART OUT FIELD=VALUE...
+#                      a copy of a shipped checkpoint (PART: default-musicnn, default-contrastive — the default's
+#                      parts — or a shipped name such as musicnn-msd) with config fields set, the same weights,
+#                      written to OUT
 #   msd_pooled_p4      MSD musicnn's pooled layer on 4 patches (as the default's MTT part), written to
 #                      WORK/ckpt/musicnn_msd_pooled_p4.pt; sets MSD to that path
 #   P, DEFAULT_PARTS   the shipped models' folder, and the default's parts as quality.py --embeddings takes them
@@ -71,16 +75,27 @@ need_train_all() {
   [[ -d $WORK/libs/train-all ]] || { echo "run scripts/reproduce_training_data.sh $WORK first (train-all)" >&2; exit 1; }
 }
 
-msd_pooled_p4() {
-  MSD=$WORK/ckpt/musicnn_msd_pooled_p4.pt
-  "$PY" - "$MSD" <<'PY'
+variant() {
+  "$PY" - "$@" <<'PY'
 import sys
 from soundalike.models import load_checkpoint, save_checkpoint
-from soundalike.models.pretrained import shipped_checkpoint
-model, payload = load_checkpoint(shipped_checkpoint("musicnn-msd"))
-model.config.layer, model.config.max_patches = "pooled", 4  # as the default's musicnn (MTT) part
-save_checkpoint(model, sys.argv[1], epoch=0, history={}, metrics={}, data=payload.get("data", {}))
+from soundalike.models.pretrained import default_checkpoints, shipped_checkpoint
+part, out, *fields = sys.argv[1:]
+parts = {"default-musicnn": 0, "default-contrastive": 1}
+source = default_checkpoints()[parts[part]] if part in parts else shipped_checkpoint(part)
+if source is None:
+    sys.exit(f"variant: no shipped checkpoint {part!r}")
+model, payload = load_checkpoint(source)
+for field in fields:
+    key, _, value = field.partition("=")
+    setattr(model.config, key, type(getattr(model.config, key))(value))  # as the field's own type
+save_checkpoint(model, out, epoch=0, history={}, metrics={}, data=payload.get("data", {}))
 PY
+}
+
+msd_pooled_p4() {
+  MSD=$WORK/ckpt/musicnn_msd_pooled_p4.pt
+  variant musicnn-msd "$MSD" layer=pooled max_patches=4  # as the default's musicnn (MTT) part
 }
 
 first_equal_quality() {

@@ -28,18 +28,9 @@ LIB=$WORK/libs/val-default-${W}s
 "$SL" index "${val[@]}" --library "$LIB" --analyse-seconds "$W"
 
 COUNTS=(2 3)  # fewest first: the rule takes the first that passes
-"$PY" - "$WORK/ckpt" "${COUNTS[@]}" <<'PY'
-import sys
-from soundalike.models import load_checkpoint, save_checkpoint
-from soundalike.models.pretrained import default_checkpoints
-for n in sys.argv[2:]:
-    model, payload = load_checkpoint(default_checkpoints()[0])  # the default's musicnn part
-    model.config.max_patches = int(n)
-    save_checkpoint(model, f"{sys.argv[1]}/musicnn_p{n}.pt", epoch=0, history={}, metrics={},
-                    data=payload.get("data", {}))
-PY
 CANDIDATES=()
 for n in "${COUNTS[@]}"; do
+  variant default-musicnn "$WORK/ckpt/musicnn_p$n.pt" "max_patches=$n"
   CANDIDATES+=("default-p$n=descriptor@0.14+$WORK/ckpt/musicnn_p$n.pt@0.56+$P/default_contrastive.pt@0.3")
 done
 "$PY" benchmarks/quality.py --set "validation=$LIB:$WORK/dev,$WORK/train" \

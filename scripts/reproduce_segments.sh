@@ -33,16 +33,9 @@ LIB=$WORK/libs/val-segments
 "$SL" index "${val[@]}" --library "$LIB"
 
 COUNTS=(8 16 24 32)
-"$PY" - "$WORK/ckpt" 0 "${COUNTS[@]}" <<'PY'
-import sys
-from soundalike.models import load_checkpoint, save_checkpoint
-from soundalike.models.pretrained import default_checkpoints
-for n in sys.argv[2:]:
-    model, payload = load_checkpoint(default_checkpoints()[1])  # the default's contrastive part
-    model.config.max_segments = int(n)
-    save_checkpoint(model, f"{sys.argv[1]}/contrastive_s{n}.pt", epoch=0, history={}, metrics={},
-                    data=payload.get("data", {}))
-PY
+for n in 0 "${COUNTS[@]}"; do  # 0: every segment, the comparison's baseline
+  variant default-contrastive "$WORK/ckpt/contrastive_s$n.pt" "max_segments=$n"
+done
 BEFORE_DEFAULT="default=descriptor@0.14+$P/default.pt@0.56+$WORK/ckpt/contrastive_s0.pt@0.3"
 CANDIDATES=()
 for n in "${COUNTS[@]}"; do

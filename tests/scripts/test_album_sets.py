@@ -48,3 +48,22 @@ def test_first_equal_quality_takes_the_first_candidate_within_the_rule(tmp_path:
     assert _bash(f"{pick} a b c d", tmp_path / "work") == "c\n"
     assert _bash(f"{pick} d c", tmp_path / "work") == "d\n"
     assert _bash(f"{pick} a b", tmp_path / "work") == ""
+
+
+def test_variant_copies_a_shipped_checkpoint_with_config_fields_set(tmp_path: Path) -> None:
+    import torch
+
+    from soundalike.models import load_checkpoint
+    from soundalike.models.pretrained import default_checkpoints
+
+    out = tmp_path / "p3.pt"
+    _bash(f'source {ROOT}/scripts/album_sets.sh "$1"; variant default-musicnn {out} max_patches=3 layer=pooled',
+          tmp_path / "work")
+    made, _ = load_checkpoint(out)
+    shipped, _ = load_checkpoint(default_checkpoints()[0])
+    assert made.config.max_patches == 3 and made.config.layer == "pooled"
+    assert all(torch.equal(a, b) for a, b in zip(made.state_dict().values(), shipped.state_dict().values(),
+                                                 strict=True))
+    done = subprocess.run(["bash", "-c", f'source {ROOT}/scripts/album_sets.sh "$1"; variant nope {out} a=1',
+                           "bash", str(tmp_path / "work")], capture_output=True, text=True)
+    assert done.returncode != 0 and "no shipped checkpoint 'nope'" in done.stderr
