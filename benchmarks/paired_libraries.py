@@ -62,27 +62,29 @@ def query_aps_elsewhere(src: Path, library: Path, roots: list[Path], key: str
     return aps, albums, resolved
 
 
-def compare(before: Path, after: Path, roots: list[Path], embeddings: list[str], resamples: int, seed: int,
-            before_src: Path | None = None) -> dict[str, Any]:
-    """Per embedding: MAP@10 in each library with intervals, and the paired change after / before."""
-    out: dict[str, Any] = {}
+def compare(before: Path, afters: dict[str, Path], roots: list[Path], embeddings: list[str], resamples: int,
+            seed: int, before_src: Path | None = None) -> dict[str, dict[str, Any]]:
+    """Per ``afters`` name and embedding: MAP@10 in each library with intervals, and the paired change after /
+    before (the before library scored once per embedding)."""
+    out: dict[str, dict[str, Any]] = {name: {} for name in afters}
     for key in embeddings:
         if before_src is not None:
             aps_before, albums, key_before = query_aps_elsewhere(before_src, before, roots, key)
         else:
             aps_before, albums, key_before = query_aps(before, roots, key)
-        aps_after, _, key_after = query_aps(after, roots, key)
-        shared = sorted(set(aps_before) & set(aps_after))
-        owners = np.array([albums[p] for p in shared])
-        values = {"before": np.array([aps_before[p] for p in shared]),
-                  "after": np.array([aps_after[p] for p in shared])}
-        stats = bootstrap(values, owners, resamples, seed, "before")
-        out[key] = {"keys": {"before": key_before, "after": key_after}, "queries": len(shared),
-                    "albums": int(len(np.unique(owners))), "only_before": len(aps_before) - len(shared),
-                    "only_after": len(aps_after) - len(shared),
-                    "before": {k: stats["before"][k] for k in ("mean", "lo", "hi")},
-                    "after": {k: stats["after"][k] for k in ("mean", "lo", "hi")},
-                    "change": {k: stats["after"][k] for k in ("gain", "gain_lo", "gain_hi")}}
+        for name, after in afters.items():
+            aps_after, _, key_after = query_aps(after, roots, key)
+            shared = sorted(set(aps_before) & set(aps_after))
+            owners = np.array([albums[p] for p in shared])
+            values = {"before": np.array([aps_before[p] for p in shared]),
+                      "after": np.array([aps_after[p] for p in shared])}
+            stats = bootstrap(values, owners, resamples, seed, "before")
+            out[name][key] = {"keys": {"before": key_before, "after": key_after}, "queries": len(shared),
+                              "albums": int(len(np.unique(owners))), "only_before": len(aps_before) - len(shared),
+                              "only_after": len(aps_after) - len(shared),
+                              "before": {k: stats["before"][k] for k in ("mean", "lo", "hi")},
+                              "after": {k: stats["after"][k] for k in ("mean", "lo", "hi")},
+                              "change": {k: stats["after"][k] for k in ("gain", "gain_lo", "gain_hi")}}
     return out
 
 
@@ -117,8 +119,8 @@ def main(argv: list[str] | None = None) -> int:
         "benchmark": "paired-libraries",
         "command": " ".join(["benchmarks/paired_libraries.py", *(argv if argv is not None else sys.argv[1:])]),
         "before": str(args.before)}
-    runs = {name: compare(args.before, Path(lib), roots, args.embeddings, args.resamples, args.seed, args.before_src)
-            for name, lib in named}
+    runs = compare(args.before, {name: Path(lib) for name, lib in named}, roots, args.embeddings, args.resamples,
+                   args.seed, args.before_src)
     if named[0][0]:
         payload["candidates"] = {name: {"after": lib, "results": runs[name]} for name, lib in named}
     else:
