@@ -57,7 +57,6 @@ def run(files: list[str], steps: list[int]) -> dict[str, Any]:
                 seconds[step] += time.process_time() - started
             tempos[step].append(tempo)
         timed += 1
-    counted = len(tempos[steps[0]])
     reference = np.log2(np.maximum(tempos[steps[0]], 1.0))
     rows = {}
     for step in steps:
@@ -65,7 +64,7 @@ def run(files: list[str], steps: list[int]) -> dict[str, Any]:
         rows[str(step)] = {"cpu_seconds_per_track": round(seconds[step] / max(timed - 1, 1), 5),
                            "estimates_changed": int(np.count_nonzero(octaves)),
                            "largest_change_octaves": round(float(octaves.max(initial=0.0)), 4)}
-    return {"files": counted, "skipped": skipped, "window_seconds": DEFAULT_WINDOW.seconds,
+    return {"files": timed, "skipped": skipped, "window_seconds": DEFAULT_WINDOW.seconds,
             "reference_step": steps[0], "steps": rows}
 
 
