@@ -48,10 +48,10 @@ def test_bfloat16_is_chosen_where_amx_is_and_the_environment_decides_first(monke
     model, _ = load_checkpoint(shipped_checkpoint("musicnn-mtt"))  # type: ignore[arg-type]
     monkeypatch.setenv(precision.BF16_ENV, "0")
     assert not precision.bfloat16_fast() and model.use_bfloat16() is False
-    assert not any(block.in_bf16 for block in model.timbral)
+    assert not any(block.in_bf16 for block in (*model.timbral, *model.temporal))
     monkeypatch.setenv(precision.BF16_ENV, "1")
     assert precision.bfloat16_fast() and model.use_bfloat16() is True  # the check on a seeded batch passes
-    assert all(block.in_bf16 for block in model.timbral) and not any(b.in_bf16 for b in model.temporal)
+    assert all(block.in_bf16 for block in (*model.timbral, *model.temporal))
     monkeypatch.delenv(precision.BF16_ENV)
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
     assert not precision.bfloat16_fast()
@@ -90,17 +90,30 @@ def test_bfloat16_embeddings_are_float32s_within_a_small_angle(monkeypatch: pyte
                         lambda self, x: calls.append(1) or original(self, x))
     model.use_bfloat16(True)
     fast = model.embed_tracks(specs)
-    assert len(calls) == 2 * 6  # both timbral blocks, in each of the 6 passes of 2 patches
+    assert len(calls) == 5 * 6  # the 2 timbral and 3 temporal blocks, in each of the 6 passes of 2 patches
     for (a, _), (b, _) in zip(exact, fast, strict=True):
         assert not np.array_equal(a, b)  # the bfloat16 path ran
         assert float(a @ b / np.linalg.norm(a) / np.linalg.norm(b)) > 0.9999
         assert float(np.abs(a - b).max()) < 1e-2 * float(np.abs(a).max())
 
 
-def test_bfloat16_filters_follow_the_weights_and_serve_autograd_after_inference_mode() -> None:
+def test_toeplitz_filters_give_the_valid_correlation_of_every_filter() -> None:
+    from soundalike.models.musicnn import toeplitz_filters
+
+    gen = torch.Generator().manual_seed(1)
+    weight, x = torch.randn(5, 7, generator=gen), torch.randn(3, 4 * 8 + 6, generator=gen)
+    matrix = toeplitz_filters(weight, 8)  # (8 + 6, 8 * 5)
+    rows = x.unfold(1, 14, 8).reshape(-1, 14)  # 4 blocks of 8 outputs per signal
+    got = (rows @ matrix).reshape(3, 4 * 8, 5).transpose(1, 2)
+    want = torch.nn.functional.conv1d(x[:, None], weight[:, None])
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("which", ["timbral", "temporal"])
+def test_bfloat16_filters_follow_the_weights_and_serve_autograd_after_inference_mode(which: str) -> None:
     model, _ = load_checkpoint(shipped_checkpoint("musicnn-mtt"))  # type: ignore[arg-type]
     model.use_bfloat16(True)
-    block = model.timbral[0]
+    block = model.timbral[0] if which == "timbral" else model.temporal[0]
     x = torch.nn.functional.pad(torch.rand(2, 1, 187, 96), (0, 0, *block.pad))
     with torch.inference_mode():  # the filters are first made here, as the embedding makes them
         block.pooled_first_bf16(x)

@@ -68,7 +68,21 @@ class MusicnnConfig(ModelConfig):
     layer: str = "penultimate"  # or "pooled": the back end's max and mean over time (1506 values, before dense)
 
 
-BF16_TOLERANCE = 0.1  # largest error of a bfloat16 timbral filter at the start-up check, of its scale (seen 0.022)
+TOEPLITZ_BLOCK = 32  # output frames per row of the temporal filters' bfloat16 product (16-64 measured alike)
+
+
+def toeplitz_filters(weight: torch.Tensor, block: int) -> torch.Tensor:
+    """Filters ``(filters, kt)`` as the banded matrix ``(block + kt - 1, block·filters)`` whose product with
+    ``block + kt - 1`` consecutive input frames gives the ``block`` outputs of every filter (a "valid"
+    correlation, output frame major): column ``b·filters + f`` holds filter ``f`` from row ``b`` on."""
+    filters, kt = weight.shape
+    matrix = weight.new_zeros(block + kt - 1, block, filters)
+    for b in range(block):
+        matrix[b:b + kt, b] = weight.t()
+    return matrix.reshape(block + kt - 1, block * filters)
+
+
+BF16_TOLERANCE = 0.1  # largest error of a bfloat16 front-end filter at the start-up check, of its scale (seen 0.024)
 
 
 def _bn(channels: int) -> nn.BatchNorm1d:
@@ -112,19 +126,43 @@ class _FreqPooledConv(nn.Module):
     def pooled_first_bf16(self, x: torch.Tensor) -> torch.Tensor:
         """:meth:`pooled_first` (of time-padded ``x``) with the convolution as a bfloat16 matrix product and the
         max over frequency in bfloat16 (float32 in and out): for CPUs with AMX tiles (:func:`bfloat16_fast`),
-        where it costs a fifth of the float32 convolution for the timbral filters (relative errors ~5e-3).
+        where it costs a fifth of the float32 convolution for the timbral filters and a third for the temporal
+        ones (relative errors ~5e-3).
 
-        The windows of ``x`` (``kt x km`` each) are unfolded into rows and multiplied by the filters, the most
-        used bfloat16 kernel there is; oneDNN's own bfloat16 convolution was as fast but gave wrong sums for
-        some kernel shapes (a 2-channel input with 64 x 1 or 32 x 1 kernels, torch 2.13). The output
+        Timbral filters (``kt x km`` windows): the windows of ``x`` are unfolded into rows and multiplied by the
+        filters, the most used bfloat16 kernel there is; oneDNN's own bfloat16 convolution was as fast but gave
+        wrong sums for some kernel shapes (a 2-channel input with 64 x 1 or 32 x 1 kernels, torch 2.13). The output
         ``(n, T, mel', filters)`` has the filters innermost, so the max over frequency is an element-wise max of
-        contiguous rows."""
+        contiguous rows. Temporal filters (``kt x 1``): :meth:`_temporal_bf16`."""
         weight, bias, sign = self._bf16_weights(x.device)
         kt, km = self.conv.kernel_size
+        if km == 1:
+            return self._temporal_bf16(x, weight, bias, sign)
         n, _, frames, mel = x.shape
         windows = x[:, 0].to(torch.bfloat16).unfold(1, kt, 1).unfold(2, km, 1)  # (n, T, mel', kt, km), a view
         z = torch.matmul(windows.reshape(n, frames - kt + 1, mel - km + 1, kt * km), weight)
         return self._relu_bn((z.amax(dim=2).float() + bias).transpose(1, 2) * sign[:, None])
+
+    def _temporal_bf16(self, x: torch.Tensor, toeplitz: torch.Tensor, bias: torch.Tensor, sign: torch.Tensor
+                       ) -> torch.Tensor:
+        """The ``kt x 1`` filters of :meth:`pooled_first_bf16`: each mel band's signal cut into rows of
+        ``TOEPLITZ_BLOCK + kt - 1`` frames that start every ``TOEPLITZ_BLOCK`` frames, times a banded matrix that
+        holds each filter shifted to every output frame of the block (:func:`toeplitz_filters`).
+
+        Unfolding a window of ``kt`` (up to 128) frames for every output frame copied more than the product saved;
+        these rows overlap by ``kt - 1`` frames per ``TOEPLITZ_BLOCK`` outputs instead, for a quarter more
+        multiply-adds at the bfloat16 rate (docs/performance.md)."""
+        kt = self.conv.kernel_size[0]
+        n, _, length, mel = x.shape
+        frames = length - kt + 1
+        blocks = -(-frames // TOEPLITZ_BLOCK)
+        width = TOEPLITZ_BLOCK + kt - 1
+        signal = x[:, 0].transpose(1, 2).to(torch.bfloat16)  # (n, mel, length)
+        if blocks * TOEPLITZ_BLOCK + kt - 1 > length:  # zeros after the end: only outputs past T see them
+            signal = F.pad(signal, (0, blocks * TOEPLITZ_BLOCK + kt - 1 - length))
+        rows = signal.unfold(2, width, TOEPLITZ_BLOCK).reshape(-1, width)  # (n·mel·blocks, width), one copy
+        z = torch.mm(rows, toeplitz).reshape(n, mel, blocks * TOEPLITZ_BLOCK, -1)[:, :, :frames].amax(dim=1)
+        return self._relu_bn((z.float() + bias).transpose(1, 2) * sign[:, None])
 
     def _relu_bn(self, picked: torch.Tensor) -> torch.Tensor:
         """ReLU and the eval-mode batch norm of the filters' maxima over frequency ``(n, filters, T)`` (BatchNorm2d
@@ -133,7 +171,8 @@ class _FreqPooledConv(nn.Module):
         return F.batch_norm(F.relu(picked), bn.running_mean, bn.running_var, bn.weight, bn.bias, False, 0.0, bn.eps)
 
     def _bf16_weights(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """The sign-flipped filters of :meth:`pooled_first` as a ``(kt·km, filters)`` bfloat16 matrix, their
+        """The sign-flipped filters of :meth:`pooled_first` as a ``(kt·km, filters)`` bfloat16 matrix (temporal
+        filters: :func:`toeplitz_filters`), their
         sign-flipped bias (float32) and the signs; made again only when a weight they come from changed."""
         bias = self.conv.bias
         assert bias is not None  # built with one
@@ -144,7 +183,10 @@ class _FreqPooledConv(nn.Module):
             with torch.inference_mode(False), torch.no_grad():
                 sign = torch.where(self.bn.weight.detach().to(device) < 0, -1.0, 1.0)
                 w = self.conv.weight.detach().to(device).float() * sign[:, None, None, None]
-                matrix = w.reshape(w.shape[0], -1).t().contiguous().to(torch.bfloat16)
+                if self.conv.kernel_size[1] == 1:  # temporal filters: the banded matrix of _temporal_bf16
+                    matrix = toeplitz_filters(w[:, 0, :, 0], TOEPLITZ_BLOCK).to(torch.bfloat16)
+                else:
+                    matrix = w.reshape(w.shape[0], -1).t().contiguous().to(torch.bfloat16)
                 cached = (key, (matrix, bias.detach().to(device).float() * sign, sign))
             self._bf16_cache = cached
         return cached[1]
@@ -197,22 +239,21 @@ class Musicnn(Encoder):
         self._bfloat16: bool | None = None  # decided on the first forward pass in eval mode
 
     def use_bfloat16(self, on: bool | None = None) -> bool:
-        """Run the timbral filters in bfloat16 in eval mode (``None``: on the CPU where :func:`bfloat16_fast` says
-        so and :meth:`_bfloat16_agrees`); returns the choice. The temporal filters stay in float32: bfloat16 did
-        not make them cheaper (2-4 ms a pass either way)."""
+        """Run the front end's timbral and temporal filters in bfloat16 in eval mode (``None``: on the CPU where
+        :func:`bfloat16_fast` says so and :meth:`_bfloat16_agrees`); returns the choice."""
         with DECIDING:  # first passes in two threads decide one at a time; blocks are set before the choice
             if on is None:
                 on = (self.dense.weight.device.type == "cpu" and bfloat16_fast() and self._bfloat16_agrees())
-            for block in self._timbral_blocks():
+            for block in self._front_blocks():
                 block.in_bf16 = on
             self._bfloat16 = on
         return on
 
-    def _timbral_blocks(self) -> list[_FreqPooledConv]:
-        return [b for b in self.timbral if isinstance(b, _FreqPooledConv)]
+    def _front_blocks(self) -> list[_FreqPooledConv]:
+        return [b for b in (*self.timbral, *self.temporal) if isinstance(b, _FreqPooledConv)]
 
     def _bfloat16_agrees(self) -> bool:
-        """Whether the bfloat16 timbral blocks give float32's outputs on a seeded batch of spectrogram patches,
+        """Whether the bfloat16 front-end blocks give float32's outputs on a seeded batch of spectrogram patches,
         every filter within :data:`BF16_TOLERANCE` of its own largest value (plus a hundredth of the block's, for
         filters that barely respond): a guard against a kernel that sums wrongly on an untested CPU."""
         gen = torch.Generator().manual_seed(0)
@@ -220,7 +261,7 @@ class Musicnn(Encoder):
         spec_db = torch.randn(self.cpu_batch, N_MELS, PATCH_FRAMES, generator=gen) * 15.0 - 40.0
         with torch.inference_mode():
             h = self.input_bn(self.prepare(spec_db.to(device)).unsqueeze(1))
-            for block in self._timbral_blocks():
+            for block in self._front_blocks():
                 x = F.pad(h, (0, 0, *block.pad))
                 want, got = block.pooled_first(x), block.pooled_first_bf16(x)
                 scale = want.abs().amax(dim=(0, 2))
