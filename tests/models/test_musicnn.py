@@ -97,15 +97,15 @@ def test_bfloat16_embeddings_are_float32s_within_a_small_angle(monkeypatch: pyte
         assert float(np.abs(a - b).max()) < 1e-2 * float(np.abs(a).max())
 
 
-def test_toeplitz_filters_give_the_valid_correlation_of_every_filter() -> None:
-    from soundalike.models.musicnn import toeplitz_filters
+def test_banded_filters_give_the_valid_correlation_of_every_filter() -> None:
+    from soundalike.models.musicnn import banded_filters
 
     gen = torch.Generator().manual_seed(1)
-    weight, x = torch.randn(5, 7, generator=gen), torch.randn(3, 4 * 8 + 6, generator=gen)
-    matrix = toeplitz_filters(weight, 8)  # (8 + 6, 8 * 5)
-    rows = x.unfold(1, 14, 8).reshape(-1, 14)  # 4 blocks of 8 outputs per signal
-    got = (rows @ matrix).reshape(3, 4 * 8, 5).transpose(1, 2)
-    want = torch.nn.functional.conv1d(x[:, None], weight[:, None])
+    weight, x = torch.randn(5, 3, 7, generator=gen), torch.randn(2, 3, 4 * 8 + 6, generator=gen)
+    matrix = banded_filters(weight, 8)  # (3 * (8 + 6), 8 * 5)
+    rows = x.unfold(2, 14, 8).transpose(1, 2).reshape(-1, 3 * 14)  # 4 windows of 3 x 14 per input
+    got = (rows @ matrix).reshape(2, 4 * 8, 5).transpose(1, 2)
+    want = torch.nn.functional.conv1d(x, weight)  # (2, 5, 32)
     torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
 
 

@@ -68,18 +68,22 @@ class MusicnnConfig(ModelConfig):
     layer: str = "penultimate"  # or "pooled": the back end's max and mean over time (1506 values, before dense)
 
 
-TOEPLITZ_BLOCK = 32  # output frames per row of the temporal filters' bfloat16 product (16-64 measured alike)
+# Outputs per row of the bfloat16 front-end products (:func:`banded_filters`): frames of the temporal filters,
+# mel bands of the timbral ones (measured: 16-64 frames alike; 4-8 bands alike, 16 slower).
+TIME_BLOCK = 32
+MEL_BLOCK = 8
 
 
-def toeplitz_filters(weight: torch.Tensor, block: int) -> torch.Tensor:
-    """Filters ``(filters, kt)`` as the banded matrix ``(block + kt - 1, block·filters)`` whose product with
-    ``block + kt - 1`` consecutive input frames gives the ``block`` outputs of every filter (a "valid"
-    correlation, output frame major): column ``b·filters + f`` holds filter ``f`` from row ``b`` on."""
-    filters, kt = weight.shape
-    matrix = weight.new_zeros(block + kt - 1, block, filters)
+def banded_filters(weight: torch.Tensor, block: int) -> torch.Tensor:
+    """Filters ``(filters, rows, k)`` as the banded matrix ``(rows·(block + k - 1), block·filters)`` whose product
+    with a window of ``rows x (block + k - 1)`` inputs (row major) gives ``block`` consecutive outputs of every
+    filter along the last axis (a "valid" correlation; output major, then filter): column ``b·filters + f`` holds
+    filter ``f`` shifted by ``b`` along that axis."""
+    filters, rows, k = weight.shape
+    matrix = weight.new_zeros(rows, block + k - 1, block, filters)
     for b in range(block):
-        matrix[b:b + kt, b] = weight.t()
-    return matrix.reshape(block + kt - 1, block * filters)
+        matrix[:, b:b + k, b] = weight.permute(1, 2, 0)
+    return matrix.reshape(rows * (block + k - 1), block * filters)
 
 
 BF16_TOLERANCE = 0.1  # largest error of a bfloat16 front-end filter at the start-up check, of its scale (seen 0.024)
@@ -126,43 +130,33 @@ class _FreqPooledConv(nn.Module):
     def pooled_first_bf16(self, x: torch.Tensor) -> torch.Tensor:
         """:meth:`pooled_first` (of time-padded ``x``) with the convolution as a bfloat16 matrix product and the
         max over frequency in bfloat16 (float32 in and out): for CPUs with AMX tiles (:func:`bfloat16_fast`),
-        where it costs a fifth of the float32 convolution for the timbral filters and a third for the temporal
-        ones (relative errors ~5e-3).
+        where it costs a third of the float32 convolution for the timbral filters and the temporal ones alike
+        (relative errors ~5e-3; docs/performance.md).
 
-        Timbral filters (``kt x km`` windows): the windows of ``x`` are unfolded into rows and multiplied by the
-        filters, the most used bfloat16 kernel there is; oneDNN's own bfloat16 convolution was as fast but gave
-        wrong sums for some kernel shapes (a 2-channel input with 64 x 1 or 32 x 1 kernels, torch 2.13). The output
-        ``(n, T, mel', filters)`` has the filters innermost, so the max over frequency is an element-wise max of
-        contiguous rows. Temporal filters (``kt x 1``): :meth:`_temporal_bf16`."""
-        weight, bias, sign = self._bf16_weights(x.device)
+        The product is a plain bfloat16 matrix product, the most used bfloat16 kernel there is (oneDNN's own
+        bfloat16 convolution was as fast but gave wrong sums for some kernel shapes, a 2-channel input with 64 x 1
+        or 32 x 1 kernels, torch 2.13): rows of input windows times :func:`banded_filters`, which give a block of
+        neighbouring outputs each. Unfolding one window per output (``kt x km`` values, up to 128 x 1 or 7 x 67)
+        copied more than the product cost; a block's window overlaps the next one's by the kernel only."""
+        matrix, bias, sign = self._bf16_weights(x.device)
         kt, km = self.conv.kernel_size
-        if km == 1:
-            return self._temporal_bf16(x, weight, bias, sign)
-        n, _, frames, mel = x.shape
-        windows = x[:, 0].to(torch.bfloat16).unfold(1, kt, 1).unfold(2, km, 1)  # (n, T, mel', kt, km), a view
-        z = torch.matmul(windows.reshape(n, frames - kt + 1, mel - km + 1, kt * km), weight)
-        return self._relu_bn((z.amax(dim=2).float() + bias).transpose(1, 2) * sign[:, None])
-
-    def _temporal_bf16(self, x: torch.Tensor, toeplitz: torch.Tensor, bias: torch.Tensor, sign: torch.Tensor
-                       ) -> torch.Tensor:
-        """The ``kt x 1`` filters of :meth:`pooled_first_bf16`: each mel band's signal cut into rows of
-        ``TOEPLITZ_BLOCK + kt - 1`` frames that start every ``TOEPLITZ_BLOCK`` frames, times a banded matrix that
-        holds each filter shifted to every output frame of the block (:func:`toeplitz_filters`).
-
-        Unfolding a window of ``kt`` (up to 128) frames for every output frame copied more than the product saved;
-        these rows overlap by ``kt - 1`` frames per ``TOEPLITZ_BLOCK`` outputs instead, for a quarter more
-        multiply-adds at the bfloat16 rate (docs/performance.md)."""
-        kt = self.conv.kernel_size[0]
         n, _, length, mel = x.shape
         frames = length - kt + 1
-        blocks = -(-frames // TOEPLITZ_BLOCK)
-        width = TOEPLITZ_BLOCK + kt - 1
-        signal = x[:, 0].transpose(1, 2).to(torch.bfloat16)  # (n, mel, length)
-        if blocks * TOEPLITZ_BLOCK + kt - 1 > length:  # zeros after the end: only outputs past T see them
-            signal = F.pad(signal, (0, blocks * TOEPLITZ_BLOCK + kt - 1 - length))
-        rows = signal.unfold(2, width, TOEPLITZ_BLOCK).reshape(-1, width)  # (n·mel·blocks, width), one copy
-        z = torch.mm(rows, toeplitz).reshape(n, mel, blocks * TOEPLITZ_BLOCK, -1)[:, :, :frames].amax(dim=1)
-        return self._relu_bn((z.float() + bias).transpose(1, 2) * sign[:, None])
+        xb = x[:, 0].to(torch.bfloat16)  # (n, length, mel)
+        if km == 1:  # temporal filters: each mel band's signal in rows of TIME_BLOCK outputs
+            blocks = -(-frames // TIME_BLOCK)
+            signal = F.pad(xb.transpose(1, 2), (0, blocks * TIME_BLOCK + kt - 1 - length))  # zeros past the end
+            rows = signal.unfold(2, TIME_BLOCK + kt - 1, TIME_BLOCK)  # (n, mel, blocks, width)
+            z = torch.mm(rows.reshape(-1, rows.shape[-1]), matrix)  # (n·mel·blocks, TIME_BLOCK·filters)
+            picked = z.reshape(n, mel, blocks * TIME_BLOCK, -1)[:, :, :frames].amax(dim=1)
+        else:  # timbral filters: every kt frames in rows of MEL_BLOCK neighbouring bands
+            bands = mel - km + 1
+            blocks = -(-bands // MEL_BLOCK)
+            xb = F.pad(xb, (0, blocks * MEL_BLOCK + km - 1 - mel))  # zeros above the top band
+            rows = xb.unfold(1, kt, 1).unfold(2, MEL_BLOCK + km - 1, MEL_BLOCK)  # (n, T, blocks, kt, width)
+            z = torch.mm(rows.reshape(-1, kt * rows.shape[-1]), matrix)  # (n·T·blocks, MEL_BLOCK·filters)
+            picked = z.reshape(n, frames, blocks * MEL_BLOCK, -1)[:, :, :bands].amax(dim=2)
+        return self._relu_bn((picked.float() + bias).transpose(1, 2) * sign[:, None])
 
     def _relu_bn(self, picked: torch.Tensor) -> torch.Tensor:
         """ReLU and the eval-mode batch norm of the filters' maxima over frequency ``(n, filters, T)`` (BatchNorm2d
@@ -171,9 +165,9 @@ class _FreqPooledConv(nn.Module):
         return F.batch_norm(F.relu(picked), bn.running_mean, bn.running_var, bn.weight, bn.bias, False, 0.0, bn.eps)
 
     def _bf16_weights(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """The sign-flipped filters of :meth:`pooled_first` as a ``(kt·km, filters)`` bfloat16 matrix (temporal
-        filters: :func:`toeplitz_filters`), their
-        sign-flipped bias (float32) and the signs; made again only when a weight they come from changed."""
+        """The sign-flipped filters of :meth:`pooled_first` as the bfloat16 :func:`banded_filters` of
+        :meth:`pooled_first_bf16`, their sign-flipped bias (float32) and the signs; made again only when a weight
+        they come from changed."""
         bias = self.conv.bias
         assert bias is not None  # built with one
         key = (versions(self.conv.weight, bias, self.bn.weight), device, self.conv.weight.dtype)
@@ -183,10 +177,11 @@ class _FreqPooledConv(nn.Module):
             with torch.inference_mode(False), torch.no_grad():
                 sign = torch.where(self.bn.weight.detach().to(device) < 0, -1.0, 1.0)
                 w = self.conv.weight.detach().to(device).float() * sign[:, None, None, None]
-                if self.conv.kernel_size[1] == 1:  # temporal filters: the banded matrix of _temporal_bf16
-                    matrix = toeplitz_filters(w[:, 0, :, 0], TOEPLITZ_BLOCK).to(torch.bfloat16)
-                else:
-                    matrix = w.reshape(w.shape[0], -1).t().contiguous().to(torch.bfloat16)
+                if self.conv.kernel_size[1] == 1:  # temporal filters: banded along time
+                    matrix = banded_filters(w[:, 0, :, 0][:, None], TIME_BLOCK)
+                else:  # timbral: banded along the mel bands, all kt frames
+                    matrix = banded_filters(w[:, 0], MEL_BLOCK)
+                matrix = matrix.to(torch.bfloat16)
                 cached = (key, (matrix, bias.detach().to(device).float() * sign, sign))
             self._bf16_cache = cached
         return cached[1]
