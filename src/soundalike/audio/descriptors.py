@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import functools
 
-import librosa
 import numpy as np
 
+from . import dsp
 from .features import MelPreset, get_preset, log_mel, power_spectrogram
 
 N_MFCC = 20
@@ -82,7 +82,7 @@ def spectral_shape(power: np.ndarray, sr: int, n_fft: int, magnitude: np.ndarray
                   for i in range(0, frames, SHAPE_BLOCK)]
         return {k: np.concatenate([b[k] for b in blocks]) for k in blocks[0]}
     magnitude = np.sqrt(power) if magnitude is None else magnitude
-    freq = librosa.fft_frequencies(sr=sr, n_fft=n_fft).astype(np.float32)
+    freq = dsp.fft_frequencies(sr, n_fft).astype(np.float32)
     total = magnitude.sum(axis=0)
     safe = np.where(total > 0, total, 1.0)
     centroid = (freq @ magnitude) / safe
@@ -170,8 +170,7 @@ def estimate_tempo(onset: np.ndarray, sr: int, hop: int, ac_size: float = 8.0, b
                    step: int = 1) -> float:
     """librosa's ``feature.tempo`` (BPM) of an onset envelope, from :func:`mean_tempogram` (every ``step``-th
     column): with ``step`` 1 the same estimate as librosa's (tests/audio/test_descriptors.py)."""
-    mean = mean_tempogram(onset, sr, hop, ac_size, block, step)[:, None]
-    return float(np.atleast_1d(librosa.feature.tempo(tg=mean, sr=sr, hop_length=hop))[0])
+    return dsp.tempo(mean_tempogram(onset, sr, hop, ac_size, block, step), sr, hop)
 
 
 def mean_tempogram(onset: np.ndarray, sr: int, hop: int, ac_size: float = 8.0, block: int = SHAPE_BLOCK,
@@ -190,10 +189,10 @@ def mean_tempogram(onset: np.ndarray, sr: int, hop: int, ac_size: float = 8.0, b
 
     onset = np.asarray(onset, dtype=np.float32)
     n = onset.shape[-1]
-    win = int(librosa.time_to_frames(ac_size, sr=sr, hop_length=hop))
+    win = dsp.time_to_frames(ac_size, sr, hop)
     half = win // 2
     padded = np.pad(onset, (half, half), mode="linear_ramp", end_values=(0, 0))  # as tempogram(center=True)
-    window = librosa.filters.get_window("hann", win, fftbins=True).astype(np.float32)
+    window = dsp.hann_float32(win)
     n_fft = scipy.fft.next_fast_len(2 * win - 1, real=True)  # >= 2 win - 1: the linear autocorrelation
     tiny = np.finfo(np.float32).tiny
     total = np.zeros(win, dtype=np.float64)
@@ -212,7 +211,7 @@ def mean_tempogram(onset: np.ndarray, sr: int, hop: int, ac_size: float = 8.0, b
 @functools.lru_cache(maxsize=8)
 def _chroma_filterbank(sr: int, n_fft: int) -> np.ndarray:
     """librosa's chroma filterbank at A440 (``tuning=0``), computed once (read-only, shared)."""
-    bank = librosa.filters.chroma(sr=sr, n_fft=n_fft, tuning=0.0).astype(np.float32)
+    bank = dsp.chroma_filters(sr, n_fft)
     bank.flags.writeable = False
     return bank
 
@@ -222,7 +221,7 @@ def chroma_stft(power: np.ndarray, sr: int, n_fft: int) -> np.ndarray:
     with the filterbank made once instead of on every call (about 40 % of its CPU): the same values
     (tests/audio/test_descriptors.py)."""
     raw = np.einsum("cf,...ft->...ct", _chroma_filterbank(sr, n_fft), power, optimize=True)
-    return np.asarray(librosa.util.normalize(raw, norm=np.inf, axis=-2))
+    return dsp.normalize(raw, norm=np.inf, axis=-2)
 
 
 def spectral_contrast(magnitude: np.ndarray, sr: int, n_fft: int, fmin: float = 200.0, n_bands: int = 6,
@@ -230,7 +229,7 @@ def spectral_contrast(magnitude: np.ndarray, sr: int, n_fft: int, fmin: float = 
     """librosa's ``feature.spectral_contrast`` ``(n_bands + 1, frames)`` of a magnitude spectrogram, sorting each
     band along contiguous rows of the transposed spectrogram (librosa sorts down the strided frequency axis): half
     the CPU, equal within float rounding (tests/audio/test_descriptors.py)."""
-    freq = librosa.fft_frequencies(sr=sr, n_fft=n_fft)
+    freq = dsp.fft_frequencies(sr, n_fft)
     octaves = np.zeros(n_bands + 2)
     octaves[1:] = fmin * (2.0 ** np.arange(0, n_bands + 1))
     bands = []  # (first bin, end bin, bins averaged at each end) of each band
@@ -249,7 +248,7 @@ def spectral_contrast(magnitude: np.ndarray, sr: int, n_fft: int, fmin: float = 
             ordered = np.sort(rows[:, low:end], axis=-1)
             valley[k, start:start + SHAPE_BLOCK] = ordered[:, :count].mean(axis=-1)
             peak[k, start:start + SHAPE_BLOCK] = ordered[:, -count:].mean(axis=-1)
-    return np.asarray(librosa.power_to_db(peak) - librosa.power_to_db(valley))
+    return dsp.power_to_db(peak) - dsp.power_to_db(valley)
 
 
 def describe(
@@ -277,7 +276,7 @@ def describe(
     floored = np.maximum(spectral, power.max() * 10.0 ** (-TOP_DB / 10.0))
     magnitude = np.sqrt(floored)
 
-    mfcc = librosa.feature.mfcc(S=mel_db, n_mfcc=N_MFCC)
+    mfcc = dsp.mfcc(mel_db, N_MFCC)
     dmfcc = np.diff(mfcc, axis=1) if mfcc.shape[1] > 1 else np.zeros_like(mfcc)
     # tuning=0: A440 reference. librosa's tuning estimate (piptrack) took ~40 % of the descriptor time and a
     # per-track tuning shift would make two recordings of one piece in different tunings look less alike anyway.
@@ -287,12 +286,12 @@ def describe(
     centroid, bandwidth, rolloff = shape["centroid"], shape["bandwidth"], shape["rolloff"]
     flatness = shape["flatness"]
     zcr = zero_crossing_rate(y, p.n_fft, hop)
-    onset = librosa.onset.onset_strength(S=mel_db, sr=sr, hop_length=hop)
-    loudness = librosa.amplitude_to_db(shape["rms"], ref=1.0, amin=1e-5)
+    onset = dsp.onset_strength(mel_db, p.n_fft, hop)
+    loudness = dsp.amplitude_to_db(shape["rms"], ref=1.0, amin=1e-5)
 
     tempo = estimate_tempo(onset, sr, hop, step=TEMPO_STEP)
     # Pulse clarity: how peaked the onset autocorrelation is (steady beat vs. none), in [0, 1].
-    ac = librosa.autocorrelate(onset - onset.mean())
+    ac = dsp.autocorrelate(onset - onset.mean())
     pulse = float(np.max(ac[4:]) / ac[0]) if ac.size > 5 and ac[0] > 0 else 0.0
 
     parts: list[np.ndarray] = []

@@ -10,8 +10,9 @@ import functools
 from dataclasses import asdict, dataclass
 from typing import Any
 
-import librosa
 import numpy as np
+
+from . import dsp
 
 
 class ParameterError(ValueError):
@@ -132,8 +133,7 @@ def framed_power(x: np.ndarray, preset: MelPreset | str) -> np.ndarray:
 @functools.lru_cache(maxsize=16)
 def _window(p: MelPreset) -> np.ndarray:
     """The preset's Hann window, centred in ``n_fft`` samples (read-only, shared)."""
-    window = librosa.util.pad_center(librosa.filters.get_window("hann", p.win_length, fftbins=True), size=p.n_fft)
-    window = window.astype(np.float32)
+    window = dsp.pad_center(dsp.hann(p.win_length), p.n_fft).astype(np.float32)
     window.flags.writeable = False
     return window
 
@@ -142,9 +142,7 @@ def _window(p: MelPreset) -> np.ndarray:
 def mel_filterbank(preset: MelPreset) -> np.ndarray:
     """The preset's mel filterbank (Slaney-normalised, as ``librosa.feature.melspectrogram``), computed once a
     preset instead of on every spectrogram; read-only, since callers share it."""
-    bank = librosa.filters.mel(
-        sr=preset.sr, n_fft=preset.n_fft, n_mels=preset.n_mels, fmin=preset.fmin, fmax=preset.fmax
-    ).astype(np.float32)
+    bank = dsp.mel_filters(preset.sr, preset.n_fft, preset.n_mels, preset.fmin, preset.fmax)
     bank.flags.writeable = False
     return bank
 
