@@ -211,7 +211,12 @@ class AnalyserCrashError(audio.AudioError):
 
 
 def limit_native_threads() -> None:
-    """One BLAS/OpenMP thread per worker process: N workers on N cores, not N x N threads fighting."""
+    """One BLAS/OpenMP thread per worker process: N workers on N cores, not N x N threads fighting (PyTorch's
+    too, which a worker imports for the STFT after this: through the environment it reads at import)."""
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[name] = "1"
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(1)
     try:
         from threadpoolctl import threadpool_limits
 
