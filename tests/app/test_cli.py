@@ -175,13 +175,14 @@ def test_index_rejects_an_unknown_model(tmp_path: Path) -> None:
 
 def test_index_embeds_with_the_shipped_default(indexed: tuple[Path, Path, list[synth.SynthTrack]]) -> None:
     from soundalike.models import load_checkpoint
-    from soundalike.models.embedding import resolve_model
+    from soundalike.models.embedding import resolve_model, stored_key
     from soundalike.models.pretrained import (
         default_checkpoint,
         default_checkpoints,
         default_parts,
         model_card,
         shipped_model_ids,
+        shipped_part,
     )
 
     checkpoints = default_checkpoints()
@@ -193,6 +194,8 @@ def test_index_embeds_with_the_shipped_default(indexed: tuple[Path, Path, list[s
         assert checkpoint.stat().st_size <= 20 * 1024 * 1024
         _, payload = load_checkpoint(checkpoint)
         assert shipped_model_ids()[checkpoint.name] == payload["model_id"]  # default.json names it rightly
+        assert shipped_part(checkpoint) == {"model_id": payload["model_id"], "model": payload["model"],
+                                            "input": stored_key(payload)}  # what a scan's workers go by
         with Library.open(library, create=False) as lib:
             assert payload["model_id"] in lib.models()
             ids, vectors = lib.vectors(payload["model_id"])
@@ -232,6 +235,34 @@ def test_a_query_of_a_library_track_does_not_load_pytorch(indexed: tuple[Path, P
     assert flag.strip() == "False"
     results = json.loads(answer)
     assert len(results["results"]) == 3 and "+" in results["model"]  # the fused default, not the descriptors
+
+
+def test_index_of_new_files_embeds_in_its_scan_workers_without_pytorch_in_the_command(tmp_path: Path) -> None:
+    """`index` with the default: the scan's workers embed what they analyse, so the command itself never imports
+    PyTorch (~1.2 CPU-s with the models), neither when everything is new nor when nothing is."""
+    import subprocess
+    import sys
+
+    music = tmp_path / "music"
+    for i, style in enumerate(["techno", "ambient", "chiptune"]):
+        synth.write_track(music / f"t{i}.wav", synth.render_track(style, 70 + i, 8.0), 22050, artist="a",
+                          album=style, title=f"t{i}")
+    code = ("import sys; from soundalike.app.cli import main; "
+            f"sys.argv = ['soundalike', 'index', {str(music)!r}, '--library', {str(tmp_path / 'lib')!r}, '-j', '1']\n"
+            "try:\n    main()\nexcept SystemExit as exit:\n    assert not exit.code, exit.code\n"
+            "print('torch imported:', 'torch' in sys.modules)")
+    from soundalike.models.pretrained import shipped_model_ids
+
+    for count in (3, 0):  # everything new, then nothing
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.rsplit("torch imported:", 1)[1].strip() == "False"
+        for model_id in shipped_model_ids().values():
+            assert f"embedded {count} tracks with {model_id}" in done.stdout
+    with Library.open(tmp_path / "lib", create=False) as lib:
+        for model_id in shipped_model_ids().values():
+            ids, vectors = lib.vectors(model_id)
+            assert len(ids) == 3 and np.isfinite(vectors).all()
 
 
 def test_train_takes_typed_hyper_parameters(indexed: tuple[Path, Path, list[synth.SynthTrack]],

@@ -16,6 +16,7 @@ from collections import deque
 from collections.abc import Callable, Generator, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +32,7 @@ from .pretrained import (
     default_fusion,
     shipped_checkpoint,
     shipped_model_ids,
+    shipped_part,
 )
 
 if TYPE_CHECKING:
@@ -80,12 +82,12 @@ def checkpoints_for(model: str, library: Library | str | os.PathLike[str] | None
     for ``descriptor``, else one: a shipped model (``musicnn``...), a checkpoint file, or the newest checkpoint of a
     family name / model id trained on ``library`` (a :class:`Library` or its folder; default: the usual one).
     Checked now (:class:`CheckpointChoiceError`), so a bad choice fails before a scan starts."""
-    from .checkpoint import read_checkpoint
-
     if model == DEFAULT_NAME:
         return default_checkpoints()
     if model == DESCRIPTOR_MODEL:
         return []
+    from .checkpoint import read_checkpoint
+
     path = shipped_checkpoint(model) or Path(model).expanduser()
     if not path.is_file():
         known = _trained(library, model)
@@ -127,13 +129,17 @@ def checkpoint_presets(*checkpoints: str | os.PathLike[str] | None) -> tuple[str
     scan's own, plus each checkpoint's where it differs."""
     from soundalike.audio.analysis import DEFAULT_PRESETS
 
-    from .checkpoint import read_checkpoint
-
     presets = list(DEFAULT_PRESETS)
     for checkpoint in checkpoints:
         if checkpoint is None:
             continue
-        name = stored_key(read_checkpoint(checkpoint))
+        shipped = shipped_part(checkpoint)  # the default's parts: from default.json, without PyTorch
+        if shipped is not None:
+            name = shipped["input"]
+        else:
+            from .checkpoint import read_checkpoint
+
+            name = stored_key(read_checkpoint(checkpoint))
         if name and name not in presets:
             presets.append(name)
     return tuple(presets)
@@ -158,6 +164,84 @@ def register_model(lib: Library, payload: dict[str, Any], checkpoint: str | os.P
     lib.set_meta(f"model:{model_id}", {"name": payload["model"], "checkpoint": stored_checkpoint(lib, checkpoint),
                                        "registered_at": time.time()})
     return model_id
+
+
+@dataclass(frozen=True)
+class ScanModel:
+    """A model a scan's workers embed freshly analysed tracks with (:func:`scan_models`): its checkpoint file,
+    ``model_id`` and family name."""
+
+    checkpoint: str
+    model_id: str
+    family: str
+
+
+Embedded = tuple[str, np.ndarray, np.ndarray]
+"""One model's embedding of a track: ``(model_id, pooled vector, segment embeddings)``."""
+
+
+def scan_models(checkpoints: Sequence[str | os.PathLike[str]]) -> tuple[ScanModel, ...]:
+    """The ``checkpoints`` a scan's workers can embed with while they analyse: the shipped default's parts, whose
+    ids ``default.json`` gives, so the command itself needs no PyTorch; others are embedded after the scan by
+    :func:`embed_library`, as before."""
+    found = []
+    for checkpoint in checkpoints:
+        shipped = shipped_part(checkpoint)
+        if shipped is not None:
+            found.append(ScanModel(os.fspath(checkpoint), shipped["model_id"], shipped["model"]))
+    return tuple(found)
+
+
+def embed_analyses(models: Sequence[tuple[str, Encoder]], analyses: Sequence[Any]) -> list[list[Embedded]]:
+    """Each ``(model_id, model)``'s embedding of each :class:`~soundalike.audio.analysis.Analysis` (None: a file
+    not analysed), from the spectrograms it holds, batched per model as :func:`embed_library` does; left out
+    where a model cannot take one (:func:`embed_library` then does what it always did)."""
+    found: list[list[Embedded]] = [[] for _ in analyses]
+    for model_id, model in models:
+        inputs, where = [], []
+        for i, analysis in enumerate(analyses):
+            if analysis is not None:
+                try:
+                    inputs.append(model.query_input(analysis))
+                    where.append(i)
+                except Exception:  # noqa: BLE001 - a model that cannot take this file: embedded later, or not
+                    continue
+        if not inputs:
+            continue
+        try:
+            for i, (pooled, seq) in zip(where, model.embed_tracks(inputs, "cpu"), strict=True):
+                found[i].append((model_id, pooled, seq))
+        except Exception:  # noqa: BLE001 - embed_library handles these tracks afterwards
+            continue
+    return found
+
+
+def store_embedding(lib: Library, track_id: int, model_id: str, pooled: np.ndarray, segments: np.ndarray) -> bool:
+    """Store a worker's embedding of a track unless the track has one for this model (as :func:`embed_library`
+    decides: it embeds what is missing); returns whether it stored it. Call inside a transaction."""
+    have = lib.conn.execute("SELECT 1 FROM vectors WHERE track_id=? AND model=?", (track_id, model_id)).fetchone()
+    if have is None:
+        lib.put_vector(track_id, model_id, pooled, segments)
+    return have is None
+
+
+def register_scan_model(lib: Library, model: ScanModel) -> None:
+    """:func:`register_model` for a :class:`ScanModel` (no checkpoint read)."""
+    register_model(lib, {"model_id": model.model_id, "model": model.family}, model.checkpoint)
+
+
+def _nothing_to_embed(lib: Library, checkpoint: str | os.PathLike[str]) -> str | None:
+    """The model id of a shipped default part when every track of ``lib`` has a vector from it and it is
+    registered (a scan's workers embedded them): then there is nothing to load a model for; else None."""
+    shipped = shipped_part(checkpoint)
+    if shipped is None:
+        return None
+    model_id = shipped["model_id"]
+    if f"model:{model_id}" not in {k for (k,) in lib.conn.execute("SELECT key FROM meta WHERE key LIKE 'model:%'")}:
+        return None
+    missing = lib.conn.execute("SELECT 1 FROM tracks t WHERE NOT EXISTS (SELECT 1 FROM vectors v WHERE "
+                               "v.track_id = t.id AND v.model = ?) LIMIT 1", (model_id,)).fetchone()
+    return model_id if missing is None else None
 
 
 @contextlib.contextmanager
@@ -237,7 +321,14 @@ def _embedded_batches(lib: Library, model: Encoder, checkpoint: str | os.PathLik
 def embed_library(lib: Library, checkpoint: str | os.PathLike[str], *, device: str = "cpu", only_missing: bool = True,
                   on_progress: Callable[[str, int, int], None] | None = None, jobs: int = 1) -> tuple[str, int]:
     """Embed every track that has the model's preset spectrogram; returns ``(model_id, tracks embedded)``. With
-    ``jobs`` > 1 on the CPU and :data:`PARALLEL_MIN_TRACKS` tracks or more, worker processes embed them."""
+    ``jobs`` > 1 on the CPU and :data:`PARALLEL_MIN_TRACKS` tracks or more, worker processes embed them. When a
+    scan's workers embedded every track already (:func:`scan_models`), no model (nor PyTorch) is loaded."""
+    if only_missing:
+        done_by_scan = _nothing_to_embed(lib, checkpoint)
+        if done_by_scan is not None:
+            if on_progress:
+                on_progress("embed", 0, 0)
+            return done_by_scan, 0
     from .checkpoint import load_checkpoint
 
     model, payload = load_checkpoint(checkpoint, device)

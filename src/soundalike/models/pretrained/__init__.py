@@ -6,6 +6,7 @@ musicnn's two trainings converted from the ``musicnn`` package (``musicnn_msd.pt
 from __future__ import annotations
 
 import functools
+import os
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -56,6 +57,27 @@ def shipped_model_ids() -> dict[str, str]:
     the same; a test checks): ``default`` resolves from it without loading PyTorch to read the checkpoints."""
     spec = _spec()
     return {} if spec is None else {str(p["part"]): str(p["model_id"]) for p in spec["parts"] if p.get("model_id")}
+
+
+def shipped_part(checkpoint: str | os.PathLike[str]) -> dict[str, str] | None:
+    """What ``default.json`` says of ``checkpoint`` when it is one of the package's default parts — its
+    ``model_id``, ``model`` (family) and ``input`` (the feature-store key it embeds from), as its checkpoint holds
+    them (a test checks) — else None: `index` embeds with it in its scan workers, and sees that nothing is left to
+    embed, without loading PyTorch in the command."""
+    spec = _spec()
+    if spec is None:
+        return None
+    for p in spec["parts"]:
+        if p.get("model_id") and p.get("model") and p.get("input") and _same_file(_file(str(p["part"])), checkpoint):
+            return {"model_id": str(p["model_id"]), "model": str(p["model"]), "input": str(p["input"])}
+    return None
+
+
+def _same_file(a: Path, b: str | os.PathLike[str]) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
 
 
 def default_parts() -> list[tuple[str, float]]:
