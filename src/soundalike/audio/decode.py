@@ -329,7 +329,12 @@ def _to_mono_resampled(blocks: Sequence[np.ndarray], native_sr: int, sr: int) ->
         x = (x[:, 0] + x[:, 1]) * np.float32(0.5)
     elif x.ndim == 2:
         x = x.mean(axis=1)
-    x = np.ascontiguousarray(x, dtype=np.float32)
+    return _resampled(np.ascontiguousarray(x, dtype=np.float32), native_sr, sr)
+
+
+def _resampled(x: np.ndarray, native_sr: int, sr: int) -> np.ndarray:
+    """Mono float32 ``x`` at ``native_sr`` resampled to ``sr`` (soxr, high quality); ``x`` itself when the rates
+    agree."""
     if native_sr != sr and x.size:
         x = soxr.resample(x, native_sr, sr, quality="HQ").astype(np.float32, copy=False)
     return x
@@ -438,10 +443,14 @@ def _ffmpeg_spans(path: str, sr: int, spans: Callable[[float], Sequence[tuple[fl
                 duration = float("nan")
             out = []
             for offset, length in spans(duration):
-                blocks = _ffmpeg_span(container, stream, native, offset, length)
-                if not blocks:
+                got = _ffmpeg_span(container, stream, native, offset, length)
+                if not got or not got[0]:
                     return None
-                out.append(_to_mono_resampled(blocks, native, sr))
+                blocks, halve = got
+                mono = np.concatenate(blocks)
+                if halve:  # the two channels were summed frame by frame: (left + right) / 2, as libsndfile's path
+                    mono *= np.float32(0.5)
+                out.append(_resampled(mono, native, sr))
             if info is not None:
                 info.append(AudioInfo(native, int(stream.channels), duration, "av"))
             return out
@@ -450,10 +459,11 @@ def _ffmpeg_spans(path: str, sr: int, spans: Callable[[float], Sequence[tuple[fl
 
 
 def _ffmpeg_span(container: Any, stream: Any, native: int, offset: float, length: float | None
-                 ) -> list[np.ndarray] | None:
-    """Mono float32 blocks at the stream's rate from ``offset`` for ``length`` s (None: to the end), joined once by
-    the resampling; None when a frame is not float or the rate changes. Frames are mixed down as they come
-    (planar float: one add a channel)."""
+                 ) -> tuple[list[np.ndarray], bool] | None:
+    """Mono float32 blocks at the stream's rate from ``offset`` for ``length`` s (None: to the end), and whether
+    they are still to be halved (stereo: each block is left + right, halved once when joined — a numpy call per
+    frame less, the same values); None when a frame is not float or the rate changes. Frames are mixed down as
+    they come (planar float: one add a channel)."""
     if offset > 0:
         # Opus needs audio decoded before a seek point to converge (RFC 7845 §4.6: at least 80 ms); libopusfile
         # does this itself, ffmpeg's seek does not.
@@ -464,15 +474,18 @@ def _ffmpeg_span(container: Any, stream: Any, native: int, offset: float, length
     blocks: list[np.ndarray] = []
     at = None  # the sample index of the next frame, from timestamps (seeking lands before ``offset``)
     in_samples = stream.time_base is not None and stream.time_base * native == 1  # Ogg: timestamps count samples
-    half = np.float32(0.5)
+    stereo = None  # decided by the first frame: planar float with two channels (summed now, halved once later)
+    frombuffer, add, f32 = np.frombuffer, np.add, np.float32
     for frame in container.decode(stream):
-        if frame.format.name not in ("fltp", "flt") or frame.sample_rate != native:
+        fmt = frame.format
+        if fmt.name not in ("fltp", "flt") or frame.sample_rate != native:
             return None
         n = frame.samples
-        if frame.pts is None:
+        pts = frame.pts
+        if pts is None:
             start = at or 0
         elif in_samples:
-            start = frame.pts
+            start = pts
         else:
             start = int(round(float(frame.time) * native))
         if at is not None and start < at - native:
@@ -480,15 +493,21 @@ def _ffmpeg_span(container: Any, stream: Any, native: int, offset: float, length
             # (frames just after a seek overlap by less and keep their own timestamps); the audio goes on
             start = at
         # The planes' buffers as arrays (no copy; PyAV's to_ndarray stacks them, a third of the decoding time).
-        planes = [np.frombuffer(plane, np.float32, n * (1 if frame.format.is_planar else len(frame.layout.channels)))
-                  for plane in frame.planes]
-        if not frame.format.is_planar:
+        planes = frame.planes
+        if stereo is None:
+            stereo = fmt.is_planar and len(planes) == 2
+        if stereo:
+            if len(planes) != 2 or not fmt.is_planar:
+                return None  # the layout changed mid-stream: libsndfile decodes it instead
+            y = add(frombuffer(planes[0], f32, n), frombuffer(planes[1], f32, n))
+        elif not fmt.is_planar:
             channels = len(frame.layout.channels)
-            y = planes[0].reshape(-1, channels).mean(axis=1, dtype=np.float32) if channels > 1 else planes[0]
-        elif len(planes) == 2:
-            y = (planes[0] + planes[1]) * half  # the float32 values libsndfile's path computes
+            y = frombuffer(planes[0], f32, n * channels)
+            y = y.reshape(-1, channels).mean(axis=1, dtype=f32) if channels > 1 else y
+        elif len(planes) > 1:
+            y = add.reduce([frombuffer(p, f32, n) for p in planes], dtype=f32) / f32(len(planes))
         else:
-            y = np.add.reduce(planes, dtype=np.float32) / np.float32(len(planes)) if len(planes) > 1 else planes[0]
+            y = frombuffer(planes[0], f32, n)
         at = start + n
         if at <= first:
             continue
@@ -503,7 +522,7 @@ def _ffmpeg_span(container: Any, stream: Any, native: int, offset: float, length
         blocks.append(y)
         if last is not None and at >= last:
             break
-    return blocks
+    return blocks, bool(stereo)
 
 
 def _load_av(path: str, sr: int, offset: float, duration: float | None) -> np.ndarray:
