@@ -12,7 +12,6 @@ from __future__ import annotations
 import functools
 
 import numpy as np
-import scipy.fft
 
 
 def fft_frequencies(sr: float, n_fft: int) -> np.ndarray:
@@ -136,6 +135,8 @@ def amplitude_to_db(s: np.ndarray, ref: float = 1.0, amin: float = 1e-5, top_db:
 def mfcc(mel_db: np.ndarray, n_mfcc: int = 20) -> np.ndarray:
     """The first ``n_mfcc`` coefficients of the orthonormal DCT-II of a log-mel spectrogram along its bands:
     ``librosa.feature.mfcc(S=mel_db, n_mfcc=n_mfcc)``."""
+    import scipy.fft  # here, not at import: every command imports this module, few compute (~0.1 CPU-s)
+
     return np.asarray(scipy.fft.dct(mel_db, axis=-2, type=2, norm="ortho")[..., :n_mfcc, :])
 
 
@@ -174,6 +175,8 @@ def tempo(mean_tempogram: np.ndarray, sr: float, hop_length: int, start_bpm: flo
 
 def autocorrelate(y: np.ndarray) -> np.ndarray:
     """The full autocorrelation of real ``y`` (lags 0 to ``len(y) - 1``), through the FFT: ``librosa.autocorrelate``."""
+    import scipy.fft
+
     n_pad = scipy.fft.next_fast_len(2 * y.shape[-1] - 1, real=True)
     spectrum = scipy.fft.rfft(y, n=n_pad)
     return np.asarray(scipy.fft.irfft(spectrum.real**2 + spectrum.imag**2, n=n_pad)[: y.shape[-1]])
