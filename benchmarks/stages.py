@@ -178,12 +178,12 @@ def main(argv: list[str] | None = None) -> int:
             "import soundalike.library.scan, soundalike.audio.analysis, soundalike.audio.descriptors"
             ", soundalike.models"), 3),
         "soundalike command (--help)": round(_start_up_seconds("from soundalike.app.cli import main"), 3),
-        # what a worker pays once more on its first file: its lazy imports (PyTorch for the STFT; before 9a18922
-        # librosa's, with scipy.signal and numba compiling)
+        # what a worker pays once more on its first file: its lazy imports (before 00ff467 librosa's, with
+        # scipy.signal, scipy.stats and numba compiling)
         "worker process and its first analysis (5 s of noise)": round(_start_up_seconds(
             "import numpy as np; from soundalike.audio.analysis import analyse_waveform; "
             "analyse_waveform(np.random.default_rng(0).standard_normal(110250).astype(np.float32) * 0.1)"), 3),
-        "PyTorch and the default's models loaded (a scan worker's embedding start-up)": round(_start_up_seconds(
+        "PyTorch and the default's models loaded (an embedding's start-up)": round(_start_up_seconds(
             "from soundalike.models import load_checkpoint; from soundalike.models.pretrained import "
             "default_checkpoints; [load_checkpoint(c) for c in default_checkpoints()]"), 3)}
     payload = {"benchmark": "stages", "command": " ".join(["benchmarks/stages.py", *(argv or sys.argv[1:])]),

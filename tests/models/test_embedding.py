@@ -200,46 +200,37 @@ def test_an_outside_file_s_input_is_the_first_key_the_analysis_has() -> None:
     assert model.query_input(SimpleNamespace(spectrograms={"musicnn": whole, "musicnn-p4": patches})) is patches
 
 
-def test_scan_workers_embed_what_they_analyse_as_embed_library_would(tmp_path: Path) -> None:
+def test_nothing_left_to_embed_loads_no_model(tmp_path: Path) -> None:
     from soundalike.library.scan import scan
-    from soundalike.models.embedding import checkpoint_presets, scan_models
-    from soundalike.models.pretrained import default_checkpoints
+    from soundalike.models import checkpoint
+    from soundalike.models.embedding import checkpoint_presets
+    from soundalike.models.pretrained import default_checkpoints, shipped_model_ids
 
     music = tmp_path / "music"
-    for i, style in enumerate(["techno", "ambient", "chiptune", "techno"]):
+    for i, style in enumerate(["techno", "ambient", "chiptune"]):
         synth.write_track(music / f"t{i}.wav", synth.render_track(style, 40 + i, 8.0), 22050, artist="a",
                           album=style, title=f"t{i}")
     checkpoints = default_checkpoints()
-    models = scan_models(checkpoints)
-    assert [m.model_id for m in models] == [embedding_id(c) for c in checkpoints]  # default.json, no PyTorch
-    presets = checkpoint_presets(*checkpoints)
-    with Library.open(tmp_path / "workers") as lib:
-        summary = scan(lib, [music], jobs=1, presets=presets, embed=models)
-        assert all(summary.embedded[m.model_id] == 4 for m in models)
-        # registered as embed_library registers them, and nothing is left for it to do (no model loaded)
-        assert {m.model_id for m in models} <= set(lib.models())
-        assert [embed_library(lib, c) for c in checkpoints] == [(m.model_id, 0) for m in models]
-        from soundalike.models.embedding import registered_models
-
-        names = {mid: info["name"] for mid, info in registered_models(lib).items()}
-        assert names == {m.model_id: m.family for m in models}
-        worker = {m.model_id: lib.vectors(m.model_id) for m in models}
-        # a track the workers could not embed (here: its vectors deleted) is embedded after the scan, as before
-        with lib.transaction():
-            lib.conn.execute("DELETE FROM vectors WHERE track_id=? AND model=?",
-                             (int(worker[models[0].model_id][0][0]), models[0].model_id))
-        assert embed_library(lib, checkpoints[0]) == (models[0].model_id, 1)
-    with Library.open(tmp_path / "after") as lib:  # the old way: analyse, then embed from the feature store
+    presets = checkpoint_presets(*checkpoints)  # the default's input keys from default.json
+    assert "musicnn-p4" in presets
+    with Library.open(tmp_path / "lib") as lib:
         scan(lib, [music], jobs=1, presets=presets)
-        for c, m in zip(checkpoints, models, strict=True):
-            assert embed_library(lib, c) == (m.model_id, 4)
-            ids, vectors = lib.vectors(m.model_id)
-            np.testing.assert_array_equal(ids, worker[m.model_id][0])
-            np.testing.assert_allclose(worker[m.model_id][1], vectors, rtol=1e-5, atol=1e-6)
+        ids = [embed_library(lib, c) for c in checkpoints]
+        assert ids == [(shipped_model_ids()[c.name], 3) for c in checkpoints]
+        loads = []
+        original = checkpoint.load_checkpoint
 
+        def counting(*args: object, **kwargs: object) -> object:
+            loads.append(args)
+            return original(*args, **kwargs)  # type: ignore[arg-type]
 
-def embedding_id(checkpoint: Path) -> str:
-    """The model id a checkpoint holds (read with PyTorch)."""
-    from soundalike.models.checkpoint import read_checkpoint
-
-    return str(read_checkpoint(checkpoint)["model_id"])
+        checkpoint.load_checkpoint = counting  # type: ignore[assignment]
+        try:
+            assert [embed_library(lib, c) for c in checkpoints] == [(m, 0) for m, _ in ids]
+            assert loads == []  # every track has its vectors: no model loaded
+            with lib.transaction():  # a track without one: the model is loaded and embeds it
+                lib.conn.execute("DELETE FROM vectors WHERE model=? AND track_id=(SELECT MIN(id) FROM tracks)",
+                                 (ids[0][0],))
+            assert embed_library(lib, checkpoints[0]) == (ids[0][0], 1) and len(loads) == 1
+        finally:
+            checkpoint.load_checkpoint = original  # type: ignore[assignment]

@@ -99,7 +99,7 @@ def index(
     from soundalike.audio.decode import display_path
     from soundalike.library.scan import ScanProblem, WorkerStartError, scan
     from soundalike.models import ModelError
-    from soundalike.models.embedding import checkpoint_presets, embed_library, scan_models
+    from soundalike.models.embedding import checkpoint_presets, embed_library
 
     from .progress import progress_bar
 
@@ -145,7 +145,7 @@ def index(
         with lib.writing(wait=wait, on_wait=err.print), progress_bar("analysing", console=err) as on_progress:
             summary = scan(lib, list(paths), jobs=n_jobs, on_problem=on_problem, on_progress=on_progress,
                            retry_errors=retry_errors, presets=checkpoint_presets(*checkpoints), runner=runner,
-                           window=window, embed=scan_models(checkpoints))
+                           window=window)
             if prune:
                 from soundalike.library.prune import plan_prune
                 from soundalike.library.prune import prune as remove_gone
@@ -158,8 +158,7 @@ def index(
         for checkpoint in checkpoints:
             with progress_bar("embedding", unit="tracks", console=err) as on_embed:
                 model_id, count = embed_library(lib, checkpoint, on_progress=on_embed, jobs=n_jobs)
-            # with the tracks the scan's workers embedded as they analysed them
-            embedded.append({"model_id": model_id, "tracks": count + summary.embedded[model_id]})
+            embedded.append({"model_id": model_id, "tracks": count})
     except KeyboardInterrupt:
         lib.close()
         err.print("interrupted: everything analysed so far is kept; run the same command again to resume")

@@ -103,40 +103,30 @@ def power_spectrogram(y: np.ndarray, preset: MelPreset | str) -> np.ndarray:
     ``abs(librosa.stft(y, ...)) ** 2`` within float32 rounding (tests/audio/test_features.py).
 
     Written here because librosa transforms down the strided frequency axis and takes a square root it does not
-    need: frames as contiguous rows, and re² + im², cost about two thirds of its CPU (docs/performance.md)."""
+    need: frames as contiguous rows through scipy.fft, and re² + im², cost about two thirds of its CPU
+    (docs/performance.md)."""
     p = _as_preset(preset)
     half = p.n_fft // 2  # centred frames, as librosa.stft(center=True, pad_mode="constant")
     return framed_power(np.pad(np.asarray(y, dtype=np.float32), (half, half)), p)
 
 
 def framed_power(x: np.ndarray, preset: MelPreset | str) -> np.ndarray:
-    """``|FFT|²`` ``(1 + n_fft // 2, frames)`` of the frames of ``x`` that start every hop from its first sample
-    (no padding): the columns of :func:`power_spectrogram` when ``x`` is the centred, padded signal or a stretch
-    of it.
-
-    Through PyTorch's FFT (MKL): a third less CPU than scipy's (pocketfft) for the same values within float32
-    rounding (docs/performance.md); worth the PyTorch import in a scan worker (~0.9 CPU-s) from about 120 tracks
-    on. Windowed into one reused buffer, squared in place, summed straight into the transposed output."""
-    import torch
+    """``|FFT|²`` of the frames of ``x`` that start every hop from its first sample (no padding): the columns of
+    :func:`power_spectrogram` when ``x`` is the centred, padded signal or a stretch of it."""
+    import scipy.fft
 
     p = _as_preset(preset)
+    window = _window(p)
+    half = p.n_fft // 2
     x = np.asarray(x, dtype=np.float32)
-    count = max(0, 1 + (x.size - p.n_fft) // p.hop_length)
-    power = np.empty((p.n_fft // 2 + 1, count), dtype=np.float32)
-    if count == 0:
-        return power
-    frames = torch.from_numpy(x).unfold(0, p.n_fft, p.hop_length)[:count]  # a view
-    window = torch.from_numpy(_window(p).copy())
-    out = torch.from_numpy(power)
-    buffer = torch.empty(min(STFT_BLOCK, count), p.n_fft)
-    with torch.inference_mode():
-        for start in range(0, count, STFT_BLOCK):
-            block = frames[start:start + STFT_BLOCK]
-            m = block.shape[0]
-            torch.mul(block, window, out=buffer[:m])
-            parts = torch.view_as_real(torch.fft.rfft(buffer[:m], dim=-1))  # (m, bins, 2): re, im
-            parts.mul_(parts)
-            torch.add(parts[..., 0], parts[..., 1], out=out[:, start:start + m].T)
+    count = 1 + (x.size - p.n_fft) // p.hop_length
+    frames = np.lib.stride_tricks.sliding_window_view(x, p.n_fft)[::p.hop_length][:count]
+    power = np.empty((half + 1, count), dtype=np.float32)
+    for start in range(0, count, STFT_BLOCK):
+        spectrum = scipy.fft.rfft(frames[start:start + STFT_BLOCK] * window, axis=-1)
+        parts = spectrum.view(np.float32)  # re, im, re, im...: squared in place, the same values as re² + im²
+        np.multiply(parts, parts, out=parts)
+        power[:, start:start + STFT_BLOCK] = (parts[:, 0::2] + parts[:, 1::2]).T
     return power
 
 

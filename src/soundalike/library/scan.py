@@ -23,7 +23,6 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
-from typing import TYPE_CHECKING, Any
 
 from soundalike.audio import decode as audio
 from soundalike.audio.analysis import (
@@ -38,9 +37,6 @@ from soundalike.audio.analysis import (
 )
 
 from .catalog import CatalogError, FileRecord, Library
-
-if TYPE_CHECKING:
-    from soundalike.models.embedding import Embedded, ScanModel
 
 WINDOW_KEY = "analysis_window"
 
@@ -97,7 +93,6 @@ class ScanSummary:
     known_bad: int = 0
     problems: list[ScanProblem] = field(default_factory=list)
     seconds: float = 0.0
-    embedded: Counter[str] = field(default_factory=Counter)  # tracks the workers embedded, per model id
 
     @property
     def refreshed_text(self) -> str:
@@ -203,13 +198,10 @@ class _Outcome:
     analysis: Analysis | None = None
     error: audio.AudioError | None = None
     linked_track: int | None = None
-    embedded: list[Embedded] = field(default_factory=list)  # the scan's models' embeddings of ``analysis``
 
 
 _worker_lib: Library | None = None
 _in_worker = False
-_worker_embed: tuple[ScanModel, ...] = ()  # the models a scan worker embeds what it analyses with
-_worker_models: list[tuple[str, Any]] | None = None  # loaded at the first analysis: (model id, model)
 
 
 class AnalyserCrashError(audio.AudioError):
@@ -219,12 +211,7 @@ class AnalyserCrashError(audio.AudioError):
 
 
 def limit_native_threads() -> None:
-    """One BLAS/OpenMP thread per worker process: N workers on N cores, not N x N threads fighting (PyTorch's
-    too, which a worker imports for the STFT after this: through the environment it reads at import)."""
-    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ[name] = "1"
-    if "torch" in sys.modules:
-        sys.modules["torch"].set_num_threads(1)
+    """One BLAS/OpenMP thread per worker process: N workers on N cores, not N x N threads fighting."""
     try:
         from threadpoolctl import threadpool_limits
 
@@ -280,11 +267,10 @@ def init_worker_process(parent: int) -> None:
     keep_freed_memory()
 
 
-def _init_worker(library_root: str, parent: int, embed: tuple[ScanModel, ...] = ()) -> None:
-    global _worker_lib, _in_worker, _worker_embed
+def _init_worker(library_root: str, parent: int) -> None:
+    global _worker_lib, _in_worker
     init_worker_process(parent)
     _in_worker = True
-    _worker_embed = embed
     # Read-only view for the "already have these bytes?" check; WAL lets it read while the parent writes.
     _worker_lib = Library.open(library_root, create=False, readonly=True)
 
@@ -308,31 +294,7 @@ def _process(job: _Job, presets: tuple[str, ...]) -> _Outcome:
     """:func:`process_file` in a scan worker, which checks known bytes in its read-only view of the catalogue."""
     _inject_fault(job.path)
     lib = _worker_lib
-    out = process_file(job, presets, lib.track_for_file_hash if lib is not None else None)
-    if out.analysis is not None and _worker_embed:
-        out.embedded = _embed_in_worker(out.analysis)
-    return out
-
-
-def _embed_in_worker(analysis: Analysis) -> list[Embedded]:
-    """The scan's models' embeddings of a file this worker analysed, from its spectrograms in memory (the models
-    loaded at the first one); none if a model cannot be loaded (then ``embed_library`` embeds after the scan, and
-    says why)."""
-    global _worker_models
-    from soundalike.models.embedding import embed_analyses
-
-    if _worker_models is None:
-        _worker_models = []
-        try:
-            import torch
-
-            from soundalike.models.checkpoint import load_checkpoint
-
-            torch.set_num_threads(1)
-            _worker_models = [(m.model_id, load_checkpoint(m.checkpoint)[0]) for m in _worker_embed]
-        except Exception:  # noqa: BLE001 - the scan goes on; the embedding pass after it reports the problem
-            _worker_models = []
-    return embed_analyses(_worker_models, [analysis])[0]
+    return process_file(job, presets, lib.track_for_file_hash if lib is not None else None)
 
 
 def process_file(job: _Job, presets: tuple[str, ...],
@@ -377,9 +339,8 @@ class WorkerStartError(RuntimeError):
     """Worker processes cannot start at all: a problem of the installation or the machine, not of a file."""
 
 
-def _isolated_main(conn: Connection, library_root: str, parent: int, job: _Job, presets: tuple[str, ...],
-                   embed: tuple[ScanModel, ...] = ()) -> None:
-    _init_worker(library_root, parent, embed)
+def _isolated_main(conn: Connection, library_root: str, parent: int, job: _Job, presets: tuple[str, ...]) -> None:
+    _init_worker(library_root, parent)
     conn.send("ready")  # what dies after this is the file's doing
     conn.send(_process(job, presets))
     conn.close()
@@ -393,14 +354,12 @@ def _crash_reason(exitcode: int | None) -> str:
     return f"the analysing process exited with code {exitcode}; skipped"
 
 
-def run_isolated(lib: Library, job: _Job, presets: tuple[str, ...], embed: tuple[ScanModel, ...] = ()) -> _Outcome:
-    """Analyse one file in a process of its own (embedding it with ``embed``'s models): a crash there is this
-    file's error, not the scan's. Raises :class:`WorkerStartError` when the process cannot even start (then no
-    file is to blame)."""
+def run_isolated(lib: Library, job: _Job, presets: tuple[str, ...]) -> _Outcome:
+    """Analyse one file in a process of its own: a crash there is this file's error, not the scan's. Raises
+    :class:`WorkerStartError` when the process cannot even start (then no file is to blame)."""
     ctx = multiprocessing.get_context("spawn")
     receive, send = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_isolated_main, args=(send, str(lib.root), os.getpid(), job, presets, embed),
-                       daemon=True)
+    proc = ctx.Process(target=_isolated_main, args=(send, str(lib.root), os.getpid(), job, presets), daemon=True)
     proc.start()
     send.close()
     try:
@@ -425,7 +384,7 @@ def scan(lib: Library, roots: Sequence[str | os.PathLike[str]], *, jobs: int = 1
          presets: Iterable[str] = DEFAULT_PRESETS, on_problem: Callable[[ScanProblem], None] | None = None,
          on_progress: ProgressHook | None = None, retry_errors: bool = False,
          on_wait: Callable[[str], None] | None = None, runner: Runner | None = None,
-         window: Window | None = None, embed: Sequence[ScanModel] = ()) -> ScanSummary:
+         window: Window | None = None) -> ScanSummary:
     """Bring the catalogue up to date with the files under ``roots``; returns a :class:`ScanSummary`.
 
     ``on_progress(stage, done, total)`` is called as files complete; ``on_problem`` for each new problem.
@@ -434,9 +393,6 @@ def scan(lib: Library, roots: Sequence[str | os.PathLike[str]], *, jobs: int = 1
     on. The library's writer lock is held throughout (``on_wait`` hears once if another writer holds it).
     A ``runner`` analyses the files to do elsewhere instead (the Ray engine); everything else is the same.
     ``window`` is how much of each track to analyse, for a library's first scan (:func:`library_window`).
-    ``embed``: models (:func:`~soundalike.models.embedding.scan_models`) the worker processes embed each file they
-    analyse with, from its spectrograms still in memory, stored with it (``embed_library`` after the scan then
-    embeds only what they did not: files analysed here or elsewhere, or before).
 
     Files the catalogue knows under ``roots`` that are gone leave the index only when the folder that held them
     was read in this scan and is not empty (an unmounted disk or share removes nothing);
@@ -445,14 +401,13 @@ def scan(lib: Library, roots: Sequence[str | os.PathLike[str]], *, jobs: int = 1
     with lib.writing(on_wait=on_wait):
         chosen = library_window(lib, window, store=True)
         return _scan(lib, roots, jobs=jobs, isolate=isolate, presets=tuple(presets), on_problem=on_problem,
-                     on_progress=on_progress, retry_errors=retry_errors, runner=runner, window=chosen,
-                     embed=tuple(embed))
+                     on_progress=on_progress, retry_errors=retry_errors, runner=runner, window=chosen)
 
 
 def _scan(lib: Library, roots: Sequence[str | os.PathLike[str]], *, jobs: int, isolate: bool,
           presets: tuple[str, ...], on_problem: Callable[[ScanProblem], None] | None,
           on_progress: ProgressHook | None, retry_errors: bool, runner: Runner | None = None,
-          window: Window = DEFAULT_WINDOW, embed: tuple[ScanModel, ...] = ()) -> ScanSummary:
+          window: Window = DEFAULT_WINDOW) -> ScanSummary:
     started = time.monotonic()
     summary = ScanSummary()
 
@@ -491,21 +446,6 @@ def _scan(lib: Library, roots: Sequence[str | os.PathLike[str]], *, jobs: int, i
     if on_progress:
         on_progress("analyse", 0, total)
 
-    registered: set[str] = set()
-
-    def store_embeddings(track_id: int, embedded: list[Embedded]) -> None:
-        from soundalike.models.embedding import register_scan_model, store_embedding
-
-        with lib.transaction():
-            for model_id, pooled, seq in embedded:
-                if model_id not in registered:
-                    for m in embed:
-                        if m.model_id == model_id:
-                            register_scan_model(lib, m)
-                    registered.add(model_id)
-                if store_embedding(lib, track_id, model_id, pooled, seq):
-                    summary.embedded[model_id] += 1
-
     def commit(out: _Outcome) -> int | None:
         nonlocal done
         job = out.job
@@ -522,8 +462,6 @@ def _scan(lib: Library, roots: Sequence[str | os.PathLike[str]], *, jobs: int, i
             summary.linked += 1
         elif out.analysis is not None and out.fhash is not None:
             track_id, is_new = lib.add_analysis(job.path, job.size, job.mtime_ns, out.fhash, out.analysis)
-            if out.embedded:
-                store_embeddings(track_id, out.embedded)
             if is_new:
                 summary.analysed += 1
             elif job.reanalyse:
@@ -547,14 +485,14 @@ def _scan(lib: Library, roots: Sequence[str | os.PathLike[str]], *, jobs: int, i
         finally:
             _worker_lib = None
     elif todo:
-        _run_pool(lib, todo, presets, max(jobs, 1), commit, embed)
+        _run_pool(lib, todo, presets, max(jobs, 1), commit)
     summary.removed, summary.missing_kept = _forget_gone(lib, roots, known, seen, walk)
     summary.seconds = time.monotonic() - started
     return summary
 
 
 def _run_pool(lib: Library, todo: list[_Job], presets: tuple[str, ...], jobs: int,
-              commit: Callable[[_Outcome], object], embed: tuple[ScanModel, ...] = ()) -> None:
+              commit: Callable[[_Outcome], object]) -> None:
     """Analyse ``todo`` in worker processes, committing each outcome in this process as it arrives. When a worker
     dies, the files it may have been holding are analysed again one by one, each in a process of its own, so the
     culprit is recorded as ``crashed`` and the rest as usual; then a fresh pool goes on."""
@@ -563,7 +501,7 @@ def _run_pool(lib: Library, todo: list[_Job], presets: tuple[str, ...], jobs: in
 
     def new_pool() -> ProcessPoolExecutor:
         return ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_init_worker,
-                                   initargs=(str(lib.root), os.getpid(), embed))
+                                   initargs=(str(lib.root), os.getpid()))
 
     queue = iter(todo)
     pool = new_pool()
@@ -590,7 +528,7 @@ def _run_pool(lib: Library, todo: list[_Job], presets: tuple[str, ...], jobs: in
                 pending.clear()
                 pool.shutdown(wait=True, cancel_futures=True)
                 for job in sorted(suspects, key=lambda j: j.path):
-                    commit(run_isolated(lib, job, presets, embed))
+                    commit(run_isolated(lib, job, presets))
                 pool = new_pool()
     finally:
         pool.shutdown(wait=True, cancel_futures=True)

@@ -16,7 +16,6 @@ from collections import deque
 from collections.abc import Callable, Generator, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -166,36 +165,15 @@ def register_model(lib: Library, payload: dict[str, Any], checkpoint: str | os.P
     return model_id
 
 
-@dataclass(frozen=True)
-class ScanModel:
-    """A model a scan's workers embed freshly analysed tracks with (:func:`scan_models`): its checkpoint file,
-    ``model_id`` and family name."""
-
-    checkpoint: str
-    model_id: str
-    family: str
-
-
 Embedded = tuple[str, np.ndarray, np.ndarray]
 """One model's embedding of a track: ``(model_id, pooled vector, segment embeddings)``."""
-
-
-def scan_models(checkpoints: Sequence[str | os.PathLike[str]]) -> tuple[ScanModel, ...]:
-    """The ``checkpoints`` a scan's workers can embed with while they analyse: the shipped default's parts, whose
-    ids ``default.json`` gives, so the command itself needs no PyTorch; others are embedded after the scan by
-    :func:`embed_library`, as before."""
-    found = []
-    for checkpoint in checkpoints:
-        shipped = shipped_part(checkpoint)
-        if shipped is not None:
-            found.append(ScanModel(os.fspath(checkpoint), shipped["model_id"], shipped["model"]))
-    return tuple(found)
 
 
 def embed_analyses(models: Sequence[tuple[str, Encoder]], analyses: Sequence[Any]) -> list[list[Embedded]]:
     """Each ``(model_id, model)``'s embedding of each :class:`~soundalike.audio.analysis.Analysis` (None: a file
     not analysed), from the spectrograms it holds, batched per model as :func:`embed_library` does; left out
-    where a model cannot take one (:func:`embed_library` then does what it always did)."""
+    where a model cannot take one (:func:`embed_library` then does what it always did). The Ray engine's actors
+    embed with it."""
     found: list[list[Embedded]] = [[] for _ in analyses]
     for model_id, model in models:
         inputs, where = [], []
@@ -225,14 +203,9 @@ def store_embedding(lib: Library, track_id: int, model_id: str, pooled: np.ndarr
     return have is None
 
 
-def register_scan_model(lib: Library, model: ScanModel) -> None:
-    """:func:`register_model` for a :class:`ScanModel` (no checkpoint read)."""
-    register_model(lib, {"model_id": model.model_id, "model": model.family}, model.checkpoint)
-
-
 def _nothing_to_embed(lib: Library, checkpoint: str | os.PathLike[str]) -> str | None:
     """The model id of a shipped default part when every track of ``lib`` has a vector from it and it is
-    registered (a scan's workers embedded them): then there is nothing to load a model for; else None."""
+    registered: then there is nothing to load a model (nor PyTorch) for; else None."""
     shipped = shipped_part(checkpoint)
     if shipped is None:
         return None
@@ -321,8 +294,9 @@ def _embedded_batches(lib: Library, model: Encoder, checkpoint: str | os.PathLik
 def embed_library(lib: Library, checkpoint: str | os.PathLike[str], *, device: str = "cpu", only_missing: bool = True,
                   on_progress: Callable[[str, int, int], None] | None = None, jobs: int = 1) -> tuple[str, int]:
     """Embed every track that has the model's preset spectrogram; returns ``(model_id, tracks embedded)``. With
-    ``jobs`` > 1 on the CPU and :data:`PARALLEL_MIN_TRACKS` tracks or more, worker processes embed them. When a
-    scan's workers embedded every track already (:func:`scan_models`), no model (nor PyTorch) is loaded."""
+    ``jobs`` > 1 on the CPU and :data:`PARALLEL_MIN_TRACKS` tracks or more, worker processes embed them. When
+    every track has a vector from a shipped default part already (an `index` with nothing new), no model (nor
+    PyTorch) is loaded."""
     if only_missing:
         done_by_scan = _nothing_to_embed(lib, checkpoint)
         if done_by_scan is not None:

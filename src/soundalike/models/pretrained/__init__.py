@@ -62,8 +62,8 @@ def shipped_model_ids() -> dict[str, str]:
 def shipped_part(checkpoint: str | os.PathLike[str]) -> dict[str, str] | None:
     """What ``default.json`` says of ``checkpoint`` when it is one of the package's default parts — its
     ``model_id``, ``model`` (family) and ``input`` (the feature-store key it embeds from), as its checkpoint holds
-    them (a test checks) — else None: `index` embeds with it in its scan workers, and sees that nothing is left to
-    embed, without loading PyTorch in the command."""
+    them (a test checks) — else None: `index` finds the spectrograms it needs, and sees that nothing is left to
+    embed, without loading PyTorch."""
     spec = _spec()
     if spec is None:
         return None
