@@ -195,8 +195,9 @@ def embed_analyses(models: Sequence[tuple[str, Encoder]], analyses: Sequence[Any
 
 
 def store_embedding(lib: Library, track_id: int, model_id: str, pooled: np.ndarray, segments: np.ndarray) -> bool:
-    """Store a worker's embedding of a track unless the track has one for this model (as :func:`embed_library`
-    decides: it embeds what is missing); returns whether it stored it. Call inside a transaction."""
+    """Store an embedding made elsewhere (a Ray actor's) unless the track has one for this model (as
+    :func:`embed_library` decides: it embeds what is missing); returns whether it stored it. Call inside a
+    transaction."""
     have = lib.conn.execute("SELECT 1 FROM vectors WHERE track_id=? AND model=?", (track_id, model_id)).fetchone()
     if have is None:
         lib.put_vector(track_id, model_id, pooled, segments)
@@ -210,7 +211,7 @@ def _nothing_to_embed(lib: Library, checkpoint: str | os.PathLike[str]) -> str |
     if shipped is None:
         return None
     model_id = shipped["model_id"]
-    if f"model:{model_id}" not in {k for (k,) in lib.conn.execute("SELECT key FROM meta WHERE key LIKE 'model:%'")}:
+    if lib.conn.execute("SELECT 1 FROM meta WHERE key=?", (f"model:{model_id}",)).fetchone() is None:
         return None
     missing = lib.conn.execute("SELECT 1 FROM tracks t WHERE NOT EXISTS (SELECT 1 FROM vectors v WHERE "
                                "v.track_id = t.id AND v.model = ?) LIMIT 1", (model_id,)).fetchone()
@@ -298,11 +299,11 @@ def embed_library(lib: Library, checkpoint: str | os.PathLike[str], *, device: s
     every track has a vector from a shipped default part already (an `index` with nothing new), no model (nor
     PyTorch) is loaded."""
     if only_missing:
-        done_by_scan = _nothing_to_embed(lib, checkpoint)
-        if done_by_scan is not None:
+        complete = _nothing_to_embed(lib, checkpoint)
+        if complete is not None:
             if on_progress:
                 on_progress("embed", 0, 0)
-            return done_by_scan, 0
+            return complete, 0
     from .checkpoint import load_checkpoint
 
     model, payload = load_checkpoint(checkpoint, device)

@@ -1,7 +1,7 @@
 """bfloat16 on CPUs with AMX tiles: when a model's heaviest layers may run in it, and the pieces they share.
 
 Intel Xeons from Sapphire Rapids on multiply bfloat16 matrices several times faster than float32 (AMX tiles).
-Models with a bfloat16 path (musicnn's timbral filters) take it in eval mode on such CPUs, after checking their
+Models with a bfloat16 path (musicnn's front-end filters) take it in eval mode on such CPUs, after checking their
 outputs against float32 once (a wrong kernel on an untested CPU must not go unseen: oneDNN's bfloat16 convolution
 summed wrongly for some kernel shapes in torch 2.13, docs/performance.md).
 ``SOUNDALIKE_BFLOAT16=0`` keeps float32 everywhere; ``=1`` takes bfloat16 on any CPU that passes the check.
