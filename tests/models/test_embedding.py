@@ -232,5 +232,15 @@ def test_nothing_left_to_embed_loads_no_model(tmp_path: Path) -> None:
                 lib.conn.execute("DELETE FROM vectors WHERE model=? AND track_id=(SELECT MIN(id) FROM tracks)",
                                  (ids[0][0],))
             assert embed_library(lib, checkpoints[0]) == (ids[0][0], 1) and len(loads) == 1
+            # registered from another copy of the file: the full path runs again and registers the shipped one
+            copy = tmp_path / "copy.pt"
+            shutil.copy(checkpoints[0], copy)
+            assert embed_library(lib, copy, only_missing=False)[1] == 3 and len(loads) == 2
+            from soundalike.models.embedding import registered_models
+
+            assert registered_models(lib)[ids[0][0]]["checkpoint"] == str(copy.resolve())
+            assert embed_library(lib, checkpoints[0]) == (ids[0][0], 0) and len(loads) == 3
+            assert registered_models(lib)[ids[0][0]]["checkpoint"] == "package:default.pt"
+            assert embed_library(lib, checkpoints[0]) == (ids[0][0], 0) and len(loads) == 3  # shortcut again
         finally:
             checkpoint.load_checkpoint = original  # type: ignore[assignment]

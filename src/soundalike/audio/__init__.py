@@ -1,7 +1,8 @@
 """Audio in: decoding any format (:mod:`.decode`), mel presets and segmenting (:mod:`.features`), handcrafted
 descriptors (:mod:`.descriptors`) and the analysis of one file (:mod:`.analysis`).
 
-The decoding API is re-exported here; features and descriptors load librosa, so import them by module.
+The decoding API is re-exported here; import the others by module (:mod:`.dsp` holds the pieces of librosa they
+use, so an analysis never imports librosa).
 """
 
 from .decode import (

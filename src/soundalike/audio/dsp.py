@@ -4,7 +4,8 @@ Written here because importing librosa costs a scan worker, and every command th
 CPU-s before its first analysis (its utilities compile numba kernels at import, its filters import scipy.signal and
 scipy.stats: docs/performance.md) — more than five tracks' analysis — while what the analysis takes from it is a
 Hann window, two filterbanks and a few formulas. tests/audio/test_dsp.py checks each against librosa (and
-scipy.signal), value for value. librosa stays for everything else (plots, the seed models' tooling).
+scipy.signal), value for value, on the inputs the analysis gives them: 1-D signals and 2-D ``(bins, frames)``
+float arrays. librosa stays for the tests (the reference) and scripts.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ def pad_center(data: np.ndarray, size: int) -> np.ndarray:
     if n > size:
         raise ValueError(f"target size ({size}) must be at least input size ({n})")
     left = (size - n) // 2
-    return np.pad(data, (left, size - n - left), mode="constant")
+    return np.pad(data, [(0, 0)] * (data.ndim - 1) + [(left, size - n - left)], mode="constant")
 
 
 _F_SP = 200.0 / 3  # Slaney's mel scale: linear below 1 kHz, logarithmic above
@@ -60,7 +61,7 @@ def hz_to_mel(frequencies: np.ndarray | float) -> np.ndarray:
 
 def mel_to_hz(mels: np.ndarray) -> np.ndarray:
     """Mels on Slaney's scale to Hz: ``librosa.mel_to_hz(htk=False)``."""
-    m = np.asanyarray(mels, dtype=np.float64)
+    m = np.atleast_1d(np.asanyarray(mels, dtype=np.float64))
     freqs = _F_SP * m
     high = m >= _MIN_LOG_MEL
     freqs[high] = _MIN_LOG_HZ * np.exp(_LOGSTEP * (m[high] - _MIN_LOG_MEL))
@@ -179,7 +180,7 @@ def autocorrelate(y: np.ndarray) -> np.ndarray:
 
     n_pad = scipy.fft.next_fast_len(2 * y.shape[-1] - 1, real=True)
     spectrum = scipy.fft.rfft(y, n=n_pad)
-    return np.asarray(scipy.fft.irfft(spectrum.real**2 + spectrum.imag**2, n=n_pad)[: y.shape[-1]])
+    return np.asarray(scipy.fft.irfft(spectrum.real**2 + spectrum.imag**2, n=n_pad)[..., : y.shape[-1]])
 
 
 @functools.lru_cache(maxsize=8)

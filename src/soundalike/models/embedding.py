@@ -206,13 +206,19 @@ def store_embedding(lib: Library, track_id: int, model_id: str, pooled: np.ndarr
 
 def _nothing_to_embed(lib: Library, checkpoint: str | os.PathLike[str]) -> str | None:
     """The model id of a shipped default part when every track of ``lib`` has a vector from it and it is
-    registered: then there is nothing to load a model (nor PyTorch) for; else None."""
+    registered as this part (its family, this checkpoint: what :func:`register_model` would write again): then
+    there is nothing to load a model (nor PyTorch) for; else None."""
     shipped = shipped_part(checkpoint)
     if shipped is None:
         return None
     model_id = shipped["model_id"]
-    if lib.conn.execute("SELECT 1 FROM meta WHERE key=?", (f"model:{model_id}",)).fetchone() is None:
-        return None
+    row = lib.conn.execute("SELECT value FROM meta WHERE key=?", (f"model:{model_id}",)).fetchone()
+    try:
+        info = json.loads(row[0]) if row is not None else {}
+    except (TypeError, ValueError):
+        info = {}
+    if info.get("name") != shipped["model"] or info.get("checkpoint") != stored_checkpoint(lib, checkpoint):
+        return None  # unregistered, or registered from another file: the full path registers it again
     missing = lib.conn.execute("SELECT 1 FROM tracks t WHERE NOT EXISTS (SELECT 1 FROM vectors v WHERE "
                                "v.track_id = t.id AND v.model = ?) LIMIT 1", (model_id,)).fetchone()
     return model_id if missing is None else None
