@@ -43,7 +43,9 @@ from soundalike.library.scan import (
     process_file,
     run_isolated,
 )
-from soundalike.models.embedding import Embedded
+
+Embedded = tuple[str, np.ndarray, np.ndarray]
+"""One model's embedding of a track: ``(model_id, pooled vector, segment embeddings)``."""
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -273,11 +275,27 @@ class Analyser:
         return {"shard": [f"{self.folder}/{name}{SHARD_SUFFIX}"], "files": [len(rows)]}
 
     def _embed(self, outcomes: list[ScanOutcome]) -> list[list[Embedded]]:
-        """Each model's ``(model_id, pooled, segments)`` of each analysed file (:func:`embed_analyses`: left out
-        where a model cannot take a file, which the driver's ``embed_library`` then does as the local scan would)."""
-        from soundalike.models.embedding import embed_analyses
-
-        return embed_analyses(self.models, [out.analysis for out in outcomes])
+        """Each model's ``(model_id, pooled, segments)`` of each analysed file, batched per model as
+        ``embed_library`` does (left out where a model cannot take a file: the driver's ``embed_library`` then does
+        what the local scan would)."""
+        found: list[list[Embedded]] = [[] for _ in outcomes]
+        for model_id, model in self.models:
+            inputs, where = [], []
+            for i, out in enumerate(outcomes):
+                if out.analysis is not None:
+                    try:
+                        inputs.append(model.query_input(out.analysis))
+                        where.append(i)
+                    except Exception:  # noqa: BLE001 - a model that cannot take this file: embedded later, or not
+                        continue
+            if not inputs:
+                continue
+            try:
+                for i, (pooled, seq) in zip(where, model.embed_tracks(inputs, "cpu"), strict=True):
+                    found[i].append((model_id, pooled, seq))
+            except Exception:  # noqa: BLE001 - the driver's embedding pass handles these tracks as locally
+                continue
+        return found
 
 
 # --- the driver ---------------------------------------------------------------------------------------------------
@@ -408,10 +426,10 @@ class RayRunner:
     @staticmethod
     def _put_vector(lib: Library, track_id: int, model_id: str, pooled: np.ndarray, segments: np.ndarray) -> None:
         """Store the actor's embedding unless the track has one for this model (as ``embed_library`` decides)."""
-        from soundalike.models.embedding import store_embedding
-
-        with lib.transaction():
-            store_embedding(lib, track_id, model_id, pooled, segments)
+        have = lib.conn.execute("SELECT 1 FROM vectors WHERE track_id=? AND model=?", (track_id, model_id)).fetchone()
+        if have is None:
+            with lib.transaction():
+                lib.put_vector(track_id, model_id, pooled, segments)
 
     def _run_on_ray(self, lib: Library, items: list[tuple[str, ScanJob]], uri: str, presets: tuple[str, ...],
                     checkpoints: list[bytes], merge: Callable[[str], None]) -> None:

@@ -165,45 +165,6 @@ def register_model(lib: Library, payload: dict[str, Any], checkpoint: str | os.P
     return model_id
 
 
-Embedded = tuple[str, np.ndarray, np.ndarray]
-"""One model's embedding of a track: ``(model_id, pooled vector, segment embeddings)``."""
-
-
-def embed_analyses(models: Sequence[tuple[str, Encoder]], analyses: Sequence[Any]) -> list[list[Embedded]]:
-    """Each ``(model_id, model)``'s embedding of each :class:`~soundalike.audio.analysis.Analysis` (None: a file
-    not analysed), from the spectrograms it holds, batched per model as :func:`embed_library` does; left out
-    where a model cannot take one (:func:`embed_library` then does what it always did). The Ray engine's actors
-    embed with it."""
-    found: list[list[Embedded]] = [[] for _ in analyses]
-    for model_id, model in models:
-        inputs, where = [], []
-        for i, analysis in enumerate(analyses):
-            if analysis is not None:
-                try:
-                    inputs.append(model.query_input(analysis))
-                    where.append(i)
-                except Exception:  # noqa: BLE001 - a model that cannot take this file: embedded later, or not
-                    continue
-        if not inputs:
-            continue
-        try:
-            for i, (pooled, seq) in zip(where, model.embed_tracks(inputs, "cpu"), strict=True):
-                found[i].append((model_id, pooled, seq))
-        except Exception:  # noqa: BLE001 - embed_library handles these tracks afterwards
-            continue
-    return found
-
-
-def store_embedding(lib: Library, track_id: int, model_id: str, pooled: np.ndarray, segments: np.ndarray) -> bool:
-    """Store an embedding made elsewhere (a Ray actor's) unless the track has one for this model (as
-    :func:`embed_library` decides: it embeds what is missing); returns whether it stored it. Call inside a
-    transaction."""
-    have = lib.conn.execute("SELECT 1 FROM vectors WHERE track_id=? AND model=?", (track_id, model_id)).fetchone()
-    if have is None:
-        lib.put_vector(track_id, model_id, pooled, segments)
-    return have is None
-
-
 def _nothing_to_embed(lib: Library, checkpoint: str | os.PathLike[str]) -> str | None:
     """The model id of a shipped default part when every track of ``lib`` has a vector from it and it is
     registered as this part (its family, this checkpoint: what :func:`register_model` would write again): then
@@ -212,11 +173,7 @@ def _nothing_to_embed(lib: Library, checkpoint: str | os.PathLike[str]) -> str |
     if shipped is None:
         return None
     model_id = shipped["model_id"]
-    row = lib.conn.execute("SELECT value FROM meta WHERE key=?", (f"model:{model_id}",)).fetchone()
-    try:
-        info = json.loads(row[0]) if row is not None else {}
-    except (TypeError, ValueError):
-        info = {}
+    info = registered_models(lib).get(model_id, {})
     if info.get("name") != shipped["model"] or info.get("checkpoint") != stored_checkpoint(lib, checkpoint):
         return None  # unregistered, or registered from another file: the full path registers it again
     missing = lib.conn.execute("SELECT 1 FROM tracks t WHERE NOT EXISTS (SELECT 1 FROM vectors v WHERE "
