@@ -17,7 +17,8 @@ set is ``benchmarks/album_sets.json``. The protocol (issue 12):
   queries), 2.5th and 97.5th percentiles; the gain over the descriptors is computed on the same resamples (paired).
 
 Shipped models an embedding names (``default``, ``musicnn-msd``, ``musicnn-mtt``) are embedded first where a
-library lacks them; fused keys join parts with ``+``; ``LABEL=KEY`` reports ``KEY`` under the name ``LABEL``.
+library lacks them; fused keys join parts with ``+`` (and may end with ``~nnK``: smoothed over K neighbours);
+``LABEL=KEY`` reports ``KEY`` under the name ``LABEL``.
 """
 
 from __future__ import annotations
@@ -98,9 +99,9 @@ def ensure_embedded(lib: Any, key: str) -> str:
     """Embed each model a key names (resolved as ``soundalike index --model`` resolves it) where the library lacks
     it; returns the catalogue key."""
     from soundalike.models.embedding import checkpoints_for, embed_library, resolve_model
-    from soundalike.search.space import split_part
+    from soundalike.search.space import split_neighbours, split_part
 
-    for part in key.split("+"):
+    for part in split_neighbours(key)[0].split("+"):
         for checkpoint in checkpoints_for(split_part(part)[0], lib):
             embed_library(lib, checkpoint)
     return resolve_model(lib, key) if key != "descriptor" else key

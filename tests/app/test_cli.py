@@ -112,6 +112,30 @@ def test_query_and_its_duplicates_are_never_returned(indexed: tuple[Path, Path, 
         run_cli("index", str(original.path.parent), "--library", str(library))
 
 
+@pytest.mark.parametrize("model", ["default", "default~nn4", "descriptor~nn3"])
+def test_an_outside_copy_finds_what_its_library_track_finds(indexed: tuple[Path, Path, list[synth.SynthTrack]],
+                                                            tmp_path: Path, model: str) -> None:
+    """Smoothed over the neighbourhood or not, an outside file is expanded as a library track is smoothed: the same
+    recording from outside the library gets the same recommendations as the library track."""
+    import soundfile as sf
+
+    _, library, tracks = indexed
+    original = next(t for t in tracks if t.path.suffix == ".wav")
+    copy = tmp_path / "outside copy.flac"
+    data, sr = sf.read(original.path, dtype="int16")
+    sf.write(copy, data, sr)
+    answers = []
+    for query in (str(original.path), str(copy)):
+        code, out, err = run_cli("similar", query, "-k", "8", "--model", model, "--library", str(library), "-f",
+                                 "json")
+        assert code == 0, err
+        answers.append(json.loads(out))
+    assert answers[1]["query"]["in_library"] is False
+    assert [r["path"] for r in answers[0]["results"]] == [r["path"] for r in answers[1]["results"]]
+    np.testing.assert_allclose([r["score"] for r in answers[0]["results"]],
+                               [r["score"] for r in answers[1]["results"]], atol=2e-3)
+
+
 def test_m3u_and_text_output(indexed: tuple[Path, Path, list[synth.SynthTrack]]) -> None:
     _, library, _ = indexed
     code, out, _ = run_cli("similar", "3", "-k", "3", "--library", str(library), "--format", "m3u")

@@ -29,6 +29,7 @@ from .pretrained import (
     default_checkpoint,
     default_checkpoints,
     default_fusion,
+    default_neighbours,
     shipped_checkpoint,
     shipped_model_ids,
     shipped_part,
@@ -326,9 +327,14 @@ def _checkpoint_model_id(path: str, mtime_ns: int) -> str:
 def resolve_model(lib: Library, name: str) -> str:
     """The catalogue key for ``name``: ``default`` (the shipped model, else descriptors), ``descriptor``, an exact
     model id, a family name (its newest embedding), a shipped model (``musicnn-msd``) or a checkpoint file."""
+    from soundalike.search.space import split_neighbours, with_neighbours
+
     present = set(lib.models())
     if name == DESCRIPTOR_MODEL or name in present:
         return name
+    base, neighbours = split_neighbours(name)
+    if neighbours:  # smoothed over the neighbourhood: the key of what is smoothed, marked again
+        return with_neighbours(resolve_model(lib, base), neighbours)
     if "+" in name:  # a fusion of several embeddings: resolve each part
         from soundalike.search.space import split_part
 
@@ -371,8 +377,12 @@ def default_key(lib: Library, present: set[str] | None = None) -> str:
     if all(part == DESCRIPTOR_MODEL for part, _ in parts):
         return DESCRIPTOR_MODEL
     if len({weight for _, weight in parts}) == 1:
-        return "+".join(part for part, _ in parts)
-    return "+".join(f"{part}@{weight:g}" for part, weight in parts)
+        key = "+".join(part for part, _ in parts)
+    else:
+        key = "+".join(f"{part}@{weight:g}" for part, weight in parts)
+    from soundalike.search.space import with_neighbours
+
+    return with_neighbours(key, default_neighbours())
 
 
 def model_for(lib: Library, model_id: str, device: str = "cpu") -> Encoder:

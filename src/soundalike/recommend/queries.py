@@ -216,13 +216,13 @@ def outside_query(lib: Library, index: VectorIndex, text: str, analysis: Outside
                   shown_path: str | None = None) -> Query:
     """The query of an analysed outside file in ``index``'s search space (never the same audio back)."""
     parts = [p.model for p in index.embedding.parts]
-    vector = index.embedding.transform(np.concatenate([analysis.raw[p] for p in parts]))[0]
-    learned = {m: s for m, s in analysis.segments.items() if m in parts}
-    sequence = index.embedding.sequence(vector, learned) if learned else None
     exclude: set[int] = set()
     same = lib.track_for_audio_hash(analysis.audio_hash)
     if same is not None:  # the same audio is in the library under another name
         exclude.add(same)
+    vector = index.expand(index.embedding.transform(np.concatenate([analysis.raw[p] for p in parts]))[0], same)
+    learned = {m: s for m, s in analysis.segments.items() if m in parts}
+    sequence = index.embedding.sequence(vector, learned) if learned else None
     return Query(text, vector, index, path=shown_path, audio_hash=analysis.audio_hash, exclude=exclude,
                  sequence=sequence)
 

@@ -9,6 +9,11 @@ stays put while other tracks come and go — and **refreshed on rebuild**, which
 (:mod:`soundalike.search.ann`, persisted beside the statistics and brought up to date on every open: tracks added
 to the library are added to it, removed ones removed).
 
+A key marked ``~nnK`` (the default's) searches vectors smoothed over each track's K nearest tracks
+(:mod:`soundalike.search.neighbours`), with the neighbour graph kept in ``<key>.graph.npz`` beside the statistics
+and brought up to date on every open; outside queries are expanded the same way (:meth:`VectorIndex.expand`).
+Only exact indexes smooth: a library above ``EXACT_MAX_TRACKS`` searches the plain vectors of the key.
+
 A library whose float32 search vectors would not fit :data:`~soundalike.search.ann.FLAT_MAX_BYTES` (a million
 tracks of the 1882-d default: 7.5 GB) is indexed **in parts**: statistics fitted on a seeded sample of
 :data:`STATS_SAMPLE` tracks, IVF cells (4·√n, at most as many as 40 a cell of a
@@ -23,6 +28,7 @@ up to date with it; without the store (a read-only library that has none) they a
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
@@ -45,8 +51,9 @@ from .ann import (
     trainable_nlist,
     write_atomically,
 )
+from .neighbours import NeighbourGraph, compute_graph, expanded_query, smoothed, updated_graph
 from .refine import RefineStore, fingerprint
-from .space import Embedding, common_ids, fit_embedding, load_raw, model_parts, read_raw
+from .space import Embedding, common_ids, fit_embedding, load_raw, model_parts, read_raw, split_neighbours
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +86,29 @@ def index_paths(lib: Library, model: str) -> tuple[Path, Path]:
     return folder / f"{safe}.ann", folder / f"{safe}.stats.json"
 
 
+def graph_path(lib: Library, model: str) -> Path:
+    """Where the neighbour graph of a smoothed key (``~nnK``) lives: beside its statistics."""
+    index_path, _ = index_paths(lib, model)
+    return index_path.with_suffix(".graph.npz")
+
+
+def _smoothed(path: Path, embedding: Embedding, ids: np.ndarray, vectors: np.ndarray) -> np.ndarray:
+    """``vectors`` (rows of sorted ``ids``) smoothed over their ``embedding.neighbours`` nearest tracks, with the
+    saved graph at ``path`` brought up to date (or computed and saved: a read-only library computes it each time)."""
+    stats, others = fingerprint(embedding.to_json()), embedding.neighbours - 1
+    graph = NeighbourGraph.load(path, stats, others)
+    if graph is None:
+        if len(ids) > 5000:
+            log.warning("finding the %d nearest tracks of each of %d tracks (once)", others, len(ids))
+        graph, changed = compute_graph(ids, vectors, others, stats), True
+    else:
+        graph, changed = updated_graph(graph, ids, vectors)
+    if changed:
+        with contextlib.suppress(OSError):  # a read-only library still answers
+            graph.save(path)
+    return smoothed(vectors, graph)
+
+
 def _read_stats(path: Path, model: str, dims: list[int]) -> Embedding | None:
     try:
         embedding = Embedding.from_json(json.loads(path.read_text()))
@@ -88,6 +118,8 @@ def _read_stats(path: Path, model: str, dims: list[int]) -> Embedding | None:
         return None
     if DESCRIPTOR_MODEL in model_parts(model) and embedding.descriptor_version != descriptors.DESCRIPTOR_VERSION:
         return None  # fitted on descriptors another version computed
+    if embedding.neighbours != split_neighbours(model)[1]:
+        return None
     return embedding
 
 
@@ -231,14 +263,17 @@ class VectorIndex:
     """Top-k cosine search over track vectors, returning track ids: exact, or through a persisted ANN index."""
 
     def __init__(self, ids: np.ndarray, vectors: np.ndarray | None, embedding: Embedding,
-                 ann: AnnIndex | None = None, refine: RefineStore | None = None) -> None:
+                 ann: AnnIndex | None = None, refine: RefineStore | None = None, base: np.ndarray | None = None
+                 ) -> None:
         """An index of unit search ``vectors`` (rows of ``embedding``'s space) under track ``ids``: searched
         through ``ann`` when given (built over the same vectors and ids), else exactly. ``vectors=None`` makes a
         compact index: vectors are decoded from ``ann`` when asked for, and re-ranks read ``refine`` (else the
-        catalogue)."""
+        catalogue). ``base``: the vectors before neighbourhood smoothing (sorted ``ids``), when ``vectors`` are
+        smoothed (:mod:`soundalike.search.neighbours`): outside queries are expanded against them."""
         self.ids = np.asarray(ids, dtype=np.int64)
         self.embedding = embedding
         self.refine = refine
+        self._base = base
         if vectors is None:
             if ann is None:
                 raise ValueError("a compact index (vectors=None) needs its ANN index")
@@ -248,6 +283,19 @@ class VectorIndex:
         self.ann = ann if ann is not None else AnnIndex.build(self.ids, self.vectors, kind="flat")
         self._order = np.argsort(self.ids, kind="stable")
         self._sorted = self.ids[self._order]
+
+    @property
+    def smoothed(self) -> bool:
+        """Whether the searched vectors are smoothed over the library's neighbourhood (a ``~nnK`` key searched
+        exactly; an approximate index of a larger library searches the plain vectors)."""
+        return self._base is not None
+
+    def expand(self, query: np.ndarray, exclude: int | None = None) -> np.ndarray:
+        """An outside query's search vector in this index: expanded over its nearest tracks when the index is
+        smoothed (track ``exclude``, the same audio under another name, left out), else ``query`` itself."""
+        if self._base is None:
+            return np.asarray(query, dtype=np.float32)
+        return expanded_query(query, self.ids, self._base, self.embedding.neighbours - 1, exclude)
 
     @property
     def compact(self) -> bool:
@@ -290,8 +338,11 @@ class VectorIndex:
         if fresh or embedding is None:
             embedding = fit_embedding(model, raw, dims, kind)
         vectors = embedding.transform(raw)
+        base = None
+        if embedding.neighbours and kind == "flat":  # smoothed over the neighbourhood (approximate indexes: not)
+            base, vectors = vectors, _smoothed(graph_path(lib, model), embedding, ids, vectors)
         index, changed = (None, fresh) if kind == "flat" else _updated_ann(index_path, embedding, ids, vectors, fresh)
-        result = cls(ids, vectors, embedding, ann=index)
+        result = cls(ids, vectors, embedding, ann=index, base=base)
         if changed:
             _save(stats_path, embedding, index_path, index)
         return result

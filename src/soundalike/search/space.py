@@ -11,6 +11,9 @@ Segment sequences (for sequence distances) go through the same transform, row by
 a part without a time axis (the descriptors: one vector per track) contributes its pooled block to every row,
 so a fused key compares sequences by ``Σ weight · cos`` of its parts.
 
+A key may end with ``~nnK`` (``default`` does, from ``default.json``): its search vectors are then smoothed over
+the library's neighbourhood — each track's vector is the weighted mean of its K nearest tracks' (itself included),
+and an outside query is expanded the same way (:mod:`soundalike.search.neighbours`).
 """
 
 from __future__ import annotations
@@ -45,15 +48,36 @@ def split_part(part: str) -> tuple[str, float | None]:
     return name, value
 
 
+#: What ends a key whose search vectors are smoothed over K neighbours (``descriptor+contrastive-1a2b~nn5``).
+NEIGHBOURS_MARK = "~nn"
+
+
+def split_neighbours(key: str) -> tuple[str, int]:
+    """``KEY~nnK`` to ``(KEY, K)``; a key without the mark has K = 0 (no smoothing)."""
+    base, mark, count = key.rpartition(NEIGHBOURS_MARK)
+    if not mark:
+        return key, 0
+    if not count.isdigit() or int(count) < 2 or not base:
+        raise SpaceError(f"{key!r}: {NEIGHBOURS_MARK} must end the key with a whole number of neighbours >= 2 "
+                         f"(e.g. descriptor{NEIGHBOURS_MARK}5)")
+    return base, int(count)
+
+
+def with_neighbours(key: str, neighbours: int) -> str:
+    """``key`` marked to be smoothed over ``neighbours`` tracks (unchanged for 0)."""
+    return f"{split_neighbours(key)[0]}{NEIGHBOURS_MARK}{neighbours}" if neighbours else key
+
+
 def model_parts(key: str) -> list[str]:
-    """The stored embeddings a (possibly fused, possibly weighted: ``a@0.2+b@0.8``) key is made of."""
-    return [split_part(k)[0] for k in key.split("+") if k]
+    """The stored embeddings a (possibly fused, possibly weighted: ``a@0.2+b@0.8``, possibly smoothed: ``~nn5``)
+    key is made of."""
+    return [split_part(k)[0] for k in split_neighbours(key)[0].split("+") if k]
 
 
 def part_weights(key: str) -> list[float]:
     """Each part's share of the cosine similarity: the ``@`` weights of the key, normalised to sum to 1 (equal
     shares where none are given)."""
-    given = [split_part(k)[1] for k in key.split("+") if k]
+    given = [split_part(k)[1] for k in split_neighbours(key)[0].split("+") if k]
     if all(w is None for w in given):
         return [1.0 / len(given)] * len(given)
     if any(w is None for w in given):
@@ -93,6 +117,7 @@ class Embedding:
     built_on: int = 0
     kind: str = "flat"
     descriptor_version: int = 0  # of the descriptors the statistics were fitted on (0: no descriptor part)
+    neighbours: int = 0  # the K of a key's ``~nnK``: search vectors smoothed over K tracks (0: none)
 
     @property
     def dim(self) -> int:
@@ -144,7 +169,7 @@ class Embedding:
     def to_json(self) -> dict[str, Any]:
         """JSON-ready statistics (written beside the index)."""
         return {"model": self.model, "built_on": self.built_on, "kind": self.kind,
-                "descriptor_version": self.descriptor_version, "parts": [
+                "descriptor_version": self.descriptor_version, "neighbours": self.neighbours, "parts": [
             {"model": p.model, "dim": p.dim, "mean": p.mean.tolist(), "std": p.std.tolist(), "weight": p.weight}
             for p in self.parts]}
 
@@ -157,11 +182,11 @@ class Embedding:
             if p.mean.shape != (p.dim,) or p.std.shape != (p.dim,):
                 raise ValueError(f"statistics of {p.model} do not have {p.dim} values")
         return cls(str(saved["model"]), parts, int(saved.get("built_on", 0)), str(saved.get("kind", "flat")),
-                   int(saved.get("descriptor_version", 0)))
+                   int(saved.get("descriptor_version", 0)), int(saved.get("neighbours", 0)))
 
     def describe(self) -> dict[str, Any]:
         """The key and its parts (model, dimension, weight): what an export says about its vectors."""
-        return {"model": self.model, "dim": self.dim,
+        return {"model": self.model, "dim": self.dim, "neighbours": self.neighbours,
                 "parts": [{"model": p.model, "dim": p.dim, "weight": round(p.weight, 6)} for p in self.parts]}
 
 
@@ -176,7 +201,8 @@ def fit_embedding(key: str, raw: np.ndarray, dims: list[int], kind: str = "flat"
         parts.append(EmbeddingPart(name, dim, mean, std, weight))
         start += dim
     return Embedding(key, parts, built_on=len(raw), kind=kind,
-                     descriptor_version=descriptors.DESCRIPTOR_VERSION if DESCRIPTOR_MODEL in names else 0)
+                     descriptor_version=descriptors.DESCRIPTOR_VERSION if DESCRIPTOR_MODEL in names else 0,
+                     neighbours=split_neighbours(key)[1])
 
 
 def _not_embedded(lib: Library, model: str) -> CatalogError:

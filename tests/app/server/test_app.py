@@ -185,6 +185,9 @@ def test_similar_bad_input(client: TestClient, tracks: list[Track]) -> None:
     url = f"/api/tracks/{tracks[0].id}/similar"
     assert "unknown model" in short_error(client.get(url, params={"model": "../../etc/passwd"}), 400)
     assert "unknown model" in short_error(client.get(url, params={"model": "pyproject.toml"}), 400)
+    assert "unknown model" in short_error(client.get(url, params={"model": "descriptor~nnx"}), 400)
+    smoothed = client.get(url, params={"model": "descriptor~nn3", "k": 4})  # smoothed over 3 neighbours
+    assert smoothed.status_code == 200 and len(smoothed.json()["results"]) == 4
     assert "distance" in short_error(client.get(url, params={"distance": "euclid"}), 400)
     assert "segment" in short_error(client.get(url, params={"distance": "dtw"}), 400)  # descriptors have none
     short_error(client.get(url, params={"k": 0}), 422)

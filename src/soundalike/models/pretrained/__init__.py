@@ -80,6 +80,13 @@ def _same_file(a: Path, b: str | os.PathLike[str]) -> bool:
         return False
 
 
+def default_neighbours() -> int:
+    """How many nearest tracks (itself included) the default smooths each search vector over (``default.json``'s
+    ``neighbours``; 0: none, :mod:`soundalike.search.neighbours`)."""
+    spec = _spec()
+    return int(spec.get("neighbours", 0)) if spec is not None else 0
+
+
 def default_parts() -> list[tuple[str, float]]:
     """The default fusion as ``(part, weight)``: ``descriptor`` or the file name of a shipped checkpoint."""
     return list(_recipe())
