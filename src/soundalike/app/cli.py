@@ -370,7 +370,8 @@ MaxPerAlbum = typer.Option(None, "--max-per-album", min=1, help="At most N resul
 KeepDuplicates = typer.Option(False, "--keep-duplicates",
                               help="Also list other versions of one recording (same artist and title).")
 ModelOption = typer.Option("default", "--model", help="Embedding to search: default, descriptor, a family name, a "
-                                                      "model id, a fused key (descriptor+melae) or a checkpoint file.")
+                                                      "model id, a fused key (descriptor+melae) or a checkpoint file; "
+                                                      "~nnK at the end smooths it over K neighbours (default~nn5).")
 FormatOption = typer.Option(OutputFormat.text, "--format", "-f", help="text, json or m3u.")
 
 
