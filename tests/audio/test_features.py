@@ -95,13 +95,15 @@ def test_segments_are_the_windows_of_the_spectrogram(frames: int, size: int, hop
 
 
 @pytest.mark.parametrize("name", sorted(F.PRESETS))
-def test_the_sparse_mel_product_equals_the_dense_one(name: str) -> None:
+def test_the_banded_and_sparse_mel_products_equal_the_dense_one(name: str) -> None:
     p = F.PRESETS[name]
     power = F.power_spectrogram(THIRTY_S[: 3 * SR], p)
+    assert power.T.flags.c_contiguous  # frame by frame: the banded product
     dense = F.mel_filterbank(p) @ power
-    ours = F.mel_power(power, p)
-    assert ours.dtype == np.float32 and ours.shape == dense.shape
-    np.testing.assert_allclose(ours, dense, rtol=1e-5, atol=1e-7 * float(dense.max()))
+    for layout in (power, np.ascontiguousarray(power)):  # banded; bin by bin: the sparse product
+        ours = F.mel_power(layout, p)
+        assert ours.dtype == np.float32 and ours.shape == dense.shape and ours.flags.c_contiguous
+        np.testing.assert_allclose(ours, dense, rtol=1e-5, atol=1e-7 * float(dense.max()))
 
 
 def test_to_db_equals_librosa_bit_for_bit() -> None:

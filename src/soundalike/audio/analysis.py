@@ -213,7 +213,7 @@ def patch_log_mel(y: np.ndarray, sr: int, key: str) -> np.ndarray:
         lo, hi = max(first, 0), min(last, n_out, offset + z.size)
         stretch[lo - first:hi - first] = z[lo - offset:hi - offset]
         columns.append(framed_power(stretch, preset))
-    return to_db(mel_power(np.concatenate(columns, axis=1), preset))
+    return to_db(mel_power(np.concatenate([c.T for c in columns]).T, preset))  # frame by frame, as each column
 
 
 @contextlib.contextmanager

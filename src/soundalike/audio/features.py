@@ -99,8 +99,10 @@ STFT_BLOCK = 512
 
 
 def power_spectrogram(y: np.ndarray, preset: MelPreset | str) -> np.ndarray:
-    """``|STFT|²`` of mono ``y`` with the preset's window and hop (centred frames, zero-padded, Hann window):
-    ``abs(librosa.stft(y, ...)) ** 2`` within float32 rounding (tests/audio/test_features.py).
+    """``|STFT|²`` ``(bins, frames)`` of mono ``y`` with the preset's window and hop (centred frames, zero-padded,
+    Hann window): ``abs(librosa.stft(y, ...)) ** 2`` within float32 rounding (tests/audio/test_features.py); laid
+    out frame by frame in memory (the transposed view of a C-contiguous ``(frames, bins)`` array: see
+    :func:`framed_power`).
 
     Written here because librosa transforms down the strided frequency axis and takes a square root it does not
     need: frames as contiguous rows through scipy.fft, and re² + im², cost about two thirds of its CPU
@@ -111,23 +113,31 @@ def power_spectrogram(y: np.ndarray, preset: MelPreset | str) -> np.ndarray:
 
 
 def framed_power(x: np.ndarray, preset: MelPreset | str) -> np.ndarray:
-    """``|FFT|²`` of the frames of ``x`` that start every hop from its first sample (no padding): the columns of
-    :func:`power_spectrogram` when ``x`` is the centred, padded signal or a stretch of it."""
+    """``|FFT|²`` ``(bins, frames)`` of the frames of ``x`` that start every hop from its first sample (no padding):
+    the columns of :func:`power_spectrogram` when ``x`` is the centred, padded signal or a stretch of it.
+
+    Each frame's bins are contiguous (the array is the transposed view of a ``(frames, bins)`` one): the FFT writes
+    frames as rows, and what reads the spectrogram frame by frame (spectral contrast's sorts, the banded mel
+    product of :func:`mel_power`) reads it in place. Transposing it to ``(bins, frames)`` rows cost a third as much
+    as the FFT, and spectral contrast transposed it back (docs/performance.md)."""
     import scipy.fft
 
     p = _as_preset(preset)
     window = _window(p)
     half = p.n_fft // 2
     x = np.asarray(x, dtype=np.float32)
-    count = 1 + (x.size - p.n_fft) // p.hop_length
+    count = max(0, 1 + (x.size - p.n_fft) // p.hop_length)
     frames = np.lib.stride_tricks.sliding_window_view(x, p.n_fft)[::p.hop_length][:count]
-    power = np.empty((half + 1, count), dtype=np.float32)
+    power = np.empty((count, half + 1), dtype=np.float32)
+    windowed = np.empty((min(STFT_BLOCK, count), p.n_fft), dtype=np.float32)  # reused: no fresh pages a block
     for start in range(0, count, STFT_BLOCK):
-        spectrum = scipy.fft.rfft(frames[start:start + STFT_BLOCK] * window, axis=-1)
+        block = frames[start:start + STFT_BLOCK]
+        spectrum = scipy.fft.rfft(np.multiply(block, window, out=windowed[:len(block)]), axis=-1,
+                                  overwrite_x=True)
         parts = spectrum.view(np.float32)  # re, im, re, im...: squared in place, the same values as re² + im²
         np.multiply(parts, parts, out=parts)
-        power[:, start:start + STFT_BLOCK] = (parts[:, 0::2] + parts[:, 1::2]).T
-    return power
+        np.add(parts[:, 0::2], parts[:, 1::2], out=power[start:start + len(block)])
+    return power.T
 
 
 @functools.lru_cache(maxsize=16)
@@ -156,12 +166,44 @@ def _sparse_filterbank(preset: MelPreset) -> Any:
     return scipy.sparse.csr_matrix(mel_filterbank(preset))
 
 
-def mel_power(power: np.ndarray, preset: MelPreset | str) -> np.ndarray:
-    """``mel_filterbank(preset) @ power``: mel power ``(n_mels, frames)`` of a power spectrogram.
+@functools.lru_cache(maxsize=16)
+def _filter_bands(preset: MelPreset) -> tuple[tuple[int, int, int, int], ...]:
+    """``(first filter, end filter, first bin, end bin)`` of :data:`MEL_BANDS` groups of neighbouring mel filters:
+    every bin outside a group's range is zero in all of its filters."""
+    bank = mel_filterbank(preset)
+    nonzero = [np.flatnonzero(row) for row in bank]
+    edges = np.linspace(0, len(bank), min(MEL_BANDS, len(bank)) + 1).astype(int)
+    groups = []
+    for a, b in zip(edges[:-1], edges[1:], strict=True):
+        used = [n for n in nonzero[a:b] if len(n)]
+        lo = min((int(n[0]) for n in used), default=0)
+        hi = max((int(n[-1]) + 1 for n in used), default=0)
+        groups.append((int(a), int(b), lo, hi))
+    return tuple(groups)
 
-    Written with a sparse product because the dense one multiplies every bin by every filter though each filter
-    covers a few bins: a sixth of its CPU, equal within float32 rounding (tests/audio/test_features.py)."""
-    return np.asarray(_sparse_filterbank(_as_preset(preset)) @ power, dtype=np.float32)
+
+# Groups of neighbouring mel filters in the banded product of mel_power (measured at 128 mels: 4 to 16 alike, 8
+# fastest; one dense product costs three times as much).
+MEL_BANDS = 8
+
+
+def mel_power(power: np.ndarray, preset: MelPreset | str) -> np.ndarray:
+    """``mel_filterbank(preset) @ power``: mel power ``(n_mels, frames)`` (C-contiguous) of a power spectrogram.
+
+    Each filter covers a few bins, so the dense product would multiply mostly zeros: a spectrogram laid out frame by
+    frame (as :func:`power_spectrogram` makes it) takes a dense product per group of neighbouring filters over
+    the bins they cover (:data:`MEL_BANDS` of them); one laid out bin by bin the sparse product (scipy's, which
+    reads its operand bin by bin: given frames, it copied the whole spectrogram first, 15x slower). Equal within
+    float32 rounding (tests/audio/test_features.py)."""
+    p = _as_preset(preset)
+    if not power.T.flags.c_contiguous:
+        return np.asarray(_sparse_filterbank(p) @ power, dtype=np.float32)
+    bank = mel_filterbank(p)
+    out = np.zeros((bank.shape[0], power.shape[1]), dtype=np.float32)
+    for first, end, lo, hi in _filter_bands(p):
+        if hi > lo:
+            np.matmul(bank[first:end, lo:hi], power[lo:hi], out=out[first:end])
+    return out
 
 
 def to_db(mel: np.ndarray) -> np.ndarray:
