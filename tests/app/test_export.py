@@ -72,3 +72,20 @@ def test_export_raw_descriptors_by_name(indexed: tuple[Path, Path, list[synth.Sy
     np.testing.assert_allclose(np.array([r[6:] for r in rows[1:]], dtype=float), vectors, rtol=1e-5, atol=1e-5)
     code, _, err = run_cli("export", "--out", str(tmp_path / "x.npz"), "--library", str(library), "--model", "melae")
     assert code == 2 and "melae" in err
+
+
+def test_export_of_a_smoothed_key_writes_the_smoothed_vectors(indexed: tuple[Path, Path, list[synth.SynthTrack]],
+                                                             tmp_path: Path) -> None:
+    _, library, _ = indexed
+    out_file = tmp_path / "smoothed.npz"
+    code, _, err = run_cli("export", "--out", str(out_file), "--library", str(library), "--model", "descriptor~nn3")
+    assert code == 0, err
+    data = np.load(out_file)
+    meta = json.loads(str(data["meta"]))
+    assert meta["model"] == "descriptor~nn3" and meta["smoothed"] is True
+    with Library.open(library) as lib:
+        index = load_index(lib, "descriptor~nn3")
+    np.testing.assert_allclose(data["vectors"], index.vectors, rtol=1e-5, atol=1e-6)
+    code, _, err = run_cli("export", "--out", str(tmp_path / "bad.npz"), "--library", str(library), "--model",
+                           "descriptor~nn1")
+    assert code == 2 and "from 2 to" in err and "Traceback" not in err

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from soundalike.library.catalog import Library
+from soundalike.library.catalog import CatalogError, Library
 from soundalike.recommend import load_index
 from soundalike.search.index import VectorIndex, graph_path
 from soundalike.search.neighbours import (
@@ -20,7 +20,14 @@ from soundalike.search.neighbours import (
     smoothed,
     updated_graph,
 )
-from soundalike.search.space import SpaceError, model_parts, part_weights, split_neighbours, with_neighbours
+from soundalike.search.space import (
+    MAX_NEIGHBOURS,
+    SpaceError,
+    model_parts,
+    part_weights,
+    split_neighbours,
+    with_neighbours,
+)
 from soundalike.search.vectors import unit_rows
 
 
@@ -76,6 +83,42 @@ def test_updated_graph_equals_the_graph_computed_afresh() -> None:
     assert same is graph and not changed
 
 
+def test_a_reused_track_id_is_a_new_track_to_the_graph() -> None:
+    """SQLite gives a new track the id of a deleted one: same ids, another vector — not the old graph row."""
+    ids = np.arange(30, dtype=np.int64)
+    x = _unit(30, 8, 6)
+    graph = compute_graph(ids, x, 4, "s")
+    y = x.copy()
+    y[[3, 17]] = _unit(2, 8, 7)  # two ids now hold other tracks
+    updated, changed = updated_graph(graph, ids, y)
+    fresh = compute_graph(ids, y, 4, "s")
+    assert changed
+    np.testing.assert_array_equal(updated.neighbours, fresh.neighbours)
+    np.testing.assert_allclose(updated.scores, fresh.scores, rtol=1e-6)
+
+
+def test_equal_cosines_go_to_the_smaller_track_id_however_the_graph_was_made() -> None:
+    base = _unit(6, 5, 8)
+    x = np.repeat(base, 4, axis=0)  # every vector four times: ties everywhere
+    ids = np.arange(len(x), dtype=np.int64) * 7
+    fresh = compute_graph(ids, x, 5, "s")
+    for row in range(len(x)):  # the three copies first (smallest ids), then the nearest other vector's copies
+        copies = [int(i) for i in ids[(row // 4) * 4:(row // 4) * 4 + 4] if i != ids[row]]
+        assert fresh.neighbours[row, :3].tolist() == copies
+        assert fresh.neighbours[row, 3] < fresh.neighbours[row, 4]
+    start = compute_graph(ids[:10], x[:10], 5, "s")
+    grown, _ = updated_graph(start, ids, x)
+    np.testing.assert_array_equal(grown.neighbours, fresh.neighbours)
+
+
+def test_an_empty_library_expands_nothing() -> None:
+    q = _unit(1, 4, 9)[0]
+    np.testing.assert_allclose(expanded_query(q, np.zeros(0, np.int64), np.zeros((0, 4), np.float32), 3), q,
+                               rtol=1e-6)
+    np.testing.assert_allclose(expanded_query(q, np.zeros(0, np.int64), np.zeros((0, 4), np.float32), 3,
+                                              exclude=5), q, rtol=1e-6)
+
+
 def test_smoothed_vectors_and_expanded_queries_follow_the_formula() -> None:
     ids = np.arange(25, dtype=np.int64) * 3
     x = _unit(25, 10, 4)
@@ -102,6 +145,9 @@ def test_graph_file_round_trip_and_mismatch(tmp_path: Path) -> None:
     assert NeighbourGraph.load(path, "stats-a", 4) is None  # another K
     path.write_bytes(b"garbage")
     assert NeighbourGraph.load(path, "stats-a", 3) is None
+    graph.save(path)
+    path.write_bytes(path.read_bytes()[:200])  # cut short: a damaged zip
+    assert NeighbourGraph.load(path, "stats-a", 3) is None
 
 
 def test_keys_carry_the_neighbourhood() -> None:
@@ -111,17 +157,21 @@ def test_keys_carry_the_neighbourhood() -> None:
     assert part_weights("descriptor@0.2+melae-1a@0.8~nn5") == pytest.approx([0.2, 0.8])
     assert with_neighbours("descriptor~nn3", 5) == "descriptor~nn5"
     assert with_neighbours("descriptor~nn3", 0) == "descriptor~nn3"
-    for bad in ("descriptor~nn1", "descriptor~nnx", "~nn5"):
+    for bad in ("descriptor~nn1", "descriptor~nn05", f"descriptor~nn{MAX_NEIGHBOURS + 1}", "descriptor~nn3~nn5"):
         with pytest.raises(SpaceError):
             split_neighbours(bad)
+    # not a mark at the end: part of a name (a checkpoint's folder, a typo that names no embedding)
+    for name in ("/tmp/x~nnet/c.pt", "descriptor~nnx", "~nn5", "descriptor~nn\u00b2"):
+        assert split_neighbours(name) == (name, 0)
 
 
 def test_a_smoothed_index_searches_smoothed_vectors_and_keeps_its_graph(styled: Path, tmp_path: Path) -> None:
     library = tmp_path / "lib"
     shutil.copytree(styled / "lib", library, ignore=shutil.ignore_patterns("indexes"))
     with Library.open(library) as lib:
+        index = load_index(lib, "descriptor~nn4")  # first: the index folder does not exist yet
+        assert graph_path(lib, index.embedding.model).exists()
         plain = load_index(lib, "descriptor")
-        index = load_index(lib, "descriptor~nn4")
         assert index.smoothed and not plain.smoothed and index.embedding.neighbours == 4
         np.testing.assert_array_equal(index.ids, plain.ids)
         graph = compute_graph(plain.ids, plain.vectors, 3, "s")
@@ -154,6 +204,11 @@ def test_resolve_model_and_default_key_keep_the_mark(indexed: tuple[Path, Path, 
     _, library, _ = indexed
     with Library.open(library) as lib:
         assert embedding.resolve_model(lib, "descriptor~nn5") == "descriptor~nn5"
+        with pytest.raises(CatalogError, match="from 2 to"):
+            embedding.resolve_model(lib, "descriptor~nn1")
+        plain_stats = load_index(lib, "descriptor").embedding.to_json()
+        assert "neighbours" not in plain_stats  # the statistics' fingerprint of an unsmoothed key is as it was
+        assert load_index(lib, "descriptor~nn3").embedding.to_json()["neighbours"] == 3
         monkeypatch.setattr(embedding, "default_neighbours", lambda: 0)
         plain = embedding.default_key(lib)
         assert split_neighbours(plain)[1] == 0 and "+" in plain  # the shipped parts, fused

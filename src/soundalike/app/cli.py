@@ -371,7 +371,8 @@ KeepDuplicates = typer.Option(False, "--keep-duplicates",
                               help="Also list other versions of one recording (same artist and title).")
 ModelOption = typer.Option("default", "--model", help="Embedding to search: default, descriptor, a family name, a "
                                                       "model id, a fused key (descriptor+melae) or a checkpoint file; "
-                                                      "~nnK at the end smooths it over K neighbours (default~nn5).")
+                                                      "~nnK at the end averages each track with its nearest "
+                                                      "(K tracks, itself included: default~nn5).")
 FormatOption = typer.Option(OutputFormat.text, "--format", "-f", help="text, json or m3u.")
 
 

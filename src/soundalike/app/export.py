@@ -90,7 +90,8 @@ def export(lib: Library, out: str | os.PathLike[str], fmt: str | None = None, mo
     names = _column_names(parts)
     summary = ExportSummary(len(rows), key, parts, "raw" if raw else "search",
                             sum(1 for s in segments if s is not None), names)
-    meta = {"model": key, "requested": model, "space": summary.space, "parts": parts}
+    meta = {"model": key, "requested": model, "space": summary.space, "parts": parts,
+            "smoothed": bool(index.smoothed and not raw)}  # ~nnK: vectors averaged with their nearest tracks
     out.parent.mkdir(parents=True, exist_ok=True)
     if fmt == "npz":
         seg_lengths = np.array([0 if s is None else len(s) for s in segments], dtype=np.int64)

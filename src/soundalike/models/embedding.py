@@ -327,18 +327,24 @@ def _checkpoint_model_id(path: str, mtime_ns: int) -> str:
 def resolve_model(lib: Library, name: str) -> str:
     """The catalogue key for ``name``: ``default`` (the shipped model, else descriptors), ``descriptor``, an exact
     model id, a family name (its newest embedding), a shipped model (``musicnn-msd``) or a checkpoint file."""
-    from soundalike.search.space import split_neighbours, with_neighbours
+    from soundalike.search.space import SpaceError, split_neighbours, with_neighbours
 
     present = set(lib.models())
     if name == DESCRIPTOR_MODEL or name in present:
         return name
-    base, neighbours = split_neighbours(name)
+    try:
+        base, neighbours = (name, 0) if os.path.isfile(name) else split_neighbours(name)
+    except SpaceError as exc:
+        raise CatalogError(str(exc)) from None
     if neighbours:  # smoothed over the neighbourhood: the key of what is smoothed, marked again
         return with_neighbours(resolve_model(lib, base), neighbours)
     if "+" in name:  # a fusion of several embeddings: resolve each part
         from soundalike.search.space import split_part
 
-        parts = [split_part(part) for part in name.split("+") if part]
+        try:
+            parts = [split_part(part) for part in name.split("+") if part]
+        except SpaceError as exc:
+            raise CatalogError(str(exc)) from None
         return "+".join(resolve_model(lib, part) + (f"@{weight:g}" if weight is not None else "")
                         for part, weight in parts)
     if name == DEFAULT_NAME:

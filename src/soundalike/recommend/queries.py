@@ -18,7 +18,9 @@ from soundalike.audio.decode import AudioError, display_path, is_audio_path
 from soundalike.library.catalog import DESCRIPTOR_MODEL, Library, Track, search_words
 from soundalike.library.scan import library_window
 from soundalike.models.pretrained import DEFAULT_NAME
+from soundalike.search.ann import EXACT_MAX_TRACKS
 from soundalike.search.index import VectorIndex
+from soundalike.search.space import NEIGHBOURS_MARK
 
 IndexLoader = Callable[[str], VectorIndex]
 """A model name (``default``, ``descriptor``, a family, an id, a fused key, a file) to its search index."""
@@ -117,6 +119,10 @@ def resolve_all(lib: Library, texts: list[str], model: str, index: VectorIndex |
     elif index is None and model == DEFAULT_NAME and chosen.embedding.model == DESCRIPTOR_MODEL:
         notes.append("the shipped model has not embedded this library (`soundalike index PATH` embeds it): "
                      "answered from the descriptors")
+    if chosen.embedding.neighbours and not chosen.smoothed:
+        notes.append(f"the library is searched approximately (above {EXACT_MAX_TRACKS:,} tracks): its vectors are "
+                     f"not smoothed over neighbours ({NEIGHBOURS_MARK}{chosen.embedding.neighbours} applies to exact "
+                     "search only)")
     for r in results:
         if isinstance(r, Query):
             r.notes.extend(notes)

@@ -9,7 +9,7 @@ stays put while other tracks come and go — and **refreshed on rebuild**, which
 (:mod:`soundalike.search.ann`, persisted beside the statistics and brought up to date on every open: tracks added
 to the library are added to it, removed ones removed).
 
-A key marked ``~nnK`` (the default's) searches vectors smoothed over each track's K nearest tracks
+A key marked ``~nnK`` searches vectors smoothed over each track's K nearest tracks
 (:mod:`soundalike.search.neighbours`), with the neighbour graph kept in ``<key>.graph.npz`` beside the statistics
 and brought up to date on every open; outside queries are expanded the same way (:meth:`VectorIndex.expand`).
 Only exact indexes smooth: a library above ``EXACT_MAX_TRACKS`` searches the plain vectors of the key.
@@ -99,12 +99,14 @@ def _smoothed(path: Path, embedding: Embedding, ids: np.ndarray, vectors: np.nda
     graph = NeighbourGraph.load(path, stats, others)
     if graph is None:
         if len(ids) > 5000:
-            log.warning("finding the %d nearest tracks of each of %d tracks (once)", others, len(ids))
+            log.warning("finding the %d nearest tracks of each of %d tracks (kept beside the index)", others,
+                        len(ids))
         graph, changed = compute_graph(ids, vectors, others, stats), True
     else:
         graph, changed = updated_graph(graph, ids, vectors)
     if changed:
-        with contextlib.suppress(OSError):  # a read-only library still answers
+        with contextlib.suppress(OSError):  # a read-only library still answers (computing it on every open)
+            path.parent.mkdir(parents=True, exist_ok=True)
             graph.save(path)
     return smoothed(vectors, graph)
 

@@ -11,13 +11,15 @@ Segment sequences (for sequence distances) go through the same transform, row by
 a part without a time axis (the descriptors: one vector per track) contributes its pooled block to every row,
 so a fused key compares sequences by ``Σ weight · cos`` of its parts.
 
-A key may end with ``~nnK`` (``default`` does, from ``default.json``): its search vectors are then smoothed over
-the library's neighbourhood — each track's vector is the weighted mean of its K nearest tracks' (itself included),
-and an outside query is expanded the same way (:mod:`soundalike.search.neighbours`).
+A key may end with ``~nnK`` (``default`` would, were ``default.json`` to name ``neighbours``; it does not): its
+search vectors are then smoothed over the library's neighbourhood — each track's vector is the weighted mean of
+its K nearest tracks' (itself included), and an outside query is expanded the same way
+(:mod:`soundalike.search.neighbours`).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -50,17 +52,24 @@ def split_part(part: str) -> tuple[str, float | None]:
 
 #: What ends a key whose search vectors are smoothed over K neighbours (``descriptor+contrastive-1a2b~nn5``).
 NEIGHBOURS_MARK = "~nn"
+#: The largest K a key may ask for (the graph keeps K - 1 neighbours a track; the validation runs used 5 to 10).
+MAX_NEIGHBOURS = 64
+_MARKED = re.compile(r"^(.+)~nn([0-9]+)$", re.ASCII)
 
 
 def split_neighbours(key: str) -> tuple[str, int]:
-    """``KEY~nnK`` to ``(KEY, K)``; a key without the mark has K = 0 (no smoothing)."""
-    base, mark, count = key.rpartition(NEIGHBOURS_MARK)
-    if not mark:
+    """``KEY~nnK`` to ``(KEY, K)``; a key that does not end with the mark has K = 0 (no smoothing: ``~nn`` inside a
+    name, such as a checkpoint's path, is part of it). :class:`SpaceError` for a K outside 2..``MAX_NEIGHBOURS``,
+    written with a leading zero, or marked twice."""
+    found = _MARKED.match(key)
+    if found is None:
         return key, 0
-    if not count.isdigit() or int(count) < 2 or not base:
-        raise SpaceError(f"{key!r}: {NEIGHBOURS_MARK} must end the key with a whole number of neighbours >= 2 "
+    base, count = found.group(1), found.group(2)
+    k = int(count)
+    if str(k) != count or not 2 <= k <= MAX_NEIGHBOURS or _MARKED.match(base):
+        raise SpaceError(f"{key!r}: {NEIGHBOURS_MARK}K ends a key once, with K from 2 to {MAX_NEIGHBOURS} "
                          f"(e.g. descriptor{NEIGHBOURS_MARK}5)")
-    return base, int(count)
+    return base, k
 
 
 def with_neighbours(key: str, neighbours: int) -> str:
@@ -168,10 +177,13 @@ class Embedding:
 
     def to_json(self) -> dict[str, Any]:
         """JSON-ready statistics (written beside the index)."""
-        return {"model": self.model, "built_on": self.built_on, "kind": self.kind,
-                "descriptor_version": self.descriptor_version, "neighbours": self.neighbours, "parts": [
+        out: dict[str, Any] = {"model": self.model, "built_on": self.built_on, "kind": self.kind,
+                               "descriptor_version": self.descriptor_version, "parts": [
             {"model": p.model, "dim": p.dim, "mean": p.mean.tolist(), "std": p.std.tolist(), "weight": p.weight}
             for p in self.parts]}
+        if self.neighbours:  # only then: the statistics' fingerprint (the re-rank store's) stays what it was
+            out["neighbours"] = self.neighbours
+        return out
 
     @classmethod
     def from_json(cls, saved: Mapping[str, Any]) -> Embedding:

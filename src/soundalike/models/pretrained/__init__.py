@@ -84,7 +84,8 @@ def default_neighbours() -> int:
     """How many nearest tracks (itself included) the default smooths each search vector over (``default.json``'s
     ``neighbours``; 0: none, :mod:`soundalike.search.neighbours`)."""
     spec = _spec()
-    return int(spec.get("neighbours", 0)) if spec is not None else 0
+    count = int(spec.get("neighbours", 0)) if spec is not None else 0
+    return count if count >= 2 else 0  # 1 (itself alone) or less: no smoothing
 
 
 def default_parts() -> list[tuple[str, float]]:
