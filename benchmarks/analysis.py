@@ -20,7 +20,8 @@ tree (user + system, from ``wait4``: robust to a shared machine's noise, unlike 
   descriptors, the default model's embedding, catalogue and feature-store writes, process start-up);
 - ``bliss-audio`` 0.1.11 (the Python binding of bliss-rs, the fastest peer; 0.2.x wheels need AVX-512): installed
   into this virtualenv on first use, skipped with a message when it cannot be;
-- ``librosa``: load at 22.05 kHz and a log-mel spectrogram, in one process.
+- ``librosa``: load at 22.05 kHz and a log-mel spectrogram, in one process;
+- with ``--baseline-src SRC``, ``soundalike index`` of another checkout (``PYTHONPATH=SRC``), named by its commit.
 Rows give CPU-seconds per track, times real time per CPU-second, and the ratio to bliss.
 
 ``--scaling`` runs ``soundalike index FILES --jobs N`` (a fresh library each time, every core free) for each of
@@ -131,12 +132,14 @@ _PEER_SNIPPETS = {
 }
 
 
-def _child_cpu(cmd: list[str], *, pin: bool = True) -> tuple[float, float, int]:
+def _child_cpu(cmd: list[str], *, pin: bool = True, env_extra: dict[str, str] | None = None
+               ) -> tuple[float, float, int]:
     """``(CPU seconds of the process tree, wall seconds, exit status)`` of one command, pinned to one core (or with
-    ``pin=False`` free to use them all); BLAS/OpenMP one thread a process either way."""
+    ``pin=False`` free to use them all); BLAS/OpenMP one thread a process either way; ``env_extra`` added to its
+    environment."""
     import subprocess
 
-    env = {**os.environ, **ONE_CORE}
+    env = {**os.environ, **ONE_CORE, **(env_extra or {})}
     core = sorted(os.sched_getaffinity(0))[-1] if pin and hasattr(os, "sched_getaffinity") else None
     preexec = (lambda: os.sched_setaffinity(0, {core})) if core is not None else None
     start = time.perf_counter()
@@ -199,8 +202,22 @@ def _bliss_available() -> str | None:
     return None if probe.returncode == 0 else f"{BLISS} does not import here: {probe.stderr.strip()[-200:]}"
 
 
-def run_peers(files: list[str], repeats: int) -> dict[str, object]:
-    """CPU time per track of soundalike index, bliss-audio and librosa on the same files, one core each."""
+def _checkout_commit(src: Path) -> str:
+    """The short commit of the checkout holding ``src`` (``+changes`` when its code differs), or ``?``."""
+    import subprocess
+
+    def git(*args: str) -> str:
+        done = subprocess.run(["git", "-C", str(src), *args], capture_output=True, text=True, timeout=10)
+        return done.stdout.strip() if done.returncode == 0 else ""
+
+    head = git("rev-parse", "--short", "HEAD") or "?"
+    return head + "+changes" if git("status", "--porcelain", ".") else head
+
+
+def run_peers(files: list[str], repeats: int, baseline: Path | None = None) -> dict[str, object]:
+    """CPU time per track of soundalike index, bliss-audio and librosa on the same files, one core each; with
+    ``baseline`` (the ``src`` folder of another checkout), that version's ``soundalike index`` too, in the same
+    rounds (a before/after that the machine's drift between runs cannot blur)."""
     from soundalike.audio.decode import probe
 
     audio_seconds = sum(probe(f).duration for f in files)
@@ -208,6 +225,9 @@ def run_peers(files: list[str], repeats: int) -> dict[str, object]:
     skipped = {}
     why = _bliss_available()
     peers = ["soundalike-index", "bliss-audio", "librosa"]
+    before = f"soundalike-index@{_checkout_commit(baseline)}" if baseline is not None else None
+    if before is not None:
+        peers.insert(1, before)
     if why is not None:
         skipped["bliss-audio"] = why
         peers.remove("bliss-audio")
@@ -217,10 +237,11 @@ def run_peers(files: list[str], repeats: int) -> dict[str, object]:
     failed: dict[str, list[str]] = {}
     for round_ in range(repeats):
         for name in (peers if round_ % 2 == 0 else peers[::-1]):  # alternate the order: drift hits all alike
-            if name == "soundalike-index":
+            if name in ("soundalike-index", before):
                 with tempfile.TemporaryDirectory(prefix="soundalike-peers-") as lib:
                     cmd = [soundalike, "index", *files, "--library", lib, "--jobs", "1"]
-                    cpu, wall, code = _child_cpu(cmd)
+                    extra = {"PYTHONPATH": str(baseline)} if name == before else None
+                    cpu, wall, code = _child_cpu(cmd, env_extra=extra)
             elif name == "bliss-audio":
                 with tempfile.NamedTemporaryFile("r", suffix=".txt") as note:
                     cpu, wall, code = _child_cpu([sys.executable, "-c", _PEER_SNIPPETS[name], note.name, *files])
@@ -276,6 +297,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="Wall and CPU time of the whole `soundalike index --jobs N` for each of --jobs.")
     parser.add_argument("--repeats", type=int, default=2,
                         help="--peers, --scaling: rounds per program or worker count (median reported).")
+    parser.add_argument("--baseline-src", type=Path, metavar="SRC",
+                        help="--peers: also run the soundalike of another checkout (its src folder) in the same "
+                             "rounds, e.g. one made by `git worktree add /tmp/old COMMIT`: /tmp/old/src.")
     args = parser.parse_args(argv)
 
     folder = Path(args.folder) if args.folder else _synthetic_folder(args.max_files)
@@ -287,7 +311,7 @@ def main(argv: list[str] | None = None) -> int:
     command = " ".join(["benchmarks/analysis.py", *(argv if argv is not None else sys.argv[1:])])
     if args.peers:
         return _emit({"benchmark": "analysis", "folder": str(folder), "command": command, "machine": machine,
-                      "commit": commit(), **run_peers(files, args.repeats)}, args.out)
+                      "commit": commit(), **run_peers(files, args.repeats, args.baseline_src)}, args.out)
     if args.scaling:
         return _emit({"benchmark": "analysis", "folder": str(folder), "command": command, "machine": machine,
                       "commit": commit(), **run_scaling(files, sorted(set(args.jobs)), args.repeats)}, args.out)

@@ -22,6 +22,10 @@
 #                      scripts write before their runs: the change at least -1 %, its 95 % interval's lower end at
 #                      least -5 %. PATH is where the change (gain, gain_lo) sits in the JSON, keys joined by '/',
 #                      with {n} standing for N; nothing is printed when none passes
+#   test_once OUT EMBEDDING...
+#                      the test albums' one report of a choice made on validation: fetch and index the held-out set
+#                      as `index` ships (WORK/libs/test-default-<window>s) and score the embeddings there
+#                      (benchmarks/quality.py --versus default) into OUT (and OUT's .md)
 # It does not change directory: a script resolves its own relative arguments first, then cds to ROOT.
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
 WORK=$(realpath -m -- "$1")
@@ -110,4 +114,16 @@ for n in sys.argv[3:]:
         print(n)
         break
 PY
+}
+
+test_once() {
+  local out=$1 w lib
+  shift
+  fetch_sets heldout
+  w=$("$PY" -c "from soundalike.audio.analysis import DEFAULT_WINDOW as w; print(f'{w.seconds:g}')")
+  lib=$WORK/libs/test-default-${w}s
+  "$SL" index "$WORK/heldout" --library "$lib" --analyse-seconds "$w"
+  "$PY" "$ROOT/benchmarks/quality.py" --set "test=$lib:$WORK/heldout" --embeddings "$@" --versus default \
+    --out "$out" --markdown "${out%.json}.md"
+  echo "wrote $out"
 }

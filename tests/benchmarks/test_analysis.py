@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import analysis
+import pytest
 
 
 def test_scaling_runs_the_whole_index_at_each_worker_count(music_dir: Path) -> None:
@@ -16,3 +17,17 @@ def test_scaling_runs_the_whole_index_at_each_worker_count(music_dir: Path) -> N
     for row in rows.values():
         assert row["wall_seconds"] > 0 and row["cpu_seconds"] > 0 and len(row["all_rounds"]) == 1
         assert row["speed_up"] > 0 and row["tracks_per_s"] > 0
+
+
+def test_peers_can_run_another_checkouts_soundalike_in_the_same_rounds(music_dir: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """--baseline-src: a before/after in one run (here the same source twice; bliss-audio left out)."""
+    import soundalike
+
+    monkeypatch.setattr(analysis, "_bliss_available", lambda: "left out in this test")
+    src = Path(soundalike.__file__).resolve().parents[1]
+    report = analysis.run_peers(analysis.spread_files(music_dir, 1), 1, baseline=src)
+    names = [r["program"] for r in report["results"]]
+    assert names[0] == "soundalike-index" and names[1].startswith("soundalike-index@") and names[2] == "librosa"
+    assert all(r["cpu_seconds_per_track"] > 0 for r in report["results"])
+    assert report["skipped"] == {"bliss-audio": "left out in this test"}
