@@ -42,7 +42,7 @@ def test_tag_probabilities_match_the_reference_implementation(dataset: str, bflo
         np.testing.assert_allclose(got, np.asarray(expected), atol=atol)
 
 
-def test_bfloat16_is_chosen_where_amx_is_and_the_environment_decides_first(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_bfloat16_is_chosen_where_amx_or_avx512_bf16_is_and_the_environment_decides_first(monkeypatch: pytest.MonkeyPatch) -> None:
     from soundalike.models import musicnn, precision
 
     model, _ = load_checkpoint(shipped_checkpoint("musicnn-mtt"))  # type: ignore[arg-type]
@@ -53,10 +53,15 @@ def test_bfloat16_is_chosen_where_amx_is_and_the_environment_decides_first(monke
     assert precision.bfloat16_fast() and model.use_bfloat16() is True  # the check on a seeded batch passes
     assert all(block.in_bf16 for block in (*model.timbral, *model.temporal))
     monkeypatch.delenv(precision.BF16_ENV)
+    for amx, avx512_bf16 in ((False, False), (True, False), (False, True), (True, True)):
+        monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda amx=amx: amx)
+        monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda on=avx512_bf16: on)
+        assert precision.bfloat16_fast() is (amx or avx512_bf16)
+    monkeypatch.delattr(torch.cpu, "_is_avx512_bf16_supported")  # a PyTorch without that probe asks AMX alone
+    assert precision.bfloat16_fast()
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
     assert not precision.bfloat16_fast()
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True)
-    assert precision.bfloat16_fast()
     fresh, _ = load_checkpoint(shipped_checkpoint("musicnn-mtt"))  # type: ignore[arg-type]
     fresh.embed_tracks([np.full((96, 400), -30.0, dtype=np.float32)])  # the first pass decides
     assert fresh._bfloat16 is precision.bfloat16_fast()
