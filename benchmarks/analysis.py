@@ -41,6 +41,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from provenance import commit  # noqa: E402
@@ -307,7 +308,7 @@ def main(argv: list[str] | None = None) -> int:
     if not files:
         print(f"no audio files under {folder}", file=sys.stderr)
         return 2
-    machine = {"cpus": os.cpu_count(), "python": platform.python_version()}
+    machine = machine_info()
     command = " ".join(["benchmarks/analysis.py", *(argv if argv is not None else sys.argv[1:])])
     if args.peers:
         return _emit({"benchmark": "analysis", "folder": str(folder), "command": command, "machine": machine,
@@ -329,6 +330,24 @@ def main(argv: list[str] | None = None) -> int:
         r["speed_vs_librosa"] = round(float(r["x_realtime"]) / max(float(b["x_realtime"]), 1e-9), 3)
     return _emit({"benchmark": "analysis", "folder": str(folder), "files": len(files), "machine": machine,
                   "results": results}, args.out)
+
+
+def machine_info() -> dict[str, Any]:
+    """The CPU count, its model and the bfloat16 instructions it has (musicnn's front end runs in bfloat16 where
+    AMX or AVX-512 BF16 is: the same code costs several times more without either), and Python's version."""
+    model, flags = "", set()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name" and not model:
+                    model = value.strip()
+                elif key.strip() == "flags" and not flags:
+                    flags = set(value.split())
+    except OSError:  # not Linux
+        model = platform.processor()
+    return {"cpus": os.cpu_count(), "cpu": model, "bfloat16": sorted(flags & {"amx_bf16", "avx512_bf16"}),
+            "python": platform.python_version()}
 
 
 def spread_files(folder: Path, max_files: int) -> list[str]:

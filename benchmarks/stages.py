@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -150,8 +149,10 @@ def profile(files: list[str], seconds: float | None = None, decoder: str | None 
             "decoder": decoder or getattr(audio, "DEFAULT_DECODER", None),
             "audio_hours": round(audio_seconds / 3600, 3),
             "cpu_seconds_per_track": round(total / count, 4), "stages": stages,
-            # musicnn's timbral filters in bfloat16 (CPUs with AMX; None: a checkout from before that choice)
-            "musicnn_bfloat16": next((getattr(m, "_bfloat16", None) for m in models if m.name == "musicnn"), None)}
+            # musicnn's front-end filters in bfloat16 (CPUs with AMX or AVX-512 BF16; None: a checkout from before
+            # that choice), and their precision (float32, bfloat16 or int8; None: a checkout from before int8)
+            "musicnn_bfloat16": next((getattr(m, "_bfloat16", None) for m in models if m.name == "musicnn"), None),
+            "musicnn_precision": next((getattr(m, "_precision", None) for m in models if m.name == "musicnn"), None)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -166,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--decoder", default=None, help="Decode Ogg as a library with this decoder would "
                         "(ffmpeg-ogg: new libraries; libsndfile: libraries indexed before).")
     args = parser.parse_args(argv)
-    from analysis import _emit, spread_files  # benchmarks/analysis.py
+    from analysis import _emit, machine_info, spread_files  # benchmarks/analysis.py
 
     files = spread_files(args.folder, args.max_files)
     if not files:
@@ -188,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
             "default_checkpoints; [load_checkpoint(c) for c in default_checkpoints()]"), 3)}
     payload = {"benchmark": "stages", "command": " ".join(["benchmarks/stages.py", *(argv or sys.argv[1:])]),
                "package": package_info(),
-               "folder": str(args.folder), "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+               "folder": str(args.folder), "machine": machine_info(),
                **result}
     if not args.json:
         for row in result["stages"]:

@@ -25,6 +25,7 @@ Not trainable here: its weights come from the package (``soundalike train`` refu
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -35,7 +36,7 @@ from torch import nn
 from soundalike.audio.features import patches_key
 
 from .base import Encoder, ModelConfig, ModelError, TrackSet, register, spread_segments
-from .precision import DECIDING, bfloat16_fast, versions
+from .precision import BFLOAT16, DECIDING, FLOAT32, INT8, PRECISIONS, fast_precision, versions
 
 TF_BN_EPSILON = 1e-3
 N_MELS = 96
@@ -87,7 +88,8 @@ def banded_filters(weight: torch.Tensor, block: int) -> torch.Tensor:
     return matrix.reshape(rows * (block + k - 1), block * filters)
 
 
-BF16_TOLERANCE = 0.1  # largest error of a bfloat16 front-end filter at the start-up check, of its scale (seen 0.024)
+BF16_TOLERANCE = 0.1  # largest error of a bfloat16 or int8 front-end filter at the start-up check, of its scale
+# (seen: bfloat16 0.024)
 
 
 def _bn(channels: int) -> nn.BatchNorm1d:
@@ -102,15 +104,24 @@ class _FreqPooledConv(nn.Module):
         self.conv = nn.Conv2d(1, filters, (time, mel))
         self.bn = nn.BatchNorm2d(filters, eps=TF_BN_EPSILON)
         self.pad = pad  # (before, after) along time
-        self.in_bf16 = False  # eval mode: :meth:`pooled_first_bf16` (set by Musicnn.use_bfloat16)
+        self.precision = FLOAT32  # eval mode: of :meth:`pooled_first`, ``_bf16`` or ``_int8`` (Musicnn.use_precision)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(n, 1, T, mel)`` to ``(n, filters, T)``: batch norm before the max, as the original (in eval mode
-        computed as :meth:`pooled_first`, the same values, or :meth:`pooled_first_bf16`)."""
+        computed as :meth:`pooled_first`, the same values, or :meth:`pooled_first_bf16` or ``_int8``)."""
         x = F.pad(x, (0, 0, *self.pad))
         if self.training:
             return self.bn(F.relu(self.conv(x))).amax(dim=3)
-        return self.pooled_first_bf16(x) if self.in_bf16 else self.pooled_first(x)
+        return self.pooled(x, self.precision)
+
+    def pooled(self, x: torch.Tensor, precision: str) -> torch.Tensor:
+        """:meth:`pooled_first` of time-padded ``x`` in ``precision`` (float32, bfloat16 or int8; int8 has no
+        gradient, so a pass that needs one, such as a saliency map, takes float32 there)."""
+        if precision == BFLOAT16:
+            return self.pooled_first_bf16(x)
+        if precision == INT8 and not (x.requires_grad and torch.is_grad_enabled()):
+            return self.pooled_first_int8(x)
+        return self.pooled_first(x)
 
     def pooled_first(self, x: torch.Tensor) -> torch.Tensor:
         """``bn(relu(conv(x))).amax(dim=3)`` of time-padded ``x`` in eval mode, with the max over frequency first.
@@ -131,7 +142,7 @@ class _FreqPooledConv(nn.Module):
     def pooled_first_bf16(self, x: torch.Tensor) -> torch.Tensor:
         """:meth:`pooled_first` (of time-padded ``x``) with the convolution as a bfloat16 matrix product and the
         max over frequency in bfloat16 (float32 in and out): for CPUs with AMX tiles or AVX-512 BF16
-        (:func:`bfloat16_fast`), where it costs a third (AMX) or a half (AVX-512 BF16) of the float32 convolution
+        (:func:`fast_precision`), where it costs a third (AMX) or a half (AVX-512 BF16) of the float32 convolution
         (relative errors ~5e-3; docs/performance.md).
 
         The product is a plain bfloat16 matrix product, the most used bfloat16 kernel there is (oneDNN's own
@@ -140,24 +151,47 @@ class _FreqPooledConv(nn.Module):
         neighbouring outputs each. Unfolding one window per output (``kt x km`` values, up to 128 x 1 or 7 x 67)
         copied more than the product cost; a block's window overlaps the next one's by the kernel only."""
         matrix, bias, sign = self._bf16_weights(x.device)
+        picked = self._banded_max(x[:, 0].to(torch.bfloat16), matrix, torch.mm)
+        return self._relu_bn((picked.float() + bias).transpose(1, 2) * sign[:, None])
+
+    def pooled_first_int8(self, x: torch.Tensor) -> torch.Tensor:
+        """:meth:`pooled_first` (of time-padded ``x``) with the convolution as an int8 matrix product (int32 sums)
+        and the max over frequency in int32: for CPUs whose integer dot products (VNNI) outrun their bfloat16 ones.
+
+        Each patch is quantised to the 255 steps between its own minimum and maximum (about ``-0.35..1.1`` after
+        the input's batch norm), each filter to 255 steps of its own largest weight. The patch's offset (its
+        midpoint) adds ``offset·sum(filter)`` to every output of a filter: a constant per patch and filter, so it
+        is added after the max, like the bias. Embeddings within cosine ~0.9998 of float32 (bfloat16: 0.99998;
+        docs/performance.md)."""
+        matrix, scale, total, bias, sign = self._int8_weights(x.device)
+        lo, hi = x.amin(dim=(1, 2, 3)), x.amax(dim=(1, 2, 3))
+        mid, step = (lo + hi) / 2, ((hi - lo) / 254).clamp_min(1e-12)
+        q = torch.round((x[:, 0] - mid[:, None, None]) / step[:, None, None]).clamp_(-127, 127).to(torch.int8)
+        picked = self._banded_max(q, matrix, torch._int_mm).float()  # (n, frames, filters)
+        z = picked * (step[:, None, None] * scale) + (mid[:, None, None] * total + bias)
+        return self._relu_bn(z.transpose(1, 2) * sign[:, None])
+
+    def _banded_max(self, x: torch.Tensor, matrix: torch.Tensor,
+                    product: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> torch.Tensor:
+        """The max over frequency ``(n, frames, filters)`` of the convolution of time-padded ``x`` ``(n, length,
+        mel)`` with the :func:`banded_filters` ``matrix``, in their dtype, through ``product`` (a matrix product):
+        rows of input windows, each a block of neighbouring outputs."""
         kt, km = self.conv.kernel_size
-        n, _, length, mel = x.shape
+        n, length, mel = x.shape
         frames = length - kt + 1
-        xb = x[:, 0].to(torch.bfloat16)  # (n, length, mel)
         if km == 1:  # temporal filters: each mel band's signal in rows of TIME_BLOCK outputs
             blocks = -(-frames // TIME_BLOCK)
-            signal = F.pad(xb.transpose(1, 2), (0, blocks * TIME_BLOCK + kt - 1 - length))  # zeros past the end
+            signal = F.pad(x.transpose(1, 2), (0, blocks * TIME_BLOCK + kt - 1 - length))  # zeros past the end
             rows = signal.unfold(2, TIME_BLOCK + kt - 1, TIME_BLOCK)  # (n, mel, blocks, width)
-            z = torch.mm(rows.reshape(-1, rows.shape[-1]), matrix)  # (n·mel·blocks, TIME_BLOCK·filters)
-            picked = z.reshape(n, mel, blocks * TIME_BLOCK, -1)[:, :, :frames].amax(dim=1)
-        else:  # timbral filters: every kt frames in rows of MEL_BLOCK neighbouring bands
-            bands = mel - km + 1
-            blocks = -(-bands // MEL_BLOCK)
-            xb = F.pad(xb, (0, blocks * MEL_BLOCK + km - 1 - mel))  # zeros above the top band
-            rows = xb.unfold(1, kt, 1).unfold(2, MEL_BLOCK + km - 1, MEL_BLOCK)  # (n, T, blocks, kt, width)
-            z = torch.mm(rows.reshape(-1, kt * rows.shape[-1]), matrix)  # (n·T·blocks, MEL_BLOCK·filters)
-            picked = z.reshape(n, frames, blocks * MEL_BLOCK, -1)[:, :, :bands].amax(dim=2)
-        return self._relu_bn((picked.float() + bias).transpose(1, 2) * sign[:, None])
+            z = product(rows.reshape(-1, rows.shape[-1]), matrix)  # (n·mel·blocks, TIME_BLOCK·filters)
+            return z.reshape(n, mel, blocks * TIME_BLOCK, -1)[:, :, :frames].amax(dim=1)
+        # timbral filters: every kt frames in rows of MEL_BLOCK neighbouring bands
+        bands = mel - km + 1
+        blocks = -(-bands // MEL_BLOCK)
+        x = F.pad(x, (0, blocks * MEL_BLOCK + km - 1 - mel))  # zeros above the top band
+        rows = x.unfold(1, kt, 1).unfold(2, MEL_BLOCK + km - 1, MEL_BLOCK)  # (n, T, blocks, kt, width)
+        z = product(rows.reshape(-1, kt * rows.shape[-1]), matrix)  # (n·T·blocks, MEL_BLOCK·filters)
+        return z.reshape(n, frames, blocks * MEL_BLOCK, -1)[:, :, :bands].amax(dim=2)
 
     def _relu_bn(self, picked: torch.Tensor) -> torch.Tensor:
         """ReLU and the eval-mode batch norm of the filters' maxima over frequency ``(n, filters, T)`` (BatchNorm2d
@@ -165,27 +199,52 @@ class _FreqPooledConv(nn.Module):
         bn = self.bn
         return F.batch_norm(F.relu(picked), bn.running_mean, bn.running_var, bn.weight, bn.bias, False, 0.0, bn.eps)
 
-    def _bf16_weights(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """The sign-flipped filters of :meth:`pooled_first` as the bfloat16 :func:`banded_filters` of
-        :meth:`pooled_first_bf16`, their sign-flipped bias (float32) and the signs; made again only when a weight
-        they come from changed."""
+    def _banded(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The sign-flipped filters of :meth:`pooled_first` as float32 :func:`banded_filters` (banded along time
+        for the temporal filters, along the mel bands for the timbral ones), their sign-flipped bias and the signs;
+        plain tensors, even when first called under inference mode."""
         bias = self.conv.bias
         assert bias is not None  # built with one
-        key = (versions(self.conv.weight, bias, self.bn.weight), device, self.conv.weight.dtype)
-        cached = getattr(self, "_bf16_cache", None)
+        with torch.inference_mode(False), torch.no_grad():
+            sign = torch.where(self.bn.weight.detach().to(device) < 0, -1.0, 1.0)
+            w = self.conv.weight.detach().to(device).float() * sign[:, None, None, None]
+            if self.conv.kernel_size[1] == 1:
+                matrix = banded_filters(w[:, 0, :, 0][:, None], TIME_BLOCK)
+            else:
+                matrix = banded_filters(w[:, 0], MEL_BLOCK)
+            return matrix, bias.detach().to(device).float() * sign, sign
+
+    def _cached(self, name: str, device: torch.device, make: Callable[[], tuple[torch.Tensor, ...]]
+                ) -> tuple[torch.Tensor, ...]:
+        """``make()``, kept as ``name`` and made again only when a weight it comes from changed."""
+        key = (versions(self.conv.weight, self.conv.bias, self.bn.weight), device, self.conv.weight.dtype)
+        cached = getattr(self, name, None)
         if cached is None or cached[0] != key:
-            # plain tensors, even when first called under inference_mode: usable later where autograd records
             with torch.inference_mode(False), torch.no_grad():
-                sign = torch.where(self.bn.weight.detach().to(device) < 0, -1.0, 1.0)
-                w = self.conv.weight.detach().to(device).float() * sign[:, None, None, None]
-                if self.conv.kernel_size[1] == 1:  # temporal filters: banded along time
-                    matrix = banded_filters(w[:, 0, :, 0][:, None], TIME_BLOCK)
-                else:  # timbral: banded along the mel bands, all kt frames
-                    matrix = banded_filters(w[:, 0], MEL_BLOCK)
-                matrix = matrix.to(torch.bfloat16)
-                cached = (key, (matrix, bias.detach().to(device).float() * sign, sign))
-            self._bf16_cache = cached
+                cached = (key, make())
+            setattr(self, name, cached)
         return cached[1]
+
+    def _bf16_weights(self, device: torch.device) -> tuple[torch.Tensor, ...]:
+        """:meth:`_banded` with the matrix in bfloat16 (for :meth:`pooled_first_bf16`)."""
+        def make() -> tuple[torch.Tensor, ...]:
+            matrix, bias, sign = self._banded(device)
+            return matrix.to(torch.bfloat16), bias, sign
+        return self._cached("_bf16_cache", device, make)
+
+    def _int8_weights(self, device: torch.device) -> tuple[torch.Tensor, ...]:
+        """For :meth:`pooled_first_int8`: the banded matrix in int8 (each filter in steps of its largest weight /
+        127), each filter's step and the sum of its quantised weights (float32), the bias and the signs."""
+        def make() -> tuple[torch.Tensor, ...]:
+            matrix, bias, sign = self._banded(device)
+            filters = sign.numel()
+            w = self.conv.weight.detach().to(device).float().reshape(filters, -1)
+            scale = (w.abs().amax(dim=1) / 127).clamp_min(1e-12)
+            blocks = matrix.shape[1] // filters  # columns: output major, then filter
+            q = torch.round(matrix / scale.repeat(blocks)).clamp_(-127, 127)
+            total = (torch.round(w * sign[:, None] / scale[:, None]).clamp_(-127, 127).sum(dim=1)) * scale
+            return q.to(torch.int8), scale, total, bias, sign
+        return self._cached("_int8_cache", device, make)
 
 
 class _TimeConv(nn.Module):
@@ -232,26 +291,41 @@ class Musicnn(Encoder):
         self.dense = nn.Linear(pooled, config.embedding_dim)
         self.dense_bn = _bn(config.embedding_dim)
         self.output = nn.Linear(config.embedding_dim, config.n_tags)
-        self._bfloat16: bool | None = None  # decided on the first forward pass in eval mode
+        self._precision: str | None = None  # the front end's, decided on the first forward pass in eval mode
+
+    @property
+    def _bfloat16(self) -> bool | None:
+        """Whether the front end runs in bfloat16 (None: not decided yet)."""
+        return None if self._precision is None else self._precision == BFLOAT16
+
+    def use_precision(self, precision: str | None = None) -> str:
+        """Run the front end's timbral and temporal filters in ``precision`` (float32, bfloat16 or int8) in eval
+        mode; ``None``: :func:`fast_precision`'s on the CPU, if :meth:`_agrees` with float32 there, else float32.
+        Returns the choice."""
+        with DECIDING:  # first passes in two threads decide one at a time; blocks are set before the choice
+            if precision is None:
+                precision = fast_precision() if self.dense.weight.device.type == "cpu" else FLOAT32
+                if precision != FLOAT32 and not self._agrees(precision):
+                    precision = FLOAT32
+            if precision not in PRECISIONS:
+                raise ValueError(f"unknown precision {precision!r} (one of {', '.join(PRECISIONS)})")
+            for block in self._front_blocks():
+                block.precision = precision
+            self._precision = precision
+        return precision
 
     def use_bfloat16(self, on: bool | None = None) -> bool:
-        """Run the front end's timbral and temporal filters in bfloat16 in eval mode (``None``: on the CPU where
-        :func:`bfloat16_fast` says so and :meth:`_bfloat16_agrees`); returns the choice."""
-        with DECIDING:  # first passes in two threads decide one at a time; blocks are set before the choice
-            if on is None:
-                on = (self.dense.weight.device.type == "cpu" and bfloat16_fast() and self._bfloat16_agrees())
-            for block in self._front_blocks():
-                block.in_bf16 = on
-            self._bfloat16 = on
-        return on
+        """:meth:`use_precision` with bfloat16 (True), float32 (False) or the CPU's choice (None); whether the
+        front end runs in bfloat16."""
+        return self.use_precision(None if on is None else BFLOAT16 if on else FLOAT32) == BFLOAT16
 
     def _front_blocks(self) -> list[_FreqPooledConv]:
         return [b for b in (*self.timbral, *self.temporal) if isinstance(b, _FreqPooledConv)]
 
-    def _bfloat16_agrees(self) -> bool:
-        """Whether the bfloat16 front-end blocks give float32's outputs on a seeded batch of spectrogram patches,
-        every filter within :data:`BF16_TOLERANCE` of its own largest value (plus a hundredth of the block's, for
-        filters that barely respond): a guard against a kernel that sums wrongly on an untested CPU."""
+    def _agrees(self, precision: str) -> bool:
+        """Whether the front-end blocks in ``precision`` give float32's outputs on a seeded batch of spectrogram
+        patches, every filter within :data:`BF16_TOLERANCE` of its own largest value (plus a hundredth of the
+        block's, for filters that barely respond): a guard against a kernel that sums wrongly on an untested CPU."""
         gen = torch.Generator().manual_seed(0)
         device = self.dense.weight.device
         spec_db = torch.randn(self.cpu_batch, N_MELS, PATCH_FRAMES, generator=gen) * 15.0 - 40.0
@@ -259,7 +333,7 @@ class Musicnn(Encoder):
             h = self.input_bn(self.prepare(spec_db.to(device)).unsqueeze(1))
             for block in self._front_blocks():
                 x = F.pad(h, (0, 0, *block.pad))
-                want, got = block.pooled_first(x), block.pooled_first_bf16(x)
+                want, got = block.pooled_first(x), block.pooled(x, precision)
                 scale = want.abs().amax(dim=(0, 2))
                 scale = scale + 0.01 * scale.max()
                 if not bool(((got - want).abs().amax(dim=(0, 2)) <= BF16_TOLERANCE * scale).all()):
@@ -302,8 +376,8 @@ class Musicnn(Encoder):
 
     def pooled(self, x: torch.Tensor) -> torch.Tensor:
         """The back end's input ``(n, 1506)``: max and mean over time of the 753 front- and mid-end channels."""
-        if self._bfloat16 is None and not self.training:
-            self.use_bfloat16()
+        if self._precision is None and not self.training:
+            self.use_precision()
         h = self.input_bn(x.unsqueeze(1))  # (n, 1, T, 96)
         front = torch.cat([block(h) for block in (*self.timbral, *self.temporal)], dim=1)  # (n, 561, T)
         m1 = self.midend[0](front)

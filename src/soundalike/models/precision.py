@@ -6,7 +6,9 @@ instruction takes pairs of bfloat16; measured on an AMD EPYC: musicnn's front en
 Models with a bfloat16 path (musicnn's front-end filters) take it in eval mode on such CPUs, after checking their
 outputs against float32 once (a wrong kernel on an untested CPU must not go unseen: oneDNN's bfloat16 convolution
 summed wrongly for some kernel shapes in torch 2.13, docs/performance.md).
-``SOUNDALIKE_BFLOAT16=0`` keeps float32 everywhere; ``=1`` takes bfloat16 on any CPU that passes the check.
+``SOUNDALIKE_BFLOAT16=0`` keeps float32 everywhere; ``=1`` takes bfloat16 on any CPU that passes the check;
+``SOUNDALIKE_PRECISION=float32|bfloat16|int8`` chooses any of the three (int8: integer products, see
+``models/musicnn.py``).
 """
 
 from __future__ import annotations
@@ -20,20 +22,39 @@ BF16_ENV = "SOUNDALIKE_BFLOAT16"
 DECIDING = threading.Lock()  # first passes in several threads decide a model's precision one at a time
 
 
+FLOAT32, BFLOAT16, INT8 = "float32", "bfloat16", "int8"
+PRECISIONS = (FLOAT32, BFLOAT16, INT8)
+PRECISION_ENV = "SOUNDALIKE_PRECISION"
+
+
+def _cpu_has(probe: str) -> bool:
+    """``torch.cpu.<probe>()``, False where this PyTorch lacks the probe."""
+    try:
+        return bool(getattr(torch.cpu, probe)())
+    except AttributeError:
+        return False
+
+
+def fast_precision() -> str:
+    """The precision of the models' heaviest products on this CPU: ``SOUNDALIKE_PRECISION`` when set (float32,
+    bfloat16 or int8; then ``SOUNDALIKE_BFLOAT16=0/1``: float32 / bfloat16); else bfloat16 with AMX tiles or
+    AVX-512 BF16, float32 otherwise. The models check a faster path's results against float32 before they take
+    it."""
+    choice = os.environ.get(PRECISION_ENV, "").strip().lower()
+    if choice in PRECISIONS:
+        return choice
+    old = os.environ.get(BF16_ENV, "").strip()
+    if old in ("0", "1"):
+        return BFLOAT16 if old == "1" else FLOAT32
+    if _cpu_has("_is_amx_tile_supported") or _cpu_has("_is_avx512_bf16_supported"):
+        return BFLOAT16
+    return FLOAT32
+
+
 def bfloat16_fast() -> bool:
-    """Whether bfloat16 paths may be taken: on CPUs with AMX tiles or AVX-512 BF16, unless
-    ``SOUNDALIKE_BFLOAT16=0``; ``=1`` on any CPU (slower than float32 without either). The models check their
-    results against float32 before they take it."""
-    choice = os.environ.get(BF16_ENV, "").strip()
-    if choice in ("0", "1"):
-        return choice == "1"
-    for probe in ("_is_amx_tile_supported", "_is_avx512_bf16_supported"):
-        try:
-            if getattr(torch.cpu, probe)():
-                return True
-        except AttributeError:  # a PyTorch without the probe
-            continue
-    return False
+    """Whether :func:`fast_precision` is bfloat16 (CPUs with AMX tiles or AVX-512 BF16, unless the environment
+    says otherwise)."""
+    return fast_precision() == BFLOAT16
 
 
 def versions(*tensors: torch.Tensor | None) -> tuple[int | None, ...]:

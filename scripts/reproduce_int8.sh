@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# reproduce_int8.sh — may musicnn's front end run as int8 products on CPUs with VNNI (and no AMX)?
+# Validation albums decide; the test albums report the choice once.
+#
+# Usage:   bash scripts/reproduce_int8.sh WORK [OUT]
+#
+#   WORK   the work directory of the other reproduce_* scripts (the album sets are fetched if missing)
+#   OUT    the JSON to write (default benchmarks/results/quality-int8.json; OUT's -test.json the test report)
+#
+# Indexes the validation albums (benchmarks/album_sets.json) three times with `soundalike index` as it ships,
+# musicnn's front-end filters in float32, bfloat16 and int8 (SOUNDALIKE_PRECISION), into libraries named after
+# the checkout's commit, and pairs the bfloat16 and int8 libraries with the float32 one query by query
+# (benchmarks/paired_libraries.py; the same files, albums resampled together).
+#
+# The rule, written before the run: int8 becomes the precision of CPUs with VNNI and no AMX (where its products
+# are the fastest, docs/performance.md) if the default's paired change against float32 is at least -1 % with
+# the 95 % interval's lower end at least -5 % (the equal-quality rule of the other scripts). If it passes, the
+# test albums report it once (float32 and int8 paired); if not, they are not touched.
+set -euo pipefail
+[[ $# -ge 1 ]] || { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 2; }
+source "$(dirname "${BASH_SOURCE[0]}")/album_sets.sh" "$1"
+OUT=$(realpath -m -- "${2:-$ROOT/benchmarks/results/quality-int8.json}")
+TEST_OUT=${OUT%.json}-test.json
+cd "$ROOT"
+
+fetch_sets dev train
+commit=$(git -C "$ROOT" rev-parse --short HEAD)
+lib() { echo "$WORK/libs/$1-precision-$commit-$2"; }
+for precision in float32 bfloat16 int8; do
+  SOUNDALIKE_PRECISION=$precision "$SL" index "${val[@]}" --library "$(lib val "$precision")"
+done
+"$PY" benchmarks/paired_libraries.py --before "$(lib val float32)" \
+  --after "bfloat16=$(lib val bfloat16)" --after "int8=$(lib val int8)" \
+  --music "$WORK/dev,$WORK/train" --embeddings descriptor "$P/default.pt" default --out "$OUT"
+echo "wrote $OUT"
+
+if [[ -z $(first_equal_quality "$OUT" "candidates/{n}/results/default/change" int8) ]]; then
+  echo "int8 does not pass the rule on validation: it stays a choice (SOUNDALIKE_PRECISION=int8); the test albums are not touched"
+  exit 0
+fi
+echo "int8 passes on validation; the test albums report it once"
+fetch_sets heldout
+for precision in float32 int8; do
+  SOUNDALIKE_PRECISION=$precision "$SL" index "$WORK/heldout" --library "$(lib test "$precision")"
+done
+"$PY" benchmarks/paired_libraries.py --before "$(lib test float32)" --after "int8=$(lib test int8)" \
+  --music "$WORK/heldout" --embeddings descriptor "$P/default.pt" default --out "$TEST_OUT"
+echo "wrote $TEST_OUT"
