@@ -43,7 +43,8 @@ def test_tag_probabilities_match_the_reference_implementation(dataset: str, prec
         np.testing.assert_allclose(got, np.asarray(expected), atol=atol)
 
 
-def test_bfloat16_is_chosen_where_amx_or_avx512_bf16_is_and_the_environment_decides_first(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_bfloat16_is_chosen_with_amx_or_avx512_bf16_and_the_environment_decides_first(
+        monkeypatch: pytest.MonkeyPatch) -> None:
     from soundalike.models import musicnn, precision
 
     model, _ = load_checkpoint(shipped_checkpoint("musicnn-mtt"))  # type: ignore[arg-type]
