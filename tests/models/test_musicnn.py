@@ -43,7 +43,7 @@ def test_tag_probabilities_match_the_reference_implementation(dataset: str, prec
         np.testing.assert_allclose(got, np.asarray(expected), atol=atol)
 
 
-def test_bfloat16_is_chosen_with_amx_or_avx512_bf16_and_the_environment_decides_first(
+def test_the_environment_then_the_cpu_choose_the_front_ends_precision(
         monkeypatch: pytest.MonkeyPatch) -> None:
     from soundalike.models import musicnn, precision
 
@@ -63,18 +63,20 @@ def test_bfloat16_is_chosen_with_amx_or_avx512_bf16_and_the_environment_decides_
     with pytest.raises(ValueError, match="unknown precision"):
         model.use_precision("float16")
     monkeypatch.delenv(precision.BF16_ENV)
-    for amx, avx512_bf16 in ((False, False), (True, False), (False, True), (True, True)):
-        monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda amx=amx: amx)
-        monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda on=avx512_bf16: on)
-        assert precision.bfloat16_fast() is (amx or avx512_bf16)
-    monkeypatch.delattr(torch.cpu, "_is_avx512_bf16_supported")  # a PyTorch without that probe asks AMX alone
-    assert precision.bfloat16_fast()
-    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
-    assert not precision.bfloat16_fast()
+    # the CPU decides: bfloat16 with AMX, int8 with AVX-512 VNNI, bfloat16 with AVX-512 BF16, else float32
+    for (amx, vnni, avx512_bf16), want in {(False, False, False): "float32", (True, False, False): "bfloat16",
+                                           (True, True, True): "bfloat16", (False, True, False): "int8",
+                                           (False, True, True): "int8", (False, False, True): "bfloat16"}.items():
+        for probe, on in (("amx_tile", amx), ("vnni", vnni), ("avx512_bf16", avx512_bf16)):
+            monkeypatch.setattr(torch.cpu, f"_is_{probe}_supported", lambda on=on: on)
+        assert precision.fast_precision() == want and precision.bfloat16_fast() is (want == "bfloat16")
+    monkeypatch.delattr(torch.cpu, "_is_avx512_bf16_supported")  # a PyTorch without a probe: the others decide
+    monkeypatch.delattr(torch.cpu, "_is_vnni_supported")
+    assert precision.fast_precision() == "float32"
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True)
     fresh, _ = load_checkpoint(shipped_checkpoint("musicnn-mtt"))  # type: ignore[arg-type]
     fresh.embed_tracks([np.full((96, 400), -30.0, dtype=np.float32)])  # the first pass decides
-    assert fresh._bfloat16 is precision.bfloat16_fast()
+    assert fresh._precision == precision.fast_precision() == "bfloat16" and fresh._bfloat16
     # a kernel that gets the sums wrong is caught by the start-up check, and float32 is kept
     monkeypatch.setenv(precision.BF16_ENV, "1")
     broken, _ = load_checkpoint(shipped_checkpoint("musicnn-mtt"))  # type: ignore[arg-type]

@@ -1,9 +1,10 @@
-"""bfloat16 on CPUs that multiply it fast: when a model's heaviest layers may run in it, and the pieces they share.
+"""Faster precisions on CPUs that multiply them fast: when a model's heaviest layers may run in bfloat16 or int8.
 
-Intel Xeons from Sapphire Rapids on multiply bfloat16 matrices several times faster than float32 (AMX tiles);
-CPUs with AVX-512 BF16 but no AMX (AMD Zen 4 and later, Intel Cooper Lake) about twice as fast (their dot-product
-instruction takes pairs of bfloat16; measured on an AMD EPYC: musicnn's front end 62 -> 33 ms a pass, one thread).
-Models with a bfloat16 path (musicnn's front-end filters) take it in eval mode on such CPUs, after checking their
+Intel Xeons from Sapphire Rapids on multiply bfloat16 matrices several times faster than float32 (AMX tiles).
+Without AMX, CPUs with AVX-512 VNNI (integer dot products: Intel from Ice Lake, AMD from Zen 4) multiply int8
+faster still than bfloat16 with AVX-512 BF16 (measured on an AMD EPYC with both, one thread, a pass of musicnn's
+2 patches: float32 73 ms, bfloat16 41, int8 27), with the same quality on the validation albums.
+Models with such paths (musicnn's front-end filters) take them in eval mode on such CPUs, after checking their
 outputs against float32 once (a wrong kernel on an untested CPU must not go unseen: oneDNN's bfloat16 convolution
 summed wrongly for some kernel shapes in torch 2.13, docs/performance.md).
 ``SOUNDALIKE_BFLOAT16=0`` keeps float32 everywhere; ``=1`` takes bfloat16 on any CPU that passes the check;
@@ -37,16 +38,20 @@ def _cpu_has(probe: str) -> bool:
 
 def fast_precision() -> str:
     """The precision of the models' heaviest products on this CPU: ``SOUNDALIKE_PRECISION`` when set (float32,
-    bfloat16 or int8; then ``SOUNDALIKE_BFLOAT16=0/1``: float32 / bfloat16); else bfloat16 with AMX tiles or
-    AVX-512 BF16, float32 otherwise. The models check a faster path's results against float32 before they take
-    it."""
+    bfloat16 or int8; then ``SOUNDALIKE_BFLOAT16=0/1``: float32 / bfloat16); else bfloat16 with AMX tiles, int8
+    with AVX-512 VNNI, bfloat16 with AVX-512 BF16, float32 otherwise (each the fastest measured there,
+    docs/performance.md). The models check a faster path's results against float32 before they take it."""
     choice = os.environ.get(PRECISION_ENV, "").strip().lower()
     if choice in PRECISIONS:
         return choice
     old = os.environ.get(BF16_ENV, "").strip()
     if old in ("0", "1"):
         return BFLOAT16 if old == "1" else FLOAT32
-    if _cpu_has("_is_amx_tile_supported") or _cpu_has("_is_avx512_bf16_supported"):
+    if _cpu_has("_is_amx_tile_supported"):
+        return BFLOAT16  # AMX's bfloat16 tiles outran int8 products there (docs/performance.md)
+    if _cpu_has("_is_vnni_supported"):
+        return INT8
+    if _cpu_has("_is_avx512_bf16_supported"):
         return BFLOAT16
     return FLOAT32
 
