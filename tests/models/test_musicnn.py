@@ -96,6 +96,13 @@ def test_the_environment_then_the_cpu_choose_the_front_ends_precision(
     int8 = musicnn._FreqPooledConv.pooled_first_int8
     monkeypatch.setattr(musicnn._FreqPooledConv, "pooled_first_int8", lambda self, x: int8(self, x) * 1.2)
     assert broken.use_precision() == "float32"
+    monkeypatch.setattr(musicnn._FreqPooledConv, "pooled_first_int8", int8)
+
+    def no_kernel(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        raise RuntimeError("_int_mm: not implemented for this CPU")
+
+    monkeypatch.setattr(torch, "_int_mm", no_kernel)  # a kernel missing on some CPU: float32, no crash
+    assert broken.use_precision() == "float32"
 
 
 @pytest.mark.parametrize(("precision", "cosine", "largest"), [("bfloat16", 0.9999, 1e-2), ("int8", 0.999, 4e-2)])

@@ -325,7 +325,8 @@ class Musicnn(Encoder):
     def _agrees(self, precision: str) -> bool:
         """Whether the front-end blocks in ``precision`` give float32's outputs on a seeded batch of spectrogram
         patches, every filter within :data:`BF16_TOLERANCE` of its own largest value (plus a hundredth of the
-        block's, for filters that barely respond): a guard against a kernel that sums wrongly on an untested CPU."""
+        block's, for filters that barely respond): a guard against a kernel that sums wrongly, or is missing, on an
+        untested CPU."""
         gen = torch.Generator().manual_seed(0)
         device = self.dense.weight.device
         spec_db = torch.randn(self.cpu_batch, N_MELS, PATCH_FRAMES, generator=gen) * 15.0 - 40.0
@@ -333,7 +334,11 @@ class Musicnn(Encoder):
             h = self.input_bn(self.prepare(spec_db.to(device)).unsqueeze(1))
             for block in self._front_blocks():
                 x = F.pad(h, (0, 0, *block.pad))
-                want, got = block.pooled_first(x), block.pooled(x, precision)
+                want = block.pooled_first(x)
+                try:
+                    got = block.pooled(x, precision)
+                except RuntimeError:  # a kernel this PyTorch lacks on this CPU (or device)
+                    return False
                 scale = want.abs().amax(dim=(0, 2))
                 scale = scale + 0.01 * scale.max()
                 if not bool(((got - want).abs().amax(dim=(0, 2)) <= BF16_TOLERANCE * scale).all()):
