@@ -332,9 +332,12 @@ def main(argv: list[str] | None = None) -> int:
                   "results": results}, args.out)
 
 
+MATRIX_FLAGS = {"amx_bf16", "amx_int8", "amx_tile", "avx512_bf16", "avx512_vnni", "avx_vnni"}
+
+
 def machine_info() -> dict[str, Any]:
-    """The CPU count, its model and the bfloat16 instructions it has (musicnn's front end runs in bfloat16 where
-    AMX or AVX-512 BF16 is: the same code costs several times more without either), and Python's version."""
+    """The CPU count, its model, the instructions that decide musicnn's precision (bfloat16 with AMX or AVX-512
+    BF16, int8 with AVX-512 VNNI: the same code costs up to three times more without them) and Python's version."""
     model, flags = "", set()
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as f:
@@ -346,7 +349,7 @@ def machine_info() -> dict[str, Any]:
                     flags = set(value.split())
     except OSError:  # not Linux
         model = platform.processor()
-    return {"cpus": os.cpu_count(), "cpu": model, "bfloat16": sorted(flags & {"amx_bf16", "avx512_bf16"}),
+    return {"cpus": os.cpu_count(), "cpu": model, "matrix_instructions": sorted(flags & MATRIX_FLAGS),
             "python": platform.python_version()}
 
 
