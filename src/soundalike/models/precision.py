@@ -39,8 +39,9 @@ def _cpu_has(probe: str) -> bool:
 def fast_precision() -> str:
     """The precision of the models' heaviest products on this CPU: ``SOUNDALIKE_PRECISION`` when set (float32,
     bfloat16 or int8; then ``SOUNDALIKE_BFLOAT16=0/1``: float32 / bfloat16); else bfloat16 with AMX tiles, int8
-    with AVX-512 VNNI, bfloat16 with AVX-512 BF16, float32 otherwise (each the fastest measured there,
-    docs/performance.md). The models check a faster path's results against float32 before they take it."""
+    with AVX-512 VNNI, bfloat16 with AVX-512 BF16, float32 otherwise (the fastest on the CPUs measured, one with
+    AMX and one with AVX-512 BF16 and VNNI: docs/performance.md). The models check a faster path's results
+    against float32 before they take it."""
     choice = os.environ.get(PRECISION_ENV, "").strip().lower()
     if choice in PRECISIONS:
         return choice
