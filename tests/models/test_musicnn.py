@@ -222,3 +222,26 @@ def test_embedding_in_small_cpu_batches_equals_one_big_batch() -> None:
     for (a, sa), (b, sb) in zip(small, big, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
         np.testing.assert_allclose(sa, sb, rtol=1e-5, atol=1e-5)
+
+
+def test_int8_on_a_cpu_without_vnni_is_caught_by_the_start_up_check(tmp_path: Path) -> None:
+    """Without VNNI (oneDNN limited to AVX2) int8 products sum pairs of byte products in int16 with saturation, and
+    the filters' 127 steps overflow there (outputs off by up to 4.7): forced with SOUNDALIKE_PRECISION=int8, the
+    start-up check sees it and float32 is kept — a real kernel's fault, not a simulated one."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("from soundalike.models import load_checkpoint\n"
+            "from soundalike.models.pretrained import shipped_checkpoint\n"
+            "m, _ = load_checkpoint(shipped_checkpoint('musicnn-mtt'))\n"
+            "print(m.use_precision())\n")
+    env = {**os.environ, "SOUNDALIKE_PRECISION": "int8", "ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2"}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-800:]
+    assert done.stdout.split()[-1] == "float32"
+    done = subprocess.run([sys.executable, "-c", code], env={**os.environ, "SOUNDALIKE_PRECISION": "int8"},
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-800:]
+    if torch.cpu._is_vnni_supported():  # where VNNI is, the same model passes the same check
+        assert done.stdout.split()[-1] == "int8"
