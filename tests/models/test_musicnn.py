@@ -23,11 +23,11 @@ FIXTURE = json.loads((Path(__file__).parent / "data" / "musicnn_reference.json")
 
 @pytest.mark.parametrize(("dataset", "precision", "atol"), [
     ("msd", "float32", 1e-3), ("mtt", "float32", 1e-3), ("msd", "bfloat16", 5e-3), ("mtt", "bfloat16", 5e-3),
-    ("msd", "int8", 2e-2), ("mtt", "int8", 2e-2)])
+    ("msd", "int8", 3e-2), ("mtt", "int8", 3e-2)])
 def test_tag_probabilities_match_the_reference_implementation(dataset: str, precision: str, atol: float) -> None:
     """The 50 tag probabilities of every 3 s patch of 3 clips, within 1e-3 of TensorFlow's in float32 (measured:
     ~3e-6), within 5e-3 with the front-end filters in bfloat16 (measured: 1.7e-3 with AMX, 4.7e-3 with AVX-512
-    BF16) and 2e-2 in int8 (measured: 1.2e-2); the faster paths forced here on whatever the CPU."""
+    BF16) and 3e-2 in int8 (measured: 1.7e-2); the faster paths forced here on whatever the CPU."""
     path = shipped_checkpoint(f"musicnn-{dataset}")
     assert path is not None
     model, payload = load_checkpoint(path)
@@ -63,15 +63,18 @@ def test_the_environment_then_the_cpu_choose_the_front_ends_precision(
     with pytest.raises(ValueError, match="unknown precision"):
         model.use_precision("float16")
     monkeypatch.delenv(precision.BF16_ENV)
-    # the CPU decides: bfloat16 with AMX, int8 with AVX-512 VNNI, bfloat16 with AVX-512 BF16, else float32
-    for (amx, vnni, avx512_bf16), want in {(False, False, False): "float32", (True, False, False): "bfloat16",
-                                           (True, True, True): "bfloat16", (False, True, False): "int8",
-                                           (False, True, True): "int8", (False, False, True): "bfloat16"}.items():
-        for probe, on in (("amx_tile", amx), ("vnni", vnni), ("avx512_bf16", avx512_bf16)):
+    # the CPU decides: bfloat16 with AMX, int8 with AVX-512 VNNI or AVX2, bfloat16 with AVX-512 BF16, else float32
+    table = {(False, False, False, False): "float32", (True, False, False, True): "bfloat16",
+             (True, True, True, True): "bfloat16", (False, True, False, True): "int8",
+             (False, False, False, True): "int8", (False, True, True, True): "int8",
+             (False, False, True, False): "bfloat16"}
+    for (amx, vnni, avx512_bf16, avx2), want in table.items():
+        for probe, on in (("amx_tile", amx), ("vnni", vnni), ("avx512_bf16", avx512_bf16), ("avx2", avx2)):
             monkeypatch.setattr(torch.cpu, f"_is_{probe}_supported", lambda on=on: on)
         assert precision.fast_precision() == want and precision.bfloat16_fast() is (want == "bfloat16")
     monkeypatch.delattr(torch.cpu, "_is_avx512_bf16_supported")  # a PyTorch without a probe: the others decide
     monkeypatch.delattr(torch.cpu, "_is_vnni_supported")
+    monkeypatch.delattr(torch.cpu, "_is_avx2_supported")
     assert precision.fast_precision() == "float32"
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True)
     fresh, _ = load_checkpoint(shipped_checkpoint("musicnn-mtt"))  # type: ignore[arg-type]
@@ -109,7 +112,7 @@ def test_the_environment_then_the_cpu_choose_the_front_ends_precision(
 def test_faster_embeddings_are_float32s_within_a_small_angle(monkeypatch: pytest.MonkeyPatch, precision: str,
                                                              cosine: float, largest: float) -> None:
     """bfloat16 and int8 front ends embed within a small angle of float32 (measured on 10 development tracks:
-    cosine 0.99998 and 0.9998 at worst)."""
+    cosine 0.99998 and 0.9997 at worst)."""
     from soundalike.models import musicnn
 
     model, _ = load_checkpoint(shipped_checkpoint("musicnn-mtt"))  # type: ignore[arg-type]
@@ -224,24 +227,27 @@ def test_embedding_in_small_cpu_batches_equals_one_big_batch() -> None:
         np.testing.assert_allclose(sa, sb, rtol=1e-5, atol=1e-5)
 
 
-def test_int8_on_a_cpu_without_vnni_is_caught_by_the_start_up_check(tmp_path: Path) -> None:
-    """Without VNNI (oneDNN limited to AVX2) int8 products sum pairs of byte products in int16 with saturation, and
-    the filters' 127 steps overflow there (outputs off by up to 4.7): forced with SOUNDALIKE_PRECISION=int8, the
-    start-up check sees it and float32 is kept — a real kernel's fault, not a simulated one."""
+def test_int8_gives_the_same_integers_on_a_cpu_without_vnni(tmp_path: Path) -> None:
+    """Without VNNI (oneDNN limited to AVX2, what such a CPU runs) int8 products add 128 to the input bytes and sum
+    pairs of byte products in int16 with saturation: the inputs' 128 steps keep those sums exact, so that path
+    passes the start-up check and embeds as this CPU does (with 255 input steps it was off by up to 4.7)."""
     import os
     import subprocess
     import sys
 
-    code = ("from soundalike.models import load_checkpoint\n"
+    code = ("import sys, numpy as np, torch\n"
+            "from soundalike.models import load_checkpoint\n"
             "from soundalike.models.pretrained import shipped_checkpoint\n"
             "m, _ = load_checkpoint(shipped_checkpoint('musicnn-mtt'))\n"
-            "print(m.use_precision())\n")
-    env = {**os.environ, "SOUNDALIKE_PRECISION": "int8", "ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2"}
-    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr[-800:]
-    assert done.stdout.split()[-1] == "float32"
-    done = subprocess.run([sys.executable, "-c", code], env={**os.environ, "SOUNDALIKE_PRECISION": "int8"},
-                          capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr[-800:]
-    if torch.cpu._is_vnni_supported():  # where VNNI is, the same model passes the same check
-        assert done.stdout.split()[-1] == "int8"
+            "assert m.use_precision() == 'int8', 'the int8 path disagrees with float32'\n"
+            "x = np.random.default_rng(3).normal(-40, 15, (2, 96, 187)).astype(np.float32)\n"
+            "with torch.inference_mode():\n"
+            "    np.save(sys.argv[1], m.encode(m.prepare(torch.from_numpy(x))).numpy())\n")
+    outputs = []
+    for name, isa in (("native", {}), ("avx2", {"ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2"})):
+        out = tmp_path / f"{name}.npy"
+        env = {**os.environ, "SOUNDALIKE_PRECISION": "int8", **isa}
+        done = subprocess.run([sys.executable, "-c", code, str(out)], env=env, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr[-800:]
+        outputs.append(np.load(out))
+    np.testing.assert_allclose(outputs[0], outputs[1], rtol=1e-4, atol=1e-4)

@@ -156,17 +156,22 @@ class _FreqPooledConv(nn.Module):
 
     def pooled_first_int8(self, x: torch.Tensor) -> torch.Tensor:
         """:meth:`pooled_first` (of time-padded ``x``) with the convolution as an int8 matrix product (int32 sums)
-        and the max over frequency in int32: for CPUs whose integer dot products (VNNI) outrun their bfloat16 ones.
+        and the max over frequency in int32: for CPUs without AMX, where integer products (AVX-512 VNNI, or AVX2's
+        pairs of byte products) outrun bfloat16 and float32 ones.
 
-        Each patch is quantised to the 255 steps between its own minimum and maximum (about ``-0.35..1.1`` after
-        the input's batch norm), each filter to 255 steps of its own largest weight. The patch's offset (its
-        midpoint) adds ``offset·sum(filter)`` to every output of a filter: a constant per patch and filter, so it
-        is added after the max, like the bias. Embeddings within cosine ~0.9998 of float32 (bfloat16: 0.99998;
-        docs/performance.md)."""
+        Each patch is quantised to the 128 steps from -128 to -1 between its own minimum and maximum (about
+        ``-0.35..1.1`` after the input's batch norm), each filter to 255 steps of its own largest weight. Without
+        VNNI (AVX2) oneDNN adds 128 to the input bytes and sums pairs of byte products in int16 with saturation:
+        inputs of 0..127 then keep every pair sum within int16 (2·127·127), so every CPU gives the same
+        integers — with 255 input steps the AVX2 sums overflowed, off by up to 4.7 (tested under
+        ``ONEDNN_MAX_CPU_ISA=AVX2``). The patch's offset adds ``offset·sum(filter)`` to every output of a filter:
+        a constant per patch and filter, so it is added after the max, like the bias. Embeddings within cosine
+        ~0.9997 of float32 (bfloat16: 0.99998; docs/performance.md)."""
         matrix, scale, total, bias, sign = self._int8_weights(x.device)
         lo, hi = x.amin(dim=(1, 2, 3)), x.amax(dim=(1, 2, 3))
-        mid, step = (lo + hi) / 2, ((hi - lo) / 254).clamp_min(1e-12)
-        q = torch.round((x[:, 0] - mid[:, None, None]) / step[:, None, None]).clamp_(-127, 127).to(torch.int8)
+        step = ((hi - lo) / 127).clamp_min(1e-12)
+        mid = lo + 128 * step  # the patch's minimum is -128 steps from it, its maximum -1
+        q = torch.round((x[:, 0] - mid[:, None, None]) / step[:, None, None]).clamp_(-128, -1).to(torch.int8)
         picked = self._banded_max(q, matrix, torch._int_mm).float()  # (n, frames, filters)
         z = picked * (step[:, None, None] * scale) + (mid[:, None, None] * total + bias)
         return self._relu_bn(z.transpose(1, 2) * sign[:, None])

@@ -1,9 +1,9 @@
 """Faster precisions on CPUs that multiply them fast: when a model's heaviest layers may run in bfloat16 or int8.
 
 Intel Xeons from Sapphire Rapids on multiply bfloat16 matrices several times faster than float32 (AMX tiles).
-Without AMX, CPUs with AVX-512 VNNI (integer dot products: Intel from Ice Lake, AMD from Zen 4) multiply int8
-faster still than bfloat16 with AVX-512 BF16 (measured on an AMD EPYC with both, one thread, a pass of musicnn's
-2 patches: float32 73 ms, bfloat16 41, int8 27), with the same quality on the validation albums.
+Without AMX, CPUs multiply int8 faster than bfloat16 or float32: with AVX-512 VNNI (integer dot products: Intel
+from Ice Lake, AMD from Zen 4) and with AVX2 alone (measured on an AMD EPYC, one thread, a pass of musicnn's 2
+patches: float32 73 ms, bfloat16 41, int8 23; limited to AVX2: float32 83, int8 37).
 Models with such paths (musicnn's front-end filters) take them in eval mode on such CPUs, after checking their
 outputs against float32 once (a wrong kernel on an untested CPU must not go unseen: oneDNN's bfloat16 convolution
 summed wrongly for some kernel shapes in torch 2.13, docs/performance.md).
@@ -39,9 +39,9 @@ def _cpu_has(probe: str) -> bool:
 def fast_precision() -> str:
     """The precision of the models' heaviest products on this CPU: ``SOUNDALIKE_PRECISION`` when set (float32,
     bfloat16 or int8; then ``SOUNDALIKE_BFLOAT16=0/1``: float32 / bfloat16); else bfloat16 with AMX tiles, int8
-    with AVX-512 VNNI, bfloat16 with AVX-512 BF16, float32 otherwise (the fastest on the CPUs measured, one with
-    AMX and one with AVX-512 BF16 and VNNI: docs/performance.md). The models check a faster path's results
-    against float32 before they take it."""
+    with AVX-512 VNNI or AVX2, bfloat16 with AVX-512 BF16, float32 otherwise (the fastest on the CPUs measured:
+    one with AMX, one with AVX-512 BF16 and VNNI, the latter also limited to AVX2; docs/performance.md). The
+    models check a faster path's results against float32 before they take it."""
     choice = os.environ.get(PRECISION_ENV, "").strip().lower()
     if choice in PRECISIONS:
         return choice
@@ -50,7 +50,7 @@ def fast_precision() -> str:
         return BFLOAT16 if old == "1" else FLOAT32
     if _cpu_has("_is_amx_tile_supported"):
         return BFLOAT16  # AMX's bfloat16 tiles outran int8 products there (docs/performance.md)
-    if _cpu_has("_is_vnni_supported"):
+    if _cpu_has("_is_vnni_supported") or _cpu_has("_is_avx2_supported"):
         return INT8
     if _cpu_has("_is_avx512_bf16_supported"):
         return BFLOAT16
