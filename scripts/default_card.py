@@ -62,7 +62,8 @@ def _cost(stages: dict) -> list[str]:  # type: ignore[type-arg]
         precision = "bfloat16" if stages["musicnn_bfloat16"] else "float32"
     if precision is not None:
         out += [f"musicnn's front-end filters ran in {precision} in this run. The precision follows the CPU: "
-                "bfloat16 with AMX tiles, int8 with AVX-512 VNNI, bfloat16 with AVX-512 BF16, float32 otherwise, "
+                "bfloat16 with AMX tiles, int8 with AVX-512 VNNI or AVX2, bfloat16 with AVX-512 BF16, float32 "
+                "otherwise, "
                 "with the same quality on the validation albums (int8 on the test albums too); on an AMD EPYC "
                 "without AMX musicnn cost 0.15 CPU-s a track in float32, 0.08 in bfloat16 and 0.05 in int8 "
                 "(docs/performance.md).", ""]
