@@ -49,10 +49,10 @@ def test_the_environment_then_the_cpu_choose_the_front_ends_precision(
 
     model, _ = load_checkpoint(shipped_checkpoint("musicnn-mtt"))  # type: ignore[arg-type]
     monkeypatch.setenv(precision.BF16_ENV, "0")
-    assert not precision.bfloat16_fast() and model.use_bfloat16() is False
+    assert precision.fast_precision() == "float32" and model.use_bfloat16() is False
     assert all(block.precision == "float32" for block in (*model.timbral, *model.temporal))
     monkeypatch.setenv(precision.BF16_ENV, "1")
-    assert precision.bfloat16_fast() and model.use_bfloat16() is True  # the check on a seeded batch passes
+    assert precision.fast_precision() == "bfloat16" and model.use_bfloat16() is True  # the seeded check passes
     assert all(block.precision == "bfloat16" for block in (*model.timbral, *model.temporal))
     for choice in ("float32", "bfloat16", "int8"):  # SOUNDALIKE_PRECISION decides before SOUNDALIKE_BFLOAT16
         monkeypatch.setenv(precision.PRECISION_ENV, choice)
@@ -71,7 +71,7 @@ def test_the_environment_then_the_cpu_choose_the_front_ends_precision(
     for (amx, vnni, avx512_bf16, avx2), want in table.items():
         for probe, on in (("amx_tile", amx), ("vnni", vnni), ("avx512_bf16", avx512_bf16), ("avx2", avx2)):
             monkeypatch.setattr(torch.cpu, f"_is_{probe}_supported", lambda on=on: on)
-        assert precision.fast_precision() == want and precision.bfloat16_fast() is (want == "bfloat16")
+        assert precision.fast_precision() == want
     monkeypatch.delattr(torch.cpu, "_is_avx512_bf16_supported")  # a PyTorch without a probe: the others decide
     monkeypatch.delattr(torch.cpu, "_is_vnni_supported")
     monkeypatch.delattr(torch.cpu, "_is_avx2_supported")

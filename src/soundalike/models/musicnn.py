@@ -207,17 +207,16 @@ class _FreqPooledConv(nn.Module):
     def _banded(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The sign-flipped filters of :meth:`pooled_first` as float32 :func:`banded_filters` (banded along time
         for the temporal filters, along the mel bands for the timbral ones), their sign-flipped bias and the signs;
-        plain tensors, even when first called under inference mode."""
+        made inside :meth:`_cached` (plain tensors, even when first asked for under inference mode)."""
         bias = self.conv.bias
         assert bias is not None  # built with one
-        with torch.inference_mode(False), torch.no_grad():
-            sign = torch.where(self.bn.weight.detach().to(device) < 0, -1.0, 1.0)
-            w = self.conv.weight.detach().to(device).float() * sign[:, None, None, None]
-            if self.conv.kernel_size[1] == 1:
-                matrix = banded_filters(w[:, 0, :, 0][:, None], TIME_BLOCK)
-            else:
-                matrix = banded_filters(w[:, 0], MEL_BLOCK)
-            return matrix, bias.detach().to(device).float() * sign, sign
+        sign = torch.where(self.bn.weight.detach().to(device) < 0, -1.0, 1.0)
+        w = self.conv.weight.detach().to(device).float() * sign[:, None, None, None]
+        if self.conv.kernel_size[1] == 1:
+            matrix = banded_filters(w[:, 0, :, 0][:, None], TIME_BLOCK)
+        else:
+            matrix = banded_filters(w[:, 0], MEL_BLOCK)
+        return matrix, bias.detach().to(device).float() * sign, sign
 
     def _cached(self, name: str, device: torch.device, make: Callable[[], tuple[torch.Tensor, ...]]
                 ) -> tuple[torch.Tensor, ...]:
@@ -243,12 +242,10 @@ class _FreqPooledConv(nn.Module):
         def make() -> tuple[torch.Tensor, ...]:
             matrix, bias, sign = self._banded(device)
             filters = sign.numel()
-            w = self.conv.weight.detach().to(device).float().reshape(filters, -1)
-            scale = (w.abs().amax(dim=1) / 127).clamp_min(1e-12)
-            blocks = matrix.shape[1] // filters  # columns: output major, then filter
-            q = torch.round(matrix / scale.repeat(blocks)).clamp_(-127, 127)
-            total = (torch.round(w * sign[:, None] / scale[:, None]).clamp_(-127, 127).sum(dim=1)) * scale
-            return q.to(torch.int8), scale, total, bias, sign
+            # columns: output major, then filter; the first block's columns hold each filter's taps once
+            scale = (matrix[:, :filters].abs().amax(dim=0) / 127).clamp_min(1e-12)
+            q = torch.round(matrix / scale.repeat(matrix.shape[1] // filters)).clamp_(-127, 127)
+            return q.to(torch.int8), scale, q[:, :filters].sum(dim=0) * scale, bias, sign
         return self._cached("_int8_cache", device, make)
 
 

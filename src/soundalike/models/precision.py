@@ -57,12 +57,6 @@ def fast_precision() -> str:
     return FLOAT32
 
 
-def bfloat16_fast() -> bool:
-    """Whether :func:`fast_precision` is bfloat16 (CPUs with AMX tiles or AVX-512 BF16, unless the environment
-    says otherwise)."""
-    return fast_precision() == BFLOAT16
-
-
 def versions(*tensors: torch.Tensor | None) -> tuple[int | None, ...]:
     """The version counters of ``tensors`` (None for an inference tensor, which has none and cannot change outside
     inference mode): a cache made from them is stale when the tuple changes."""
