@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from provenance import commit  # noqa: E402
+from provenance import checkout_commit, commit  # noqa: E402
 
 SR = 22050
 
@@ -203,18 +203,6 @@ def _bliss_available() -> str | None:
     return None if probe.returncode == 0 else f"{BLISS} does not import here: {probe.stderr.strip()[-200:]}"
 
 
-def _checkout_commit(src: Path) -> str:
-    """The short commit of the checkout holding ``src`` (``+changes`` when its code differs), or ``?``."""
-    import subprocess
-
-    def git(*args: str) -> str:
-        done = subprocess.run(["git", "-C", str(src), *args], capture_output=True, text=True, timeout=10)
-        return done.stdout.strip() if done.returncode == 0 else ""
-
-    head = git("rev-parse", "--short", "HEAD") or "?"
-    return head + "+changes" if git("status", "--porcelain", ".") else head
-
-
 def run_peers(files: list[str], repeats: int, baseline: Path | None = None) -> dict[str, object]:
     """CPU time per track of soundalike index, bliss-audio and librosa on the same files, one core each; with
     ``baseline`` (the ``src`` folder of another checkout), that version's ``soundalike index`` too, in the same
@@ -226,7 +214,7 @@ def run_peers(files: list[str], repeats: int, baseline: Path | None = None) -> d
     skipped = {}
     why = _bliss_available()
     peers = ["soundalike-index", "bliss-audio", "librosa"]
-    before = f"soundalike-index@{_checkout_commit(baseline)}" if baseline is not None else None
+    before = f"soundalike-index@{checkout_commit(baseline) or '?'}" if baseline is not None else None
     if before is not None:
         peers.insert(1, before)
     if why is not None:
