@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -39,6 +40,7 @@ from .base import Encoder, ModelConfig, ModelError, TrackSet, register, spread_s
 from .precision import BFLOAT16, DECIDING, FLOAT32, INT8, PRECISIONS, fast_precision, versions
 
 TF_BN_EPSILON = 1e-3
+_T = TypeVar("_T")
 N_MELS = 96
 PATCH_FRAMES = 187
 
@@ -92,11 +94,41 @@ BF16_TOLERANCE = 0.1  # largest error of a bfloat16 or int8 front-end filter at 
 # (seen: bfloat16 0.024)
 
 
+def _rows(windows: torch.Tensor, row_dims: int, ones: bool) -> torch.Tensor:
+    """Unfolded ``windows`` whose last ``row_dims`` axes are a window, as a matrix of one window a row, with a last
+    column of ones if ``ones`` (copied once either way: an unfolded view is not contiguous)."""
+    lead, window = windows.shape[:-row_dims], windows.shape[-row_dims:]
+    width = int(np.prod(window))
+    if not ones:
+        return windows.reshape(-1, width)
+    rows = windows.new_empty(int(np.prod(lead)), width + 1)
+    rows[:, width] = 1
+    rows[:, :width].view(*lead, *window).copy_(windows)
+    return rows
+
+
 def _bn(channels: int) -> nn.BatchNorm1d:
     return nn.BatchNorm1d(channels, eps=TF_BN_EPSILON)
 
 
-class _FreqPooledConv(nn.Module):
+class _Cached(nn.Module):
+    """A convolution ``conv`` and its batch norm ``bn`` with forms of their weights kept for eval-mode passes."""
+
+    conv: nn.Conv1d | nn.Conv2d
+    bn: nn.BatchNorm1d | nn.BatchNorm2d
+
+    def _cached(self, name: str, device: torch.device, make: Callable[[], _T]) -> _T:
+        """``make()``, kept as ``name`` and made again only when a weight it comes from changed."""
+        key = (versions(self.conv.weight, self.conv.bias, self.bn.weight), device, self.conv.weight.dtype)
+        cached = getattr(self, name, None)
+        if cached is None or cached[0] != key:
+            with torch.inference_mode(False), torch.no_grad():
+                cached = (key, make())
+            setattr(self, name, cached)
+        return cached[1]
+
+
+class _FreqPooledConv(_Cached):
     """A 2-D convolution over (time, mel), ReLU, batch norm, then the max over the remaining mel axis."""
 
     def __init__(self, filters: int, time: int, mel: int, pad: tuple[int, int]) -> None:
@@ -115,11 +147,13 @@ class _FreqPooledConv(nn.Module):
         return self.pooled(x, self.precision)
 
     def pooled(self, x: torch.Tensor, precision: str) -> torch.Tensor:
-        """:meth:`pooled_first` of time-padded ``x`` in ``precision`` (float32, bfloat16 or int8; int8 has no
-        gradient, so a pass that needs one, such as a saliency map, takes float32 there)."""
+        """:meth:`pooled_first` of time-padded ``x`` in ``precision`` (float32, bfloat16 or int8; neither of the
+        last two has a gradient, so a pass that needs one, such as a saliency map, takes float32 there)."""
+        if x.requires_grad and torch.is_grad_enabled():
+            return self.pooled_first(x)
         if precision == BFLOAT16:
             return self.pooled_first_bf16(x)
-        if precision == INT8 and not (x.requires_grad and torch.is_grad_enabled()):
+        if precision == INT8:
             return self.pooled_first_int8(x)
         return self.pooled_first(x)
 
@@ -140,19 +174,29 @@ class _FreqPooledConv(nn.Module):
         return self._relu_bn(z.amax(dim=3) * sign[:, None])
 
     def pooled_first_bf16(self, x: torch.Tensor) -> torch.Tensor:
-        """:meth:`pooled_first` (of time-padded ``x``) with the convolution as a bfloat16 matrix product and the
-        max over frequency in bfloat16 (float32 in and out): for CPUs with AMX tiles or AVX-512 BF16
+        """:meth:`pooled_first` (of time-padded ``x``) with the convolution as bfloat16 matrix products and the
+        max over frequency on their bfloat16 outputs (float32 in and out): for CPUs with AMX tiles or AVX-512 BF16
         (:func:`fast_precision`), where it costs a third (AMX) or a half (AVX-512 BF16) of the float32 convolution
         (relative errors ~5e-3; docs/performance.md).
 
-        The product is a plain bfloat16 matrix product, the most used bfloat16 kernel there is (oneDNN's own
+        The products are plain bfloat16 matrix products, the most used bfloat16 kernel there is (oneDNN's own
         bfloat16 convolution was as fast but gave wrong sums for some kernel shapes, a 2-channel input with 64 x 1
         or 32 x 1 kernels, torch 2.13): rows of input windows times :func:`banded_filters`, which give a block of
         neighbouring outputs each. Unfolding one window per output (``kt x km`` values, up to 128 x 1 or 7 x 67)
-        copied more than the product cost; a block's window overlaps the next one's by the kernel only."""
-        matrix, bias, sign = self._bf16_weights(x.device)
-        picked = self._banded_max(x[:, 0].to(torch.bfloat16), matrix, torch.mm)
-        return self._relu_bn((picked.float() + bias).transpose(1, 2) * sign[:, None])
+        copied more than the product cost; a block's window overlaps the next one's by the kernel only.
+
+        The bias is added inside the products, and the max over frequency is taken on the outputs' bits read as
+        int16, in a third of the time of PyTorch's bfloat16 max, with the same values after ReLU: bfloat16 is sign
+        and magnitude, so as int16 the positive values keep their order and every negative one is below them. The
+        int16 max is thus the max wherever some value is positive, and some negative value where none is (ReLU
+        makes both 0). The filters whose batch norm scales by ``a < 0``, where the max of ``bn(relu(v))`` is at
+        the min of ``v``, have a product of their own, reduced by the int16 min: the min wherever all values are
+        positive, and negative (as the true min) where some are not."""
+        rows, fold = self._windows(x[:, 0].to(torch.bfloat16), ones=True)
+        groups, order, rest = self._bf16_weights(x.device)
+        parts = [fold(torch.mm(rows, matrix).view(torch.int16), least) for matrix, least in groups]
+        picked = torch.cat(parts, dim=2)[:, :, order].view(torch.bfloat16).float() + rest  # (n, frames, filters)
+        return self._relu_bn(picked.transpose(1, 2))
 
     def pooled_first_int8(self, x: torch.Tensor) -> torch.Tensor:
         """:meth:`pooled_first` (of time-padded ``x``) with the convolution as an int8 matrix product (int32 sums)
@@ -179,24 +223,38 @@ class _FreqPooledConv(nn.Module):
     def _banded_max(self, x: torch.Tensor, matrix: torch.Tensor,
                     product: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> torch.Tensor:
         """The max over frequency ``(n, frames, filters)`` of the convolution of time-padded ``x`` ``(n, length,
-        mel)`` with the :func:`banded_filters` ``matrix``, in their dtype, through ``product`` (a matrix product):
-        rows of input windows, each a block of neighbouring outputs."""
+        mel)`` with the :func:`banded_filters` ``matrix``, in their dtype, through ``product`` (a matrix product)."""
+        rows, fold = self._windows(x)
+        return fold(product(rows, matrix), False)
+
+    def _windows(self, x: torch.Tensor, ones: bool = False
+                 ) -> tuple[torch.Tensor, Callable[[torch.Tensor, bool], torch.Tensor]]:
+        """Rows of input windows of time-padded ``x`` ``(n, length, mel)``, each a block of neighbouring outputs
+        of a product with :func:`banded_filters` (``ones``: with a last column of ones, for a bias row), and
+        ``fold(z, least)``: the max (``least``: the min) over frequency ``(n, frames, filters)`` of such a product
+        ``z`` ``(rows, block·filters)``."""
         kt, km = self.conv.kernel_size
         n, length, mel = x.shape
         frames = length - kt + 1
         if km == 1:  # temporal filters: each mel band's signal in rows of TIME_BLOCK outputs
             blocks = -(-frames // TIME_BLOCK)
             signal = F.pad(x.transpose(1, 2), (0, blocks * TIME_BLOCK + kt - 1 - length))  # zeros past the end
-            rows = signal.unfold(2, TIME_BLOCK + kt - 1, TIME_BLOCK)  # (n, mel, blocks, width)
-            z = product(rows.reshape(-1, rows.shape[-1]), matrix)  # (n·mel·blocks, TIME_BLOCK·filters)
-            return z.reshape(n, mel, blocks * TIME_BLOCK, -1)[:, :, :frames].amax(dim=1)
+            windows = signal.unfold(2, TIME_BLOCK + kt - 1, TIME_BLOCK)  # (n, mel, blocks, width)
+
+            def fold_time(z: torch.Tensor, least: bool) -> torch.Tensor:
+                z = z.reshape(n, mel, blocks * TIME_BLOCK, -1)[:, :, :frames]
+                return z.amin(dim=1) if least else z.amax(dim=1)
+            return _rows(windows, 1, ones), fold_time
         # timbral filters: every kt frames in rows of MEL_BLOCK neighbouring bands
         bands = mel - km + 1
         blocks = -(-bands // MEL_BLOCK)
         x = F.pad(x, (0, blocks * MEL_BLOCK + km - 1 - mel))  # zeros above the top band
-        rows = x.unfold(1, kt, 1).unfold(2, MEL_BLOCK + km - 1, MEL_BLOCK)  # (n, T, blocks, kt, width)
-        z = product(rows.reshape(-1, kt * rows.shape[-1]), matrix)  # (n·T·blocks, MEL_BLOCK·filters)
-        return z.reshape(n, frames, blocks * MEL_BLOCK, -1)[:, :, :bands].amax(dim=2)
+        windows = x.unfold(1, kt, 1).unfold(2, MEL_BLOCK + km - 1, MEL_BLOCK)  # (n, T, blocks, kt, width)
+
+        def fold_mel(z: torch.Tensor, least: bool) -> torch.Tensor:
+            z = z.reshape(n, frames, blocks * MEL_BLOCK, -1)[:, :, :bands]
+            return z.amin(dim=2) if least else z.amax(dim=2)
+        return _rows(windows, 2, ones), fold_mel
 
     def _relu_bn(self, picked: torch.Tensor) -> torch.Tensor:
         """ReLU and the eval-mode batch norm of the filters' maxima over frequency ``(n, filters, T)`` (BatchNorm2d
@@ -218,22 +276,28 @@ class _FreqPooledConv(nn.Module):
             matrix = banded_filters(w[:, 0], MEL_BLOCK)
         return matrix, bias.detach().to(device).float() * sign, sign
 
-    def _cached(self, name: str, device: torch.device, make: Callable[[], tuple[torch.Tensor, ...]]
-                ) -> tuple[torch.Tensor, ...]:
-        """``make()``, kept as ``name`` and made again only when a weight it comes from changed."""
-        key = (versions(self.conv.weight, self.conv.bias, self.bn.weight), device, self.conv.weight.dtype)
-        cached = getattr(self, name, None)
-        if cached is None or cached[0] != key:
-            with torch.inference_mode(False), torch.no_grad():
-                cached = (key, make())
-            setattr(self, name, cached)
-        return cached[1]
-
-    def _bf16_weights(self, device: torch.device) -> tuple[torch.Tensor, ...]:
-        """:meth:`_banded` with the matrix in bfloat16 (for :meth:`pooled_first_bf16`)."""
-        def make() -> tuple[torch.Tensor, ...]:
-            matrix, bias, sign = self._banded(device)
-            return matrix.to(torch.bfloat16), bias, sign
+    def _bf16_weights(self, device: torch.device
+                      ) -> tuple[list[tuple[torch.Tensor, bool]], torch.Tensor, torch.Tensor]:
+        """For :meth:`pooled_first_bf16`: per group of filters — those whose batch norm scales by ``a >= 0``, then
+        those with ``a < 0`` (an empty group left out) — the bfloat16 :func:`banded_filters` of their weights (not
+        sign-flipped) with a last row of biases, and whether the group takes the min over frequency; where each
+        filter is among the groups' columns side by side; and what each bias loses in bfloat16."""
+        def make() -> tuple[list[tuple[torch.Tensor, bool]], torch.Tensor, torch.Tensor]:
+            km = self.conv.kernel_size[1]
+            weight = self.conv.weight.detach().to(device).float()[:, 0]
+            bias = self.conv.bias.detach().to(device).float()  # type: ignore[union-attr]
+            negative = self.bn.weight.detach().to(device) < 0
+            groups, members = [], []
+            for least in (False, True):
+                index = (negative if least else ~negative).nonzero().flatten()
+                if len(index):
+                    block = TIME_BLOCK if km == 1 else MEL_BLOCK
+                    matrix = banded_filters(weight[index, :, 0][:, None] if km == 1 else weight[index], block)
+                    matrix = torch.cat([matrix, bias[index].repeat(block)[None]])
+                    groups.append((matrix.to(torch.bfloat16), least))
+                    members.append(index)
+            # what the bias loses in bfloat16 is added after the max (a constant per filter)
+            return groups, torch.argsort(torch.cat(members)), bias - bias.to(torch.bfloat16).float()
         return self._cached("_bf16_cache", device, make)
 
     def _int8_weights(self, device: torch.device) -> tuple[torch.Tensor, ...]:
@@ -249,17 +313,46 @@ class _FreqPooledConv(nn.Module):
         return self._cached("_int8_cache", device, make)
 
 
-class _TimeConv(nn.Module):
+class _TimeConv(_Cached):
     """A 1-D convolution over time (7 frames, "valid" after padding 3 each side), ReLU, batch norm."""
 
     def __init__(self, c_in: int, filters: int) -> None:
         super().__init__()
         self.conv = nn.Conv1d(c_in, filters, 7, padding=3)
         self.bn = _bn(filters)
+        self.precision = FLOAT32  # eval mode: bfloat16 takes :meth:`forward_bf16` (Musicnn.use_precision)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``(n, c_in, T)`` to ``(n, filters, T)``."""
+        """``(n, c_in, T)`` to ``(n, filters, T)`` (float32 where a gradient is needed)."""
+        if self.precision == BFLOAT16 and not self.training and not (x.requires_grad and torch.is_grad_enabled()):
+            return self.forward_bf16(x)
         return self.bn(F.relu(self.conv(x)))
+
+    def forward_bf16(self, x: torch.Tensor) -> torch.Tensor:
+        """:meth:`forward` in eval mode with the convolution as one bfloat16 matrix product: every tap's filters
+        stacked, times the time-padded patches side by side, then the taps' products summed along the diagonal in
+        float32. With AMX under half the CPU of oneDNN's float32 convolution (bfloat16's gave wrong sums for some
+        shapes, see :meth:`_FreqPooledConv.pooled_first_bf16`)."""
+        n, channels, length = x.shape
+        taps = self.conv.kernel_size[0]
+        pad = int(self.conv.padding[0])
+        matrix, bias = self._cached("_bf16_cache", x.device, lambda: self._tap_matrix(x.device))
+        padded = x.new_zeros((channels, n, length + 2 * pad), dtype=torch.bfloat16)  # patches side by side
+        padded[:, :, pad:pad + length].copy_(x.transpose(0, 1))
+        y = torch.mm(matrix, padded.view(channels, -1)).view(taps, -1, n, length + 2 * pad)  # (taps, filters, ...)
+        z = y[0, :, :, :length].float() + bias[:, None, None]
+        for tap in range(1, taps):
+            z += y[tap, :, :, tap:tap + length]
+        z = z.transpose(0, 1)  # (n, filters, length)
+        bn = self.bn
+        return F.batch_norm(F.relu(z), bn.running_mean, bn.running_var, bn.weight, bn.bias, False, 0.0, bn.eps)
+
+    def _tap_matrix(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """The filters as ``(taps·filters, c_in)`` in bfloat16 (tap major) and the bias (float32)."""
+        weight = self.conv.weight.detach().to(device).float()  # (filters, c_in, taps)
+        bias = self.conv.bias
+        assert bias is not None  # built with one
+        return weight.permute(2, 0, 1).reshape(-1, weight.shape[1]).to(torch.bfloat16), bias.detach().to(device)
 
 
 @register
@@ -302,8 +395,8 @@ class Musicnn(Encoder):
 
     def use_precision(self, precision: str | None = None) -> str:
         """Run the front end's timbral and temporal filters in ``precision`` (float32, bfloat16 or int8) in eval
-        mode; ``None``: :func:`fast_precision`'s on the CPU, if :meth:`_agrees` with float32 there, else float32.
-        Returns the choice."""
+        mode, and with bfloat16 the mid end's first convolution too; ``None``: :func:`fast_precision`'s on the CPU, if
+        :meth:`_agrees` with float32 there, else float32. Returns the choice."""
         with DECIDING:  # first passes in two threads decide one at a time; blocks are set before the choice
             if precision is None:
                 precision = fast_precision() if self.dense.weight.device.type == "cpu" else FLOAT32
@@ -313,6 +406,8 @@ class Musicnn(Encoder):
                 raise ValueError(f"unknown precision {precision!r} (one of {', '.join(PRECISIONS)})")
             for block in self._front_blocks():
                 block.precision = precision
+            # the mid end's first convolution (561 channels in) too; on 64 channels bfloat16 saves nothing
+            self._mid_blocks()[0].precision = BFLOAT16 if precision == BFLOAT16 else FLOAT32
             self._precision = precision
         return precision
 
@@ -324,27 +419,38 @@ class Musicnn(Encoder):
     def _front_blocks(self) -> list[_FreqPooledConv]:
         return [b for b in (*self.timbral, *self.temporal) if isinstance(b, _FreqPooledConv)]
 
+    def _mid_blocks(self) -> list[_TimeConv]:
+        return [b for b in self.midend if isinstance(b, _TimeConv)]
+
     def _agrees(self, precision: str) -> bool:
-        """Whether the front-end blocks in ``precision`` give float32's outputs on a seeded batch of spectrogram
-        patches, every filter within :data:`BF16_TOLERANCE` of its own largest value (plus a hundredth of the
-        block's, for filters that barely respond): a guard against a kernel that sums wrongly, or is missing, on an
-        untested CPU."""
+        """Whether the front-end blocks in ``precision`` (and with bfloat16 the first mid-end block) give float32's
+        outputs on a seeded batch of spectrogram patches, every filter within :data:`BF16_TOLERANCE` of its own
+        largest value (plus a hundredth of the block's, for filters that barely respond): a guard against a kernel
+        that sums wrongly, or is missing, on an untested CPU."""
         gen = torch.Generator().manual_seed(0)
         device = self.dense.weight.device
         spec_db = torch.randn(self.cpu_batch, N_MELS, PATCH_FRAMES, generator=gen) * 15.0 - 40.0
+
+        def close(got: torch.Tensor, want: torch.Tensor) -> bool:
+            scale = want.abs().amax(dim=(0, 2))
+            scale = scale + 0.01 * scale.max()
+            return bool(((got - want).abs().amax(dim=(0, 2)) <= BF16_TOLERANCE * scale).all())
+
         with torch.inference_mode():
             h = self.input_bn(self.prepare(spec_db.to(device)).unsqueeze(1))
-            for block in self._front_blocks():
-                x = F.pad(h, (0, 0, *block.pad))
-                want = block.pooled_first(x)
-                try:
-                    got = block.pooled(x, precision)
-                except RuntimeError:  # a kernel this PyTorch lacks on this CPU (or device)
-                    return False
-                scale = want.abs().amax(dim=(0, 2))
-                scale = scale + 0.01 * scale.max()
-                if not bool(((got - want).abs().amax(dim=(0, 2)) <= BF16_TOLERANCE * scale).all()):
-                    return False
+            front = []
+            try:  # RuntimeError: a kernel this PyTorch lacks on this CPU (or device)
+                for block in self._front_blocks():
+                    x = F.pad(h, (0, 0, *block.pad))
+                    front.append(block.pooled_first(x))
+                    if not close(block.pooled(x, precision), front[-1]):
+                        return False
+                if precision == BFLOAT16:
+                    mid = self._mid_blocks()[0]
+                    x = torch.cat(front, dim=1)
+                    return close(mid.forward_bf16(x), mid.bn(F.relu(mid.conv(x))))
+            except RuntimeError:
+                return False
         return True
 
     @property
