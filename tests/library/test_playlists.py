@@ -107,15 +107,15 @@ def test_extra_tags_are_stored_and_a_version_3_catalogue_reads_them_from_its_fil
         assert lib.playlists.create("new", [track_id]).track_count == 1
 
 
-def test_a_track_that_leaves_takes_its_star_and_a_new_track_with_its_id_is_not_starred(lib: Library) -> None:
+def test_a_track_that_leaves_takes_its_star_and_its_id_is_never_given_out_again(lib: Library) -> None:
     lib.stars.star("track", [4, 1])
     lib.stars.star("album", ["al-4"])
     lib.plays.record(4)
-    lib.remove_files([b"/m/4.ogg"])  # the highest id: SQLite gives it to the next new track
+    lib.remove_files([b"/m/4.ogg"])  # the highest id: before schema 10, SQLite gave it to the next new track
     assert set(lib.stars.starred("track")) == {"1"} and set(lib.stars.starred("album")) == {"al-4"}
+    assert lib.plays.count(4) == 0
     new_id, _ = lib.add_analysis(b"/m/new.ogg", 1, 1, "fnew", _analysis(9))
-    assert new_id == 4  # the id came back ...
-    assert "4" not in lib.stars.starred("track") and lib.plays.count(4) == 0  # ... without the old star or plays
+    assert new_id == 5 and "5" not in lib.stars.starred("track")
 
 
 def test_a_version_4_catalogue_gets_the_trigger_and_loses_the_stars_of_gone_tracks(tmp_path: Path) -> None:
@@ -145,3 +145,51 @@ def test_an_edit_is_checked_whole_before_anything_is_written(lib: Library) -> No
     done = store.edit(made.id, name="renamed", comment="", remove=[0, 0, 2], add=[4, 4])
     assert (done.name, done.comment) == ("renamed", "") and store.track_ids(made.id) == [2, 4, 4]
     assert store.edit(made.id, tracks=[3], add=[1]).track_count == 2 and store.track_ids(made.id) == [3, 1]
+
+
+def _as_version_9(root: Path) -> None:
+    """Make the catalogue at ``root`` look as schema 9 left it: track ids without AUTOINCREMENT (SQLite gave the
+    highest deleted id out again)."""
+    from soundalike.library import catalog
+
+    with sqlite3.connect(root / catalog.DB_NAME) as conn:
+        conn.execute("PRAGMA foreign_keys = OFF")
+        create = conn.execute("SELECT sql FROM sqlite_master WHERE name='tracks'").fetchone()[0]
+        for name in (*catalog._FTS_TRIGGERS, "tracks_drop_stars"):
+            conn.execute(f"DROP TRIGGER {name}")
+        conn.execute("DROP VIEW tracks_fts_text")
+        conn.execute(create.replace(" AUTOINCREMENT", "").replace("CREATE TABLE tracks", "CREATE TABLE old"))
+        conn.execute("INSERT INTO old SELECT * FROM tracks")
+        conn.execute("DROP TABLE tracks")
+        conn.execute("ALTER TABLE old RENAME TO tracks")
+        conn.execute("DELETE FROM sqlite_sequence")
+        for statement in (*catalog._FTS, *catalog._TRIGGERS):
+            conn.execute(statement)
+        conn.execute("CREATE INDEX tracks_order ON tracks(f_artist, f_album, f_title, id)")
+        conn.execute("UPDATE meta SET value='9' WHERE key='schema_version'")
+
+
+def test_a_version_9_catalogue_keeps_every_row_and_never_gives_an_id_out_again(lib: Library) -> None:
+    playlist = lib.playlists.create("mix", [4, 2, 4])
+    lib.plays.record(4)
+    lib.stars.star("track", [4, 3])
+    root = lib.root
+    count = "SELECT (SELECT COUNT(*) FROM files), (SELECT COUNT(*) FROM vectors), (SELECT COUNT(*) FROM plays)"
+    before = lib.conn.execute(count).fetchone()
+    lib.close()
+    _as_version_9(root)
+    (root / "indexes").mkdir(exist_ok=True)
+    stale = root / "indexes" / "descriptor.ivf"  # a search index that may hold a deleted track's id
+    stale.write_bytes(b"ids")
+    with Library.open(root) as lib:
+        assert lib.conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == \
+            str(SCHEMA_VERSION)
+        assert "AUTOINCREMENT" in lib.conn.execute("SELECT sql FROM sqlite_master WHERE name='tracks'").fetchone()[0]
+        assert lib.conn.execute(count).fetchone() == before  # nothing that points at a track was lost
+        assert lib.playlists.track_ids(playlist.id) == [4, 2, 4] and lib.plays.count(4) == 1
+        assert [t.id for t in lib.search("t3")] == [3] and not stale.exists()
+        lib.remove_files([b"/m/4.ogg"])  # the highest id leaves, with its star, plays and playlist entries
+        assert set(lib.stars.starred("track")) == {"3"} and lib.playlists.track_ids(playlist.id) == [2]
+        new_id, _ = lib.add_analysis(b"/m/new.ogg", 1, 1, "fnew", _analysis(9))
+        assert new_id == 5 and [t.id for t in lib.search("t9")] == [5]
+        assert lib.conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1

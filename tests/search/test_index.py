@@ -9,7 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from soundalike.library.catalog import Library
+from soundalike.audio.analysis import Tags
+from soundalike.audio.descriptors import DESCRIPTOR_DIM
+from soundalike.library.catalog import DESCRIPTOR_MODEL, Library, NewTrack
 from soundalike.recommend import load_index
 from soundalike.search.index import VectorIndex, index_paths
 
@@ -44,6 +46,31 @@ def test_large_library_index_is_persisted_and_follows_the_library(styled: Path, 
         index_file.write_bytes(b"garbage")
         assert len(VectorIndex.from_library(lib, "descriptor", ann=True).ann or []) == len(exact) - 1
 
+
+
+@pytest.mark.parametrize("codec", [None, "sq8"])
+def test_a_track_added_after_the_last_one_left_is_searched_by_its_own_vector(tmp_path: Path, codec: str | None
+                                                                             ) -> None:
+    """A persisted index keys vectors by track id: a new track must never get the id of one deleted before (as
+    SQLite gave out the highest id again until catalogue schema 10), or the index would serve the old vector."""
+    rng = np.random.default_rng(0)
+
+    def track(i: int) -> NewTrack:
+        return NewTrack(path=f"/m/{i}.flac", audio_hash=f"h{i}", duration=60.0, tags=Tags(),
+                        vectors={DESCRIPTOR_MODEL: rng.standard_normal(DESCRIPTOR_DIM).astype(np.float32)})
+
+    with Library.open(tmp_path / "lib") as lib:
+        ids = lib.add_tracks([track(i) for i in range(40)])
+        assert VectorIndex.from_library(lib, DESCRIPTOR_MODEL, ann=True, codec=codec).ann is not None  # saved
+        lib.remove_files([b"/m/39.flac"])  # the highest id leaves ...
+        (new,) = lib.add_tracks([track(40)])  # ... and a new track comes, before any query
+        assert new not in ids
+        index = VectorIndex.from_library(lib, DESCRIPTOR_MODEL, ann=True, codec=codec)
+        assert ids[-1] not in index and new in index
+        want = index.embedding.transform(lib.vectors(DESCRIPTOR_MODEL, ids=[new])[1])[0]
+        assert index.search(want, 1)[0].tolist() == [new]  # through the approximate index's own vectors
+        got = index.vector_of(new)  # a compact index decodes it from there too
+        assert float(got @ want / np.linalg.norm(got) / np.linalg.norm(want)) > 0.9  # the old one: ~0
 
 
 @pytest.mark.parametrize("ann", [False, True])

@@ -31,7 +31,7 @@ from .listening import PlayLog, Stars
 from .playlists import PlaylistStore
 from .transactions import Transaction
 
-SCHEMA_VERSION = 9
+SCHEMA_VERSION = 10
 DB_NAME = "catalog.sqlite"
 #: The library's folder of search indexes (written by soundalike.search.index: ANN indexes, their statistics and
 #: re-rank stores).
@@ -44,7 +44,7 @@ log = logging.getLogger(__name__)
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS tracks (
-    id INTEGER PRIMARY KEY,
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
     audio_hash TEXT NOT NULL UNIQUE,
     duration REAL NOT NULL,
     analysed_seconds REAL NOT NULL,
@@ -424,12 +424,41 @@ def _migrate_9(conn: sqlite3.Connection) -> None:
         conn.execute(statement)
     conn.execute("INSERT INTO tracks_fts(tracks_fts) VALUES ('rebuild')")
 
+def _migrate_10(conn: sqlite3.Connection) -> None:
+    """Version 10: track ids are never given out again (AUTOINCREMENT). Before, SQLite gave a new track the id of
+    the highest one deleted, and what keys vectors by id outside the catalogue (a large library's IVF index and
+    re-rank store) could serve the deleted track's vector for it. SQLite cannot add AUTOINCREMENT to a table, so
+    ``tracks`` is copied into a new one, ids kept (foreign keys are off meanwhile: :func:`_prepare`); the views,
+    triggers and indexes on it come from _SCHEMA, _FTS and _TRIGGERS after the migrations. The search indexes are
+    dropped after the commit (:func:`_drop_search_indexes`): one may hold a deleted track's id that the new
+    sequence, starting after today's highest id, would give out."""
+    for name in (*_FTS_TRIGGERS, "tracks_drop_stars"):
+        conn.execute(f"DROP TRIGGER IF EXISTS {name}")
+    conn.execute("DROP VIEW IF EXISTS tracks_fts_text")  # a view on a dropped table would stop the rename
+    create = _SCHEMA[_SCHEMA.index("CREATE TABLE IF NOT EXISTS tracks ("):]
+    create = create[:create.index(";")].replace("IF NOT EXISTS tracks", "tracks_v10")
+    conn.execute(create)
+    columns = ", ".join(r[1] for r in conn.execute("PRAGMA table_info(tracks_v10)"))
+    conn.execute(f"INSERT INTO tracks_v10 ({columns}) SELECT {columns} FROM tracks")
+    conn.execute("DROP TABLE tracks")
+    conn.execute("ALTER TABLE tracks_v10 RENAME TO tracks")
+
+
+def _drop_search_indexes(root: Path) -> None:
+    """Remove the library's search indexes (derived data, built again on the next query)."""
+    folder = root / INDEX_DIR
+    for path in folder.glob("*") if folder.is_dir() else ():
+        with contextlib.suppress(OSError):
+            path.unlink()
+
+
 # Forward migrations: version -> the function that brings a catalogue of version - 1 to it (inside the transaction
 # of _prepare; tables, indexes and triggers that a version adds come from _SCHEMA, _FTS and _TRIGGERS after the
 # migrations ran).
 _MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {2: _migrate_2, 3: _migrate_3, 4: _migrate_4,
                                                                5: _migrate_5, 6: _migrate_6,
-                                                               7: _migrate_7, 8: _migrate_8, 9: _migrate_9}
+                                                               7: _migrate_7, 8: _migrate_8, 9: _migrate_9,
+                                                               10: _migrate_10}
 
 
 def _schema_version(conn: sqlite3.Connection) -> int | None:
@@ -458,6 +487,11 @@ def _prepare(conn: sqlite3.Connection, db: Path) -> None:
     # Version 4 reads every track's file tags: before the write lock (checked again under it: another process may
     # have migrated meanwhile, then nothing read here is used).
     backfill = _read_extra_tags(conn) if before is not None and before < 4 else None
+    # Version 10 copies the tracks table: with foreign keys on, dropping the old one would delete every row that
+    # refers to a track (files, vectors, plays...). The pragma cannot change inside a transaction.
+    rebuild = before is not None and before < 10
+    if rebuild:
+        conn.execute("PRAGMA foreign_keys = OFF")
     conn.execute("BEGIN IMMEDIATE")
     try:
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
@@ -472,6 +506,7 @@ def _prepare(conn: sqlite3.Connection, db: Path) -> None:
             if tracks >= UPGRADE_NOTICE_TRACKS:
                 log.warning("upgrading the catalogue %s from schema %d to %d (%d tracks; once, may take a minute)",
                             db, version, SCHEMA_VERSION, tracks)
+        broken = len(conn.execute("PRAGMA foreign_key_check").fetchall()) if rebuild else 0
         for target in range(version + 1, SCHEMA_VERSION + 1):
             if target == 4:
                 _migrate_4(conn, backfill)
@@ -482,11 +517,19 @@ def _prepare(conn: sqlite3.Connection, db: Path) -> None:
                 conn.execute(statement)
         for statement in (*_FTS, *_TRIGGERS):
             conn.execute(statement)
+        if rebuild and len(conn.execute("PRAGMA foreign_key_check").fetchall()) > broken:
+            raise CatalogError(f"{db}: the upgrade to schema {SCHEMA_VERSION} broke a reference between tables; "
+                               "the catalogue is left as it was")
         conn.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")
         raise
+    finally:
+        if rebuild:
+            conn.execute("PRAGMA foreign_keys = ON")
+    if version < 10:
+        _drop_search_indexes(db.parent)
 
 
 class Library:
@@ -650,7 +693,9 @@ class Library:
                 marks = ",".join("?" * len(part))
                 known.update(self.conn.execute(f"SELECT audio_hash, id FROM tracks WHERE audio_hash IN ({marks})",
                                                part).fetchall())
-            next_id = int(self.conn.execute("SELECT COALESCE(MAX(id), 0) FROM tracks").fetchone()[0]) + 1
+            next_id = int(self.conn.execute(  # after every id given out (AUTOINCREMENT's sequence), not only today's
+                "SELECT MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name='tracks'), 0),"
+                " COALESCE((SELECT MAX(id) FROM tracks), 0))").fetchone()[0]) + 1
             ids: list[int] = []
             rows = []
             for t in tracks:
