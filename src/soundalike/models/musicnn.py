@@ -195,8 +195,9 @@ class _FreqPooledConv(_Cached):
         rows, fold = self._windows(x[:, 0].to(torch.bfloat16), ones=True)
         groups, order, rest = self._bf16_weights(x.device)
         parts = [fold(torch.mm(rows, matrix).view(torch.int16), least) for matrix, least in groups]
-        picked = torch.cat(parts, dim=2)[:, :, order].view(torch.bfloat16).float() + rest  # (n, frames, filters)
-        return self._relu_bn(picked.transpose(1, 2))
+        # (n, filters, frames) in the filters' order: whole rows gathered
+        picked = torch.cat(parts, dim=2).transpose(1, 2).index_select(1, order).view(torch.bfloat16).float()
+        return self._relu_bn(picked.add_(rest[:, None]))
 
     def pooled_first_int8(self, x: torch.Tensor) -> torch.Tensor:
         """:meth:`pooled_first` (of time-padded ``x``) with the convolution as an int8 matrix product (int32 sums)
@@ -218,7 +219,7 @@ class _FreqPooledConv(_Cached):
         q = torch.round((x[:, 0] - mid[:, None, None]) / step[:, None, None]).clamp_(-128, -1).to(torch.int8)
         picked = self._banded_max(q, matrix, torch._int_mm).float()  # (n, frames, filters)
         z = picked * (step[:, None, None] * scale) + (mid[:, None, None] * total + bias)
-        return self._relu_bn(z.transpose(1, 2) * sign[:, None])
+        return self._relu_bn((z * sign).transpose(1, 2).contiguous())  # batch norm: twice as fast on rows
 
     def _banded_max(self, x: torch.Tensor, matrix: torch.Tensor,
                     product: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> torch.Tensor:
