@@ -61,11 +61,12 @@ def _cost(stages: dict) -> list[str]:  # type: ignore[type-arg]
     if precision is None and stages.get("musicnn_bfloat16") is not None:  # a run from before int8
         precision = "bfloat16" if stages["musicnn_bfloat16"] else "float32"
     if precision is not None:
-        out += [f"musicnn's front-end filters ran in {precision} in this run. The precision follows the CPU: "
+        out += [f"musicnn's front-end filters ran in {precision} in this run (with bfloat16 also its mid end's "
+                "first convolution and the contrastive part's convolutions). The precision follows the CPU: "
                 "bfloat16 with AMX tiles, int8 with AVX-512 VNNI or AVX2, bfloat16 with AVX-512 BF16, float32 "
-                "otherwise, "
-                "with the same quality on the validation albums (int8 on the test albums too); on an AMD EPYC "
-                "without AMX musicnn cost 0.15 CPU-s a track in float32, 0.08 in bfloat16 and 0.05 in int8 "
+                "otherwise, with the same quality on the validation albums and the test albums "
+                "(`quality-bfloat16.json`, `quality-int8.json` and their test reports); on an AMD EPYC without "
+                "AMX musicnn cost 0.15 CPU-s a track in float32, 0.08 in bfloat16 and 0.05 in int8 "
                 "(docs/performance.md).", ""]
     return out
 
