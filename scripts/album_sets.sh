@@ -22,6 +22,11 @@
 #                      scripts write before their runs: the change at least -1 %, its 95 % interval's lower end at
 #                      least -5 %. PATH is where the change (gain, gain_lo) sits in the JSON, keys joined by '/',
 #                      with {n} standing for N; nothing is printed when none passes
+#   paired_precisions KIND MUSIC OUT PRECISION... -- FOLDER...
+#                      index the FOLDERs as `index` ships once per SOUNDALIKE_PRECISION, into
+#                      WORK/libs/KIND-precision-<commit>-<precision>, and pair every other precision's library
+#                      with the first's query by query (benchmarks/paired_libraries.py, MUSIC its roots) over the
+#                      embeddings in the array EMBEDDINGS, into OUT
 #   test_once OUT EMBEDDING...
 #                      the test albums' one report of a choice made on validation: fetch and index the held-out set
 #                      as `index` ships (WORK/libs/test-default-<window>s) and score the embeddings there
@@ -125,5 +130,21 @@ test_once() {
   "$SL" index "$WORK/heldout" --library "$lib" --analyse-seconds "$w"
   "$PY" "$ROOT/benchmarks/quality.py" --set "test=$lib:$WORK/heldout" --embeddings "$@" --versus default \
     --out "$out" --markdown "${out%.json}.md"
+  echo "wrote $out"
+}
+
+paired_precisions() {
+  local kind=$1 music=$2 out=$3 commit p
+  shift 3
+  local precisions=() after=()
+  while [[ $1 != -- ]]; do precisions+=("$1"); shift; done
+  shift
+  commit=$(git -C "$ROOT" rev-parse --short HEAD)
+  for p in "${precisions[@]}"; do
+    SOUNDALIKE_PRECISION=$p "$SL" index "$@" --library "$WORK/libs/$kind-precision-$commit-$p"
+    [[ $p == "${precisions[0]}" ]] || after+=(--after "$p=$WORK/libs/$kind-precision-$commit-$p")
+  done
+  "$PY" "$ROOT/benchmarks/paired_libraries.py" --before "$WORK/libs/$kind-precision-$commit-${precisions[0]}" \
+    "${after[@]}" --music "$music" --embeddings "${EMBEDDINGS[@]}" --out "$out"
   echo "wrote $out"
 }

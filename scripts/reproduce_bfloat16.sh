@@ -28,14 +28,8 @@ TEST_OUT=${OUT%.json}-test.json
 cd "$ROOT"
 
 fetch_sets dev train
-commit=$(git -C "$ROOT" rev-parse --short HEAD)
-lib() { echo "$WORK/libs/$1-precision-$commit-$2"; }
-for precision in float32 bfloat16; do
-  SOUNDALIKE_PRECISION=$precision "$SL" index "${val[@]}" --library "$(lib val "$precision")"
-done
-"$PY" benchmarks/paired_libraries.py --before "$(lib val float32)" --after "bfloat16=$(lib val bfloat16)" \
-  --music "$WORK/dev,$WORK/train" --embeddings descriptor "$P/default.pt" "$P/default_contrastive.pt" default --out "$OUT"
-echo "wrote $OUT"
+EMBEDDINGS=(descriptor "$P/default.pt" "$P/default_contrastive.pt" default)
+paired_precisions val "$WORK/dev,$WORK/train" "$OUT" float32 bfloat16 -- "${val[@]}"
 
 if [[ -z $(first_equal_quality "$OUT" "candidates/{n}/results/default/change" bfloat16) ]]; then
   echo "bfloat16 does not pass the rule on validation; the test albums are not touched"
@@ -43,9 +37,4 @@ if [[ -z $(first_equal_quality "$OUT" "candidates/{n}/results/default/change" bf
 fi
 echo "bfloat16 passes on validation; the test albums report it once"
 fetch_sets heldout
-for precision in float32 bfloat16; do
-  SOUNDALIKE_PRECISION=$precision "$SL" index "$WORK/heldout" --library "$(lib test "$precision")"
-done
-"$PY" benchmarks/paired_libraries.py --before "$(lib test float32)" --after "bfloat16=$(lib test bfloat16)" \
-  --music "$WORK/heldout" --embeddings descriptor "$P/default.pt" "$P/default_contrastive.pt" default --out "$TEST_OUT"
-echo "wrote $TEST_OUT"
+paired_precisions test "$WORK/heldout" "$TEST_OUT" float32 bfloat16 -- "$WORK/heldout"

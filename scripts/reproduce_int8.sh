@@ -26,15 +26,8 @@ TEST_OUT=${OUT%.json}-test.json
 cd "$ROOT"
 
 fetch_sets dev train
-commit=$(git -C "$ROOT" rev-parse --short HEAD)
-lib() { echo "$WORK/libs/$1-precision-$commit-$2"; }
-for precision in float32 bfloat16 int8; do
-  SOUNDALIKE_PRECISION=$precision "$SL" index "${val[@]}" --library "$(lib val "$precision")"
-done
-"$PY" benchmarks/paired_libraries.py --before "$(lib val float32)" \
-  --after "bfloat16=$(lib val bfloat16)" --after "int8=$(lib val int8)" \
-  --music "$WORK/dev,$WORK/train" --embeddings descriptor "$P/default.pt" default --out "$OUT"
-echo "wrote $OUT"
+EMBEDDINGS=(descriptor "$P/default.pt" default)
+paired_precisions val "$WORK/dev,$WORK/train" "$OUT" float32 bfloat16 int8 -- "${val[@]}"
 
 if [[ -z $(first_equal_quality "$OUT" "candidates/{n}/results/default/change" int8) ]]; then
   echo "int8 does not pass the rule on validation: it stays a choice (SOUNDALIKE_PRECISION=int8); the test albums are not touched"
@@ -42,9 +35,4 @@ if [[ -z $(first_equal_quality "$OUT" "candidates/{n}/results/default/change" in
 fi
 echo "int8 passes on validation; the test albums report it once"
 fetch_sets heldout
-for precision in float32 int8; do
-  SOUNDALIKE_PRECISION=$precision "$SL" index "$WORK/heldout" --library "$(lib test "$precision")"
-done
-"$PY" benchmarks/paired_libraries.py --before "$(lib test float32)" --after "int8=$(lib test int8)" \
-  --music "$WORK/heldout" --embeddings descriptor "$P/default.pt" default --out "$TEST_OUT"
-echo "wrote $TEST_OUT"
+paired_precisions test "$WORK/heldout" "$TEST_OUT" float32 int8 -- "$WORK/heldout"
