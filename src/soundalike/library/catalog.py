@@ -424,6 +424,7 @@ def _migrate_9(conn: sqlite3.Connection) -> None:
         conn.execute(statement)
     conn.execute("INSERT INTO tracks_fts(tracks_fts) VALUES ('rebuild')")
 
+
 def _migrate_10(conn: sqlite3.Connection) -> None:
     """Version 10: track ids are never given out again (AUTOINCREMENT). Before, SQLite gave a new track the id of
     the highest one deleted, and what keys vectors by id outside the catalogue (a large library's IVF index and
