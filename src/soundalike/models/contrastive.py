@@ -31,7 +31,7 @@ from torch import nn
 from soundalike.audio.features import segment
 
 from .base import Encoder, ModelConfig, ModelError, TrackSet, db_to_unit, register, spread_segments
-from .precision import BFLOAT16, DECIDING, fast_precision
+from .precision import BFLOAT16, DECIDING, fast_precision, needs_grad
 
 
 @dataclass
@@ -184,7 +184,7 @@ class Contrastive(Encoder):
     def _fused_convs(self, h: torch.Tensor, bfloat16: bool) -> torch.Tensor:
         """The conv blocks in eval mode (:func:`fused_block`); with ``bfloat16`` in bfloat16, channels last after the
         first block (oneDNN's kernels for one input channel are fast only in the plain layout)."""
-        bfloat16 = bfloat16 and not (h.requires_grad and torch.is_grad_enabled())
+        bfloat16 = bfloat16 and not needs_grad(h)
         if bfloat16:
             h = h.to(torch.bfloat16)
         for i, block in enumerate(self.convs):

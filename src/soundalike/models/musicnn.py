@@ -37,7 +37,7 @@ from torch import nn
 from soundalike.audio.features import patches_key
 
 from .base import Encoder, ModelConfig, ModelError, TrackSet, register, spread_segments
-from .precision import BFLOAT16, DECIDING, FLOAT32, INT8, PRECISIONS, fast_precision, versions
+from .precision import BFLOAT16, DECIDING, FLOAT32, INT8, PRECISIONS, fast_precision, needs_grad, versions
 
 TF_BN_EPSILON = 1e-3
 _T = TypeVar("_T")
@@ -112,7 +112,8 @@ def _bn(channels: int) -> nn.BatchNorm1d:
 
 
 class _Cached(nn.Module):
-    """A convolution ``conv`` and its batch norm ``bn`` with forms of their weights kept for eval-mode passes."""
+    """A convolution ``conv`` and its batch norm ``bn``, with forms of their weights kept for eval-mode passes and
+    the batch norm as those passes apply it."""
 
     conv: nn.Conv1d | nn.Conv2d
     bn: nn.BatchNorm1d | nn.BatchNorm2d
@@ -126,6 +127,12 @@ class _Cached(nn.Module):
                 cached = (key, make())
             setattr(self, name, cached)
         return cached[1]
+
+    def _relu_bn(self, z: torch.Tensor) -> torch.Tensor:
+        """ReLU and the eval-mode batch norm of the convolution's outputs ``(n, filters, T)`` (for the front end:
+        its maxima over frequency; BatchNorm2d wants 4-D input: the same batch norm, on 3-D)."""
+        bn = self.bn
+        return F.batch_norm(F.relu(z), bn.running_mean, bn.running_var, bn.weight, bn.bias, False, 0.0, bn.eps)
 
 
 class _FreqPooledConv(_Cached):
@@ -149,7 +156,7 @@ class _FreqPooledConv(_Cached):
     def pooled(self, x: torch.Tensor, precision: str) -> torch.Tensor:
         """:meth:`pooled_first` of time-padded ``x`` in ``precision`` (float32, bfloat16 or int8; neither of the
         last two has a gradient, so a pass that needs one, such as a saliency map, takes float32 there)."""
-        if x.requires_grad and torch.is_grad_enabled():
+        if needs_grad(x):
             return self.pooled_first(x)
         if precision == BFLOAT16:
             return self.pooled_first_bf16(x)
@@ -257,12 +264,6 @@ class _FreqPooledConv(_Cached):
             return z.amin(dim=2) if least else z.amax(dim=2)
         return _rows(windows, 2, ones), fold_mel
 
-    def _relu_bn(self, picked: torch.Tensor) -> torch.Tensor:
-        """ReLU and the eval-mode batch norm of the filters' maxima over frequency ``(n, filters, T)`` (BatchNorm2d
-        wants 4-D input: the same batch norm, on 3-D)."""
-        bn = self.bn
-        return F.batch_norm(F.relu(picked), bn.running_mean, bn.running_var, bn.weight, bn.bias, False, 0.0, bn.eps)
-
     def _banded(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The sign-flipped filters of :meth:`pooled_first` as float32 :func:`banded_filters` (banded along time
         for the temporal filters, along the mel bands for the timbral ones), their sign-flipped bias and the signs;
@@ -325,7 +326,7 @@ class _TimeConv(_Cached):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(n, c_in, T)`` to ``(n, filters, T)`` (float32 where a gradient is needed)."""
-        if self.precision == BFLOAT16 and not self.training and not (x.requires_grad and torch.is_grad_enabled()):
+        if self.precision == BFLOAT16 and not self.training and not needs_grad(x):
             return self.forward_bf16(x)
         return self.bn(F.relu(self.conv(x)))
 
@@ -344,9 +345,7 @@ class _TimeConv(_Cached):
         z = y[0, :, :, :length].float() + bias[:, None, None]
         for tap in range(1, taps):
             z += y[tap, :, :, tap:tap + length]
-        z = z.transpose(0, 1)  # (n, filters, length)
-        bn = self.bn
-        return F.batch_norm(F.relu(z), bn.running_mean, bn.running_var, bn.weight, bn.bias, False, 0.0, bn.eps)
+        return self._relu_bn(z.transpose(1, 0))  # (n, filters, length)
 
     def _tap_matrix(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
         """The filters as ``(taps·filters, c_in)`` in bfloat16 (tap major) and the bias (float32)."""

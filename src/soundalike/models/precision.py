@@ -57,6 +57,12 @@ def fast_precision() -> str:
     return FLOAT32
 
 
+def needs_grad(x: torch.Tensor) -> bool:
+    """Whether a pass over ``x`` must keep a gradient (a saliency map, say): then the faster paths, which have
+    none, give way to float32."""
+    return x.requires_grad and torch.is_grad_enabled()
+
+
 def versions(*tensors: torch.Tensor | None) -> tuple[int | None, ...]:
     """The version counters of ``tensors`` (None for an inference tensor, which has none and cannot change outside
     inference mode): a cache made from them is stale when the tuple changes."""
