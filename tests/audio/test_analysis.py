@@ -10,7 +10,16 @@ import pytest
 
 from helpers import make_signal, write_audio
 from soundalike import synth
-from soundalike.audio.analysis import analyse_file, audio_hash, file_hash, read_tags
+from soundalike.audio.analysis import (
+    BLAKE2B,
+    DEFAULT_HASH,
+    DEFAULT_WINDOW,
+    XXH3,
+    analyse_file,
+    audio_hash,
+    file_hash,
+    read_tags,
+)
 from soundalike.audio.decode import AudioError
 
 
@@ -90,10 +99,30 @@ def test_feature_store_keys_name_their_preset_and_patches() -> None:
 
 
 def test_audio_hash_is_the_hash_libraries_store() -> None:
-    """Stored audio hashes find moved files: the quantisation (round half to even, clipped to 16 bits) and the
-    digest must never change, whatever the code computing them."""
+    """Stored audio hashes find moved files: the quantisation (round half to even, clipped to 16 bits) and each
+    algorithm's digest must never change, whatever the code computing them."""
+    import xxhash
+
     y = np.concatenate([np.linspace(-1.5, 1.5, 20001, dtype=np.float32),
                         np.array([0.5, 1.5, -2.5], np.float32) / np.float32(32767)])  # beyond full scale; ties
     expected = np.clip(np.round(y * 32767.0), -32768, 32767).astype("<i2")
-    assert audio_hash(y) == hashlib.blake2b(expected.tobytes(), digest_size=16).hexdigest()
-    assert audio_hash(y) == "55fc1a27d3756328d078eb8cf4b72667"  # as every version before computed it
+    assert audio_hash(y, BLAKE2B) == hashlib.blake2b(expected.tobytes(), digest_size=16).hexdigest()
+    assert audio_hash(y, BLAKE2B) == "55fc1a27d3756328d078eb8cf4b72667"  # as every version before computed it
+    assert audio_hash(y, XXH3) == xxhash.xxh3_128_hexdigest(expected.tobytes())
+    assert audio_hash(y, XXH3) == "d39f15f3d30c48d9ea36eeb1f8f95336" == audio_hash(y)  # new libraries' since 2026-12
+    with pytest.raises(ValueError, match="unknown hash"):
+        audio_hash(y, "md5")
+
+
+def test_file_hash_reads_every_byte_in_blocks(tmp_path: Path) -> None:
+    """Both algorithms hash the whole file, however it falls into blocks (an empty file too)."""
+    import xxhash
+
+    data = np.random.default_rng(3).integers(0, 256, 3 * 1024 + 17, dtype=np.uint8).tobytes()
+    path = tmp_path / "bytes.bin"
+    path.write_bytes(data)
+    for block in (1024, 1 << 20):
+        assert file_hash(path, BLAKE2B, block) == hashlib.blake2b(data, digest_size=16).hexdigest()
+        assert file_hash(path, XXH3, block) == xxhash.xxh3_128_hexdigest(data)
+    path.write_bytes(b"")
+    assert file_hash(path) == xxhash.xxh3_128_hexdigest(b"") and DEFAULT_HASH == DEFAULT_WINDOW.hashes == XXH3

@@ -9,6 +9,7 @@ import pytest
 import soundfile as sf
 
 from helpers import SR, make_signal, write_audio
+from soundalike import synth
 from soundalike.audio import decode as audio
 from soundalike.audio.analysis import analyse_file
 
@@ -127,6 +128,32 @@ def test_ffmpeg_decodes_ogg_as_libsndfile_does(tmp_path: Path, ext: str, rate: i
                                audio.load(path, offset=10.0, duration=2.0, decoder=audio.LIBSNDFILE), atol=1e-5)
     with pytest.raises(ValueError, match="unknown decoder"):
         audio.load(path, decoder="gstreamer")
+
+
+def test_the_short_path_for_stereo_frames_keeps_every_sample(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                                              ) -> None:
+    """Steady runs of stereo Vorbis frames take a short path: the very samples of the general one, in spans that
+    start and end anywhere — also where ffmpeg's timestamps jump around short blocks (drums), which the general
+    path follows (audio hashes are taken from these samples)."""
+    import av
+    import soxr
+
+    y = soxr.resample(synth.render_track("rock", seed=1, duration=30.0), 22050, 44100)  # libvorbis's 44.1 kHz blocks
+    path = write_audio(tmp_path / "drums.ogg", np.stack([y, y[::-1]], axis=1), sr=44100)
+    with av.open(str(path)) as container:
+        stamps = [(f.pts, f.samples) for f in container.decode(container.streams.audio[0])]
+    ahead = [(pts, n) for (at, m), (pts, n) in zip(stamps, stamps[1:], strict=False) if pts > at + m]
+    assert len(ahead) > 20  # frames stamped ahead of their place
+    # spans that start anywhere, and on the last sample of a frame stamped ahead (the frames after it are stamped
+    # before the span's start again: the general path skips them)
+    spans = [(0.0, 30.0), *((float(s), 1.7) for s in np.linspace(0.05, 27.0, 20)),
+             *(((pts + n - 1) / 44100, 0.5) for pts, n in ahead[:20])]
+    fast = audio._ffmpeg_spans(str(path), 16000, lambda _: spans)
+    monkeypatch.setattr(audio, "SHORT_PATH", False)
+    slow = audio._ffmpeg_spans(str(path), 16000, lambda _: spans)
+    assert fast is not None and slow is not None and len(fast) == len(slow) == 41
+    for a, b in zip(fast, slow, strict=True):
+        np.testing.assert_array_equal(a, b)
 
 
 @pytest.mark.parametrize("channels", [1, 2, 3])

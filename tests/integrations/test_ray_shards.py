@@ -15,7 +15,7 @@ import pyarrow as pa
 
 from helpers import make_signal, write_audio
 from soundalike.audio import decode as audio
-from soundalike.audio.analysis import Window, file_hash
+from soundalike.audio.analysis import BLAKE2B, DEFAULT_WINDOW, XXH3, Window, analyse_file, file_hash
 from soundalike.integrations.ray_engine import (
     INSTALL_HINT,
     Analyser,
@@ -41,20 +41,26 @@ def _batch(jobs: list[ScanJob], keys: list[str]) -> pa.Table:
                      "mtime_ns": [j.mtime_ns for j in jobs], "reanalyse": [j.reanalyse for j in jobs],
                      "window_seconds": [j.window.seconds for j in jobs],
                      "window_excerpts": [j.window.excerpts for j in jobs],
-                     "window_decoder": [j.window.decoder for j in jobs]})
+                     "window_decoder": [j.window.decoder for j in jobs],
+                     "window_hashes": [j.window.hashes for j in jobs]})
 
 
 def test_an_actor_analyses_with_the_librarys_window(tmp_path: Path) -> None:
     song = write_audio(tmp_path / "music" / "long.wav", make_signal(40.0, 330.0, seed=3))
-    jobs = [_job(song), replace(_job(song), window=Window.of_seconds(15))]
+    jobs = [_job(song), replace(_job(song), window=Window.of_seconds(15)),
+            replace(_job(song), window=DEFAULT_WINDOW.hashed_by(BLAKE2B))]
     keys = [job_key(j, ("melae",)) for j in jobs]
-    assert keys[0] != keys[1]
+    assert len(set(keys)) == 3
     actor = Analyser(f"file://{tmp_path}/shared", ("melae",), [], frozenset())
     fs, _ = filesystem(f"file://{tmp_path}/shared")
     rows = read_shard(fs, actor(_batch(jobs, keys))["shard"][0])
-    whole, windowed = (outcome_from_row(r)[0].analysis for r in rows)
-    assert whole is not None and windowed is not None
-    assert whole.analysed_seconds == 40.0 and windowed.analysed_seconds == 15.0  # not the default 105 s
+    (whole, _), (windowed, _), (blake, _) = (outcome_from_row(r) for r in rows)
+    assert whole.analysis is not None and windowed.analysis is not None and blake.analysis is not None
+    assert whole.analysis.analysed_seconds == 40.0 and windowed.analysis.analysed_seconds == 15.0  # not 105 s
+    # and with the library's hash algorithm (one from before XXH3 keeps BLAKE2b)
+    assert (whole.fhash, blake.fhash) == (file_hash(song, XXH3), file_hash(song, BLAKE2B))
+    assert blake.analysis.audio_hash == analyse_file(song, window=DEFAULT_WINDOW.hashed_by(BLAKE2B)).audio_hash
+    assert whole.analysis.audio_hash != blake.analysis.audio_hash
 
 
 def test_a_shard_reads_back_as_the_local_scans_outcomes(tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ import pytest
 from helpers import run_cli
 from soundalike import synth
 from soundalike.audio import decode as audio
-from soundalike.audio.analysis import DEFAULT_WINDOW, LEGACY_WINDOW, Window, analyse_file
+from soundalike.audio.analysis import BLAKE2B, DEFAULT_HASH, DEFAULT_WINDOW, LEGACY_WINDOW, XXH3, Window, analyse_file
 from soundalike.library.catalog import CatalogError, Library
 from soundalike.library.scan import WINDOW_KEY, library_window, scan
 
@@ -42,7 +42,7 @@ def test_a_library_keeps_the_window_of_its_first_scan(long_track: Path, tmp_path
         scan(lib, [long_track.parent], window=Window.of_seconds(30), isolate=False)
         assert _analysed(lib) == pytest.approx(30.0, abs=0.1)  # two 15 s excerpts of 40 s
         assert json.loads(lib.conn.execute("SELECT value FROM meta WHERE key=?", (WINDOW_KEY,)).fetchone()[0]) == \
-            {"seconds": 30.0, "excerpts": 2, "decoder": audio.DEFAULT_DECODER}
+            {"seconds": 30.0, "excerpts": 2, "decoder": audio.DEFAULT_DECODER, "hash": DEFAULT_HASH}
         assert library_window(lib) == Window(30.0, 2)
         assert scan(lib, [long_track.parent], isolate=False).unchanged == 1  # no window given: the library's
         with pytest.raises(CatalogError, match="analyses 30 s of each track"):
@@ -58,10 +58,12 @@ def test_libraries_from_before_windows_analyse_whole_tracks(long_track: Path, tm
         lib.conn.commit()
         assert library_window(lib) == LEGACY_WINDOW
         assert library_window(lib).decoder == audio.LIBSNDFILE  # and libsndfile's samples, as then
+        assert library_window(lib).hashes == BLAKE2B  # and BLAKE2b's digests
         assert _analysed(lib) == pytest.approx(40.0, abs=0.1)
     with Library.open(tmp_path / "empty") as lib:
         assert library_window(lib) == DEFAULT_WINDOW  # a new library: the default
         assert library_window(lib).decoder == audio.DEFAULT_DECODER == audio.FFMPEG_OGG
+        assert library_window(lib).hashes == DEFAULT_HASH == XXH3
 
 
 def test_index_option(long_track: Path, tmp_path: Path) -> None:
@@ -84,8 +86,10 @@ def test_a_library_keeps_the_decoder_of_its_first_scan(tmp_path: Path) -> None:
     from helpers import make_signal, write_audio
 
     ogg = write_audio(tmp_path / "music" / "a.ogg", make_signal(20.0, channels=2), sr=44100)
-    old = DEFAULT_WINDOW.decoded_by(audio.LIBSNDFILE)
-    assert analyse_file(ogg).audio_hash != analyse_file(ogg, window=old).audio_hash  # the decoders' samples differ
+    old = DEFAULT_WINDOW.decoded_by(audio.LIBSNDFILE).hashed_by(BLAKE2B)  # as libraries were then
+    samples = DEFAULT_WINDOW.hashed_by(BLAKE2B)
+    assert analyse_file(ogg, window=samples).audio_hash != analyse_file(ogg, window=old).audio_hash  # the decoders'
+    # samples differ
     with Library.open(tmp_path / "lib") as lib:
         scan(lib, [ogg.parent], window=old, isolate=False)
         lib.set_meta(WINDOW_KEY, {"seconds": 120.0, "excerpts": 8})  # as recorded before decoders were
@@ -96,3 +100,34 @@ def test_a_library_keeps_the_decoder_of_its_first_scan(tmp_path: Path) -> None:
         tagged.save()
         assert scan(lib, [ogg.parent], isolate=False).linked == 1  # the same audio: its track, new tags
         assert lib.conn.execute("SELECT id, title FROM tracks").fetchall() == [(before[0], "re-tagged")]
+
+
+def test_a_library_keeps_the_hashes_of_its_first_scan(tmp_path: Path) -> None:
+    """A library indexed before XXH3 keeps BLAKE2b: its stored hashes are how a re-tagged file keeps its track and
+    how a copy of known bytes is linked without decoding."""
+    import shutil
+
+    import mutagen
+
+    from helpers import make_signal, write_audio
+
+    ogg = write_audio(tmp_path / "music" / "a.ogg", make_signal(20.0, channels=2), sr=44100)
+    old = DEFAULT_WINDOW.hashed_by(BLAKE2B)
+    assert analyse_file(ogg).audio_hash != analyse_file(ogg, window=old).audio_hash
+    with Library.open(tmp_path / "lib") as lib:
+        scan(lib, [ogg.parent], window=old, isolate=False)
+        lib.set_meta(WINDOW_KEY, {"seconds": 105.0, "excerpts": 7, "decoder": audio.FFMPEG_OGG})  # as recorded then
+        assert library_window(lib).hashes == BLAKE2B
+        (before,) = lib.conn.execute("SELECT id FROM tracks").fetchall()
+        shutil.copy(ogg, tmp_path / "music" / "copy.ogg")
+        tagged = mutagen.File(ogg, easy=True)
+        tagged["title"] = "re-tagged"
+        tagged.save()
+        assert scan(lib, [ogg.parent], isolate=False).linked == 2  # the copy by its bytes, the original by its audio
+        assert lib.conn.execute("SELECT id, title FROM tracks").fetchall() == [(before[0], "re-tagged")]
+    with Library.open(tmp_path / "new") as lib:  # a new library: XXH3, recorded
+        scan(lib, [ogg.parent], isolate=False)
+        assert library_window(lib).hashes == XXH3
+        assert json.loads(lib.conn.execute("SELECT value FROM meta WHERE key=?", (WINDOW_KEY,)).fetchone()[0])[
+            "hash"] == XXH3
+        assert lib.conn.execute("SELECT audio_hash FROM tracks").fetchone()[0] == analyse_file(ogg).audio_hash

@@ -37,6 +37,9 @@ _FFMPEG_FIRST = frozenset({".ogg", ".oga", ".opus"})
 # Seconds decoded before an Opus excerpt (its decoder converges within 80 ms; more is margin: seeks land on pages).
 OPUS_PREROLL = 0.25
 SF_COUNT_UNKNOWN = (1 << 63) - 1  # libsndfile's SF_COUNT_MAX: the frame count it reports for an unknown length
+# Whether steady runs of stereo frames take :func:`_ffmpeg_span`'s short path (off: every frame the general way; the
+# tests compare the two).
+SHORT_PATH = True
 
 AUDIO_EXTENSIONS = frozenset(
     {".mp3", ".ogg", ".oga", ".opus", ".flac", ".wav", ".aif", ".aiff", ".m4a", ".mp4", ".aac", ".wma", ".wv",
@@ -480,7 +483,27 @@ def _ffmpeg_span(container: Any, stream: Any, native: int, offset: float, length
     in_samples = stream.time_base is not None and stream.time_base * native == 1  # Ogg: timestamps count samples
     stereo = None  # decided by the first frame: planar float with two channels (summed now, halved once later)
     frombuffer, add, f32 = np.frombuffer, np.add, np.float32
+    # Once frames follow each other inside the span (stereo planar float, timestamps in samples), each takes the
+    # short path below: the same checks and samples as the general one with less Python (~0.5 µs a frame of
+    # ~5,000 a track: 2.5 % of the decoding, docs/performance.md). Any other frame (the span's ends, a jump in
+    # timestamps, another format, rate or layout) goes the general way.
+    fast = False
+    short = SHORT_PATH
+    whole = np.empty(0, f32) if span is None else span  # the span's array, as the short path writes it
+    size = whole.size
+    end = float("inf") if last is None else last
     for frame in container.decode(stream):
+        if fast:
+            n = frame.samples
+            stop = filled + n
+            if frame.pts == at and at + n < end and stop <= size and frame.sample_rate == native:
+                planes = frame.planes
+                if len(planes) == 2 and frame.format.name == "fltp":
+                    add(frombuffer(planes[0], f32, n), frombuffer(planes[1], f32, n), out=whole[filled:stop])
+                    filled = stop
+                    at += n
+                    continue
+        fast = False  # until this frame is written: the general way may go back before the span (a timestamp jump)
         fmt = frame.format
         if fmt.name not in ("fltp", "flt") or frame.sample_rate != native:
             return None
@@ -532,6 +555,7 @@ def _ffmpeg_span(container: Any, stream: Any, native: int, offset: float, length
             out[:] = y
         if last is not None and at >= last:
             break
+        fast = short and bool(stereo) and in_samples and span is not None
     if span is not None and filled:
         blocks.append(span[:filled])
     return blocks, bool(stereo)

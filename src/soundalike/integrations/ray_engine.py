@@ -114,7 +114,7 @@ def job_key(job: ScanJob, presets: Sequence[str], model_ids: Sequence[str] = ())
     """What identifies one file's analysis in a shard: its path, size, mtime and what is computed from it."""
     h = hashlib.blake2b(digest_size=16)
     h.update(f"{SHARD_VERSION}|{DESCRIPTOR_VERSION}|{','.join(presets)}|{','.join(model_ids)}|{job.reanalyse}|"
-             f"{job.size}|{job.mtime_ns}|{job.window.seconds}|{job.window.excerpts}|{job.window.decoder}|".encode())
+             f"{job.size}|{job.mtime_ns}|{job.window.seconds}|{job.window.excerpts}|{job.window.decoder}|{job.window.hashes}|".encode())
     h.update(job.path)
     return h.hexdigest()
 
@@ -255,12 +255,13 @@ class Analyser:
 
     def __call__(self, batch: pa.Table) -> dict[str, list[Any]]:
         """Analyse one batch of files (columns key, path, size, mtime_ns, reanalyse and the library's window:
-        window_seconds, window_excerpts, window_decoder) and write its shard."""
+        window_seconds, window_excerpts, window_decoder, window_hashes) and write its shard."""
         items = batch.to_pylist()
         outcomes, cpu = [], []
         for r in items:
             started = time.process_time()
-            window = Window(float(r["window_seconds"]), int(r["window_excerpts"]), str(r["window_decoder"]))
+            window = Window(float(r["window_seconds"]), int(r["window_excerpts"]), str(r["window_decoder"]),
+                            str(r["window_hashes"]))
             job = ScanJob(bytes(r["path"]), int(r["size"]), int(r["mtime_ns"]), bool(r["reanalyse"]), window)
             _inject_fault(job.path)  # tests and the fault campaign only (FAULT_ENV), as in a local worker
             outcomes.append(process_file(job, self.presets, self._known))
@@ -454,7 +455,8 @@ class RayRunner:
             batch = max(1, self.settings.batch)
             records = [{"key": key, "path": job.path, "size": job.size, "mtime_ns": job.mtime_ns,
                         "reanalyse": job.reanalyse, "window_seconds": job.window.seconds,
-                        "window_excerpts": job.window.excerpts, "window_decoder": job.window.decoder}
+                        "window_excerpts": job.window.excerpts, "window_decoder": job.window.decoder,
+                        "window_hashes": job.window.hashes}
                        for key, job in items]  # the library's window: the actors analyse as a local scan would
             ds = ray.data.from_items(records, override_num_blocks=max(1, -(-len(records) // batch)))
             with warnings.catch_warnings():

@@ -26,6 +26,7 @@ from multiprocessing.connection import Connection
 
 from soundalike.audio import decode as audio
 from soundalike.audio.analysis import (
+    BLAKE2B,
     DEFAULT_PRESETS,
     DEFAULT_WINDOW,
     LEGACY_WINDOW,
@@ -42,23 +43,26 @@ WINDOW_KEY = "analysis_window"
 
 
 def library_window(lib: Library, requested: Window | None = None, *, store: bool = False) -> Window:
-    """The analysis window and decoder of a library: the ones it was first indexed with (libraries from before
-    windows: whole tracks; from before decoders were recorded: libsndfile's), else ``requested`` or the default;
+    """The analysis window, decoder and hash algorithm of a library: the ones it was first indexed with (libraries
+    from before windows: whole tracks; from before decoders were recorded: libsndfile's; from before hash algorithms
+    were: BLAKE2b), else ``requested`` or the default;
     ``store`` records it (under the writer lock). Asking an indexed library for another window is a
     :class:`CatalogError`: its tracks would be described differently."""
     row = lib.conn.execute("SELECT value FROM meta WHERE key=?", (WINDOW_KEY,)).fetchone()
     if row is not None:
         values = json.loads(row[0])
-        window = Window(float(values["seconds"]), int(values["excerpts"]), values.get("decoder", audio.LIBSNDFILE))
+        window = Window(float(values["seconds"]), int(values["excerpts"]), values.get("decoder", audio.LIBSNDFILE),
+                        values.get("hash", BLAKE2B))
     elif lib.conn.execute("SELECT 1 FROM tracks LIMIT 1").fetchone() is not None:
-        window = LEGACY_WINDOW.decoded_by(audio.LIBSNDFILE)
+        window = LEGACY_WINDOW.decoded_by(audio.LIBSNDFILE).hashed_by(BLAKE2B)
     else:
         window = requested or DEFAULT_WINDOW
     if requested is not None and requested != window:
         raise CatalogError(f"{lib.root} analyses {_describe(window)} of each track (set when it was first indexed); "
                            f"{_describe(requested)} would describe new tracks differently: index into a new --library")
     if store and row is None:
-        lib.set_meta(WINDOW_KEY, {"seconds": window.seconds, "excerpts": window.excerpts, "decoder": window.decoder})
+        lib.set_meta(WINDOW_KEY, {"seconds": window.seconds, "excerpts": window.excerpts, "decoder": window.decoder,
+                                  "hash": window.hashes})
     return window
 
 
@@ -304,7 +308,7 @@ def process_file(job: _Job, presets: tuple[str, ...],
     scan's workers and by the Ray engine's actors (:mod:`soundalike.integrations.ray_engine`)."""
     shown = audio.display_path(job.path)
     try:
-        fhash = file_hash(job.path)
+        fhash = file_hash(job.path, job.window.hashes)
     except FileNotFoundError:
         return _Outcome(job, error=audio.MissingFileError(shown, "file vanished during the scan (moved or deleted)"))
     except OSError as exc:
