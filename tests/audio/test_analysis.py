@@ -14,6 +14,7 @@ from soundalike.audio.analysis import (
     BLAKE2B,
     DEFAULT_HASH,
     DEFAULT_WINDOW,
+    HASH_BLOCK,
     XXH3,
     analyse_file,
     audio_hash,
@@ -112,6 +113,12 @@ def test_audio_hash_is_the_hash_libraries_store() -> None:
     assert audio_hash(y, XXH3) == "d39f15f3d30c48d9ea36eeb1f8f95336" == audio_hash(y)  # new libraries' since 2026-12
     with pytest.raises(ValueError, match="unknown hash"):
         audio_hash(y, "md5")
+    long = np.tile(y, 11)  # several hash blocks and a part of one: one digest of all the samples
+    assert long.size > 3 * HASH_BLOCK
+    expected = np.clip(np.round(long * 32767.0), -32768, 32767).astype("<i2")
+    assert audio_hash(long) == xxhash.xxh3_128_hexdigest(expected.tobytes())
+    assert audio_hash(long, BLAKE2B) == hashlib.blake2b(expected.tobytes(), digest_size=16).hexdigest()
+    assert audio_hash(np.zeros(0, np.float32)) == xxhash.xxh3_128_hexdigest(b"")
 
 
 def test_file_hash_reads_every_byte_in_blocks(tmp_path: Path) -> None:

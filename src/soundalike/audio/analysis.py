@@ -132,17 +132,27 @@ def file_hash(path: str | bytes | os.PathLike[str], algorithm: str = DEFAULT_HAS
     return str(h.hexdigest())
 
 
+# Samples quantised at a time for the audio hash: the temporaries stay in the cache (384 KB) instead of two arrays
+# of the whole window in fresh pages (9 and 4.6 MB: ~1 ms of page faults a track, as much as the rest of the hash).
+HASH_BLOCK = 1 << 16
+
+
 def audio_hash(y: np.ndarray, algorithm: str = DEFAULT_HASH) -> str:
     """The hash of the decoded samples quantised to 16 bits: tag edits, renames and moves keep the same hash."""
     # clip(round(y * 32767)) as int16, in y's own float precision as ever: the product clipped in place, then
-    # rounded straight into the int16 array (values in range are integers after the clip: the same as rounding
-    # first), three passes where four were.
-    q = np.multiply(np.asarray(y), 32767.0)
-    np.clip(q, -32768, 32767, out=q)
-    quantised = np.empty(q.shape, "<i2")
-    np.rint(q, out=quantised, casting="unsafe")
+    # rounded straight into the int16 block (values in range are integers after the clip: the same as rounding
+    # first), block by block into one digest (the same digest as the whole array's).
+    y = np.asarray(y)
     h = _hasher(algorithm)
-    h.update(quantised)
+    scaled = np.empty(min(y.size, HASH_BLOCK), np.result_type(y.dtype, np.float32))
+    quantised = np.empty(scaled.size, "<i2")
+    for start in range(0, y.size, HASH_BLOCK):
+        part = y[start:start + HASH_BLOCK]
+        q, out = scaled[:part.size], quantised[:part.size]
+        np.multiply(part, 32767.0, out=q)
+        np.clip(q, -32768, 32767, out=q)
+        np.rint(q, out=out, casting="unsafe")
+        h.update(out)
     return str(h.hexdigest())
 
 
