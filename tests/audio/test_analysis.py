@@ -119,6 +119,12 @@ def test_audio_hash_is_the_hash_libraries_store() -> None:
     assert audio_hash(long) == xxhash.xxh3_128_hexdigest(expected.tobytes())
     assert audio_hash(long, BLAKE2B) == hashlib.blake2b(expected.tobytes(), digest_size=16).hexdigest()
     assert audio_hash(np.zeros(0, np.float32)) == xxhash.xxh3_128_hexdigest(b"")
+    # any shape in C order, each dtype's own precision (float16 products overflow to the clip), as before the blocks
+    assert audio_hash(long.reshape(11, -1)) == audio_hash(long)
+    half = np.linspace(-1.5, 1.5, 1001, dtype=np.float16)
+    assert audio_hash(half, BLAKE2B) == hashlib.blake2b(
+        np.clip(np.rint(half * 32767.0), -32768, 32767).astype("<i2").tobytes(), digest_size=16).hexdigest()
+    assert audio_hash(half) != audio_hash(half.astype(np.float32))
 
 
 def test_file_hash_reads_every_byte_in_blocks(tmp_path: Path) -> None:

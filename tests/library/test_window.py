@@ -131,3 +131,8 @@ def test_a_library_keeps_the_hashes_of_its_first_scan(tmp_path: Path) -> None:
         assert json.loads(lib.conn.execute("SELECT value FROM meta WHERE key=?", (WINDOW_KEY,)).fetchone()[0])[
             "hash"] == XXH3
         assert lib.conn.execute("SELECT audio_hash FROM tracks").fetchone()[0] == analyse_file(ogg).audio_hash
+    with Library.open(tmp_path / "future") as lib:  # an algorithm this version does not know: said, not guessed
+        scan(lib, [ogg.parent], isolate=False)
+        lib.set_meta(WINDOW_KEY, {"seconds": 105.0, "excerpts": 7, "decoder": audio.FFMPEG_OGG, "hash": "xxh4"})
+        with pytest.raises(CatalogError, match="hashes .xxh4., which this soundalike does not know"):
+            scan(lib, [ogg.parent], isolate=False)

@@ -142,9 +142,9 @@ def audio_hash(y: np.ndarray, algorithm: str = DEFAULT_HASH) -> str:
     # clip(round(y * 32767)) as int16, in y's own float precision as ever: the product clipped in place, then
     # rounded straight into the int16 block (values in range are integers after the clip: the same as rounding
     # first), block by block into one digest (the same digest as the whole array's).
-    y = np.asarray(y)
+    y = np.ravel(y)  # any shape, in C order, as the whole array's bytes were
     h = _hasher(algorithm)
-    scaled = np.empty(min(y.size, HASH_BLOCK), np.result_type(y.dtype, np.float32))
+    scaled = np.empty(min(y.size, HASH_BLOCK), np.result_type(y.dtype, 32767.0))  # y * 32767's own type
     quantised = np.empty(scaled.size, "<i2")
     for start in range(0, y.size, HASH_BLOCK):
         part = y[start:start + HASH_BLOCK]

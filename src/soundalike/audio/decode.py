@@ -496,7 +496,7 @@ def _ffmpeg_span(container: Any, stream: Any, native: int, offset: float, length
         if fast:
             n = frame.samples
             stop = filled + n
-            if frame.pts == at and at + n < end and stop <= size and frame.sample_rate == native:
+            if n > 0 and frame.pts == at and at + n < end and stop <= size and frame.sample_rate == native:
                 planes = frame.planes
                 if len(planes) == 2 and frame.format.name == "fltp":
                     add(frombuffer(planes[0], f32, n), frombuffer(planes[1], f32, n), out=whole[filled:stop])

@@ -31,7 +31,7 @@ from .listening import PlayLog, Stars
 from .playlists import PlaylistStore
 from .transactions import Transaction
 
-SCHEMA_VERSION = 10
+SCHEMA_VERSION = 11
 DB_NAME = "catalog.sqlite"
 #: The library's folder of search indexes (written by soundalike.search.index: ANN indexes, their statistics and
 #: re-rank stores).
@@ -445,6 +445,13 @@ def _migrate_10(conn: sqlite3.Connection) -> None:
     conn.execute("ALTER TABLE tracks_v10 RENAME TO tracks")
 
 
+def _migrate_11(conn: sqlite3.Connection) -> None:
+    """Version 11: no table changes. A library's analysis window may now record its hash algorithm
+    (``scan.library_window``: new libraries hash with XXH3, older ones keep BLAKE2b); a soundalike before it would
+    ignore that and hash a library's new files with BLAKE2b — a moved or copied file would then become a new track
+    and its history would be lost — so the number makes such a version refuse the catalogue ("newer schema")."""
+
+
 def _drop_search_indexes(root: Path) -> None:
     """Remove the library's search indexes (derived data, built again on the next query)."""
     folder = root / INDEX_DIR
@@ -459,7 +466,7 @@ def _drop_search_indexes(root: Path) -> None:
 _MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {2: _migrate_2, 3: _migrate_3, 4: _migrate_4,
                                                                5: _migrate_5, 6: _migrate_6,
                                                                7: _migrate_7, 8: _migrate_8, 9: _migrate_9,
-                                                               10: _migrate_10}
+                                                               10: _migrate_10, 11: _migrate_11}
 
 
 def _schema_version(conn: sqlite3.Connection) -> int | None:

@@ -29,6 +29,7 @@ from soundalike.audio.analysis import (
     BLAKE2B,
     DEFAULT_PRESETS,
     DEFAULT_WINDOW,
+    HASHES,
     LEGACY_WINDOW,
     Analysis,
     Window,
@@ -57,6 +58,9 @@ def library_window(lib: Library, requested: Window | None = None, *, store: bool
         window = LEGACY_WINDOW.decoded_by(audio.LIBSNDFILE).hashed_by(BLAKE2B)
     else:
         window = requested or DEFAULT_WINDOW
+    if window.decoder not in audio.DECODERS or window.hashes not in HASHES:
+        raise CatalogError(f"{lib.root} was indexed with decoder {window.decoder!r} and hashes {window.hashes!r}, "
+                           "which this soundalike does not know: upgrade soundalike to use it")
     if requested is not None and requested != window:
         raise CatalogError(f"{lib.root} analyses {_describe(window)} of each track (set when it was first indexed); "
                            f"{_describe(requested)} would describe new tracks differently: index into a new --library")
