@@ -71,7 +71,12 @@ def make_mixed_library(folder: Path, *, seed: int = 0, tracks_per_style: int = 4
         synth.write_track(path, synth.render_track(style, seed=seed + 10 + i, duration=duration), 22050,
                           artist="Gone", album="Vanishing", title=f"Going {i}")
         vanish.append(path)
-    return {"good": len(good), "broken": 4, "crash": 1, "vanishing": [str(p) for p in vanish],
+    # One track stays beside them: a scan that finds a known file's folder empty keeps the file (the mount point of
+    # an unmounted disk looks the same: library/scan.py), so files that vanish from a folder that is then empty stay
+    # in the catalogue until `soundalike prune` — by design, not what this campaign checks.
+    synth.write_track(folder / "vanishing" / "stays.ogg", synth.render_track("rock", seed=seed + 12,
+                      duration=duration), 22050, artist="Gone", album="Vanishing", title="Stays")
+    return {"good": len(good) + 1, "broken": 4, "crash": 1, "vanishing": [str(p) for p in vanish],
             "bytes": len(first)}
 
 
