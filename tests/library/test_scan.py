@@ -208,6 +208,24 @@ def test_a_file_that_crashes_its_worker_is_recorded_and_the_scan_goes_on(tmp_pat
         assert lib.stats()["errors"] == {"crashed": 2} and lib.stats()["tracks"] == 6
 
 
+def test_files_a_broken_pool_refuses_go_to_the_next_pool() -> None:
+    """A worker can die between two waits of the scan (the crash of a file it took after the last one finished):
+    the pool then refuses new files. They are handed back in order, not lost and not raised (a resumed
+    `kill -9` campaign saw `index` fail with BrokenProcessPool from `submit`)."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+
+    from soundalike.library.scan import ScanJob, _submit
+
+    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        with pytest.raises(BrokenProcessPool):
+            pool.submit(os._exit, 1).result(timeout=60)  # the worker dies: the pool is broken
+        jobs = [ScanJob(f"/m/{i}.ogg".encode(), 1, 1) for i in range(3)]
+        pending: dict = {}  # type: ignore[type-arg]
+        assert _submit(pool, jobs, ("melae",), pending) == jobs and pending == {}
+
+
 def test_workers_die_with_a_killed_scan(tmp_path: Path) -> None:
     music = tmp_path / "music"
     for i in range(16):

@@ -10,6 +10,7 @@ that cannot be read (an unmounted disk, a share that is down) removes nothing fr
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import multiprocessing
 import os
@@ -511,27 +512,29 @@ def _run_pool(lib: Library, todo: list[_Job], presets: tuple[str, ...], jobs: in
         return ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_init_worker,
                                    initargs=(str(lib.root), os.getpid()))
 
-    queue = iter(todo)
+    queue: Iterator[_Job] = iter(todo)
     pool = new_pool()
     pending: dict[Future[_Outcome], _Job] = {}
     try:
         while True:
             # Keep a bounded number of files in flight so memory stays flat on huge libraries.
-            for job in _take(queue, jobs * 2 - len(pending)):
-                pending[pool.submit(_process, job, presets)] = job
-            if not pending:
+            unsent = _submit(pool, _take(queue, jobs * 2 - len(pending)), presets, pending)
+            if unsent:  # a worker died after the last wait: these files never ran, they go first to the next pool
+                queue = itertools.chain(unsent, queue)
+            if not pending and not unsent:
                 return
-            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
             suspects: list[_Job] = []
-            for fut in finished:
-                job = pending.pop(fut)
-                try:
-                    outcome = fut.result()
-                except BrokenProcessPool:
-                    suspects.append(job)
-                    continue
-                commit(outcome)
-            if suspects:
+            if pending:
+                finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for fut in finished:
+                    job = pending.pop(fut)
+                    try:
+                        outcome = fut.result()
+                    except BrokenProcessPool:
+                        suspects.append(job)
+                        continue
+                    commit(outcome)
+            if suspects or unsent:
                 suspects += list(pending.values())
                 pending.clear()
                 pool.shutdown(wait=True, cancel_futures=True)
@@ -554,6 +557,18 @@ def _forget_gone(lib: Library, roots: Sequence[str | os.PathLike[str]], known: d
     gone = [p for p in known if p not in seen and any(is_under(p, pre) for pre in prefixes)]
     safe = [p for p in gone if (folder := os.path.dirname(p)) in walk.listed and folder not in walk.empty]
     return lib.remove_files(safe), len(gone) - len(safe)
+
+
+def _submit(pool: ProcessPoolExecutor, jobs: list[_Job], presets: tuple[str, ...],
+            pending: dict[Future[_Outcome], _Job]) -> list[_Job]:
+    """Submit ``jobs`` to ``pool`` (each into ``pending``); the ones it refused because it is broken — a worker died
+    since the caller last waited on it — are returned, in order, to be run by a fresh pool."""
+    for i, job in enumerate(jobs):
+        try:
+            pending[pool.submit(_process, job, presets)] = job
+        except BrokenProcessPool:
+            return jobs[i:]
+    return []
 
 
 def _take(it: Iterator[_Job], n: int) -> list[_Job]:
