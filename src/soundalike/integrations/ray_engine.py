@@ -114,7 +114,8 @@ def job_key(job: ScanJob, presets: Sequence[str], model_ids: Sequence[str] = ())
     """What identifies one file's analysis in a shard: its path, size, mtime and what is computed from it."""
     h = hashlib.blake2b(digest_size=16)
     h.update(f"{SHARD_VERSION}|{DESCRIPTOR_VERSION}|{','.join(presets)}|{','.join(model_ids)}|{job.reanalyse}|"
-             f"{job.size}|{job.mtime_ns}|{job.window.seconds}|{job.window.excerpts}|{job.window.decoder}|{job.window.hashes}|".encode())
+             f"{job.size}|{job.mtime_ns}|{job.window.seconds}|{job.window.excerpts}|{job.window.decoder}|"
+             f"{job.window.hashes}|".encode())
     h.update(job.path)
     return h.hexdigest()
 
