@@ -99,10 +99,10 @@ def ensure_embedded(lib: Any, key: str) -> str:
     """Embed each model a key names (resolved as ``soundalike index --model`` resolves it) where the library lacks
     it; returns the catalogue key."""
     from soundalike.models.embedding import checkpoints_for, embed_library, resolve_model
-    from soundalike.search.space import split_neighbours, split_part
+    from soundalike.search.space import model_parts
 
-    for part in split_neighbours(key)[0].split("+"):
-        for checkpoint in checkpoints_for(split_part(part)[0], lib):
+    for part in model_parts(key):  # a part's metric (``#rca-…``) is applied when searching: nothing to embed
+        for checkpoint in checkpoints_for(part, lib):
             embed_library(lib, checkpoint)
     return resolve_model(lib, key) if key != "descriptor" else key
 

@@ -27,6 +27,10 @@
 #                      WORK/libs/KIND-precision-<commit>-<precision>, and pair every other precision's library
 #                      with the first's query by query (benchmarks/paired_libraries.py, MUSIC its roots) over the
 #                      embeddings in the array EMBEDDINGS, into OUT
+#   index_val_and_nontest
+#                      fetch the dev and train sets and index, as `index` ships (the default analysis window W), the
+#                      11 validation albums into VAL_LIB=WORK/libs/val-default-<W>s and every non-test album (dev +
+#                      train) into WIDE_LIB=WORK/libs/nontest-<W>s; sets W, VAL_LIB and WIDE_LIB
 #   test_once OUT EMBEDDING...
 #                      the test albums' one report of a choice made on validation: fetch and index the held-out set
 #                      as `index` ships (WORK/libs/test-default-<window>s) and score the embeddings there
@@ -119,6 +123,15 @@ for n in sys.argv[3:]:
         print(n)
         break
 PY
+}
+
+index_val_and_nontest() {
+  fetch_sets dev train
+  W=$("$PY" -c "from soundalike.audio.analysis import DEFAULT_WINDOW as w; print(f'{w.seconds:g}')")
+  VAL_LIB=$WORK/libs/val-default-${W}s
+  WIDE_LIB=$WORK/libs/nontest-${W}s
+  "$SL" index "${val[@]}" --library "$VAL_LIB" --analyse-seconds "$W"
+  "$SL" index "$WORK/dev" "$WORK/train" --library "$WIDE_LIB" --analyse-seconds "$W"
 }
 
 test_once() {

@@ -32,12 +32,7 @@ WIDE_OUT=${OUT%.json}-wide.json
 TEST_OUT=${OUT%.json}-test.json
 cd "$ROOT"
 
-fetch_sets dev train
-W=$("$PY" -c "from soundalike.audio.analysis import DEFAULT_WINDOW as w; print(f'{w.seconds:g}')")
-VAL_LIB=$WORK/libs/val-default-${W}s
-WIDE_LIB=$WORK/libs/nontest-${W}s
-"$SL" index "${val[@]}" --library "$VAL_LIB" --analyse-seconds "$W"
-"$SL" index "$WORK/dev" "$WORK/train" --library "$WIDE_LIB" --analyse-seconds "$W"
+index_val_and_nontest
 
 COUNTS=(5 8 10)
 BEFORE="descriptor@0.14+$P/default.pt@0.56+$P/default_contrastive.pt@0.3"

@@ -338,10 +338,12 @@ def _settings(name: str, pairs: list[str]) -> dict[str, Any]:
 @app.command()
 def models(settings: str | None = typer.Option(None, "--settings", metavar="NAME",
                                                help="List one family's hyper-parameters and their defaults.")) -> None:
-    """List the model families with their seed paper and mel preset."""
+    """List the model families with their seed paper and mel preset, then the learned metrics a search key may name
+    after a part (``descriptor#rca-…``)."""
     import dataclasses
 
     from soundalike.models import ModelError, model_class, model_names
+    from soundalike.search.metric import load_metric, shipped_metrics
 
     if settings is not None:
         try:
@@ -354,6 +356,10 @@ def models(settings: str | None = typer.Option(None, "--settings", metavar="NAME
     for name in model_names():
         cls = model_class(name)
         out.print(f"{name:15s} preset {cls.preset_name:9s} {cls.source}")
+    for name in shipped_metrics():
+        metric = load_metric(name)
+        out.print(f"{name:15s} metric of {metric.model} ({metric.info.get('kind', 'rca')}, "
+                  f"{metric.info.get('albums', '?')} train albums): search it as {metric.model}#{name}")
 
 
 def _filters(no_same_artist: bool, no_same_album: bool, max_per_artist: int | None, max_per_album: int | None,
@@ -371,8 +377,10 @@ KeepDuplicates = typer.Option(False, "--keep-duplicates",
                               help="Also list other versions of one recording (same artist and title).")
 ModelOption = typer.Option("default", "--model", help="Embedding to search: default, descriptor, a family name, a "
                                                       "model id, a fused key (descriptor+melae) or a checkpoint file; "
-                                                      "~nnK at the end averages each track with its nearest "
-                                                      "(K tracks, itself included: default~nn5).")
+                                                      "a part may name a learned metric after # "
+                                                      "(descriptor#rca-3c9442fb); ~nnK at the end averages each "
+                                                      "track with its nearest (K tracks, itself included: "
+                                                      "default~nn5).")
 FormatOption = typer.Option(OutputFormat.text, "--format", "-f", help="text, json or m3u.")
 
 

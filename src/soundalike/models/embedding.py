@@ -29,6 +29,7 @@ from .pretrained import (
     default_checkpoint,
     default_checkpoints,
     default_fusion,
+    default_metrics,
     default_neighbours,
     shipped_checkpoint,
     shipped_model_ids,
@@ -326,8 +327,10 @@ def _checkpoint_model_id(path: str, mtime_ns: int) -> str:
 
 def resolve_model(lib: Library, name: str) -> str:
     """The catalogue key for ``name``: ``default`` (the shipped model, else descriptors), ``descriptor``, an exact
-    model id, a family name (its newest embedding), a shipped model (``musicnn-msd``) or a checkpoint file."""
-    from soundalike.search.space import SpaceError, split_neighbours, with_neighbours
+    model id, a family name (its newest embedding), a shipped model (``musicnn-msd``) or a checkpoint file; fused
+    (``+``), weighted (``@``), with a part's metric (``#``) or smoothed (``~nnK``) keys resolve part by part."""
+    from soundalike.search.metric import METRIC_MARK
+    from soundalike.search.space import SpaceError, part_metrics, split_neighbours, with_neighbours
 
     present = set(lib.models())
     if name == DESCRIPTOR_MODEL or name in present:
@@ -347,6 +350,19 @@ def resolve_model(lib: Library, name: str) -> str:
             raise CatalogError(str(exc)) from None
         return "+".join(resolve_model(lib, part) + (f"@{weight:g}" if weight is not None else "")
                         for part, weight in parts)
+    if METRIC_MARK in name and not os.path.isfile(name):  # a part with a learned metric: resolve its model
+        from soundalike.search.metric import MetricError, split_metric
+
+        try:
+            model, metric = split_metric(name)
+        except MetricError as exc:
+            raise CatalogError(str(exc)) from None
+        resolved = f"{resolve_model(lib, model)}{METRIC_MARK}{metric}"
+        try:
+            part_metrics(resolved)  # known, and fitted for this embedding: checked before any index is built
+        except SpaceError as exc:
+            raise CatalogError(str(exc)) from None
+        return resolved
     if name == DEFAULT_NAME:
         return default_key(lib, present)
     registered = registered_models(lib)
@@ -371,17 +387,20 @@ def default_key(lib: Library, present: set[str] | None = None) -> str:
     """The catalogue key of ``default``: the fusion of ``default.json`` (weights chosen on validation,
     docs/models.md) over the parts this library has embeddings of; the descriptors alone when it has none."""
     present = set(lib.models()) if present is None else present
-    known = shipped_model_ids()
-    parts = []
+    from soundalike.search.metric import METRIC_MARK
+
+    known, metrics = shipped_model_ids(), default_metrics()
+    found: list[tuple[str, str | None, float]] = []
     for path, weight in default_fusion():
         if path is None:
-            parts.append((DESCRIPTOR_MODEL, weight))
+            found.append((DESCRIPTOR_MODEL, metrics.get(DESCRIPTOR_MODEL), weight))
         elif path.is_file():
             model_id = known.get(path.name) or _checkpoint_model_id(str(path), path.stat().st_mtime_ns)
             if model_id in present:  # a library indexed before this part shipped searches without it
-                parts.append((model_id, weight))
-    if all(part == DESCRIPTOR_MODEL for part, _ in parts):
-        return DESCRIPTOR_MODEL
+                found.append((model_id, metrics.get(path.name), weight))
+    if all(part == DESCRIPTOR_MODEL for part, _, _ in found):
+        return DESCRIPTOR_MODEL  # the descriptors alone: as they are, not through a metric fitted for the fusion
+    parts = [(part + (f"{METRIC_MARK}{metric}" if metric else ""), weight) for part, metric, weight in found]
     if len({weight for _, weight in parts}) == 1:
         key = "+".join(part for part, _ in parts)
     else:

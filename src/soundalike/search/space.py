@@ -7,6 +7,10 @@ key weighs them (``descriptor@0.2+musicnn-…@0.8``: the cosine is the weighted 
 z-score: descriptor columns have unrelated units, and learned embeddings share a large common offset that would
 make every cosine close to 1.
 
+A part may name a learned metric after its model (``descriptor#rca-1a2b3c4d@0.14``,
+:mod:`soundalike.search.metric`): its raw vectors then go through that fixed map first, and the library's statistics
+only centre the mapped columns (the metric's whitening sets their scale; z-scoring them again would undo it).
+
 Segment sequences (for sequence distances) go through the same transform, row by row, with the same statistics;
 a part without a time axis (the descriptors: one vector per track) contributes its pooled block to every row,
 so a fused key compares sequences by ``Σ weight · cos`` of its parts.
@@ -29,6 +33,7 @@ import numpy as np
 from soundalike.audio import descriptors
 from soundalike.library.catalog import DESCRIPTOR_MODEL, CatalogError, Library
 
+from .metric import Metric, MetricError, load_metric, split_metric
 from .vectors import standardise, unit_rows
 
 
@@ -78,9 +83,34 @@ def with_neighbours(key: str, neighbours: int) -> str:
 
 
 def model_parts(key: str) -> list[str]:
-    """The stored embeddings a (possibly fused, possibly weighted: ``a@0.2+b@0.8``, possibly smoothed: ``~nn5``)
-    key is made of."""
-    return [split_part(k)[0] for k in split_neighbours(key)[0].split("+") if k]
+    """The stored embeddings a (possibly fused, possibly weighted: ``a@0.2+b@0.8``, possibly smoothed: ``~nn5``,
+    possibly with metrics: ``a#rca-1a2b3c4d``) key is made of."""
+    try:
+        return [split_metric(split_part(k)[0])[0] for k in split_neighbours(key)[0].split("+") if k]
+    except MetricError as exc:
+        raise SpaceError(str(exc)) from None
+
+
+def part_metrics(key: str) -> list[Metric | None]:
+    """The learned metric each part of ``key`` names (None where it names none); :class:`SpaceError` for an
+    unknown one or one fitted for another embedding."""
+    out: list[Metric | None] = []
+    for part in split_neighbours(key)[0].split("+"):
+        if not part:
+            continue
+        try:
+            model, name = split_metric(split_part(part)[0])
+            metric = load_metric(name) if name is not None else None
+        except MetricError as exc:
+            raise SpaceError(str(exc)) from None
+        if metric is not None and metric.model != model:
+            raise SpaceError(f"{part!r}: {name} was fitted for {metric.model}, not {model}")
+        if metric is not None and model == DESCRIPTOR_MODEL and \
+                metric.info.get("descriptor_version") != descriptors.DESCRIPTOR_VERSION:
+            raise SpaceError(f"{part!r}: {name} was fitted on version {metric.info.get('descriptor_version')} "
+                             f"descriptors; this soundalike computes version {descriptors.DESCRIPTOR_VERSION}")
+        out.append(metric)
+    return out
 
 
 def part_weights(key: str) -> list[float]:
@@ -104,12 +134,15 @@ class EmbeddingPart:
     mean: np.ndarray
     std: np.ndarray
     weight: float = 1.0
+    metric: Metric | None = None  # a learned map applied to raw rows before ``mean`` and ``std``
 
     def transform(self, raw: np.ndarray) -> np.ndarray:
-        """Raw rows ``(..., dim)`` of this part to z-scored, unit-length rows scaled by ``sqrt(weight)``."""
+        """Raw rows ``(..., dim)`` of this part to (mapped,) z-scored, unit-length rows scaled by ``sqrt(weight)``."""
         x = np.asarray(raw, dtype=np.float32)
         if x.shape[-1] != self.dim:
             raise SpaceError(f"{self.model}: expected vectors of dimension {self.dim}, got shape {x.shape}")
+        if self.metric is not None:
+            x = self.metric.apply(x)
         return np.float32(np.sqrt(self.weight)) * unit_rows((x - self.mean) / self.std)
 
 
@@ -179,7 +212,8 @@ class Embedding:
         """JSON-ready statistics (written beside the index)."""
         out: dict[str, Any] = {"model": self.model, "built_on": self.built_on, "kind": self.kind,
                                "descriptor_version": self.descriptor_version, "parts": [
-            {"model": p.model, "dim": p.dim, "mean": p.mean.tolist(), "std": p.std.tolist(), "weight": p.weight}
+            {"model": p.model, "dim": p.dim, "mean": p.mean.tolist(), "std": p.std.tolist(), "weight": p.weight,
+             **({"metric": p.metric.name} if p.metric is not None else {})}  # only then: fingerprints stay
             for p in self.parts]}
         if self.neighbours:  # only then: the statistics' fingerprint (the re-rank store's) stays what it was
             out["neighbours"] = self.neighbours
@@ -187,9 +221,11 @@ class Embedding:
 
     @classmethod
     def from_json(cls, saved: Mapping[str, Any]) -> Embedding:
-        """The inverse of :meth:`to_json`; raises ``KeyError``/``TypeError``/``ValueError`` on a bad payload."""
+        """The inverse of :meth:`to_json`; raises ``KeyError``/``TypeError``/``ValueError`` on a bad payload (also
+        when it names a metric this build does not ship)."""
         parts = [EmbeddingPart(str(p["model"]), int(p["dim"]), np.asarray(p["mean"], np.float32),
-                               np.asarray(p["std"], np.float32), float(p["weight"])) for p in saved["parts"]]
+                               np.asarray(p["std"], np.float32), float(p["weight"]),
+                               load_metric(str(p["metric"])) if p.get("metric") else None) for p in saved["parts"]]
         for p in parts:
             if p.mean.shape != (p.dim,) or p.std.shape != (p.dim,):
                 raise ValueError(f"statistics of {p.model} do not have {p.dim} values")
@@ -199,18 +235,27 @@ class Embedding:
     def describe(self) -> dict[str, Any]:
         """The key and its parts (model, dimension, weight): what an export says about its vectors."""
         return {"model": self.model, "dim": self.dim, "neighbours": self.neighbours,
-                "parts": [{"model": p.model, "dim": p.dim, "weight": round(p.weight, 6)} for p in self.parts]}
+                "parts": [{"model": p.model, "dim": p.dim, "weight": round(p.weight, 6),
+                           **({"metric": p.metric.name} if p.metric is not None else {})} for p in self.parts]}
 
 
 def fit_embedding(key: str, raw: np.ndarray, dims: list[int], kind: str = "flat") -> Embedding:
-    """Statistics of every part of ``key`` from raw vectors ``(n, sum(dims))``, weighted as the key says."""
+    """Statistics of every part of ``key`` from raw vectors ``(n, sum(dims))``, weighted as the key says (a part
+    with a metric: the mean of its mapped rows, unit scale; module doc)."""
     names = model_parts(key)
     if len(names) != len(dims):
         raise SpaceError(f"{key}: {len(names)} parts but {len(dims)} dimensions")
     parts, start = [], 0
-    for name, dim, weight in zip(names, dims, part_weights(key), strict=True):
-        _, mean, std = standardise(raw[:, start:start + dim])
-        parts.append(EmbeddingPart(name, dim, mean, std, weight))
+    for name, dim, weight, metric in zip(names, dims, part_weights(key), part_metrics(key), strict=True):
+        block = raw[:, start:start + dim]
+        if metric is None:
+            _, mean, std = standardise(block)
+        elif metric.dim != dim:
+            raise SpaceError(f"{key}: {metric.name} maps {metric.dim} columns; {name} has {dim}")
+        else:
+            mean = metric.apply(block).astype(np.float64).mean(axis=0).astype(np.float32)
+            std = np.ones(dim, dtype=np.float32)
+        parts.append(EmbeddingPart(name, dim, mean, std, weight, metric))
         start += dim
     return Embedding(key, parts, built_on=len(raw), kind=kind,
                      descriptor_version=descriptors.DESCRIPTOR_VERSION if DESCRIPTOR_MODEL in names else 0,

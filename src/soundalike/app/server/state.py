@@ -22,7 +22,7 @@ from typing import Generic, TypeVar
 
 from soundalike.library.catalog import DESCRIPTOR_MODEL, CatalogError, Library, Track
 from soundalike.search.index import VectorIndex
-from soundalike.search.space import SpaceError, model_parts
+from soundalike.search.space import SpaceError, model_parts, part_metrics
 
 T = TypeVar("T")
 
@@ -30,7 +30,7 @@ _INHERITED: list[Library | None] = []  # a forked worker's copies of its parent'
 
 # A model name from a client is one of the library's embeddings or family names, or a fusion of them: never a
 # file path (recommend.load_index would read a checkpoint file by that name).
-_MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+@~-]{0,200}$")
+_MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+@~#-]{0,200}$")
 
 
 class ModelNameError(ValueError):
@@ -223,8 +223,9 @@ class LibraryState:
         allowed = self.allowed_models()
         try:
             parts = model_parts(model)
-        except SpaceError:
-            raise ModelNameError(f"unknown model {model[:60]!r}") from None
+            part_metrics(model)  # a part's learned metric (``descriptor#rca-…``): known, and fitted for that part
+        except SpaceError as exc:
+            raise ModelNameError(f"unknown model {model[:60]!r}: {exc}"[:300]) from None
         for part in parts:
             if part not in allowed:
                 raise ModelNameError(f"unknown model {part[:60]!r}; this library offers: "

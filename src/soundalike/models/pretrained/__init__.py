@@ -80,6 +80,13 @@ def _same_file(a: Path, b: str | os.PathLike[str]) -> bool:
         return False
 
 
+def default_metrics() -> dict[str, str]:
+    """The learned metric ``default.json`` names for a part (``descriptor`` or a checkpoint's file name), by part:
+    the default searches that part as ``model#metric`` (:mod:`soundalike.search.metric`)."""
+    spec = _spec()
+    return {} if spec is None else {str(p["part"]): str(p["metric"]) for p in spec["parts"] if p.get("metric")}
+
+
 def default_neighbours() -> int:
     """How many nearest tracks (itself included) the default smooths each search vector over (``default.json``'s
     ``neighbours``; 0: none, :mod:`soundalike.search.neighbours`)."""
