@@ -14,12 +14,14 @@
 #      the default, the default analysis window: 105 s since 8655da5, 120 s before): validation (its 11 albums),
 #      test (the held-out set); and
 #      the test albums once more on whole tracks (--analyse-seconds 0, as musicnn's own package hears them);
-#   3. python benchmarks/quality.py over the three libraries: the descriptors, each shipped model alone, the previous
-#      default (descriptors 0.2 + musicnn 0.8), musicnn as its own package ships it (the Million Song Dataset
-#      training, whole track: the strongest peer tool), and the default; gains over the descriptors and over the
-#      previous default, paired, with 95 % bootstrap intervals over albums.
+#   3. python benchmarks/quality.py over the three libraries: the descriptors (also through the default's metric
+#      of them), each shipped model alone, the previous default (the same three parts without learned metrics:
+#      descriptors 0.14 + musicnn 0.56 + contrastive 0.3), musicnn as its own package ships it (the Million Song
+#      Dataset training, whole track: the strongest peer tool), and the default; gains over the descriptors and
+#      over the previous default, paired, with 95 % bootstrap intervals over albums.
 # The default was chosen on validation only (quality-training-data.json, quality-default-weights.json, written by
-# scripts/reproduce_training_data.sh); nothing here feeds back into a choice.
+# scripts/reproduce_training_data.sh; the metrics and weights: quality-metric.json, scripts/reproduce_metric.sh);
+# nothing here feeds back into a choice.
 set -euo pipefail
 [[ $# -ge 1 ]] || { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 2; }
 source "$(dirname "${BASH_SOURCE[0]}")/album_sets.sh" "$1"
@@ -32,9 +34,10 @@ W=$("$PY" -c "from soundalike.audio.analysis import DEFAULT_WINDOW as w; print(f
 "$SL" index "$WORK/heldout" --library "$WORK/libs/test-default-${W}s" --analyse-seconds "$W"
 "$SL" index "$WORK/heldout" --library "$WORK/libs/test" --analyse-seconds 0
 
+DESCRIPTOR_METRIC=$("$PY" -c "from soundalike.models.pretrained import default_metrics as m; print(m()['descriptor'])")
 "$PY" benchmarks/quality.py --set "validation=$WORK/libs/val-default-${W}s:$WORK/dev,$WORK/train" \
   --set "test=$WORK/libs/test-default-${W}s:$WORK/heldout" --set "test-whole-tracks=$WORK/libs/test:$WORK/heldout" \
-  --embeddings "${DEFAULT_PARTS[@]}" \
-  "previous-default=descriptor@0.2+$P/default.pt@0.8" musicnn-msd default \
+  --embeddings "${DEFAULT_PARTS[@]}" "descriptor-metric=descriptor#$DESCRIPTOR_METRIC" \
+  "previous-default=descriptor@0.14+$P/default.pt@0.56+$P/default_contrastive.pt@0.3" musicnn-msd default \
   --versus previous-default --out "$OUT" --markdown "${OUT%.json}.md"
 echo "wrote $OUT"

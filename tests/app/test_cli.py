@@ -203,6 +203,7 @@ def test_index_embeds_with_the_shipped_default(indexed: tuple[Path, Path, list[s
     from soundalike.models.pretrained import (
         default_checkpoint,
         default_checkpoints,
+        default_metrics,
         default_parts,
         model_card,
         shipped_model_ids,
@@ -235,7 +236,8 @@ def test_index_embeds_with_the_shipped_default(indexed: tuple[Path, Path, list[s
     with Library.open(library, create=False) as lib:  # `--model default` searches every part, weighted
         key = resolve_model(lib, "default")
     assert [float(part.split("@")[1]) for part in key.split("+")] == [w for _, w in default_parts()]
-    assert all(part.split("@")[0] in card for part in key.split("+")[1:])  # the card names every model
+    assert all(part.split("@")[0].split("#")[0] in card for part in key.split("+")[1:])  # the card names every model
+    assert all(metric in card for metric in default_metrics().values())  # and every metric
 
 
 def test_a_query_of_a_library_track_does_not_load_pytorch(indexed: tuple[Path, Path, list[synth.SynthTrack]]

@@ -12,6 +12,7 @@ import pytest
 from helpers import run_cli
 from soundalike import synth
 from soundalike.library.catalog import Library
+from soundalike.models.pretrained import default_metrics
 from soundalike.recommend import Filters, load_index, similar
 from soundalike.search.space import model_parts
 
@@ -26,14 +27,18 @@ def test_export_writes_the_search_vectors_of_default(indexed: tuple[Path, Path, 
         index = load_index(lib, "default")
         _, found = similar(lib, str(int(index.ids[0])), 5, filters=Filters(skip_duplicates=False))
     key = index.embedding.model
-    assert key.startswith("descriptor@0.14+musicnn-") and "@0.56+contrastive-" in key and key.endswith("@0.3")
+    metrics = default_metrics()  # the parts default.json names, through their metrics, with its weights
+    assert key.startswith(f"descriptor#{metrics['descriptor']}@0.3+musicnn-") and "@0.4+contrastive-" in key
+    assert key.endswith(f"#{metrics['default_contrastive.pt']}@0.3")
     assert code == 0 and "20 tracks" in out and key in out and "search vectors" in out
     if fmt == "npz":
         data = np.load(out_file)
         ids, vectors = data["track_id"], data["vectors"]
         meta = json.loads(str(data["meta"]))
         assert meta["model"] == key and [p["model"] for p in meta["parts"]] == model_parts(key)
-        assert [p["weight"] for p in meta["parts"]] == pytest.approx([0.14, 0.56, 0.3])  # default.json
+        assert [p["weight"] for p in meta["parts"]] == pytest.approx([0.3, 0.4, 0.3])  # default.json
+        assert [p.get("metric") for p in meta["parts"]] == [metrics["descriptor"], None,
+                                                            metrics["default_contrastive.pt"]]
         lengths = data["segment_lengths"]
         assert (lengths > 0).all() and data["segments"].shape == (lengths.sum(), vectors.shape[1])
         np.testing.assert_allclose(np.linalg.norm(data["segments"], axis=1), 1.0, atol=1e-5)

@@ -17,7 +17,7 @@ def test_embeddings_are_the_search_vectors_of_the_index(indexed: tuple[Path, Pat
     with Library.open(library) as lib:
         names = default_models(lib)
         assert names[:2] == ["descriptor", "spfy10"]
-        assert any(n.startswith("descriptor@0.14+musicnn-") and "+contrastive-" in n for n in names)
+        assert any(n.startswith("descriptor#rca-") and "+musicnn-" in n and "+contrastive-" in n for n in names)
         loaded = library_embeddings(lib, ["default", "descriptor", "spfy10"])
         index = load_index(lib, "default")
         np.testing.assert_array_equal(loaded["default"][0], index.ids)

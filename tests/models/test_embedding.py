@@ -82,15 +82,17 @@ def test_default_searches_the_parts_a_library_has(lib_dir: Path) -> None:
     """A library indexed before a part of the default shipped searches the parts it has, with their weights."""
     from soundalike.models.checkpoint import read_checkpoint
     from soundalike.models.embedding import default_key
-    from soundalike.models.pretrained import default_checkpoints, default_parts
+    from soundalike.models.pretrained import default_checkpoints, default_metrics, default_parts
 
     weights = [w for _, w in default_parts()]
     musicnn, contrastive = (str(read_checkpoint(c)["model_id"]) for c in default_checkpoints())
+    descriptor = f"descriptor#{default_metrics()['descriptor']}"  # the parts through their metrics
+    contrastive_part = f"{contrastive}#{default_metrics()['default_contrastive.pt']}"
     with Library.open(lib_dir / "lib") as lib:
-        assert default_key(lib, set()) == "descriptor"
-        assert default_key(lib, {musicnn}) == f"descriptor@{weights[0]:g}+{musicnn}@{weights[1]:g}"
+        assert default_key(lib, set()) == "descriptor"  # alone: plain, not through the fusion's metric
+        assert default_key(lib, {musicnn}) == f"{descriptor}@{weights[0]:g}+{musicnn}@{weights[1]:g}"
         assert default_key(lib, {musicnn, contrastive}) == \
-            f"descriptor@{weights[0]:g}+{musicnn}@{weights[1]:g}+{contrastive}@{weights[2]:g}"
+            f"{descriptor}@{weights[0]:g}+{musicnn}@{weights[1]:g}+{contrastive_part}@{weights[2]:g}"
         assert resolve_model(lib, "default") == "descriptor"  # this library has no model embeddings
 
 

@@ -30,7 +30,7 @@ def test_every_distance_works_with_the_default_model(indexed: tuple[Path, Path, 
                              "--format", "json")
     assert code == 0, err
     cli = json.loads(out)
-    parts = [part.split("@")[0].split("-")[0] for part in cli["model"].split("+")]
+    parts = [part.split("@")[0].split("#")[0].split("-")[0] for part in cli["model"].split("+")]
     assert parts == ["descriptor", "musicnn", "contrastive"] and cli["notes"] == []  # the default's three parts
     answer = client.get("/api/tracks/3/similar", params={"distance": distance, "k": 5})
     assert answer.status_code == 200, answer.text

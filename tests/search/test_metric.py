@@ -8,6 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from helpers import run_cli
+from soundalike.audio.descriptors import DESCRIPTOR_VERSION
+from soundalike.library.catalog import Library
+from soundalike.models.embedding import resolve_model
+from soundalike.models.pretrained import default_metrics, shipped_model_ids
 from soundalike.search.metric import METRICS_ENV, Metric, MetricError, fit_rca, shipped_metrics, split_metric
 from soundalike.search.space import Embedding, SpaceError, fit_embedding, model_parts, part_metrics
 from soundalike.search.vectors import standardise, unit_rows
@@ -120,3 +125,42 @@ def test_a_part_with_a_metric_is_mapped_then_centred_and_saved_by_name(tmp_path:
     monkeypatch.delenv(METRICS_ENV)
     with pytest.raises(ValueError, match="unknown metric"):  # a saved index then fits again, and says why
         Embedding.from_json(saved)
+
+
+def test_the_shipped_metrics_fit_the_default_parts_they_are_named_for() -> None:
+    named = default_metrics()
+    assert named, "default.json names the metrics of its parts"
+    ids = {**shipped_model_ids(), "descriptor": "descriptor"}
+    for part, name in named.items():
+        metric = Metric.load(shipped_metrics()[name])
+        assert metric.model == ids[part] and metric.info["kind"] == "rca"
+        assert set(metric.info["fitted_on"]) <= set(_train_albums())  # train albums only (issue 12)
+        if part == "descriptor":
+            assert metric.info["descriptor_version"] == DESCRIPTOR_VERSION
+
+
+def _train_albums() -> list[str]:
+    sets = json.loads((Path(__file__).parents[2] / "benchmarks" / "album_sets.json").read_text())["train"]
+    return sets["dev"] + sets["train"]
+
+
+def test_the_default_searches_its_parts_through_their_metrics(indexed: tuple[Path, Path, list]) -> None:
+    _, lib_path, _ = indexed
+    with Library.open(lib_path, create=False) as lib:
+        key = resolve_model(lib, "default")
+        descriptor_metric = default_metrics()["descriptor"]
+        assert f"descriptor#{descriptor_metric}@" in key
+        assert resolve_model(lib, f"descriptor#{descriptor_metric}") == f"descriptor#{descriptor_metric}"
+    code, out, err = run_cli("similar", "1", "--library", str(lib_path), "-k", "3", "--model",
+                             f"descriptor#{descriptor_metric}")
+    assert code == 0 and out.count("(id ") == 3, out + err
+    code, out, err = run_cli("similar", "1", "--library", str(lib_path), "--model", "descriptor#rca-00000000")
+    assert code != 0 and "unknown metric 'rca-00000000'" in out + err and "Traceback" not in out + err
+
+
+def test_models_lists_the_shipped_metrics_with_the_key_that_searches_them() -> None:
+    code, out, err = run_cli("models")
+    assert code == 0, err
+    for part, name in default_metrics().items():
+        model = {**shipped_model_ids(), "descriptor": "descriptor"}[part]
+        assert f"search it as {model}#{name}" in " ".join(out.split())

@@ -12,6 +12,7 @@ from helpers import short_error
 from soundalike.app.server import app as server_app
 from soundalike.app.server.app import create_app
 from soundalike.library.catalog import Library, Track
+from soundalike.models.pretrained import default_metrics
 
 
 # --- page, docs, health -------------------------------------------------------------------------------------------
@@ -188,6 +189,12 @@ def test_similar_bad_input(client: TestClient, tracks: list[Track]) -> None:
     assert "unknown model" in short_error(client.get(url, params={"model": "descriptor~nnx"}), 400)
     smoothed = client.get(url, params={"model": "descriptor~nn3", "k": 4})  # smoothed over 3 neighbours
     assert smoothed.status_code == 200 and len(smoothed.json()["results"]) == 4
+    metric = default_metrics()["descriptor"]  # the descriptors through the default's learned metric
+    mapped = client.get(url, params={"model": f"descriptor#{metric}", "k": 4})
+    assert mapped.status_code == 200 and mapped.json()["model"] == f"descriptor#{metric}"
+    assert "unknown metric 'rca-00000000'" in short_error(client.get(url, params={"model": "descriptor#rca-00000000"}),
+                                                          400)
+    assert "unknown model" in short_error(client.get(url, params={"model": "descriptor#a#b"}), 400)
     assert "distance" in short_error(client.get(url, params={"distance": "euclid"}), 400)
     assert "segment" in short_error(client.get(url, params={"distance": "dtw"}), 400)  # descriptors have none
     short_error(client.get(url, params={"k": 0}), 422)
