@@ -4,7 +4,8 @@
 
 Only tracks of the train albums of ``benchmarks/album_sets.json`` are used (an album is the first folder below a
 music root, as ``benchmarks/quality.py`` counts them); validation and test albums never reach the fit (issue 12).
-``--model`` is ``descriptor`` or a model id the library holds (``contrastive-f79d2f66-s16``); prints the metric's
+``--model`` is ``descriptor``, a model id the library holds (``contrastive-f79d2f66-s16``) or a family name
+(its newest embedding); prints the metric's
 name, which a search key gives after the part (``descriptor#rca-1a2b3c4d``).
 """
 
@@ -23,7 +24,8 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from quality import album_of  # noqa: E402  (the benchmark's own album rule)
 
 from soundalike.audio.descriptors import DESCRIPTOR_VERSION  # noqa: E402
-from soundalike.library.catalog import DESCRIPTOR_MODEL, Library  # noqa: E402
+from soundalike.library.catalog import DESCRIPTOR_MODEL, CatalogError, Library  # noqa: E402
+from soundalike.models.embedding import resolve_model  # noqa: E402
 from soundalike.search.metric import fit_rca  # noqa: E402
 
 
@@ -45,6 +47,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     wanted = train_albums(args.sets)
     with Library.open(args.library, create=False) as lib:
+        try:
+            args.model = resolve_model(lib, args.model)  # a family name: its newest embedding's model id
+        except CatalogError as exc:
+            print(f"{args.library}: {exc}", file=sys.stderr)
+            return 1
         ids, raw = lib.vectors(args.model)
         albums = np.array(album_of([t.path for t in lib.tracks(ids.tolist())],
                                    [Path(m) for m in args.music.split(",")]))

@@ -102,3 +102,9 @@ PY
 )
 echo "chosen on validation: $CHOSEN ($CHOSEN_KEY); the test albums report it once"
 test_once "$TEST_OUT" descriptor "default=$BEFORE" "$CHOSEN=$CHOSEN_KEY"
+"$PY" - "$TEST_OUT" "$CHOSEN" <<'PY'
+import json, sys
+v = json.load(open(sys.argv[1]))["sets"]["test"]["results"][sys.argv[2]]["map_at_10"]["vs_default"]
+gate = "below zero: it does not ship" if v["gain_hi"] < 0 else "not wholly below zero: it ships"
+print(f"the test albums' gate: paired change {v['gain']:+.1%} [{v['gain_lo']:+.1%}, {v['gain_hi']:+.1%}], {gate}")
+PY

@@ -31,6 +31,7 @@ def test_export_writes_the_search_vectors_of_default(indexed: tuple[Path, Path, 
     assert key.startswith(f"descriptor#{metrics['descriptor']}@0.3+musicnn-") and "@0.4+contrastive-" in key
     assert key.endswith(f"#{metrics['default_contrastive.pt']}@0.3")
     assert code == 0 and "20 tracks" in out and key in out and "search vectors" in out
+    assert f"descriptor (120, through {metrics['descriptor']})" in " ".join(out.split())
     if fmt == "npz":
         data = np.load(out_file)
         ids, vectors = data["track_id"], data["vectors"]
@@ -52,7 +53,8 @@ def test_export_writes_the_search_vectors_of_default(indexed: tuple[Path, Path, 
         with open(out_file, newline="") as f:
             rows = list(csv.reader(f))
         assert rows[0][:6] == ["track_id", "path", "artist", "album", "title", "duration"]
-        assert rows[0][6] == "descriptor:mfcc00_mean" and rows[0][-1].startswith("contrastive-")
+        # the descriptors' search columns mix them through their metric: named by it, not by descriptor names
+        assert rows[0][6] == f"descriptor#{metrics['descriptor']}:v0" and rows[0][-1].startswith("contrastive-")
         ids = np.array([int(r[0]) for r in rows[1:]])
         vectors = np.array([r[6:] for r in rows[1:]], dtype=float)
     np.testing.assert_array_equal(ids, index.ids)

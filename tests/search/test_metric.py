@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -10,10 +11,19 @@ import pytest
 
 from helpers import run_cli
 from soundalike.audio.descriptors import DESCRIPTOR_VERSION
-from soundalike.library.catalog import Library
+from soundalike.library.catalog import CatalogError, Library
+from soundalike.models import embedding
 from soundalike.models.embedding import resolve_model
 from soundalike.models.pretrained import default_metrics, shipped_model_ids
-from soundalike.search.metric import METRICS_ENV, Metric, MetricError, fit_rca, shipped_metrics, split_metric
+from soundalike.search.metric import (
+    METRICS_ENV,
+    Metric,
+    MetricError,
+    fit_rca,
+    load_metric,
+    shipped_metrics,
+    split_metric,
+)
 from soundalike.search.space import Embedding, SpaceError, fit_embedding, model_parts, part_metrics
 from soundalike.search.vectors import standardise, unit_rows
 
@@ -164,3 +174,71 @@ def test_models_lists_the_shipped_metrics_with_the_key_that_searches_them() -> N
     for part, name in default_metrics().items():
         model = {**shipped_model_ids(), "descriptor": "descriptor"}[part]
         assert f"search it as {model}#{name}" in " ".join(out.split())
+
+
+def test_a_broken_file_among_the_metrics_hides_no_other(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                          caplog: pytest.LogCaptureFixture) -> None:
+    x, labels = _albums(6)
+    good = fit_rca("learned-1", x, labels)
+    good.save(tmp_path / "good.npz")
+    (tmp_path / "empty.npz").write_bytes(b"")
+    (tmp_path / "cut.npz").write_bytes((tmp_path / "good.npz").read_bytes()[:100])  # a truncated zip
+    for broken in ("empty.npz", "cut.npz"):
+        with pytest.raises(MetricError, match=f"{broken}: not a soundalike metric"):
+            Metric.load(tmp_path / broken)
+    monkeypatch.setenv(METRICS_ENV, str(tmp_path))
+    assert load_metric(good.name).name == good.name  # the shipped ones and this one are still found
+    assert set(default_metrics().values()) <= set(shipped_metrics())
+    assert "cut.npz: not a soundalike metric" in caplog.text
+
+
+def test_a_metric_file_replaced_in_place_is_read_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    x, labels = _albums(7)
+    first, second = fit_rca("learned-1", x, labels, shrink=0.1), fit_rca("learned-1", x, labels, shrink=1.0)
+    folder = tmp_path / "metrics"
+    folder.mkdir()
+    first.save(folder / "m.npz")
+    monkeypatch.setenv(METRICS_ENV, str(folder))
+    assert load_metric(first.name).name == first.name
+    mtime = folder.stat().st_mtime_ns
+    second.save(folder / "m.npz")  # same path, new numbers (and name)
+    os.utime(folder, ns=(mtime, mtime))  # the folder looks unchanged
+    assert load_metric(second.name).name == second.name  # never the other metric under this name
+    with pytest.raises(MetricError, match=f"unknown metric '{first.name}'"):
+        load_metric(first.name)
+
+
+def test_a_key_names_each_embedding_once(indexed: tuple[Path, Path, list]) -> None:
+    _, lib_path, _ = indexed
+    metric = default_metrics()["descriptor"]
+    with pytest.raises(SpaceError, match="descriptor named twice"):
+        model_parts(f"descriptor@0.5+descriptor#{metric}@0.5")
+    code, out, err = run_cli("similar", "1", "--library", str(lib_path), "--model",
+                             f"descriptor@0.5+descriptor#{metric}@0.5")
+    assert code != 0 and "named twice" in out + err and "Traceback" not in out + err
+
+
+def test_a_default_whose_metric_is_missing_fails_in_one_line(indexed: tuple[Path, Path, list],
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    _, lib_path, _ = indexed
+    monkeypatch.setattr(embedding, "default_metrics", lambda: {"descriptor": "rca-00000000"})  # a broken build
+    with Library.open(lib_path, create=False) as lib, pytest.raises(CatalogError, match="the default model: unknown"):
+        resolve_model(lib, "default")
+    code, out, err = run_cli("similar", "1", "--library", str(lib_path))
+    assert code != 0 and "unknown metric 'rca-00000000'" in out + err and "Traceback" not in out + err
+
+
+def test_a_family_name_may_carry_its_metric_on_the_command_line_and_the_api(indexed: tuple[Path, Path, list]) -> None:
+    from fastapi.testclient import TestClient
+
+    from soundalike.app.server.app import create_app
+
+    _, lib_path, _ = indexed
+    metric = default_metrics()["default_contrastive.pt"]
+    code, out, err = run_cli("similar", "1", "--library", str(lib_path), "-k", "2", "--model", f"contrastive#{metric}")
+    assert code == 0 and out.count("(id ") == 2, out + err
+    with TestClient(create_app(lib_path, refresh_seconds=0.0), raise_server_exceptions=False) as client:
+        ok = client.get("/api/tracks/1/similar", params={"model": f"contrastive#{metric}", "k": 2})
+        assert ok.status_code == 200 and ok.json()["model"].endswith(f"#{metric}"), ok.text
+        wrong = client.get("/api/tracks/1/similar", params={"model": f"descriptor#{metric}", "k": 2})
+        assert wrong.status_code == 400 and "was fitted for contrastive-" in wrong.text

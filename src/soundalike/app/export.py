@@ -42,20 +42,23 @@ class ExportSummary:
 
     def line(self) -> str:
         """One printable line for the command line."""
-        parts = " + ".join(f"{p['model']} ({p['dim']})" for p in self.parts)
+        parts = " + ".join(f"{p['model']} ({p['dim']}" + (f", through {p['metric']})" if p.get("metric") and
+                                                          self.space == "search" else ")") for p in self.parts)
         what = "search vectors (unit length, as `similar` compares them)" if self.space == "search" else \
             "stored vectors (raw)"
         return (f"{self.tracks} tracks, {what} of {self.model}: {parts}; "
                 f"{self.with_segments} with segment sequences")
 
 
-def _column_names(parts: list[dict[str, Any]]) -> list[str]:
+def _column_names(parts: list[dict[str, Any]], raw: bool) -> list[str]:
     names: list[str] = []
     for p in parts:
-        if p["model"] == DESCRIPTOR_MODEL and p["dim"] == len(DESCRIPTOR_NAMES):
+        mapped = p.get("metric") and not raw  # a learned metric's columns mix the stored ones
+        if p["model"] == DESCRIPTOR_MODEL and p["dim"] == len(DESCRIPTOR_NAMES) and not mapped:
             names += list(DESCRIPTOR_NAMES) if len(parts) == 1 else [f"descriptor:{n}" for n in DESCRIPTOR_NAMES]
         else:
-            names += [f"v{i}" if len(parts) == 1 else f"{p['model']}:v{i}" for i in range(p["dim"])]
+            label = f"{p['model']}#{p['metric']}" if mapped else p["model"]
+            names += [f"v{i}" if len(parts) == 1 and not mapped else f"{label}:v{i}" for i in range(p["dim"])]
     return names
 
 
@@ -87,7 +90,7 @@ def export(lib: Library, out: str | os.PathLike[str], fmt: str | None = None, mo
             kept, seqs = index.sequences(lib, ids.tolist())
             found = dict(zip(kept, seqs, strict=True))
             segments = [found.get(int(i)) for i in ids]
-    names = _column_names(parts)
+    names = _column_names(parts, raw)
     summary = ExportSummary(len(rows), key, parts, "raw" if raw else "search",
                             sum(1 for s in segments if s is not None), names)
     meta = {"model": key, "requested": model, "space": summary.space, "parts": parts,

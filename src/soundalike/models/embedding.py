@@ -330,7 +330,7 @@ def resolve_model(lib: Library, name: str) -> str:
     model id, a family name (its newest embedding), a shipped model (``musicnn-msd``) or a checkpoint file; fused
     (``+``), weighted (``@``), with a part's metric (``#``) or smoothed (``~nnK``) keys resolve part by part."""
     from soundalike.search.metric import METRIC_MARK
-    from soundalike.search.space import SpaceError, part_metrics, split_neighbours, with_neighbours
+    from soundalike.search.space import SpaceError, model_parts, part_metrics, split_neighbours, with_neighbours
 
     present = set(lib.models())
     if name == DESCRIPTOR_MODEL or name in present:
@@ -348,8 +348,13 @@ def resolve_model(lib: Library, name: str) -> str:
             parts = [split_part(part) for part in name.split("+") if part]
         except SpaceError as exc:
             raise CatalogError(str(exc)) from None
-        return "+".join(resolve_model(lib, part) + (f"@{weight:g}" if weight is not None else "")
-                        for part, weight in parts)
+        fused = "+".join(resolve_model(lib, part) + (f"@{weight:g}" if weight is not None else "")
+                         for part, weight in parts)
+        try:
+            model_parts(fused)  # each embedding once (a plain part and the same through a metric: not both)
+        except SpaceError as exc:
+            raise CatalogError(str(exc)) from None
+        return fused
     if METRIC_MARK in name and not os.path.isfile(name):  # a part with a learned metric: resolve its model
         from soundalike.search.metric import MetricError, split_metric
 
@@ -364,7 +369,12 @@ def resolve_model(lib: Library, name: str) -> str:
             raise CatalogError(str(exc)) from None
         return resolved
     if name == DEFAULT_NAME:
-        return default_key(lib, present)
+        key = default_key(lib, present)
+        try:
+            part_metrics(key)  # the shipped metrics: present, and fitted for these parts and descriptors
+        except SpaceError as exc:
+            raise CatalogError(f"the default model: {exc}") from None
+        return key
     registered = registered_models(lib)
     shipped_file = shipped_checkpoint(name)
     if shipped_file is not None and name != "musicnn":  # a training picked by name: its own embedding

@@ -20,6 +20,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import logging
 import os
 from dataclasses import dataclass, field
 from importlib import resources
@@ -27,6 +28,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+log = logging.getLogger(__name__)
 
 #: What precedes a metric's name in a key's part (``descriptor#rca-1a2b3c4d``).
 METRIC_MARK = "#"
@@ -80,8 +83,8 @@ class Metric:
             with np.load(path, allow_pickle=False) as data:
                 about = json.loads(str(data["about"]))
                 mean, std, matrix = (np.asarray(data[k], dtype=np.float32) for k in ("mean", "std", "matrix"))
-        except (OSError, KeyError, ValueError) as exc:
-            raise MetricError(f"{path}: not a soundalike metric ({exc})") from None
+        except Exception as exc:  # noqa: BLE001 — empty, truncated (BadZipFile, EOFError) or foreign files alike
+            raise MetricError(f"{path}: not a soundalike metric ({type(exc).__name__}: {exc})") from None
         d = matrix.shape[0]
         if matrix.shape != (d, d) or mean.shape != (d,) or std.shape != (d,) or not isinstance(about, dict):
             raise MetricError(f"{path}: not a soundalike metric (shapes {mean.shape}, {std.shape}, {matrix.shape})")
@@ -132,36 +135,55 @@ def _package_dir() -> Path:
     return Path(str(resources.files("soundalike.models.pretrained")))
 
 
-def _folders() -> tuple[Path, ...]:
+def _folders() -> tuple[tuple[Path, int], ...]:
+    """The package's folder and those of ``$SOUNDALIKE_METRICS``, each with its modification time (a file added,
+    removed or renamed there changes it, and the names are read again)."""
     extra = [Path(p) for p in os.environ.get(METRICS_ENV, "").split(os.pathsep) if p]
-    return (_package_dir(), *extra)
+    out = []
+    for folder in (_package_dir(), *extra):
+        try:
+            out.append((folder, folder.stat().st_mtime_ns))
+        except OSError:
+            out.append((folder, -1))  # missing: nothing there
+    return tuple(out)
 
 
 @functools.lru_cache(maxsize=8)
-def _known(folders: tuple[Path, ...]) -> dict[str, Path]:
+def _known(folders: tuple[tuple[Path, int], ...]) -> dict[str, Path]:
     found: dict[str, Path] = {}
-    for i, folder in enumerate(folders):
+    for i, (folder, _) in enumerate(folders):
         for path in sorted(folder.glob("metric_*.npz" if i == 0 else "*.npz")):
-            found.setdefault(Metric.load(path).name, path)
+            try:
+                found.setdefault(_load(path, path.stat().st_mtime_ns).name, path)
+            except (MetricError, OSError) as exc:  # one foreign or broken file does not hide the others
+                log.warning("%s", exc)
     return found
 
 
 def shipped_metrics() -> dict[str, Path]:
     """Every metric known by name: the package's (``metric_*.npz`` beside the pretrained models), then those of the
-    folders in ``$SOUNDALIKE_METRICS``."""
+    folders in ``$SOUNDALIKE_METRICS``; unreadable files are skipped with a warning."""
     return _known(_folders())
 
 
 def load_metric(name: str) -> Metric:
     """A known metric (:func:`shipped_metrics`) by name; :class:`MetricError` when there is none of that name."""
-    path = shipped_metrics().get(name)
-    if path is None:
-        known = ", ".join(sorted(shipped_metrics())) or "none"
-        raise MetricError(f"unknown metric {name!r} (known: {known}; more in the folders of ${METRICS_ENV})")
-    return _load(path, path.stat().st_mtime_ns)
+    for attempt in range(2):
+        path = shipped_metrics().get(name)
+        if path is not None:
+            try:
+                metric = _load(path, path.stat().st_mtime_ns)
+            except OSError:
+                metric = None
+            if metric is not None and metric.name == name:
+                return metric
+        if attempt == 0:  # a file replaced or removed since the names were read: read them again, once
+            _known.cache_clear()
+    known = ", ".join(sorted(shipped_metrics())) or "none"
+    raise MetricError(f"unknown metric {name!r} (known: {known}; more in the folders of ${METRICS_ENV})")
 
 
-@functools.lru_cache(maxsize=16)
+@functools.lru_cache(maxsize=32)
 def _load(path: Path, mtime_ns: int) -> Metric:
     return Metric.load(path)
 

@@ -86,14 +86,18 @@ def model_parts(key: str) -> list[str]:
     """The stored embeddings a (possibly fused, possibly weighted: ``a@0.2+b@0.8``, possibly smoothed: ``~nn5``,
     possibly with metrics: ``a#rca-1a2b3c4d``) key is made of."""
     try:
-        return [split_metric(split_part(k)[0])[0] for k in split_neighbours(key)[0].split("+") if k]
+        names = [split_metric(split_part(k)[0])[0] for k in split_neighbours(key)[0].split("+") if k]
     except MetricError as exc:
         raise SpaceError(str(exc)) from None
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:  # a part's columns are found by its model: each embedding is one part of a key
+        raise SpaceError(f"{key!r}: {', '.join(twice)} named twice; a key names each embedding once")
+    return names
 
 
-def part_metrics(key: str) -> list[Metric | None]:
+def part_metrics(key: str, match: bool = True) -> list[Metric | None]:
     """The learned metric each part of ``key`` names (None where it names none); :class:`SpaceError` for an
-    unknown one or one fitted for another embedding."""
+    unknown one or (``match``: the key's parts are resolved model ids) one fitted for another embedding."""
     out: list[Metric | None] = []
     for part in split_neighbours(key)[0].split("+"):
         if not part:
@@ -103,9 +107,9 @@ def part_metrics(key: str) -> list[Metric | None]:
             metric = load_metric(name) if name is not None else None
         except MetricError as exc:
             raise SpaceError(str(exc)) from None
-        if metric is not None and metric.model != model:
+        if match and metric is not None and metric.model != model:
             raise SpaceError(f"{part!r}: {name} was fitted for {metric.model}, not {model}")
-        if metric is not None and model == DESCRIPTOR_MODEL and \
+        if match and metric is not None and model == DESCRIPTOR_MODEL and \
                 metric.info.get("descriptor_version") != descriptors.DESCRIPTOR_VERSION:
             raise SpaceError(f"{part!r}: {name} was fitted on version {metric.info.get('descriptor_version')} "
                              f"descriptors; this soundalike computes version {descriptors.DESCRIPTOR_VERSION}")

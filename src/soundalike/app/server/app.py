@@ -256,7 +256,9 @@ async def filter_params(
 
 FiltersDep = Annotated[Filters, Depends(filter_params)]
 ModelParam = Annotated[str, Query(max_length=200, description="default, descriptor, a model family or id, or a "
-                                                              "fused key such as descriptor+melae.")]
+                                                              "fused key such as descriptor+melae; a part may name "
+                                                              "a learned metric after # (sent as %23: "
+                                                              "descriptor%23rca-3c9442fb).")]
 KParam = Annotated[int, Query(ge=1, le=MAX_K, description="How many tracks.")]
 TrackId = Annotated[int, PathParam(ge=1, le=MAX_ID, description="A catalogue track id.")]
 TrackIdQuery = Annotated[int, Query(ge=1, le=MAX_ID, description="A catalogue track id.")]

@@ -223,7 +223,8 @@ class LibraryState:
         allowed = self.allowed_models()
         try:
             parts = model_parts(model)
-            part_metrics(model)  # a part's learned metric (``descriptor#rca-…``): known, and fitted for that part
+            part_metrics(model, match=False)  # a part's learned metric (``descriptor#rca-…``) is known (whether
+            # it fits the part is resolve_model's to say, once a family name is resolved to a model id)
         except SpaceError as exc:
             raise ModelNameError(f"unknown model {model[:60]!r}: {exc}"[:300]) from None
         for part in parts:
