@@ -5,7 +5,7 @@ The one kind is **RCA** (relevant component analysis; Bar-Hillel et al., JMLR 20
 vectors *within* groups known to belong together — here the albums of the *train* set (issue 12: album labels of
 training music are free metadata) — so that the directions in which an album's tracks differ count less in the
 cosine than those in which albums differ. Slaney, Weinberger and White (ISMIR 2008, "Learning a metric for music
-similarity") found such album-supervised metrics to beat plain whitening for same-album retrieval. The within-album
+similarity") learned metrics over audio features from such side information (albums, artists). The within-album
 covariance is shrunk towards a multiple of the identity (``shrink`` × its mean eigenvalue) because a few hundred
 tracks estimate it poorly.
 
