@@ -258,7 +258,7 @@ def fit_embedding(key: str, raw: np.ndarray, dims: list[int], kind: str = "flat"
             raise SpaceError(f"{key}: {metric.name} maps {metric.dim} columns; {name} has {dim}")
         else:
             # the map is affine, so the mean of the mapped rows is the map of their mean (no n x dim copy)
-            mean = metric.apply(np.mean(block, axis=0, dtype=np.float64)).astype(np.float32)
+            mean = metric.apply(block.mean(axis=0, dtype=np.float64)).astype(np.float32)
             std = np.ones(dim, dtype=np.float32)
         parts.append(EmbeddingPart(name, dim, mean, std, weight, metric))
         start += dim
