@@ -20,8 +20,8 @@ from soundalike.search.metric import (
     Metric,
     MetricError,
     fit_rca,
+    known_metrics,
     load_metric,
-    shipped_metrics,
     split_metric,
 )
 from soundalike.search.space import Embedding, SpaceError, fit_embedding, model_parts, part_metrics
@@ -110,7 +110,7 @@ def test_a_part_with_a_metric_is_mapped_then_centred_and_saved_by_name(tmp_path:
     metric = fit_rca("learned-1", x, labels)
     metric.save(tmp_path / "learned.npz")
     monkeypatch.setenv(METRICS_ENV, str(tmp_path))
-    assert shipped_metrics()[metric.name] == tmp_path / "learned.npz"
+    assert known_metrics()[metric.name] == tmp_path / "learned.npz"
     rng = np.random.default_rng(5)
     raw = np.hstack([rng.normal(50, 10, (len(x), 4)), x])
     key = f"descriptor@0.3+learned-1#{metric.name}@0.7"
@@ -142,7 +142,7 @@ def test_the_shipped_metrics_fit_the_default_parts_they_are_named_for() -> None:
     assert named, "default.json names the metrics of its parts"
     ids = {**shipped_model_ids(), "descriptor": "descriptor"}
     for part, name in named.items():
-        metric = Metric.load(shipped_metrics()[name])
+        metric = Metric.load(known_metrics()[name])
         assert metric.model == ids[part] and metric.info["kind"] == "rca"
         assert set(metric.info["fitted_on"]) <= set(_train_albums())  # train albums only (issue 12)
         if part == "descriptor":
@@ -188,7 +188,7 @@ def test_a_broken_file_among_the_metrics_hides_no_other(tmp_path: Path, monkeypa
             Metric.load(tmp_path / broken)
     monkeypatch.setenv(METRICS_ENV, str(tmp_path))
     assert load_metric(good.name).name == good.name  # the shipped ones and this one are still found
-    assert set(default_metrics().values()) <= set(shipped_metrics())
+    assert set(default_metrics().values()) <= set(known_metrics())
     assert "cut.npz: not a soundalike metric" in caplog.text
 
 

@@ -343,7 +343,7 @@ def models(settings: str | None = typer.Option(None, "--settings", metavar="NAME
     import dataclasses
 
     from soundalike.models import ModelError, model_class, model_names
-    from soundalike.search.metric import load_metric, shipped_metrics
+    from soundalike.search.metric import known_metrics, load_metric
 
     if settings is not None:
         try:
@@ -356,7 +356,7 @@ def models(settings: str | None = typer.Option(None, "--settings", metavar="NAME
     for name in model_names():
         cls = model_class(name)
         out.print(f"{name:15s} preset {cls.preset_name:9s} {cls.source}")
-    for name in shipped_metrics():
+    for name in known_metrics():
         metric = load_metric(name)
         out.print(f"{name:15s} metric of {metric.model} ({metric.info.get('kind', 'rca')}, "
                   f"{metric.info.get('albums', '?')} train albums): search it as {metric.model}#{name}")

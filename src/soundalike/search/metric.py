@@ -95,7 +95,8 @@ class Metric:
 def within_album_covariance(z: np.ndarray, albums: np.ndarray) -> tuple[np.ndarray, int]:
     """Covariance of rows around their album's mean (albums of one track carry no such spread and are left out),
     and how many rows went into it."""
-    centred = [z[albums == a] - z[albums == a].mean(axis=0) for a in np.unique(albums) if (albums == a).sum() > 1]
+    groups = [z[albums == a] for a in np.unique(albums)]
+    centred = [g - g.mean(axis=0) for g in groups if len(g) > 1]
     if not centred:
         raise MetricError("RCA needs at least one album with two tracks or more")
     stacked = np.vstack(centred)
@@ -160,16 +161,16 @@ def _known(folders: tuple[tuple[Path, int], ...]) -> dict[str, Path]:
     return found
 
 
-def shipped_metrics() -> dict[str, Path]:
+def known_metrics() -> dict[str, Path]:
     """Every metric known by name: the package's (``metric_*.npz`` beside the pretrained models), then those of the
     folders in ``$SOUNDALIKE_METRICS``; unreadable files are skipped with a warning."""
     return _known(_folders())
 
 
 def load_metric(name: str) -> Metric:
-    """A known metric (:func:`shipped_metrics`) by name; :class:`MetricError` when there is none of that name."""
+    """A known metric (:func:`known_metrics`) by name; :class:`MetricError` when there is none of that name."""
     for attempt in range(2):
-        path = shipped_metrics().get(name)
+        path = known_metrics().get(name)
         if path is not None:
             try:
                 metric = _load(path, path.stat().st_mtime_ns)
@@ -179,7 +180,7 @@ def load_metric(name: str) -> Metric:
                 return metric
         if attempt == 0:  # a file replaced or removed since the names were read: read them again, once
             _known.cache_clear()
-    known = ", ".join(sorted(shipped_metrics())) or "none"
+    known = ", ".join(sorted(known_metrics())) or "none"
     raise MetricError(f"unknown metric {name!r} (known: {known}; more in the folders of ${METRICS_ENV})")
 
 

@@ -33,7 +33,7 @@ import numpy as np
 from soundalike.audio import descriptors
 from soundalike.library.catalog import DESCRIPTOR_MODEL, CatalogError, Library
 
-from .metric import Metric, MetricError, load_metric, split_metric
+from .metric import METRIC_MARK, Metric, MetricError, load_metric, split_metric
 from .vectors import standardise, unit_rows
 
 
@@ -82,13 +82,25 @@ def with_neighbours(key: str, neighbours: int) -> str:
     return f"{split_neighbours(key)[0]}{NEIGHBOURS_MARK}{neighbours}" if neighbours else key
 
 
+def _split_parts(key: str) -> list[tuple[str, str | None, float | None]]:
+    """``(stored model, metric name or None, weight or None)`` of every part of ``key`` (``~nnK`` left aside)."""
+    out = []
+    for part in split_neighbours(key)[0].split("+"):
+        if not part:
+            continue
+        name, weight = split_part(part)
+        try:
+            model, metric = split_metric(name)
+        except MetricError as exc:
+            raise SpaceError(str(exc)) from None
+        out.append((model, metric, weight))
+    return out
+
+
 def model_parts(key: str) -> list[str]:
     """The stored embeddings a (possibly fused, possibly weighted: ``a@0.2+b@0.8``, possibly smoothed: ``~nn5``,
     possibly with metrics: ``a#rca-1a2b3c4d``) key is made of."""
-    try:
-        names = [split_metric(split_part(k)[0])[0] for k in split_neighbours(key)[0].split("+") if k]
-    except MetricError as exc:
-        raise SpaceError(str(exc)) from None
+    names = [model for model, _, _ in _split_parts(key)]
     twice = sorted({n for n in names if names.count(n) > 1})
     if twice:  # a part's columns are found by its model: each embedding is one part of a key
         raise SpaceError(f"{key!r}: {', '.join(twice)} named twice; a key names each embedding once")
@@ -99,14 +111,12 @@ def part_metrics(key: str, match: bool = True) -> list[Metric | None]:
     """The learned metric each part of ``key`` names (None where it names none); :class:`SpaceError` for an
     unknown one or (``match``: the key's parts are resolved model ids) one fitted for another embedding."""
     out: list[Metric | None] = []
-    for part in split_neighbours(key)[0].split("+"):
-        if not part:
-            continue
+    for model, name, _ in _split_parts(key):
         try:
-            model, name = split_metric(split_part(part)[0])
             metric = load_metric(name) if name is not None else None
         except MetricError as exc:
             raise SpaceError(str(exc)) from None
+        part = f"{model}{METRIC_MARK}{name}"
         if match and metric is not None and metric.model != model:
             raise SpaceError(f"{part!r}: {name} was fitted for {metric.model}, not {model}")
         if match and metric is not None and model == DESCRIPTOR_MODEL and \
@@ -120,7 +130,7 @@ def part_metrics(key: str, match: bool = True) -> list[Metric | None]:
 def part_weights(key: str) -> list[float]:
     """Each part's share of the cosine similarity: the ``@`` weights of the key, normalised to sum to 1 (equal
     shares where none are given)."""
-    given = [split_part(k)[1] for k in split_neighbours(key)[0].split("+") if k]
+    given = [weight for _, _, weight in _split_parts(key)]
     if all(w is None for w in given):
         return [1.0 / len(given)] * len(given)
     if any(w is None for w in given):
